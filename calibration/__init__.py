@@ -1,0 +1,1 @@
+"""Calibration clips: choosing them, the calibration-set file, adapters for NNCF / ONNX Runtime / TensorRT."""

@@ -1,0 +1,1 @@
+"""Device profiles (one TOML per device) and deployment files. stdlib only."""

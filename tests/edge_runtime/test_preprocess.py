@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+
+from edge_runtime.preprocess import (
+    CONTRACT,
+    PreprocessConfig,
+    PreprocessError,
+    preprocess_clip,
+    preprocess_frame,
+    stack_snippet,
+)
+
+
+def test_known_pixel_lands_at_known_place_with_known_value():
+    # 6x8 BGR frame, no resize (short side 6 == crop 6), centre crop of width 6 drops one column each side.
+    frame = np.zeros((6, 8, 3), np.uint8)
+    frame[2, 3] = (255, 0, 51)  # B=255, G=0, R=51 at row 2, column 3
+    out = preprocess_frame(frame, PreprocessConfig(crop_size=(6, 6), resize_short_side=6))
+    assert out.shape == (3, 6, 6) and out.dtype == np.float32
+    # column 3 -> 2 after dropping one column; RGB order: R first.
+    assert out[0, 2, 2] == pytest.approx(51 / 127.5 - 1)  # R
+    assert out[1, 2, 2] == pytest.approx(-1.0)  # G
+    assert out[2, 2, 2] == pytest.approx(1.0)  # B
+    assert out[:, 0, 0] == pytest.approx([-1, -1, -1])
+
+
+def test_bgr_order_keeps_channels():
+    frame = np.zeros((4, 4, 3), np.uint8)
+    frame[..., 0] = 255
+    out = preprocess_frame(
+        frame, PreprocessConfig(crop_size=(4, 4), resize_short_side=4, channel_order="BGR")
+    )
+    assert np.all(out[0] == 1.0) and np.all(out[2] == -1.0)
+
+
+def test_resize_short_side_then_centre_crop():
+    # 20x40 frame: left half black, right half white; short side 10 -> 10x20, crop 10x10 is the middle.
+    frame = np.zeros((20, 40, 3), np.uint8)
+    frame[:, 20:] = 255
+    out = preprocess_frame(frame, PreprocessConfig(crop_size=(10, 10), resize_short_side=10))
+    assert out.shape == (3, 10, 10)
+    assert np.all(out[:, :, :5] == -1.0) and np.all(out[:, :, 5:] == 1.0)
+
+
+def test_range_is_minus_one_to_one():
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (3, 30, 50, 3), dtype=np.uint8)
+    out = preprocess_clip(clip, PreprocessConfig.square(16))
+    assert out.shape == (3, 3, 16, 16) and out.dtype == np.float32
+    assert out.min() >= -1.0 and out.max() <= 1.0
+
+
+def test_clip_equals_stacked_frames():
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    cfg = PreprocessConfig.square(12)
+    np.testing.assert_array_equal(
+        preprocess_clip(frames, cfg), stack_snippet([preprocess_frame(f, cfg) for f in frames])
+    )
+
+
+def test_dict_round_trip():
+    cfg = PreprocessConfig(crop_size=(32, 48), resize_short_side=40, channel_order="BGR")
+    d = cfg.to_dict()
+    assert d["contract"] == CONTRACT and d["crop_size"] == [32, 48]
+    assert PreprocessConfig.from_dict(d) == cfg
+
+
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        ({"crop_size": (0, 10)}, "crop_size"),
+        ({"crop_size": (-4, -4), "resize_short_side": 1}, "crop_size"),
+        ({"crop_size": (10, 10), "resize_short_side": 5}, "resize_short_side"),
+        ({"channel_order": "GRB"}, "channel_order"),
+        ({"std": (0.5, 0.0, 0.5)}, "std"),
+        ({"mean": (0.5, 0.5)}, "mean"),
+        ({"interpolation": "magic"}, "interpolation"),
+        ({"contract": "other/9"}, "contract"),
+    ],
+)
+def test_nonsense_parameters_are_refused(kwargs, needle):
+    with pytest.raises(PreprocessError, match=needle):
+        PreprocessConfig(**kwargs)
+
+
+def test_unknown_key_in_dict_is_refused():
+    d = PreprocessConfig().to_dict() | {"gamma": 2.2}
+    with pytest.raises(PreprocessError, match="gamma"):
+        PreprocessConfig.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    "frame, needle",
+    [
+        (np.zeros((8, 8, 3), np.float32), "uint8"),
+        (np.zeros((8, 8), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((8, 8, 4), np.uint8), r"\(H, W, 3\)"),
+        (np.zeros((0, 8, 3), np.uint8), r"\(H, W, 3\)"),
+        ([[1, 2, 3]], "numpy array"),
+    ],
+)
+def test_bad_frames_are_refused(frame, needle):
+    with pytest.raises(PreprocessError, match=needle):
+        preprocess_frame(frame, PreprocessConfig.square(8))
+
+
+def test_empty_snippet_is_refused():
+    with pytest.raises(PreprocessError, match="empty"):
+        stack_snippet([])

@@ -1,0 +1,46 @@
+"""The device side never imports torch; the CLIs answer --help quickly and explain themselves."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_edge_runtime_and_devices_do_not_import_torch():
+    code = (
+        "import sys, pkgutil, importlib\n"
+        "import edge_runtime, devices\n"
+        "for pkg in (edge_runtime, devices):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        try:\n"
+        "            importlib.import_module(m.name)\n"
+        "        except ImportError as e:\n"
+        "            if 'torch' in str(e): raise\n"
+        "bad = sorted(n for n in sys.modules if n.split('.')[0] in ('torch', 'training', 'export', 'calibration'))\n"
+        "print(bad)\n"
+        "assert not bad, bad\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_i3dmtn_help_does_not_import_torch():
+    result = _run(
+        "import sys; from training.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass\n"
+        "assert 'torch' not in sys.modules"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "synth" in result.stdout and "export" in result.stdout
+
+
+@pytest.mark.parametrize("argv", [["i3dmtn", "--help"], ["edge-runtime", "--help"]])
+def test_console_scripts_help(argv):
+    exe = __import__("shutil").which(argv[0], path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert exe, f"{argv[0]} console script not installed"
+    result = subprocess.run([exe, *argv[1:]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower()

@@ -1,0 +1,1 @@
+"""One module per `i3dmtn` subcommand: add_arguments(parser) and run(args)."""
