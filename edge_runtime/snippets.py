@@ -1,0 +1,48 @@
+"""Which frames form which snippet: shared by training, feature caching, calibration and the device.
+
+A snippet is ``S`` frames taken every ``stride`` frames; consecutive snippets do not overlap, so snippet ``i``
+starts at frame ``i * S * stride``. A video of ``n`` frames has ``ceil(n / (S * stride))`` snippets; the last
+one is padded by repeating the video's last frame (RTFM pads short videos the same way).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["snippet_span", "num_snippets", "snippet_frame_indices", "frame_to_snippet"]
+
+
+def _check(snippet_length: int, stride: int) -> None:
+    if snippet_length <= 0:
+        raise ValueError(f"snippet length must be positive, got {snippet_length}")
+    if stride <= 0:
+        raise ValueError(f"frame stride must be positive, got {stride}")
+
+
+def snippet_span(snippet_length: int, stride: int = 1) -> int:
+    """Frames of video covered by one snippet."""
+    _check(snippet_length, stride)
+    return snippet_length * stride
+
+
+def num_snippets(num_frames: int, snippet_length: int, stride: int = 1) -> int:
+    """Snippets in a video of ``num_frames`` frames (the last one padded)."""
+    if num_frames < 0:
+        raise ValueError(f"frame count must be >= 0, got {num_frames}")
+    return math.ceil(num_frames / snippet_span(snippet_length, stride))
+
+
+def snippet_frame_indices(index: int, num_frames: int, snippet_length: int, stride: int = 1) -> np.ndarray:
+    """Frame indices (length ``S``) of snippet ``index``, clamped to the last frame for padding."""
+    if num_frames <= 0:
+        raise ValueError("a video with no frames has no snippets")
+    start = index * snippet_span(snippet_length, stride)
+    idx = start + stride * np.arange(snippet_length)
+    return np.minimum(idx, num_frames - 1)
+
+
+def frame_to_snippet(num_frames: int, snippet_length: int, stride: int = 1) -> np.ndarray:
+    """For each frame, the snippet it belongs to: spreads snippet scores over frames, ``(num_frames,)``."""
+    return np.arange(num_frames) // snippet_span(snippet_length, stride)
