@@ -15,6 +15,7 @@ decode and some containers only estimate it from duration x fps. So:
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "grey.mp4"
 >>> write_video(path, np.full((5, 48, 64, 3), 128, np.uint8), fps=25.0)
+5
 >>> probe_video(path).num_frames
 5
 >>> read_frames(path, [4, 0]).shape
