@@ -1,0 +1,155 @@
+import json
+import sys
+
+import pytest
+
+from training.configs import (
+    CONFIG_NAMES,
+    ConfigError,
+    config_from_json,
+    config_to_json,
+    create_experiment_config,
+    get_config,
+    load_config,
+    save_config,
+    to_preprocess_config,
+    topk_count,
+    validate_config,
+)
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_every_preset_is_valid_and_named_after_itself(name):
+    cfg = get_config(name)
+    assert validate_config(cfg) == cfg
+    assert cfg["name"] == name
+
+
+def test_presets_share_the_same_keys():
+    keys = {name: set(get_config(name)) for name in CONFIG_NAMES}
+    assert all(k == keys["default"] for k in keys.values())
+
+
+def test_default_follows_rtfm():
+    cfg = get_config("default")
+    assert (cfg["clip_length"], cfg["num_snippets"]) == (16, 32)
+    assert (cfg["loss_smoothness_weight"], cfg["loss_sparsity_weight"]) == (8e-4, 8e-3)
+    assert topk_count(cfg["num_snippets"], cfg["topk_ratio"]) == 3
+
+
+def test_debug_is_tiny():
+    cfg = get_config("debug")
+    assert cfg["width_multiplier"] < 0.25
+    assert cfg["frame_size"] <= 80 and cfg["clip_length"] == 8
+    assert cfg["num_workers"] == 0
+
+
+def test_get_config_returns_a_fresh_copy():
+    get_config("default")["epochs"] = 999
+    assert get_config("default")["epochs"] != 999
+
+
+def test_unknown_config_name_lists_the_known_names():
+    with pytest.raises(ConfigError, match="known configs: default, fight, violence, debug"):
+        get_config("nope")
+
+
+def test_override_returns_new_dict_and_keeps_base():
+    base = get_config("debug")
+    cfg = create_experiment_config(base, epochs=7, learning_rate=0.01)
+    assert cfg["epochs"] == 7 and cfg["learning_rate"] == 0.01
+    assert base["epochs"] == get_config("debug")["epochs"]
+
+
+def test_unknown_key_names_the_closest_known_key():
+    with pytest.raises(ConfigError, match=r"'lerning_rate' \(did you mean 'learning_rate'\?\)"):
+        create_experiment_config(get_config("debug"), lerning_rate=0.1)
+
+
+def test_float_key_accepts_int_and_stores_float():
+    cfg = create_experiment_config(get_config("debug"), learning_rate=1)
+    assert isinstance(cfg["learning_rate"], float)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("epochs", 2.0), ("epochs", True), ("augment_flip", 1), ("learning_rate", "0.1"), ("amp", False)],
+)
+def test_wrong_types_are_refused_naming_key_and_types(key, value):
+    with pytest.raises(ConfigError, match=rf"{key!r} expects"):
+        create_experiment_config(get_config("debug"), **{key: value})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("topk_ratio", 0.0),
+        ("topk_ratio", 1.5),
+        ("batch_size", 0),
+        ("dropout", 1.0),
+        ("learning_rate", float("nan")),
+        ("weight_decay", -1.0),
+        ("amp", "maybe"),
+        ("resize_short_side", 32),
+        ("warmup_epochs", 99),
+    ],
+)
+def test_out_of_range_values_are_refused(key, value):
+    with pytest.raises(ConfigError, match=key):
+        create_experiment_config(get_config("debug"), **{key: value})
+
+
+def test_validate_refuses_missing_and_extra_keys():
+    cfg = get_config("debug")
+    del cfg["seed"]
+    with pytest.raises(ConfigError, match="missing key"):
+        validate_config(cfg)
+    with pytest.raises(ConfigError, match="'sede'"):
+        validate_config({**get_config("debug"), "sede": 1})
+
+
+def test_json_round_trip():
+    cfg = create_experiment_config(get_config("violence"), epochs=3, name="exp1")
+    assert config_from_json(config_to_json(cfg)) == cfg
+    assert json.loads(config_to_json(cfg))["name"] == "exp1"
+
+
+def test_json_missing_keys_are_filled_from_the_named_preset():
+    data = get_config("debug")
+    del data["frame_size"]
+    assert config_from_json(json.dumps(data))["frame_size"] == get_config("debug")["frame_size"]
+
+
+def test_bad_json_names_the_source():
+    with pytest.raises(ConfigError, match="run.json: not valid JSON"):
+        config_from_json("{", source="run.json")
+    with pytest.raises(ConfigError, match="JSON object"):
+        config_from_json("[1]")
+
+
+def test_save_and_load_file(tmp_path):
+    cfg = get_config("fight")
+    path = save_config(cfg, tmp_path / "sub" / "config.json")
+    assert load_config(path) == cfg
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize(
+    "k, ratio, expected", [(32, 0.1, 3), (8, 0.1, 1), (5, 0.1, 1), (10, 0.25, 3), (4, 1.0, 4)]
+)
+def test_topk_count(k, ratio, expected):
+    assert topk_count(k, ratio) == expected
+
+
+def test_preprocess_config_matches_frame_size():
+    pp = to_preprocess_config(get_config("debug"))
+    assert pp.crop_size == (64, 64) and pp.resize_short_side == 64
+
+
+def test_module_does_not_import_torch():
+    import subprocess
+
+    code = "import sys, training.configs; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

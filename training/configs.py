@@ -1,0 +1,322 @@
+"""Experiment configurations: one flat, JSON-able dict per experiment.
+
+A config is a plain ``dict[str, int | float | bool | str]`` so it can be stored in a checkpoint, written next
+to a run, and read back without any code of ours (``json.load``). Presets:
+
+- ``default``: the published recipe at full size (I3D at 224 px, 16-frame snippets, RTFM's 32 snippets and
+  loss weights; Tian et al., "Weakly-supervised Video Anomaly Detection with Robust Temporal Feature
+  Magnitude Learning", ICCV 2021; Sultani et al., "Real-world Anomaly Detection in Surveillance Videos",
+  CVPR 2018).
+- ``fight``: long untrimmed surveillance videos with video-level labels (UCF-Crime-like).
+- ``violence``: short trimmed clips (RWF-2000-like, 5 s at 30 fps) or movie / web clips (XD-Violence-like).
+- ``debug``: a tiny model on tiny frames that trains on a CPU in minutes on the synthetic videos (tests, CI).
+
+Pure Python: no torch, so the CLI can read configs instantly.
+
+>>> cfg = create_experiment_config(get_config("debug"), epochs=2)
+>>> cfg["epochs"], cfg["clip_length"], topk_count(cfg["num_snippets"], cfg["topk_ratio"])
+(2, 8, 1)
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AMP_MODES",
+    "CONFIG_NAMES",
+    "ConfigError",
+    "config_from_json",
+    "config_to_json",
+    "create_experiment_config",
+    "get_config",
+    "load_config",
+    "save_config",
+    "to_preprocess_config",
+    "topk_count",
+    "validate_config",
+]
+
+logger = logging.getLogger(__name__)
+
+AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
+
+
+class ConfigError(ValueError):
+    """A bad config name, key or value."""
+
+
+_DEFAULT: dict[str, Any] = {
+    "name": "default",
+    # ---- model ----
+    "clip_length": 16,  # S: frames per snippet; I3D's Kinetics models and RTFM's features use 16
+    "num_snippets": 32,  # K: snippets per video the head sees; RTFM / Sultani split a video into 32
+    "frame_stride": 1,  # take every frame: fights are fast, skipping frames loses the blows
+    "frame_size": 224,  # crop the model sees; 224 is I3D's Kinetics input
+    "resize_short_side": 224,  # == frame_size: the crop keeps the whole short side of the camera in view
+    "width_multiplier": 1.0,  # 1.0 = published I3D widths, so Kinetics checkpoints load by name
+    "mtn_hidden_dim": 512,  # channels per MTN branch, as RTFM (its 2048-d features -> 512)
+    "mtn_num_scales": 3,  # dilated temporal convs with dilations 1, 2, 4 (RTFM's pyramid)
+    "mil_attention_dim": 128,  # gated-attention MIL hidden size (Ilse et al., 2018 use 128)
+    "dropout": 0.5,  # head dropout; weak video-level labels overfit fast, 0.5 is a common middle (RTFM 0.7)
+    # ---- training ----
+    "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
+    "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px
+    "learning_rate": 1e-4,  # fine-tuning a pretrained backbone end to end; RTFM's 1e-3 is for the head only
+    "weight_decay": 5e-3,  # RTFM's Adam weight decay
+    "warmup_epochs": 2,  # linear warmup: keeps a random head from wrecking pretrained backbone weights
+    "min_lr_ratio": 0.01,  # cosine decay floor as a fraction of learning_rate
+    "grad_clip": 1.0,  # max gradient L2 norm (0 disables); MIL losses spike on noisy weak labels
+    "grad_accum_steps": 4,  # 8 x 4 = 32 videos per update, RTFM's batch size
+    "amp": "auto",  # mixed precision: auto = on with CUDA, off on CPU (one of AMP_MODES)
+    "early_stopping_patience": 10,  # epochs without a better validation AUC before stopping (0 disables)
+    "seed": 42,  # reproducible splits, initialisation and augmentation
+    "num_workers": 4,  # decoding video is the bottleneck; 4 workers keep one GPU fed
+    # ---- loss: total = a1 * anomaly + a2 * smoothness + a3 * sparsity ----
+    "loss_anomaly_weight": 1.0,  # a1: the classification term is the reference scale
+    "loss_smoothness_weight": 8e-4,  # a2: RTFM's temporal smoothness weight
+    "loss_sparsity_weight": 8e-3,  # a3: RTFM's sparsity weight (anomalies are rare within a video)
+    "topk_ratio": 0.1,  # top-k snippets for the MIL term: k = max(1, round(K / 10)) = 3 for K = 32 (RTFM)
+    "frame_loss_weight": 0.0,  # frame-level BCE; 0 because the usual training sets have video labels only
+    "mil_loss_weight": 1.0,  # top-k MIL BCE next to the video-score BCE, same scale
+    # ---- augmentation (training only) ----
+    "augment_flip": True,  # horizontal flip: a fight mirrored is still a fight
+    "augment_crop_jitter": 16,  # max shift (pixels of the resized frame) of the crop window from the centre
+}
+
+# Each preset is the default plus the overrides below; the comments say why.
+_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # UCF-Crime-like: long untrimmed surveillance videos, video-level labels, training usually on cached
+    # features, so RTFM's head recipe applies as published.
+    "fight": {
+        "name": "fight",
+        "learning_rate": 1e-3,  # RTFM's Adam learning rate for the head on cached features
+        "dropout": 0.7,  # RTFM's dropout on UCF-Crime
+        "batch_size": 32,  # features are small: RTFM's batch size in one step
+        "grad_accum_steps": 1,
+        "warmup_epochs": 1,
+    },
+    # RWF-2000-like (5 s clips at 30 fps, 150 frames) / XD-Violence-like: short trimmed clips where the
+    # violence fills much of the clip, so fewer snippets and a larger top-k share.
+    "violence": {
+        "name": "violence",
+        "num_snippets": 10,  # ceil(150 / 16) = 10 snippets cover a whole RWF-2000 clip
+        "topk_ratio": 0.3,  # k = 3 of 10: violence spans a large part of a trimmed clip
+        "epochs": 30,  # a few thousand clips converge sooner than UCF-Crime
+        "batch_size": 16,  # 160 frames per clip instead of 512: twice the clips per step
+        "grad_accum_steps": 2,
+        "early_stopping_patience": 8,
+    },
+    # Tiny model and frames: trains on a CPU in a few minutes and still sees the synthetic fights (the
+    # synthetic figures span a good part of a 64 px frame).
+    "debug": {
+        "name": "debug",
+        "clip_length": 8,
+        "num_snippets": 8,  # 8 x 8 = 64 frames per video
+        "frame_size": 64,
+        "resize_short_side": 64,
+        "width_multiplier": 0.125,  # stem 8 channels, 128-d features
+        "mtn_hidden_dim": 32,
+        "mil_attention_dim": 16,
+        "dropout": 0.1,  # a tiny model on a tiny set underfits before it overfits
+        "epochs": 3,
+        "batch_size": 4,
+        "learning_rate": 1e-3,  # from scratch, no pretrained weights to protect
+        "weight_decay": 0.0,
+        "warmup_epochs": 0,
+        "grad_accum_steps": 1,
+        "amp": "off",
+        "early_stopping_patience": 0,
+        "num_workers": 0,  # no worker processes on 2 shared CI cores
+        "augment_crop_jitter": 4,
+    },
+}
+
+CONFIG_NAMES: tuple[str, ...] = tuple(_PRESETS)
+
+_POSITIVE_INTS = (
+    "clip_length",
+    "num_snippets",
+    "frame_stride",
+    "frame_size",
+    "resize_short_side",
+    "mtn_hidden_dim",
+    "mtn_num_scales",
+    "mil_attention_dim",
+    "epochs",
+    "batch_size",
+    "grad_accum_steps",
+)
+_NON_NEGATIVE = (
+    "weight_decay",
+    "warmup_epochs",
+    "grad_clip",
+    "early_stopping_patience",
+    "seed",
+    "num_workers",
+    "loss_anomaly_weight",
+    "loss_smoothness_weight",
+    "loss_sparsity_weight",
+    "frame_loss_weight",
+    "mil_loss_weight",
+    "augment_crop_jitter",
+)
+
+
+def get_config(name: str = "default") -> dict[str, Any]:
+    """A fresh copy of the preset ``name`` (one of :data:`CONFIG_NAMES`)."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown config {name!r}; known configs: {', '.join(CONFIG_NAMES)}")
+    return {**_DEFAULT, **_PRESETS[name]}
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _coerce(key: str, value: Any, reference: Any) -> Any:
+    """``value`` checked against the type of ``reference``: int for int, float accepts int, bool strictly."""
+    if isinstance(reference, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(reference, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(reference, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, type(reference))
+    if not ok:
+        raise ConfigError(
+            f"config key {key!r} expects {_type_name(reference)}, got {_type_name(value)} {value!r}"
+        )
+    return value
+
+
+def _unknown_key_error(key: str, known: Any) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}")
+
+
+def create_experiment_config(base_config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """A new config: ``base_config`` with ``overrides`` applied, type-checked and validated.
+
+    Unknown keys are refused with the closest known key named; ``base_config`` is not modified.
+    """
+    config = dict(base_config)
+    for key, value in overrides.items():
+        if key not in config:
+            raise _unknown_key_error(key, config)
+        config[key] = _coerce(key, value, config[key])
+    return validate_config(config)
+
+
+def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every key, type and range; returns the config as a dict, raises :class:`ConfigError`."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a config must be a mapping, got {_type_name(config)}")
+    for key in config:
+        if key not in _DEFAULT:
+            raise _unknown_key_error(key, _DEFAULT)
+    missing = sorted(set(_DEFAULT) - set(config))
+    if missing:
+        raise ConfigError(f"config is missing key(s) {missing}")
+    cfg = {key: _coerce(key, config[key], _DEFAULT[key]) for key in _DEFAULT}
+
+    def fail(key: str, expected: str) -> None:
+        raise ConfigError(f"config key {key!r} must be {expected}, got {cfg[key]!r}")
+
+    for key in _POSITIVE_INTS:
+        if cfg[key] <= 0:
+            fail(key, "a positive integer")
+    for key in _NON_NEGATIVE:
+        if not cfg[key] >= 0:  # also refuses NaN
+            fail(key, ">= 0")
+    for key in ("learning_rate", "width_multiplier"):
+        if not (cfg[key] > 0 and math.isfinite(cfg[key])):
+            fail(key, "a positive finite number")
+    if not 0 < cfg["topk_ratio"] <= 1:
+        fail("topk_ratio", "in (0, 1]")
+    if not 0 <= cfg["dropout"] < 1:
+        fail("dropout", "in [0, 1)")
+    if not 0 <= cfg["min_lr_ratio"] <= 1:
+        fail("min_lr_ratio", "in [0, 1]")
+    if cfg["warmup_epochs"] > cfg["epochs"]:
+        fail("warmup_epochs", f"<= epochs ({cfg['epochs']})")
+    if cfg["resize_short_side"] < cfg["frame_size"]:
+        fail("resize_short_side", f">= frame_size ({cfg['frame_size']})")
+    if cfg["amp"] not in AMP_MODES:
+        fail("amp", f"one of {AMP_MODES}")
+    if not cfg["name"]:
+        fail("name", "a non-empty string")
+    return cfg
+
+
+def topk_count(num_snippets: int, topk_ratio: float) -> int:
+    """Snippets in the top-k MIL term: ``max(1, round(K * ratio))``, rounding halves up (not to even)."""
+    if num_snippets <= 0:
+        raise ConfigError(f"num_snippets must be positive, got {num_snippets}")
+    return min(num_snippets, max(1, math.floor(num_snippets * topk_ratio + 0.5)))
+
+
+def to_preprocess_config(config: Mapping[str, Any]) -> Any:
+    """The :class:`edge_runtime.preprocess.PreprocessConfig` this experiment trains with."""
+    from edge_runtime.preprocess import PreprocessConfig  # lazy: numpy + OpenCV
+
+    size = int(config["frame_size"])
+    return PreprocessConfig(crop_size=(size, size), resize_short_side=int(config["resize_short_side"]))
+
+
+def config_to_json(config: Mapping[str, Any]) -> str:
+    """Pretty, key-sorted JSON text of a validated config."""
+    return json.dumps(validate_config(config), indent=2, sort_keys=True) + "\n"
+
+
+def config_from_json(text: str, *, source: str = "<string>") -> dict[str, Any]:
+    """Read a config from JSON text; keys it lacks come from its preset (``name``) or ``default``.
+
+    Filling lets a checkpoint written before a key was added still load; the filled keys are logged.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a JSON object, got {_type_name(data)}")
+    base = get_config(data["name"] if data.get("name") in _PRESETS else "default")
+    filled = sorted(set(base) - set(data))
+    if filled:
+        logger.info("%s: keys %s not given, taken from the %r preset", source, filled, base["name"])
+    try:
+        return create_experiment_config(base, **data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def save_config(config: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the config as JSON to ``path`` (via a temporary file, so a crash never leaves half a file)."""
+    path = Path(path)
+    text = config_to_json(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a config written by :func:`save_config` (or by hand)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    return config_from_json(text, source=str(path))
