@@ -1,0 +1,275 @@
+"""``i3dmtn alerts``: watch the anomaly events of one or many edge devices over MQTT.
+
+Prints one line per event (or JSON lines), optionally runs a command for each start, saves the snapshot
+near each start, and serves a live web page. Needs only paho-mqtt and the standard library (no torch), so
+it runs on any watcher's machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
+
+__all__ = ["add_arguments", "run"]
+
+log = logging.getLogger(__name__)
+
+EPILOG = f"""\
+Topics (see DESIGN "Events over MQTT"): PREFIX/DEVICE/events (QoS 1 JSON, schema i3dmtn.event/1),
+PREFIX/DEVICE/status (retained online/offline), PREFIX/DEVICE/stats (JSON), PREFIX/DEVICE/snapshot/CAMERA
+(retained JPEG). Events are de-duplicated by event_id + seq; invalid messages are skipped with a warning.
+
+Environment:
+  {ENV_USERNAME}       MQTT user name (or --username)
+  {ENV_PASSWORD}       MQTT password (never an option: argv is visible to every user)
+  {ENV_PASSWORD_FILE}  file holding the MQTT password (e.g. a systemd credential)
+
+Exit status: 0 on Ctrl-C / SIGTERM, after --count events, or at --timeout without --count;
+1 if --timeout passes before --count events arrive or the broker cannot be reached; 2 on a bad option.
+
+Examples:
+  i3dmtn alerts --broker broker.lan
+  i3dmtn alerts --json --device cam-door | jq .peak_score
+  i3dmtn alerts --web :8080 --save-snapshots ~/alerts --exec "notify-send 'fight detected'"
+  i3dmtn alerts --group pager --client-id pager-1 --persistent --exec /usr/local/bin/page-guard
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``i3dmtn alerts`` (argparse only: cheap to import)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--device", metavar="ID", help="watch only this device id (default: every device)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each event as one JSON line (the message itself) for piping",
+    )
+    parser.add_argument(
+        "--save-snapshots",
+        metavar="DIR",
+        type=Path,
+        help="write the snapshot near each start to DIR/<device>_<camera>_<event_id>.jpg",
+    )
+    parser.add_argument(
+        "--exec",
+        metavar="CMD",
+        dest="exec_cmd",
+        help="run CMD (split like a shell, but no shell) for each start event, with the event JSON on stdin; "
+        "runs on a worker thread, failures are logged",
+    )
+    parser.add_argument(
+        "--exec-timeout",
+        metavar="S",
+        type=float,
+        default=30.0,
+        help="kill an --exec command that runs longer than S seconds (default 30)",
+    )
+    parser.add_argument(
+        "--group",
+        metavar="NAME",
+        help="shared subscription $share/NAME/...: consumers in the same group split the events between them",
+    )
+    parser.add_argument(
+        "--client-id", metavar="ID", help="MQTT client id (default: a random one; fixed with --persistent)"
+    )
+    parser.add_argument(
+        "--persistent",
+        action="store_true",
+        help="keep the MQTT session (needs --client-id): QoS 1 events sent while this consumer is away "
+        "are delivered when it comes back",
+    )
+    parser.add_argument(
+        "--web",
+        metavar="[HOST]:PORT",
+        help="also serve a live page at http://HOST:PORT/ (default host 127.0.0.1; no authentication, "
+        "so bind beyond loopback only behind a proxy)",
+    )
+    parser.add_argument("--count", metavar="N", type=int, help="exit after N events (after de-duplication)")
+    parser.add_argument("--timeout", metavar="S", type=float, help="exit after S seconds")
+    add_mqtt_arguments(parser)
+
+
+class _BadOption(Exception):
+    """A bad option: printed as one line ``i3dmtn alerts: error: ...``, exit status 2."""
+
+
+def _usage_error(message: str) -> Exception:
+    return _BadOption(message)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.count is not None and args.count < 1:
+        raise _usage_error(f"--count must be >= 1, got {args.count}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise _usage_error(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if args.exec_timeout <= 0:
+        raise _usage_error(f"--exec-timeout must be > 0 seconds, got {args.exec_timeout}")
+    if args.persistent and not args.client_id:
+        raise _usage_error("--persistent needs --client-id (the broker keeps the session under that id)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until Ctrl-C, ``--count`` or ``--timeout``; see ``i3dmtn alerts --help``."""
+    try:
+        return _run(args)
+    except _BadOption as exc:
+        print(f"i3dmtn alerts: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge_runtime.alerts.actions import EventCounter, ExecRunner, SnapshotSaver, TerminalPrinter
+    from edge_runtime.alerts.consumer import AlertConsumer
+    from edge_runtime.mqtt_settings import MqttSettings
+    from edge_runtime.schema import SchemaError, validate_id
+
+    _check_args(args)
+    try:
+        settings = MqttSettings.from_args(args)
+        client_id = validate_id(args.client_id, "--client-id") if args.client_id else None
+        exec_argv = shlex.split(args.exec_cmd) if args.exec_cmd is not None else None
+    except (ValueError, SchemaError) as exc:
+        raise _usage_error(str(exc)) from None
+    if exec_argv is not None and not exec_argv:
+        raise _usage_error("--exec needs a command, got an empty string")
+
+    printer = TerminalPrinter(as_json=args.json)
+    counter = EventCounter(args.count)
+    sinks: list[Any] = [printer, counter]
+    runner = ExecRunner(exec_argv, timeout=args.exec_timeout) if exec_argv else None
+    if runner:
+        sinks.append(runner)
+    if args.save_snapshots is not None:
+        try:
+            sinks.append(SnapshotSaver(args.save_snapshots))
+        except OSError as exc:
+            raise _usage_error(
+                f"--save-snapshots {str(args.save_snapshots)!r}: {exc.strerror or exc}"
+            ) from None
+    web = _start_web(args.web, settings.topic_prefix, sinks) if args.web else None
+    try:
+        consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
+    except SchemaError as exc:
+        if web:
+            web.stop()
+        raise _usage_error(str(exc)) from None
+    try:
+        return _watch(settings, consumer, client_id, args, counter, printer)
+    finally:
+        if web:
+            web.stop()
+        if runner:
+            runner.close(timeout=args.exec_timeout)
+
+
+def _start_web(address: str, prefix: str, sinks: list[Any]) -> Any:
+    from edge_runtime.alerts.state import AlertState
+    from edge_runtime.alerts.web import AlertWebServer, parse_listen_address
+
+    try:
+        host, port = parse_listen_address(address)
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
+    state = AlertState(prefix)
+    try:
+        web = AlertWebServer(state, host, port).start()
+    except OSError as exc:
+        raise _usage_error(
+            f"--web {address!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+        ) from None
+    sinks.append(state)
+    return web
+
+
+def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any) -> int:
+    """Connect, subscribe (again on every reconnect), and wait for the end condition."""
+    from edge_runtime.mqtt_settings import make_client
+
+    stop = threading.Event()
+    fatal: list[str] = []
+    client_id = client_id or f"i3dmtn-alerts-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    client = make_client(settings, client_id, clean_session=not args.persistent)
+    subscriptions = consumer.subscriptions()
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            fatal.append(f"broker {settings.url} refused the connection: {reason_code}")
+            stop.set()
+            return
+        log.info(
+            "connected to %s as %s (session present: %s)", settings.url, client_id, flags.session_present
+        )
+        client.subscribe(subscriptions)
+
+    def on_subscribe(client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
+        refused = [
+            topic for (topic, _), rc in zip(subscriptions, reason_codes, strict=False) if rc.is_failure
+        ]
+        if refused:
+            fatal.append(f"broker {settings.url} refused the subscription to {refused}")
+            stop.set()
+            return
+        log.info("subscribed to %s", ", ".join(t for t, _ in subscriptions))
+
+    def on_disconnect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if not stop.is_set():
+            log.warning("lost the connection to %s (%s); reconnecting", settings.url, reason_code)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_disconnect = on_disconnect
+    client.on_message = consumer.on_message
+    try:
+        client.connect(settings.host, settings.port, settings.keepalive)
+    except (OSError, ValueError) as exc:
+        print(
+            f"i3dmtn alerts: error: cannot connect to the broker {settings.url} (--broker): {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    _stop_on_sigterm(stop)
+    client.loop_start()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    timed_out = False
+    try:
+        while not (stop.is_set() or counter.done.is_set() or printer.closed.is_set()):
+            if deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+                break
+            stop.wait(0.2)
+    except KeyboardInterrupt:
+        log.info("interrupted: %d event(s) seen", counter.count)
+    finally:
+        stop.set()
+        client.disconnect()
+        client.loop_stop()
+    if fatal:
+        print(f"i3dmtn alerts: error: {fatal[0]}", file=sys.stderr)
+        return 1
+    if timed_out and args.count is not None and counter.count < args.count:
+        print(
+            f"i3dmtn alerts: --timeout {args.timeout:g}s passed with {counter.count} of --count {args.count} events",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _stop_on_sigterm(stop: threading.Event) -> None:
+    """SIGTERM (systemd, docker stop) ends the watch as cleanly as Ctrl-C does."""
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    except ValueError:  # not the main thread (embedded use): the caller handles its own signals
+        pass

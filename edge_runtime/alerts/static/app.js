@@ -1,0 +1,184 @@
+// i3dmtn alerts page: renders /api/state and re-renders on every Server-Sent "state" event.
+// Everything in the state comes from MQTT and is untrusted: text goes in with textContent only,
+// URLs are built from encodeURIComponent'd ids, and no HTML string is ever parsed.
+"use strict";
+
+(function () {
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const images = new Map(); // src -> <img>, reused across renders so snapshots do not flicker
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function num(value, digits) {
+    return typeof value === "number" && isFinite(value) ? value.toFixed(digits) : "–";
+  }
+
+  function localTime(epochSeconds) {
+    if (typeof epochSeconds !== "number") return "–";
+    return new Date(epochSeconds * 1000).toLocaleString();
+  }
+
+  function duration(seconds) {
+    if (typeof seconds !== "number" || !isFinite(seconds)) return "–";
+    if (seconds < 60) return seconds.toFixed(1) + "s";
+    const m = Math.floor(Math.round(seconds) / 60);
+    const s = Math.round(seconds) % 60;
+    if (m < 60) return m + "m " + String(s).padStart(2, "0") + "s";
+    return Math.floor(m / 60) + "h " + String(m % 60).padStart(2, "0") + "m";
+  }
+
+  function image(src, alt) {
+    let img = images.get(src);
+    if (!img) {
+      img = el("img", "thumb");
+      img.alt = alt;
+      img.loading = "lazy";
+      img.src = src;
+      images.set(src, img);
+    }
+    return img;
+  }
+
+  function sparkline(scores, threshold) {
+    const w = 240, h = 40, pad = 2;
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("viewBox", "0 0 " + w + " " + h);
+    svg.setAttribute("preserveAspectRatio", "none");
+    const y = (v) => (h - pad - Math.max(0, Math.min(1, v)) * (h - 2 * pad)).toFixed(1);
+    if (typeof threshold === "number") {
+      const limit = document.createElementNS(SVG_NS, "line");
+      limit.setAttribute("class", "limit");
+      limit.setAttribute("x1", "0");
+      limit.setAttribute("x2", String(w));
+      limit.setAttribute("y1", y(threshold));
+      limit.setAttribute("y2", y(threshold));
+      svg.appendChild(limit);
+    }
+    const values = scores.map((p) => Number(p[1])).filter((v) => isFinite(v));
+    if (values.length > 0) {
+      const step = values.length > 1 ? (w - 2 * pad) / (values.length - 1) : 0;
+      const points = values.map((v, i) => (pad + i * step).toFixed(1) + "," + y(v)).join(" ");
+      const line = document.createElementNS(SVG_NS, "polyline");
+      line.setAttribute("class", "line");
+      line.setAttribute("points", values.length > 1 ? points : points + " " + (w - pad) + "," + y(values[0]));
+      svg.appendChild(line);
+    }
+    const title = document.createElementNS(SVG_NS, "title");
+    title.textContent = values.length + " recent scores" + (values.length ? ", last " + num(values[values.length - 1], 2) : "");
+    svg.appendChild(title);
+    return svg;
+  }
+
+  function thresholdFor(state, deviceId, camera) {
+    const all = state.open_events.concat(state.recent_events);
+    const hit = all.find((e) => e.device_id === deviceId && e.camera === camera);
+    return hit ? hit.threshold : undefined;
+  }
+
+  function deviceCard(state, device) {
+    const card = el("article", "card device");
+    card.dataset.deviceId = device.device_id;
+    const head = el("div", "card-head");
+    head.appendChild(el("span", "card-title", device.device_id));
+    const status = ["online", "offline"].includes(device.status) ? device.status : "unknown";
+    const badge = el("span", "badge badge-" + status, status);
+    badge.dataset.role = "status";
+    head.appendChild(badge);
+    card.appendChild(head);
+
+    const stats = el("div", "stats");
+    for (const [key, value] of Object.entries(device.stats || {})) {
+      const item = el("span", null, key + " ");
+      item.appendChild(el("b", null, typeof value === "number" ? num(value, Number.isInteger(value) ? 0 : 2) : value));
+      stats.appendChild(item);
+    }
+    if (stats.childNodes.length) card.appendChild(stats);
+
+    for (const cam of device.cameras) {
+      const row = el("div", "camera");
+      row.appendChild(el("span", "camera-name", cam.camera));
+      row.appendChild(sparkline(cam.scores, thresholdFor(state, device.device_id, cam.camera)));
+      if (cam.snapshot_version !== null) {
+        const src = "/snapshot/" + encodeURIComponent(device.device_id) + "/" +
+          encodeURIComponent(cam.camera) + ".jpg?v=" + encodeURIComponent(cam.snapshot_version);
+        row.appendChild(image(src, "latest frame of " + cam.camera));
+      }
+      card.appendChild(row);
+    }
+    return card;
+  }
+
+  function eventCard(event) {
+    const card = el("article", "card event " + (event.state === "ended" ? "ended" : "open"));
+    card.dataset.eventId = event.event_id;
+    card.dataset.state = event.state;
+    if (event.snapshot) {
+      card.appendChild(image("/event-snapshot/" + encodeURIComponent(event.event_id) + ".jpg", "frame near the start"));
+    }
+    const body = el("div", "event-body");
+    const head = el("div", "card-head");
+    head.appendChild(el("span", "card-title", event.device_id + "/" + event.camera));
+    head.appendChild(el("span", "badge badge-" + (event.state === "ended" ? "ended" : "open"),
+      event.state === "ended" ? "ended" : "OPEN"));
+    body.appendChild(head);
+    const score = el("div", "event-score",
+      "peak " + num(event.peak_score, 2) + " · score " + num(event.score, 2) + " · threshold " + num(event.threshold, 2));
+    body.appendChild(score);
+    const when = event.state === "ended"
+      ? "started " + localTime(event.started_at) + " · lasted " + duration(event.duration)
+      : "started " + localTime(event.started_at) + " · for " + duration(event.duration);
+    body.appendChild(el("div", "event-meta", when));
+    body.appendChild(el("div", "event-meta", "event " + event.event_id));
+    card.appendChild(body);
+    return card;
+  }
+
+  function fill(containerId, emptyId, nodes) {
+    const container = document.getElementById(containerId);
+    container.replaceChildren(...nodes);
+    document.getElementById(emptyId).classList.toggle("hidden", nodes.length > 0);
+  }
+
+  function render(state) {
+    document.getElementById("prefix").textContent = state.prefix ? "topic " + state.prefix + "/…" : "";
+    const openCount = document.getElementById("open-count");
+    openCount.textContent = state.open_events.length + " open";
+    openCount.classList.toggle("active", state.open_events.length > 0);
+    document.getElementById("device-count").textContent =
+      state.devices.length + (state.devices.length === 1 ? " device" : " devices");
+    fill("open-events", "open-empty", state.open_events.map(eventCard));
+    fill("devices", "devices-empty", state.devices.map((d) => deviceCard(state, d)));
+    fill("recent-events", "recent-empty", state.recent_events.map(eventCard));
+    const used = new Set(Array.from(document.querySelectorAll("img.thumb"), (img) => img.getAttribute("src")));
+    for (const src of Array.from(images.keys())) if (!used.has(src)) images.delete(src);
+  }
+
+  function connection(up) {
+    const node = document.getElementById("connection");
+    node.textContent = up ? "live" : "reconnecting…";
+    node.className = "conn " + (up ? "conn-up" : "conn-down");
+  }
+
+  function start() {
+    fetch("/api/state").then((r) => r.json()).then(render).catch(() => connection(false));
+    const source = new EventSource("/events/stream");
+    source.addEventListener("open", () => connection(true));
+    source.addEventListener("error", () => connection(false)); // EventSource reconnects by itself
+    source.addEventListener("state", (message) => {
+      connection(true);
+      try {
+        render(JSON.parse(message.data));
+      } catch (err) {
+        console.error("bad state message", err);
+      }
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
