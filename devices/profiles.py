@@ -1,0 +1,392 @@
+"""Device profiles: one TOML file per kind of device, telling the runtime how to run a bundle there.
+
+stdlib only (``tomllib``): the device installs this without the workstation packages.
+
+Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sections or keys are errors)::
+
+    [device]
+    name = "Jetson Orin Nano"              # required, shown in logs and status messages
+    description = "..."                    # optional
+
+    [model]
+    backend = "tensorrt"                   # required: tensorrt | openvino | onnxruntime
+    target = "jetson"                      # bundle target: jetson (tensorrt) | openvino, onnx (openvino) | onnx
+                                           # (onnxruntime); default: the backend's own
+    precision = "int8"                     # int8 | fp16 (tensorrt only) | fp32; default int8
+    input_size = 224                       # square crop the bundle must have been exported for; default 224
+    device = "cuda:0"                      # tensorrt: cuda:N; openvino: CPU | GPU | GPU.N | NPU | AUTO[:A,B];
+                                           # onnxruntime: CPU; default cuda:0 / CPU / CPU
+
+    [camera]
+    pipeline = "nvarguscamerasrc sensor-id={sensor_id} ! ..."  # GStreamer template with {sensor_id}, {width},
+                                           # {height}, {fps}; absent: a USB / V4L2 camera opened by index
+    width = 1280                           # default 1280
+    height = 720                           # default 720
+    fps = 30                               # default 30
+
+    [engine]                               # only the keys of the profile's backend
+    workspace_mb = 1024                    # tensorrt: builder workspace, >= 16; default 1024
+    timing_cache = true                    # tensorrt: keep a timing cache beside the engine; default true
+    builder_optimization_level = 3         # tensorrt: 0-5; default 3 (TensorRT's own default)
+    performance_hint = "LATENCY"           # openvino: LATENCY | THROUGHPUT; default LATENCY
+    num_streams = 1                        # openvino: a positive integer or "AUTO"; default: from the hint
+    intra_op_threads = 0                   # onnxruntime: >= 0, 0 lets ONNX Runtime choose; default 0
+
+    [events]
+    on_threshold = 0.5                     # in (0, 1); default: the bundle's threshold
+    off_ratio = 0.8                        # off threshold = on * off_ratio, in (0, 1]; default 0.8
+    min_duration_s = 1.0                   # score above on for this long before an event starts; default 1.0
+    cooldown_s = 5.0                       # quiet time after an end before a new start; default 5.0
+    update_interval_s = 2.0                # at most one update message per interval; default 2.0
+
+>>> load_profile("generic-cpu").model.backend
+'onnxruntime'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
+    try:
+        import tomli as tomllib  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        tomllib = None  # type: ignore[assignment]
+
+__all__ = [
+    "BACKENDS",
+    "ProfileError",
+    "DeviceInfo",
+    "ModelSettings",
+    "CameraSettings",
+    "EngineSettings",
+    "EventSettings",
+    "DeviceProfile",
+    "load_profile",
+    "list_profiles",
+    "parse_profile",
+]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("tensorrt", "openvino", "onnxruntime")
+PRECISIONS = ("int8", "fp16", "fp32")
+_TARGETS = {"tensorrt": ("jetson",), "openvino": ("openvino", "onnx"), "onnxruntime": ("onnx",)}
+_DEVICE = {
+    "tensorrt": (r"cuda:\d+", "cuda:N", "cuda:0"),
+    "openvino": (
+        r"CPU|GPU(\.\d+)?|NPU|AUTO(:[A-Z0-9.]+(,[A-Z0-9.]+)*)?",
+        "CPU, GPU, GPU.N, NPU, AUTO[:A,B]",
+        "CPU",
+    ),
+    "onnxruntime": (r"CPU", "CPU", "CPU"),
+}
+_ENGINE_KEYS = {
+    "tensorrt": ("workspace_mb", "timing_cache", "builder_optimization_level"),
+    "openvino": ("performance_hint", "num_streams"),
+    "onnxruntime": ("intra_op_threads",),
+}
+_TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
+_SECTIONS = ("device", "model", "camera", "engine", "events")
+_MISSING = object()
+
+
+class ProfileError(ValueError):
+    """A device profile that cannot be used; one line naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    backend: str
+    target: str
+    precision: str = "int8"
+    input_size: int = 224
+    device: str = "CPU"
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    pipeline: str | None = None  # GStreamer template; None: USB / V4L2 camera
+    width: int = 1280
+    height: int = 720
+    fps: int = 30
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Backend options; those of other backends stay None."""
+
+    workspace_mb: int | None = None
+    timing_cache: bool | None = None
+    builder_optimization_level: int | None = None
+    performance_hint: str | None = None
+    num_streams: int | str | None = None
+    intra_op_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class EventSettings:
+    on_threshold: float | None = None  # None: the bundle's threshold
+    off_ratio: float = 0.8  # hysteresis: a score must fall well below "on" to end an event
+    min_duration_s: float = 1.0  # one noisy snippet does not start an event
+    cooldown_s: float = 5.0  # one fight is one event, not a burst of them
+    update_interval_s: float = 2.0  # keeps MQTT traffic bounded during a long event
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A loaded device profile; ``name`` is the file's stem, ``source`` where it was read from."""
+
+    name: str
+    source: str
+    device: DeviceInfo
+    model: ModelSettings
+    camera: CameraSettings
+    engine: EngineSettings
+    events: EventSettings
+
+    def camera_pipeline(self, sensor_id: int = 0) -> str | None:
+        """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
+        if self.camera.pipeline is None:
+            return None
+        c = self.camera
+        return c.pipeline.format(sensor_id=int(sensor_id), width=c.width, height=c.height, fps=c.fps)
+
+    def thresholds(self, bundle_threshold: float) -> tuple[float, float]:
+        """``(on, off)`` event thresholds: the profile's ``on_threshold`` or the bundle's, and on * off_ratio."""
+        on = self.events.on_threshold if self.events.on_threshold is not None else float(bundle_threshold)
+        return on, on * self.events.off_ratio
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class _Section:
+    """Typed reads of one TOML table, with errors naming the file, the section and the key."""
+
+    def __init__(self, data: dict[str, Any], section: str, where: str) -> None:
+        self.section, self.where = section, where
+        value = data.get(section, {})
+        if not isinstance(value, dict):
+            raise self.error(f"[{section}] must be a table, got {_describe(value)}")
+        self.table = value
+
+    def error(self, message: str) -> ProfileError:
+        return ProfileError(f"{self.where}: {message}")
+
+    def only(self, allowed: tuple[str, ...]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                raise self.error(f"[{self.section}] unknown key {key!r}; known: {', '.join(allowed)}")
+
+    def get(self, key: str, types: tuple[type, ...], kind: str, default: Any = _MISSING) -> Any:
+        if key not in self.table:
+            if default is _MISSING:
+                raise self.error(f"[{self.section}] {key} is missing")
+            return default
+        value = self.table[key]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise self.error(f"[{self.section}] {key} must be {kind}, got {_describe(value)}")
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self.get(key, (str,), "a string", default)
+        if value is not default and value not in choices:
+            raise self.error(f"[{self.section}] {key} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def integer(self, key: str, low: int, high: int | None = None, default: Any = _MISSING) -> Any:
+        value = self.get(key, (int,), "an integer", default)
+        if value is not default and (value < low or (high is not None and value > high)):
+            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise self.error(f"[{self.section}] {key} must be an integer {bounds}, got {value}")
+        return value
+
+    def number(
+        self,
+        key: str,
+        default: Any,
+        *,
+        low: float,
+        high: float | None = None,
+        open_low: bool = False,
+        open_high: bool = False,
+    ) -> Any:
+        value = self.get(key, (int, float), "a number", default)
+        if value is default:
+            return value
+        too_low = value < low or (open_low and value == low)
+        too_high = high is not None and (value > high or (open_high and value == high))
+        if too_low or too_high or not math.isfinite(value):
+            top = "inf)" if high is None else f"{high:g}{')' if open_high else ']'}"
+            bounds = f"{'(' if open_low else '['}{low:g}, {top}"
+            raise self.error(f"[{self.section}] {key} must be a number in {bounds}, got {value!r}")
+        return float(value)
+
+
+def _describe(value: Any) -> str:
+    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return f"{kind.get(type(value), type(value).__name__)} {text[:60]}"
+
+
+def _model(data: dict[str, Any], where: str) -> ModelSettings:
+    s = _Section(data, "model", where)
+    s.only(("backend", "target", "precision", "input_size", "device"))
+    backend = s.choice("backend", BACKENDS)
+    targets = _TARGETS[backend]
+    target = s.choice("target", targets, targets[0])
+    precision = s.choice("precision", PRECISIONS, "int8")
+    if precision == "fp16" and backend != "tensorrt":
+        raise s.error(f"[model] precision 'fp16' is only for backend tensorrt, not {backend}")
+    pattern, shown, default_device = _DEVICE[backend]
+    device = s.get("device", (str,), "a string", default_device)
+    if not re.fullmatch(pattern, device):
+        raise s.error(f"[model] device must be {shown} for backend {backend}, got {device!r}")
+    return ModelSettings(
+        backend=backend,
+        target=target,
+        precision=precision,
+        input_size=s.integer("input_size", 1, 4096, 224),
+        device=device,
+    )
+
+
+def _camera(data: dict[str, Any], where: str) -> CameraSettings:
+    s = _Section(data, "camera", where)
+    s.only(("pipeline", "width", "height", "fps"))
+    pipeline = s.get("pipeline", (str,), "a string", None)
+    if pipeline is not None:
+        try:
+            names = {f for _, f, _, _ in string.Formatter().parse(pipeline) if f is not None}
+        except ValueError as exc:
+            raise s.error(f"[camera] pipeline is not a valid template: {exc}") from None
+        unknown = sorted(n for n in names if n not in _TEMPLATE_FIELDS)
+        if unknown:
+            raise s.error(
+                f"[camera] pipeline has unknown placeholder(s) {unknown}; known: {', '.join(_TEMPLATE_FIELDS)}"
+            )
+    return CameraSettings(
+        pipeline=pipeline,
+        width=s.integer("width", 1, 16384, 1280),
+        height=s.integer("height", 1, 16384, 720),
+        fps=s.integer("fps", 1, 1000, 30),
+    )
+
+
+def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
+    s = _Section(data, "engine", where)
+    every = tuple(k for keys in _ENGINE_KEYS.values() for k in keys)
+    s.only(every)
+    for key in s.table:
+        owner = next(b for b, keys in _ENGINE_KEYS.items() if key in keys)
+        if owner != backend:
+            raise s.error(f"[engine] {key} applies to backend {owner}, not {backend}")
+    if backend == "tensorrt":
+        return EngineSettings(
+            workspace_mb=s.integer("workspace_mb", 16, None, 1024),
+            timing_cache=s.get("timing_cache", (bool,), "true or false", True),
+            builder_optimization_level=s.integer("builder_optimization_level", 0, 5, 3),
+        )
+    if backend == "openvino":
+        streams = s.get("num_streams", (int, str), 'a positive integer or "AUTO"', None)
+        if streams is not None and (streams != "AUTO" if isinstance(streams, str) else streams < 1):
+            raise s.error(f'[engine] num_streams must be a positive integer or "AUTO", got {streams!r}')
+        return EngineSettings(
+            performance_hint=s.choice("performance_hint", ("LATENCY", "THROUGHPUT"), "LATENCY"),
+            num_streams=streams,
+        )
+    return EngineSettings(intra_op_threads=s.integer("intra_op_threads", 0, None, 0))
+
+
+def _events(data: dict[str, Any], where: str) -> EventSettings:
+    s = _Section(data, "events", where)
+    s.only(tuple(f.name for f in dataclasses.fields(EventSettings)))
+    return EventSettings(
+        on_threshold=s.number("on_threshold", None, low=0.0, high=1.0, open_low=True, open_high=True),
+        off_ratio=s.number("off_ratio", 0.8, low=0.0, high=1.0, open_low=True),
+        min_duration_s=s.number("min_duration_s", 1.0, low=0.0),
+        cooldown_s=s.number("cooldown_s", 5.0, low=0.0),
+        update_interval_s=s.number("update_interval_s", 2.0, low=0.0, open_low=True),
+    )
+
+
+def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
+    """Parse and validate the TOML ``text`` of a profile; ``where`` names the file in error messages."""
+    if tomllib is None:
+        raise ProfileError(
+            f"{where}: reading device profiles needs Python 3.11+ (tomllib) or the tomli package"
+        )
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{where}: invalid TOML: {exc}") from None
+    for section in data:
+        if section not in _SECTIONS:
+            raise ProfileError(f"{where}: unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+    if "device" not in data or "model" not in data:
+        missing = "device" if "device" not in data else "model"
+        raise ProfileError(f"{where}: section [{missing}] is missing")
+    dev = _Section(data, "device", where)
+    dev.only(("name", "description"))
+    model = _model(data, where)
+    return DeviceProfile(
+        name=name,
+        source=where,
+        device=DeviceInfo(
+            name=dev.get("name", (str,), "a string"),
+            description=dev.get("description", (str,), "a string", ""),
+        ),
+        model=model,
+        camera=_camera(data, where),
+        engine=_engine(data, model.backend, where),
+        events=_events(data, where),
+    )
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles shipped in the ``devices`` package, sorted."""
+    return sorted(
+        p.name[: -len(".toml")] for p in resources.files("devices").iterdir() if p.name.endswith(".toml")
+    )
+
+
+def load_profile(name_or_path: str | Path) -> DeviceProfile:
+    """Load a profile by shipped name (``"jetson-orin-nano"``) or by path to a ``.toml`` file."""
+    as_text = str(name_or_path)
+    if isinstance(name_or_path, Path) or "/" in as_text or "\\" in as_text or as_text.endswith(".toml"):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ProfileError(f"device profile {path} does not exist or is not a file")
+        data, name, where = path.read_bytes(), path.stem, str(path)
+    else:
+        resource = resources.files("devices") / f"{as_text}.toml"
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", as_text) or not resource.is_file():
+            raise ProfileError(
+                f"unknown device profile {as_text!r}; shipped: {', '.join(list_profiles())} "
+                "(or give the path of a .toml file)"
+            )
+        data, name, where = resource.read_bytes(), as_text, f"{as_text}.toml"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    profile = parse_profile(text, name=name, where=where)
+    log.debug("loaded device profile %s from %s", name, where)
+    return profile

@@ -1,0 +1,148 @@
+"""Device profiles: every shipped profile loads; bad files give one-line errors naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devices.profiles import ProfileError, list_profiles, load_profile
+
+SHIPPED = ("jetson-orin-nano", "jetson-agx-orin", "intel-nuc", "intel-nuc-gpu", "generic-cpu")
+
+MINIMAL = """
+[device]
+name = "test box"
+
+[model]
+backend = "openvino"
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "box.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ProfileError) as info:
+        load_profile(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert path.name in message
+    return message
+
+
+def test_list_profiles_names_every_shipped_profile():
+    assert set(SHIPPED) <= set(list_profiles())
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profile_loads_with_a_backend_that_fits_its_target(name):
+    profile = load_profile(name)
+    assert profile.name == name
+    assert profile.device.name
+    pairs = {("tensorrt", "jetson"), ("openvino", "openvino"), ("onnxruntime", "onnx")}
+    assert (profile.model.backend, profile.model.target) in pairs
+
+
+def test_jetson_profile_fills_the_csi_camera_template():
+    profile = load_profile("jetson-orin-nano")
+    pipeline = profile.camera_pipeline(sensor_id=1)
+    assert pipeline.startswith("nvarguscamerasrc sensor-id=1 ")
+    assert f"width={profile.camera.width},height={profile.camera.height}" in pipeline
+    assert f"framerate={profile.camera.fps}/1" in pipeline
+    assert "{" not in pipeline
+
+
+def test_usb_camera_profile_has_no_pipeline():
+    assert load_profile("intel-nuc").camera_pipeline() is None
+
+
+def test_profile_loads_from_a_path_with_defaults(tmp_path):
+    profile = load_profile(_write(tmp_path, MINIMAL))
+    assert profile.name == "box"
+    assert (profile.model.target, profile.model.precision, profile.model.device) == (
+        "openvino",
+        "int8",
+        "CPU",
+    )
+    assert profile.engine.performance_hint == "LATENCY"
+    assert profile.engine.workspace_mb is None
+
+
+def test_thresholds_default_to_the_bundle_and_the_off_ratio(tmp_path):
+    profile = load_profile(_write(tmp_path, MINIMAL + "[events]\noff_ratio = 0.5\n"))
+    assert profile.thresholds(0.6) == pytest.approx((0.6, 0.3))
+    pinned = load_profile(_write(tmp_path, MINIMAL + "[events]\non_threshold = 0.7\n", "b.toml"))
+    assert pinned.thresholds(0.6) == pytest.approx((0.7, 0.56))
+
+
+def test_unknown_bare_name_lists_the_shipped_profiles():
+    with pytest.raises(ProfileError, match="unknown device profile 'no-such-box'.*generic-cpu"):
+        load_profile("no-such-box")
+
+
+def test_unknown_key_names_file_section_and_key(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + 'precison = "int8"\n'))
+    assert "[model] unknown key 'precison'" in message
+
+
+def test_unknown_section_is_refused(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + "[cameras]\nwidth = 3\n"))
+    assert "unknown section [cameras]" in message
+
+
+def test_bad_value_names_the_key_and_the_choices(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + 'precision = "int4"\n', "intel-nuc.toml"))
+    assert message == "intel-nuc.toml: [model] precision must be one of int8, fp16, fp32, got 'int4'".replace(
+        "intel-nuc.toml", str(tmp_path / "intel-nuc.toml")
+    )
+
+
+def test_bad_type_names_the_key_and_the_type(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + 'input_size = "224"\n'))
+    assert "[model] input_size must be an integer, got string '224'" in message
+
+
+def test_boolean_is_not_an_integer(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + "[camera]\nfps = true\n"))
+    assert "[camera] fps must be an integer, got boolean true" in message
+
+
+def test_out_of_range_number_is_refused(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + "[events]\noff_ratio = 1.5\n"))
+    assert "[events] off_ratio must be a number in (0, 1]" in message
+
+
+def test_engine_option_of_another_backend_is_refused(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + "[engine]\nworkspace_mb = 512\n"))
+    assert "[engine] workspace_mb applies to backend tensorrt, not openvino" in message
+
+
+def test_fp16_outside_tensorrt_is_refused(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + 'precision = "fp16"\n'))
+    assert "[model] precision 'fp16' is only for backend tensorrt" in message
+
+
+def test_device_string_is_checked_against_the_backend(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + 'device = "cuda:0"\n'))
+    assert "[model] device must be CPU, GPU" in message
+
+
+def test_unknown_pipeline_placeholder_is_refused(tmp_path):
+    message = _error(_write(tmp_path, MINIMAL + '[camera]\npipeline = "v4l2src device={dev} ! appsink"\n'))
+    assert "[camera] pipeline has unknown placeholder(s) ['dev']" in message
+
+
+def test_missing_model_section_is_refused(tmp_path):
+    message = _error(_write(tmp_path, '[device]\nname = "x"\n'))
+    assert "section [model] is missing" in message
+
+
+def test_toml_syntax_error_names_file_and_line(tmp_path):
+    text = MINIMAL + "input_size = = 3\n"
+    message = _error(_write(tmp_path, text))
+    assert "invalid TOML" in message
+    assert f"line {len(text.splitlines())}," in message
