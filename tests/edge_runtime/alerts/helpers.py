@@ -1,0 +1,119 @@
+"""Helpers for the alerts tests: event messages, a tiny JPEG, and ``i3dmtn alerts`` as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_runtime.schema import EVENT_SCHEMA
+
+WAIT_S = 30.0  # upper bound on waits: a failure guard, never a timing assertion
+
+
+def make_event(
+    type_: str = "start",
+    *,
+    device_id: str = "cam-door",
+    camera: str = "front",
+    event_id: str | None = None,
+    seq: int = 0,
+    score: float = 0.91,
+) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "schema": EVENT_SCHEMA,
+        "event_id": event_id or uuid.uuid4().hex[:12],
+        "seq": seq,
+        "type": type_,
+        "device_id": device_id,
+        "camera": camera,
+        "timestamp": now + seq,
+        "started_at": now,
+        "ended_at": now + seq if type_ == "end" else None,
+        "score": score,
+        "peak_score": max(score, 0.95 if type_ != "start" else score),
+        "threshold": 0.5,
+        "model": {"name": "i3d-mtn", "version": "test"},
+    }
+
+
+def tiny_jpeg(shade: int = 90) -> bytes:
+    image = np.full((24, 32, 3), shade, np.uint8)
+    cv2.rectangle(image, (4, 4), (20, 16), (0, 0, 255), -1)
+    ok, data = cv2.imencode(".jpg", image)
+    assert ok
+    return data.tobytes()
+
+
+class AlertsProcess:
+    """``python -m training.cli alerts ...`` with its stdout and stderr read line by line in the background."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None):
+        self.argv = [sys.executable, "-m", "training.cli", "alerts", *args]
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: Any, lines: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_until(self, predicate: Any, what: str, timeout: float = WAIT_S) -> None:
+        with self._changed:
+            ok = self._changed.wait_for(lambda: predicate() or self.proc.poll() is not None, timeout)
+        if not predicate():
+            raise AssertionError(
+                f"alerts never {what} (exit {self.proc.poll()}, ok={ok}); stderr:\n"
+                + "\n".join(self.stderr[-20:])
+            )
+
+    def wait_subscribed(self) -> AlertsProcess:
+        self.wait_until(lambda: any("subscribed to" in line for line in self.stderr), "subscribed")
+        return self
+
+    def wait_stdout_lines(self, n: int) -> list[str]:
+        self.wait_until(lambda: len(self.stdout) >= n, f"printed {n} line(s)")
+        return list(self.stdout)
+
+    def wait_exit(self, timeout: float = WAIT_S) -> int:
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def interrupt(self) -> int:
+        """Ctrl-C, then the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.wait_exit()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
