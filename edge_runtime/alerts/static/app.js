@@ -132,7 +132,7 @@
     body.appendChild(score);
     const when = event.state === "ended"
       ? "started " + localTime(event.started_at) + " · lasted " + duration(event.duration)
-      : "started " + localTime(event.started_at) + " · for " + duration(event.duration);
+      : "started " + localTime(event.started_at) + (event.duration > 0 ? " · for " + duration(event.duration) : "");
     body.appendChild(el("div", "event-meta", when));
     body.appendChild(el("div", "event-meta", "event " + event.event_id));
     card.appendChild(body);
