@@ -1,0 +1,323 @@
+"""The device's MQTT publisher: events go through the durable outbox, so an outage or a restart loses nothing.
+
+- ``{prefix}/{device_id}/events`` (QoS 1): :meth:`MqttPublisher.publish_event` writes the message to the
+  :class:`~edge_runtime.outbox.Outbox` first; a sender thread publishes waiting rows in id order while the
+  broker is connected, and a row is deleted only when its PUBACK arrives. On every (re)connect the sender
+  replays everything still waiting, from the oldest row, so the first copy of each message reaches the broker
+  in id order (messages of one event stay in order). Duplicates across reconnects are possible and harmless:
+  consumers de-duplicate by ``event_id`` + ``seq``.
+- ``{prefix}/{device_id}/status`` (retained): ``online`` on connect, ``offline`` on :meth:`stop`, and
+  ``offline`` as the last will when the process dies or the network goes.
+- ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
+
+Example::
+
+    publisher = MqttPublisher(MqttSettings.from_args(args), "dev1", Outbox(state_dir / "outbox.sqlite"))
+    publisher.start()
+    publisher.publish_event(message)  # stored, then sent when connected
+    publisher.stop(flush_timeout=5.0)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from edge_runtime.mqtt_settings import MqttSettings, make_client
+from edge_runtime.outbox import Outbox
+from edge_runtime.schema import (
+    events_topic,
+    snapshot_topic,
+    stats_topic,
+    status_topic,
+    validate_event,
+    validate_id,
+)
+
+__all__ = ["MqttPublisher", "ONLINE", "OFFLINE"]
+
+log = logging.getLogger(__name__)
+
+ONLINE, OFFLINE = "online", "offline"
+_WINDOW = (
+    100  # outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog)
+)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (``np.float32`` fps, ``np.int64`` counts) as plain numbers for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
+
+
+class MqttPublisher:
+    """Publishes one device's events (via the outbox), status, stats and snapshots. Thread-safe."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        device_id: str,
+        outbox: Outbox,
+        *,
+        client_id: str | None = None,
+        status_retain: bool = True,
+    ):
+        self.settings = settings
+        self.device_id = validate_id(device_id, "device_id")
+        self.outbox = outbox
+        self.client_id = client_id or f"i3dmtn-{self.device_id}"
+        self.status_retain = status_retain
+        prefix = settings.topic_prefix
+        self.events_topic = events_topic(prefix, self.device_id)
+        self.status_topic = status_topic(prefix, self.device_id)
+        self.stats_topic = stats_topic(prefix, self.device_id)
+        self.reconnects = 0  # successful connects after the first
+        self.published = 0  # outbox rows handed to the broker (replays included)
+        self.acked = 0  # outbox rows deleted on PUBACK
+        # The outbox is the durable session, so the broker session can be clean.
+        self._client = make_client(
+            settings, self.client_id, clean_session=True, will=(self.status_topic, OFFLINE, 1, status_retain)
+        )
+        self._client.max_inflight_messages_set(_WINDOW)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        # Guards everything below. Never held while calling paho: paho calls on_publish holding its own lock.
+        self._cond = threading.Condition(threading.Lock())
+        self._connected = False
+        self._ever_connected = False
+        self._generation = (
+            0  # bumped on every connect and disconnect; the sender restarts its replay on change
+        )
+        self._mids: dict[int, int | None] = {}  # paho mid -> outbox id (None: a message not from the outbox)
+        self._early_acks: set[int] = set()  # PUBACKs that arrived before publish() returned their mid
+        self._in_flight: set[int] = set()  # outbox ids sent on this connection and not yet acknowledged
+        self._work = True  # the sender should look at the outbox again
+        self._window_full = False
+        self._stop_sender = False
+        self._sender: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+
+    def start(self) -> MqttPublisher:
+        """Connect in the background (retrying with backoff) and start sending the outbox."""
+        if self._sender is not None:
+            raise RuntimeError("MqttPublisher.start() was already called")
+        log.info(
+            "MQTT: connecting to %s as %s (%d waiting in the outbox)",
+            self.settings.url,
+            self.client_id,
+            self.backlog,
+        )
+        self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
+        self._client.loop_start()
+        self._sender = threading.Thread(
+            target=self._send_loop, name=f"mqtt-outbox-{self.device_id}", daemon=True
+        )
+        self._sender.start()
+        return self
+
+    def stop(self, flush_timeout: float = 5.0) -> None:
+        """Wait up to ``flush_timeout`` s for the outbox to drain, publish ``offline``, disconnect.
+
+        Messages still waiting stay in the outbox for the next start."""
+        deadline = time.monotonic() + max(0.0, flush_timeout)
+        while self.outbox.backlog and time.monotonic() < deadline:
+            with self._cond:  # woken by each PUBACK
+                self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+        with self._cond:
+            self._stop_sender = True
+            self._cond.notify_all()
+        if self._sender is not None:
+            self._sender.join(timeout=5.0)
+        if self.connected:
+            info = self._publish_raw(self.status_topic, OFFLINE, qos=1, retain=self.status_retain)
+            if info is not None:
+                try:
+                    info.wait_for_publish(timeout=max(0.5, deadline - time.monotonic()))
+                except (RuntimeError, ValueError):
+                    pass  # the connection went meanwhile: the last will says offline instead
+        self._client.disconnect()
+        self._client.loop_stop()
+        left = self.backlog
+        if left:
+            log.warning(
+                "MQTT: stopped with %d message(s) in the outbox %s; sent on next start",
+                left,
+                self.outbox.path,
+            )
+        else:
+            log.info("MQTT: stopped, outbox empty")
+
+    def __enter__(self) -> MqttPublisher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def connected(self) -> bool:
+        with self._cond:
+            return self._connected
+
+    @property
+    def backlog(self) -> int:
+        """Messages in the outbox waiting for a PUBACK."""
+        return self.outbox.backlog
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or ``timeout`` s passed; return whether connected."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._connected and time.monotonic() < deadline:
+                self._cond.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return self._connected
+
+    # ---- publishing ------------------------------------------------------------------------------------
+
+    def publish_event(self, event: dict[str, Any]) -> int:
+        """Store an ``i3dmtn.event/1`` message in the outbox (durably), then send it; returns its outbox id."""
+        validate_event(event)
+        if event["device_id"] != self.device_id:
+            raise ValueError(
+                f"event device_id {event['device_id']!r} is not this publisher's {self.device_id!r}"
+            )
+        payload = json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        row = self.outbox.put(self.events_topic, payload, kind=event["type"], qos=1)
+        with self._cond:
+            self._work = True
+            self._cond.notify_all()
+        return row
+
+    def publish_stats(self, stats: dict[str, Any]) -> bool:
+        """Best-effort QoS 0 stats (the outbox backlog is added); False when not connected."""
+        if not self.connected:
+            return False
+        body = {"device_id": self.device_id, "timestamp": time.time(), "outbox_backlog": self.backlog}
+        body.update(stats)
+        return (
+            self._publish_raw(self.stats_topic, json.dumps(body, allow_nan=False, default=_plain), qos=0)
+            is not None
+        )
+
+    def publish_snapshot(self, camera: str, jpeg: bytes) -> bool:
+        """Retained JPEG on ``/snapshot/{camera}`` (best effort); False when not connected."""
+        topic = snapshot_topic(self.settings.topic_prefix, self.device_id, camera)
+        if not self.connected:
+            return False
+        return self._publish_raw(topic, bytes(jpeg), qos=0, retain=True) is not None
+
+    def publish_status(self, text: str) -> bool:
+        """Set the retained status (``online``/``offline`` or another word); False when not connected."""
+        if not self.connected:
+            return False
+        return self._publish_raw(self.status_topic, text, qos=1, retain=self.status_retain) is not None
+
+    def _publish_raw(
+        self, topic: str, payload: bytes | str, *, qos: int, retain: bool = False, row: int | None = None
+    ) -> Any:
+        """paho publish + mid bookkeeping; returns the MQTTMessageInfo, or None when paho did not take it."""
+        import paho.mqtt.client as mqtt
+
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        taken = info.rc == mqtt.MQTT_ERR_SUCCESS or (info.rc == mqtt.MQTT_ERR_NO_CONN and qos > 0)  # queued
+        if not taken:
+            log.debug("MQTT: publish to %s not taken (%s)", topic, mqtt.error_string(info.rc))
+            return None
+        with self._cond:
+            acked_already = info.mid in self._early_acks
+            if acked_already:
+                self._early_acks.discard(info.mid)
+            else:
+                self._mids[info.mid] = row
+                if row is not None:
+                    self._in_flight.add(row)
+        if acked_already and row is not None:
+            self._row_acked(row)
+        return info
+
+    # ---- the sender thread -----------------------------------------------------------------------------
+
+    def _send_loop(self) -> None:
+        generation, cursor = -1, 0
+        while True:
+            with self._cond:
+                while not self._stop_sender and not (
+                    self._work and self._connected and len(self._in_flight) < _WINDOW
+                ):
+                    self._cond.wait(timeout=1.0)
+                if self._stop_sender:
+                    return
+                self._work = False
+                if self._generation != generation:  # a new connection: replay from the oldest row
+                    generation, cursor = self._generation, 0
+                room = _WINDOW - len(self._in_flight)
+            items = self.outbox.pending(room, after=cursor)
+            for item in items:
+                with self._cond:
+                    if self._generation != generation or self._stop_sender:
+                        self._work = True
+                        break
+                if self._publish_raw(item.topic, item.payload, qos=item.qos, retain=item.retain, row=item.id):
+                    self.published += 1
+                cursor = item.id
+            else:
+                with self._cond:
+                    self._window_full = len(items) == room
+                    self._work = self._work or self._window_full and len(self._in_flight) < _WINDOW
+
+    # ---- paho callbacks (network thread) ---------------------------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT: %s refused the connection: %s", self.settings.url, reason_code)
+            return
+        with self._cond:
+            self._connected = True
+            self._generation += 1
+            self._in_flight.clear()
+            if self._ever_connected:
+                self.reconnects += 1
+            self._ever_connected = True
+            self._work = True
+            self._cond.notify_all()
+        log.info("MQTT: connected to %s", self.settings.url)
+        self._publish_raw(self.status_topic, ONLINE, qos=1, retain=self.status_retain)
+
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        with self._cond:
+            was_connected, self._connected = self._connected, False
+            self._generation += 1
+            stopping = self._stop_sender
+            self._cond.notify_all()
+        if stopping:
+            log.debug("MQTT: disconnected (%s)", reason_code)
+        elif was_connected:
+            log.warning("MQTT: lost the connection to %s (%s); reconnecting", self.settings.url, reason_code)
+        else:
+            log.debug("MQTT: could not connect to %s (%s); retrying", self.settings.url, reason_code)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        with self._cond:
+            if mid not in self._mids:
+                self._early_acks.add(mid)  # publish() has not returned yet; _publish_raw settles it
+                return
+            row = self._mids.pop(mid)
+        if row is not None:
+            self._row_acked(row)
+
+    def _row_acked(self, row: int) -> None:
+        deleted = self.outbox.ack(row)
+        with self._cond:
+            self._in_flight.discard(row)
+            if deleted:
+                self.acked += 1
+            if self._window_full:
+                self._work = True
+            self._cond.notify_all()
