@@ -11,9 +11,10 @@ pytorch-i3d (``rgb_imagenet.pt``): ``Conv3d_1a_7x7.conv3d.weight``, ``Conv3d_1a_
 as there). Such a checkpoint loads with :func:`load_i3d_state_dict`; 2D Inception-v1 weights are inflated
 with :func:`inflate_from_2d` (both in :mod:`training.model.i3d_weights`, re-exported here).
 
-Padding is fixed at construction: TensorFlow "SAME" padding for sizes divisible by the stride (so a
-224 x 224, 16 / 32 / 64-frame input gives exactly the numbers of the TF / pytorch-i3d model), and pooling
-with ``ceil_mode`` so that odd or tiny sizes (down to 2 frames of 2 x 2 pixels) never collapse to zero.
+Padding is fixed at construction: TensorFlow "SAME" padding for sizes divisible by the stride, so a
+224 x 224, 16 / 32 / 64-frame input gives exactly the numbers of the TF / pytorch-i3d model (which pads in
+``forward`` for each input size). The only separate Pad op is the stem's (2 before, 3 after); pooling uses
+``ceil_mode``. Inputs down to :data:`MIN_INPUT_SIZE` (4 frames of 16 x 16 pixels) keep a non-empty map.
 
 The full-width backbone with its 400-class ``Logits`` layer has :data:`PARAMS_FULL_WIDTH` = 12,697,264
 parameters (12.3 M without ``Logits``, the figure usually quoted for I3D: :data:`PARAMS_FULL_WIDTH_FEATURES`).
@@ -39,6 +40,7 @@ __all__ = [
     "Unit3D",
     "InceptionModule",
     "MaxPool3dSame",
+    "MIN_INPUT_SIZE",
     "InceptionI3d",
     "default_norm_layer",
     "scaled_width",
@@ -75,6 +77,9 @@ ENDPOINTS: tuple[str, ...] = (
 # (1024 * 400 weights + 400 biases). Checked by the tests against the model built here.
 PARAMS_FULL_WIDTH = 12_697_264
 PARAMS_FULL_WIDTH_FEATURES = PARAMS_FULL_WIDTH - (1024 * 400 + 400)
+
+# Smallest (frames, height, width) whose feature map stays non-empty through every stride.
+MIN_INPUT_SIZE = (4, 16, 16)
 
 NormLayer = Callable[[int], nn.Module]
 Triple = tuple[int, int, int]
@@ -146,15 +151,22 @@ class Unit3D(nn.Module):
         return self.act(self.bn(x))
 
 
-class MaxPool3dSame(nn.Sequential):
-    """Max pooling with TF "SAME" padding (fixed) and ``ceil_mode`` so odd / tiny sizes keep >= 1 element."""
+class MaxPool3dSame(nn.MaxPool3d):
+    """Max pooling equal to TF "SAME" pooling for sizes divisible by the stride, with no separate Pad op.
+
+    SAME pads a 3-wide, stride-2 window with 0 in front and 1 behind: that is ``ceil_mode`` without
+    padding (the last window is clipped; inputs are post-ReLU, so a zero pad never wins a max). A 3-wide,
+    stride-1 window pads 1 on each side: the pool's own padding. Output size ``ceil(size / stride)`` for
+    even sizes; never zero for sizes >= 2 (see :data:`MIN_INPUT_SIZE` for the whole network).
+    """
 
     def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int]) -> None:
         kernel, step = _triple(kernel_size), _triple(stride)
         pads = _same_padding(kernel, step)
-        # Zero padding as pytorch-i3d: inputs are post-ReLU (>= 0), so zeros never win over real values.
-        pad = nn.Identity() if not any(pads) else nn.ConstantPad3d(pads, 0.0)
-        super().__init__(pad, nn.MaxPool3d(kernel, step, ceil_mode=True))
+        fronts, backs = pads[0::2][::-1], pads[1::2][::-1]  # (T, H, W)
+        if not all(f == b or (f == 0 and b <= s - 1) for f, b, s in zip(fronts, backs, step, strict=True)):
+            raise ValueError(f"no fixed SAME padding for a {kernel} max pool with stride {step}")
+        super().__init__(kernel, step, padding=fronts, ceil_mode=True)
 
 
 class InceptionModule(nn.Module):
@@ -293,6 +305,12 @@ class InceptionI3d(nn.Module):
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         """The ``Mixed_5c`` feature map ``(N, feature_dim, T', H', W')`` of input ``(N, C, T, H, W)``."""
+        if not torch.jit.is_tracing() and any(
+            n < m for n, m in zip(x.shape[2:], MIN_INPUT_SIZE, strict=False)
+        ):
+            raise ValueError(
+                f"I3D needs snippets of at least {MIN_INPUT_SIZE} (frames, height, width), got {tuple(x.shape[2:])}"
+            )
         for name in ENDPOINTS[:-1]:
             x = getattr(self, name)(x)
         return x

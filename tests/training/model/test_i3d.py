@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from training.model.i3d import (
     ENDPOINTS,
+    MIN_INPUT_SIZE,
     PARAMS_FULL_WIDTH,
     PARAMS_FULL_WIDTH_FEATURES,
     InceptionI3d,
@@ -134,7 +135,9 @@ def test_norm_layer_is_injectable():
     assert model(torch.randn(1, 3, 8, 32, 32)).shape == (1, model.feature_dim)
 
 
-@pytest.mark.parametrize("frames, size", [(8, 32), (16, 32), (12, 40), (2, 2), (3, 5)])
+@pytest.mark.parametrize(
+    "frames, size", [(8, 32), (16, 32), (12, 40), (MIN_INPUT_SIZE[0], MIN_INPUT_SIZE[1]), (5, 17)]
+)
 def test_features_have_feature_dim_for_small_and_odd_inputs(frames, size):
     model = InceptionI3d(width_multiplier=TINY).eval()
     with torch.no_grad():
@@ -148,6 +151,14 @@ def test_features_keep_their_scale_at_initialisation():
     with torch.no_grad():
         features = model(torch.randn(2, 3, 8, 32, 32))
     assert features.abs().mean() > 1e-2  # not vanished through depth
+
+
+def test_too_small_snippets_are_refused_naming_the_minimum():
+    model = InceptionI3d(width_multiplier=TINY)
+    with pytest.raises(
+        ValueError, match=r"at least \(4, 16, 16\) \(frames, height, width\), got \(8, 8, 32\)"
+    ):
+        model(torch.randn(1, 3, 8, 8, 32))
 
 
 def test_classify_gives_class_logits():
@@ -177,8 +188,7 @@ def _reference(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         x = F.conv3d(_tf_same(x, conv.kernel_size, conv.stride), conv.weight, conv.bias, conv.stride)
         return F.relu(module.bn(x))
     if isinstance(module, MaxPool3dSame):
-        pool = module[1]
-        return F.max_pool3d(_tf_same(x, pool.kernel_size, pool.stride), pool.kernel_size, pool.stride)
+        return F.max_pool3d(_tf_same(x, module.kernel_size, module.stride), module.kernel_size, module.stride)
     if isinstance(module, InceptionModule):
         branches = [
             _reference(module.b0, x),

@@ -1,0 +1,82 @@
+"""The model: I3D backbone, MTN, attention MIL, and the detector that chains them.
+
+``build_model(config)`` builds a detector from the flat config keys of :data:`MODEL_KEYS`;
+``model_config(model)`` gives them back, so a checkpoint can store them and rebuild the same model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from training.model.detector import AnomalyHead, HeadOutput, I3D_MTN_AnomalyDetector
+from training.model.i3d import ENDPOINTS, PARAMS_FULL_WIDTH, PARAMS_FULL_WIDTH_FEATURES, InceptionI3d
+from training.model.i3d_weights import LoadReport, inflate_from_2d, load_i3d_file, load_i3d_state_dict
+from training.model.mil import GatedAttention, SnippetScorer, attention_pool
+from training.model.mtn import MultiScaleTemporalNetwork
+
+__all__ = [
+    "MODEL_DEFAULTS",
+    "MODEL_KEYS",
+    "build_model",
+    "model_config",
+    "I3D_MTN_AnomalyDetector",
+    "AnomalyHead",
+    "HeadOutput",
+    "InceptionI3d",
+    "ENDPOINTS",
+    "PARAMS_FULL_WIDTH",
+    "PARAMS_FULL_WIDTH_FEATURES",
+    "LoadReport",
+    "load_i3d_state_dict",
+    "load_i3d_file",
+    "inflate_from_2d",
+    "MultiScaleTemporalNetwork",
+    "GatedAttention",
+    "SnippetScorer",
+    "attention_pool",
+]
+
+# The flat config keys that define the model's shape, with their defaults.
+MODEL_DEFAULTS: dict[str, Any] = {
+    "clip_length": 16,  # S: I3D's usual snippet, 16 frames
+    "width_multiplier": 1.0,  # the published I3D widths (Kinetics checkpoints load)
+    "mtn_hidden_dim": 512,  # RTFM's MTN branch width
+    "mtn_num_scales": 3,  # dilations 1, 2, 4 as RTFM
+    "mil_attention_dim": 128,  # Ilse et al.'s attention size; RTFM's last hidden layer
+    "dropout": 0.3,  # on the head only; RTFM's 0.7 over-regularises a small data set
+    "frame_stride": 1,  # every frame; recorded for the data pipeline and the bundle
+}
+MODEL_KEYS: tuple[str, ...] = tuple(MODEL_DEFAULTS)
+
+_INTS = {"clip_length", "mtn_hidden_dim", "mtn_num_scales", "mil_attention_dim", "frame_stride"}
+
+
+def _value(config: Mapping[str, Any], key: str) -> Any:
+    value = config.get(key, MODEL_DEFAULTS[key])
+    if key in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"model config {key!r} must be an integer, got {value!r}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"model config {key!r} must be a number, got {value!r}")
+    return float(value)
+
+
+def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
+    """A detector from the flat config keys in :data:`MODEL_KEYS` (defaults for missing keys; others ignored)."""
+    values = {key: _value(config, key) for key in MODEL_KEYS}
+    return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
+
+
+def model_config(model: I3D_MTN_AnomalyDetector) -> dict[str, Any]:
+    """The config keys of :data:`MODEL_KEYS` that rebuild ``model``'s architecture with :func:`build_model`."""
+    return {
+        "clip_length": model.clip_length,
+        "width_multiplier": model.width_multiplier,
+        "mtn_hidden_dim": model.head.mtn.hidden_dim,
+        "mtn_num_scales": model.head.mtn.num_scales,
+        "mil_attention_dim": model.head.attention.w.in_features,
+        "dropout": model.head.dropout.p,
+        "frame_stride": model.frame_stride,
+    }
