@@ -21,6 +21,7 @@ SCORE_HISTORY = 120  # points per camera sparkline
 MAX_OPEN = 500  # open events kept even if their end never comes (a device that died mid-event)
 MAX_DEVICES = 1000
 _STATS_KEYS = 12  # scalar stats fields shown per device
+_STATS_HIDDEN = {"device_id", "timestamp"}  # already on the card / not worth a raw epoch number
 
 
 def _scores_from_stats(stats: dict[str, Any]) -> dict[str, float]:
@@ -47,6 +48,8 @@ def _scores_from_stats(stats: dict[str, Any]) -> dict[str, float]:
 def _scalars(stats: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in stats.items():
+        if key in _STATS_HIDDEN:
+            continue
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[str(key)[:40]] = value[:80] if isinstance(value, str) else value
         if len(out) >= _STATS_KEYS:

@@ -133,6 +133,16 @@ def test_shared_subscription_delivers_each_event_to_exactly_one_consumer(broker,
     assert not set(got_first) & set(got_second)
 
 
+def test_persistent_session_receives_events_sent_while_away(alerts, publisher):
+    first = alerts("--json", "--client-id", "pager-1", "--persistent")
+    assert first.interrupt() == 0
+    missed = make_event("start")
+    publisher.event(missed)  # nobody connected: the broker queues it in pager-1's session
+    again = alerts("--json", "--client-id", "pager-1", "--persistent", "--count", "1", wait=False)
+    assert again.wait_exit() == 0
+    assert [json.loads(line)["event_id"] for line in again.stdout] == [missed["event_id"]]
+
+
 def test_timeout_before_count_exits_1_with_one_line(alerts):
     proc = alerts("--count", "5", "--timeout", "0.5")
     assert proc.wait_exit() == 1
