@@ -1,0 +1,284 @@
+"""A background capture thread per camera: reads frames, never blocks inference, reconnects with backoff.
+
+Live sources (cameras, streams, files played in real time) keep only the newest ``max_queue`` frames: when
+inference falls behind, the oldest waiting frame is dropped and counted. A file played as fast as possible
+never drops: the reader waits for room instead, so every frame is scored and scores are deterministic.
+
+When a live source fails (a read error, no frame for ``stall_timeout`` seconds, a camera unplugged) the
+thread releases it and reopens it after ``initial``, ``initial * factor``, ... seconds (at most ``max``),
+logging and counting each attempt. Empty frames are counted and skipped; a change of resolution is counted
+(the preprocessing accepts any size). The first open happens in :meth:`CaptureThread.start`, so a camera that
+is not there is a one-line :class:`~edge_runtime.sources.SourceError` the CLI can report before running.
+
+>>> from edge_runtime.sources import FileSource  # doctest: +SKIP
+>>> with CaptureThread(FileSource("clip.mp4"), "door") as cap:  # doctest: +SKIP
+...     while not cap.finished:
+...         frame = cap.get(timeout=0.5)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .sources import FrameSource, SourceEnded, SourceError
+
+__all__ = ["BackoffPolicy", "CaptureStats", "CaptureThread", "Frame"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    """Exponential backoff between reconnect attempts: ``min(max, initial * factor ** attempt)`` seconds."""
+
+    initial: float = 0.5  # first wait: a brief glitch reconnects almost at once
+    factor: float = 2.0  # doubling: a camera that is gone for good is not hammered
+    max: float = 30.0  # never wait longer than this: a camera that comes back is picked up within 30 s
+
+    def __post_init__(self) -> None:
+        if self.initial < 0 or self.factor < 1 or self.max < self.initial:
+            raise ValueError(f"bad backoff policy {self}: need initial >= 0, factor >= 1, max >= initial")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before reconnect attempt ``attempt`` (0-based)."""
+        return min(self.max, self.initial * self.factor ** min(attempt, 64))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured frame."""
+
+    camera: str  # camera name
+    index: int  # frames captured by this thread before it (gaps = dropped frames)
+    timestamp: float  # capture time, seconds since the epoch
+    image: np.ndarray  # BGR uint8 (h, w, 3)
+    segment: int = 0  # reconnects before it: a change means frames before and after are not continuous
+
+
+@dataclass
+class CaptureStats:
+    """Counters of one capture thread (a snapshot from :attr:`CaptureThread.stats`)."""
+
+    frames_read: int = 0  # good frames captured
+    frames_dropped: int = 0  # captured but pushed out of the queue unread (live sources only)
+    reconnects: int = 0  # successful reopens
+    reconnect_attempts: int = 0  # reopen attempts, successful or not
+    empty_frames: int = 0  # reads that gave no image
+    resolution_changes: int = 0  # frames whose size differs from the previous frame's
+    last_error: str | None = None  # the latest failure, one line
+
+    def as_dict(self) -> dict[str, int | str | None]:
+        return dataclasses.asdict(self)
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray | None:
+    """A BGR uint8 ``(h, w, 3)`` view of a captured image, or None if it is not an image."""
+    if image.dtype != np.uint8:
+        return None
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image if image.ndim == 3 and image.shape[2] == 3 else None
+
+
+class CaptureThread:
+    """Reads ``source`` on a daemon thread into a bounded queue; :meth:`get` takes frames out."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        name: str,
+        *,
+        max_queue: int = 32,
+        reconnect: BackoffPolicy | None = None,
+        stall_timeout: float = 10.0,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        if stall_timeout <= 0:
+            raise ValueError(f"stall_timeout must be > 0 seconds, got {stall_timeout}")
+        self.source, self.name = source, name
+        self.max_queue = max_queue
+        self.reconnect = reconnect or BackoffPolicy()
+        self.stall_timeout = stall_timeout
+        self._queue: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ended = False
+        self._stats = CaptureStats()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._shape: tuple[int, ...] | None = None
+
+    # -- consumer side ------------------------------------------------------------------------------------------
+    def start(self) -> CaptureThread:
+        """Open the source (a failure raises :class:`SourceError` here) and start reading in the background."""
+        if self._thread is not None:
+            raise RuntimeError(f"capture thread {self.name} was already started")
+        self.source.open()
+        log.info("%s: opened %s", self.name, self.source.description)
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The oldest queued frame; waits up to ``timeout`` seconds (None: until one comes or the source ends)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._queue:
+                if self._ended:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            frame = self._queue.popleft()
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        """True once the reader has stopped (end of file, unrecoverable file error, or :meth:`stop`)."""
+        return self._ended
+
+    @property
+    def finished(self) -> bool:
+        """True once the reader has stopped and every queued frame has been taken."""
+        with self._cond:
+            return self._ended and not self._queue
+
+    @property
+    def stats(self) -> CaptureStats:
+        """A snapshot of the counters."""
+        with self._cond:
+            return dataclasses.replace(self._stats)
+
+    def queued(self) -> int:
+        """Frames waiting in the queue."""
+        with self._cond:
+            return len(self._queue)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the reader to stop; True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._ended
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and release the source (queued frames stay readable)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if self._thread is None:
+            self._finish()
+
+    def __enter__(self) -> CaptureThread:
+        return self.start() if self._thread is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reader side --------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        last_good = time.monotonic()
+        attempt = 0  # consecutive failed reconnect cycles; reset by a good frame
+        try:
+            while not self._stop.is_set():
+                try:
+                    image = self.source.read()
+                except SourceEnded:
+                    log.info("%s: %s ended", self.name, self.source.description)
+                    return
+                except (SourceError, cv2.error, OSError) as exc:
+                    self._record_error(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+                    if not self.source.live:
+                        log.error("%s: %s", self.name, self._stats.last_error)
+                        return  # a file does not heal by reopening
+                    attempt = self._reopen(attempt)
+                    last_good = time.monotonic()
+                    continue
+                bgr = _as_bgr(image) if image is not None and image.size else None
+                if bgr is None:
+                    with self._cond:
+                        self._stats.empty_frames += 1
+                    if self.source.live and time.monotonic() - last_good > self.stall_timeout:
+                        self._record_error(
+                            f"{self.source.description}: no frame for {self.stall_timeout:g} s"
+                        )
+                        attempt = self._reopen(attempt)
+                        last_good = time.monotonic()
+                    elif self.source.live:
+                        self._stop.wait(0.005)  # a source that returns empty frames at once: do not spin
+                    continue
+                attempt, last_good = 0, time.monotonic()
+                self._put(bgr)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
+            self.source.release()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _record_error(self, message: str) -> None:
+        with self._cond:
+            self._stats.last_error = message
+
+    def _put(self, image: np.ndarray) -> None:
+        with self._cond:
+            if self._shape is not None and image.shape != self._shape:
+                self._stats.resolution_changes += 1
+                log.info("%s: resolution changed from %s to %s", self.name, self._shape[:2], image.shape[:2])
+            self._shape = image.shape
+            frame = Frame(self.name, self._index, self.source.timestamp(), image, self._stats.reconnects)
+            self._index += 1
+            self._stats.frames_read += 1
+            if self.source.live:
+                if len(self._queue) >= self.max_queue:
+                    self._queue.popleft()
+                    self._stats.frames_dropped += 1
+            else:
+                while len(self._queue) >= self.max_queue and not self._stop.is_set():
+                    self._cond.wait(0.5)  # a file: wait for the consumer instead of dropping
+                if self._stop.is_set():
+                    return
+            self._queue.append(frame)
+            self._cond.notify_all()
+
+    def _reopen(self, attempt: int) -> int:
+        """Release and reopen the source with backoff until it opens or :meth:`stop`; the next attempt number."""
+        self.source.release()
+        while not self._stop.is_set():
+            delay = self.reconnect.delay(attempt)
+            attempt += 1
+            with self._cond:
+                self._stats.reconnect_attempts += 1
+                reason = self._stats.last_error
+            log.warning("%s: reconnect attempt %d in %.1f s (%s)", self.name, attempt, delay, reason)
+            if self._stop.wait(delay):
+                break
+            try:
+                self.source.open()
+            except (SourceError, cv2.error, OSError) as exc:
+                self._record_error(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc))
+                self.source.release()
+                continue
+            with self._cond:
+                self._stats.reconnects += 1
+            log.info("%s: reconnected to %s", self.name, self.source.description)
+            break
+        return attempt

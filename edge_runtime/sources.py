@@ -1,0 +1,399 @@
+"""Frame sources: V4L2 cameras, RTSP/HTTP streams, GStreamer pipelines and video files, behind one interface.
+
+A :class:`FrameSource` opens, reads one BGR uint8 frame at a time and releases; :class:`~edge_runtime.capture.
+CaptureThread` runs it in the background, reconnects it and keeps its queue bounded. Live sources (cameras,
+streams, a file played in real time) may drop old frames; a file played as fast as possible never does, so its
+scores are deterministic. Stream URLs are shown with their password masked: credentials never reach a log.
+
+:func:`parse_source_spec` reads the command line's ``[NAME=]SOURCE`` form:
+
+>>> name, src = parse_source_spec("door=rtsp://user:secret@10.0.0.5/stream1")
+>>> name, src.description
+('door', 'stream rtsp://user:***@10.0.0.5/stream1')
+>>> parse_source_spec("0", position=1)[0]
+'cam1'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from .schema import SchemaError, validate_id
+from .video import VideoReadError, iter_frames, probe_video
+
+__all__ = [
+    "CameraSource",
+    "FileSource",
+    "FrameSource",
+    "GStreamerSource",
+    "SourceEnded",
+    "SourceError",
+    "SourceSpecError",
+    "StreamSource",
+    "parse_source_spec",
+    "parse_source_specs",
+    "redact_url",
+]
+
+log = logging.getLogger(__name__)
+
+STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+class SourceError(RuntimeError):
+    """A source that cannot be opened or read; the message is one line and names the source."""
+
+
+class SourceSpecError(SourceError, ValueError):
+    """A bad ``[NAME=]SOURCE`` specification (a usage error)."""
+
+
+class SourceEnded(Exception):  # noqa: N818 - an end-of-stream signal, not an error
+    """The source has no more frames (the end of a file that does not loop)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe to log)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def _safe(text: str) -> str:
+    """Any ``scheme://user:password@`` inside ``text`` with the password masked."""
+    return re.sub(r"(://[^/@:\s]*:)[^@/\s]*@", r"\1***@", text)
+
+
+class FrameSource(ABC):
+    """Where frames come from. Not thread-safe: one :class:`CaptureThread` drives one source."""
+
+    kind: ClassVar[str] = ""  # "camera" | "stream" | "gstreamer" | "file"
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """What this source is, for messages and logs (no credentials)."""
+
+    @property
+    def live(self) -> bool:
+        """True when frames arrive on their own clock (keep the newest, drop old ones); False for a file."""
+        return True
+
+    @abstractmethod
+    def open(self) -> None:
+        """Open (or reopen) the source; raise :class:`SourceError` with a one-line reason."""
+
+    @abstractmethod
+    def read(self) -> np.ndarray | None:
+        """The next frame (BGR uint8 ``(h, w, 3)``); None or an empty array for an empty frame.
+
+        Raises :class:`SourceError` when the read fails (the source needs reopening) and
+        :class:`SourceEnded` when there are no more frames.
+        """
+
+    @abstractmethod
+    def release(self) -> None:
+        """Close the source; :meth:`open` may be called again."""
+
+    def timestamp(self) -> float:
+        """Capture time of the frame :meth:`read` just returned, seconds since the epoch."""
+        return time.time()
+
+
+class _OpenCVSource(FrameSource):
+    """A source read through ``cv2.VideoCapture``."""
+
+    def __init__(self) -> None:
+        self._cap: cv2.VideoCapture | None = None
+
+    @abstractmethod
+    def _capture(self) -> cv2.VideoCapture:
+        """A new ``cv2.VideoCapture`` for this source (may be unopened)."""
+
+    def _open_error(self) -> str:
+        return f"cannot open {self.description}: OpenCV could not open it"
+
+    def open(self) -> None:
+        self.release()
+        try:
+            cap = self._capture()
+        except cv2.error as exc:
+            raise SourceError(f"{self._open_error()} ({str(exc).strip().splitlines()[-1]})") from None
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(self._open_error())
+        self._cap = cap
+
+    def read(self) -> np.ndarray | None:
+        if self._cap is None:
+            raise SourceError(f"{self.description} is not open")
+        ok, frame = self._cap.read()
+        if not ok:
+            raise SourceError(f"{self.description}: read failed (disconnected or stalled)")
+        return frame
+
+    def release(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class CameraSource(_OpenCVSource):
+    """A V4L2 camera by index (``/dev/video<index>``) or device path (e.g. ``/dev/v4l/by-id/...``)."""
+
+    kind = "camera"
+
+    def __init__(self, index: int | str, *, width: int | None = None, height: int | None = None,
+                 fps: float | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.index = index
+        self.device = f"/dev/video{index}" if isinstance(index, int) else str(index)
+        self.requested = {
+            cv2.CAP_PROP_FRAME_WIDTH: width,
+            cv2.CAP_PROP_FRAME_HEIGHT: height,
+            cv2.CAP_PROP_FPS: fps,
+        }
+
+    @property
+    def description(self) -> str:
+        return (
+            f"camera {self.index} ({self.device})" if isinstance(self.index, int) else f"camera {self.device}"
+        )
+
+    def _open_error(self) -> str:
+        if sys.platform.startswith("linux") and not Path(self.device).exists():
+            return f"cannot open {self.description}: no such device (is the camera plugged in?)"
+        return f"cannot open {self.description}: OpenCV could not open it (in use by another program, or not a capture device)"
+
+    def _capture(self) -> cv2.VideoCapture:
+        if sys.platform.startswith("linux") and hasattr(cv2, "CAP_V4L2"):
+            cap = cv2.VideoCapture(self.index, cv2.CAP_V4L2)
+        else:
+            cap = cv2.VideoCapture(self.index)
+        for prop, value in self.requested.items():
+            if value is not None:
+                cap.set(prop, float(value))
+        return cap
+
+
+class StreamSource(_OpenCVSource):
+    """A network stream (``rtsp://``, ``http(s)://``, ...) read with OpenCV's FFmpeg backend.
+
+    ``open_timeout_s`` / ``read_timeout_s`` bound how long FFmpeg waits, so a dead stream fails (and is
+    reconnected) instead of blocking forever.
+    """
+
+    kind = "stream"
+
+    def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> None:
+        super().__init__()
+        scheme = _SCHEME_RE.match(url)
+        if not scheme or scheme.group(1).lower() not in STREAM_SCHEMES:
+            raise SourceSpecError(
+                f"stream URL {redact_url(url)!r} must start with one of {[s + '://' for s in STREAM_SCHEMES]}"
+            )
+        self.url = url
+        self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+
+    @property
+    def description(self) -> str:
+        return f"stream {redact_url(self.url)}"
+
+    def _capture(self) -> cv2.VideoCapture:
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
+        ]  # fmt: skip
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+
+def opencv_has_gstreamer() -> bool:
+    """Whether this OpenCV build can open GStreamer pipelines."""
+    return bool(re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()))
+
+
+class GStreamerSource(_OpenCVSource):
+    """A GStreamer pipeline ending in ``appsink`` (e.g. ``nvarguscamerasrc ! ... ! appsink`` on a Jetson)."""
+
+    kind = "gstreamer"
+
+    def __init__(self, pipeline: str) -> None:
+        super().__init__()
+        if "appsink" not in pipeline:
+            raise SourceSpecError(
+                f"GStreamer pipeline {pipeline!r} must end in 'appsink' so OpenCV can read it"
+            )
+        self.pipeline = pipeline
+
+    @property
+    def description(self) -> str:
+        return f"GStreamer pipeline '{self.pipeline}'"
+
+    def open(self) -> None:
+        if not opencv_has_gstreamer():
+            raise SourceError(
+                f"cannot open {self.description}: this OpenCV ({cv2.__version__}) was built without GStreamer; "
+                "install an OpenCV built with it (on a Jetson, JetPack's python3-opencv) or give a camera "
+                "index, a /dev/video path or a stream URL instead"
+            )
+        super().open()
+
+    def _capture(self) -> cv2.VideoCapture:
+        return cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
+
+
+class FileSource(FrameSource):
+    """A video file, played as fast as possible (default: never drops, deterministic) or at its own fps.
+
+    Timestamps are the open time plus the frame's position in the video (``n / fps``), so they are evenly
+    spaced whatever the decoding speed. With ``loop`` the video restarts at its end and never ends.
+    """
+
+    kind = "file"
+
+    def __init__(self, path: str | Path, *, realtime: bool = False, loop: bool = False) -> None:
+        self.path = Path(path)
+        self.realtime, self.loop = realtime, loop
+        self.fps = 0.0
+        self._frames: Iterator[np.ndarray] | None = None
+        self._served = 0  # frames returned since open (across loops)
+        self._t0_wall = 0.0
+        self._t0_mono = 0.0
+
+    @property
+    def description(self) -> str:
+        return f"video file {self.path}"
+
+    @property
+    def live(self) -> bool:
+        return self.realtime
+
+    def open(self) -> None:
+        try:
+            info = probe_video(self.path, verify=False)
+        except VideoReadError as exc:
+            raise SourceError(str(exc)) from None
+        self.fps = info.fps if info.fps > 0 else 25.0
+        if info.fps <= 0:
+            log.warning("%s does not state its fps; timing it at %.0f fps", self.path, self.fps)
+        self._frames = iter_frames(self.path)
+        self._served = 0
+        self._t0_wall, self._t0_mono = time.time(), time.monotonic()
+
+    def read(self) -> np.ndarray | None:
+        if self._frames is None:
+            raise SourceError(f"{self.description} is not open")
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            if not self.loop:
+                raise SourceEnded(str(self.path)) from None
+            self._frames = iter_frames(self.path)
+            frame = next(self._frames)
+        except VideoReadError as exc:
+            raise SourceError(str(exc)) from None
+        if self.realtime:
+            wait = self._t0_mono + self._served / self.fps - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        self._served += 1
+        return frame
+
+    def timestamp(self) -> float:
+        return self._t0_wall + (self._served - 1) / self.fps
+
+    def release(self) -> None:
+        if self._frames is not None:
+            close = getattr(self._frames, "close", None)
+            if close is not None:
+                close()
+            self._frames = None
+
+
+def _default_name(source: FrameSource, position: int) -> str:
+    if isinstance(source, FileSource):
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", source.path.stem).lstrip("_.-")[:64]
+        try:
+            return validate_id(stem, "camera name")
+        except SchemaError:
+            pass
+    return f"cam{position}"
+
+
+def _make_source(text: str, realtime: bool, loop: bool) -> FrameSource:
+    if text.startswith("gst:"):
+        return GStreamerSource(text[4:].strip())
+    if text.isdigit():
+        return CameraSource(int(text))
+    if text.startswith("/dev/"):
+        match = re.fullmatch(r"/dev/video(\d+)", text)
+        return CameraSource(int(match.group(1)) if match else text)
+    scheme = _SCHEME_RE.match(text)
+    if scheme and scheme.group(1).lower() == "file":
+        return FileSource(urlsplit(text).path, realtime=realtime, loop=loop)
+    if scheme:
+        return StreamSource(text)
+    if " ! " in text and "appsink" in text:
+        return GStreamerSource(text)
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise SourceSpecError(
+            f"source {_safe(text)!r} is not a camera index, /dev/video path, stream URL, gst: pipeline or an existing video file"
+        )
+    return FileSource(path, realtime=realtime, loop=loop)
+
+
+def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
+                      loop: bool = False) -> tuple[str, FrameSource]:  # fmt: skip
+    """``[NAME=]SOURCE`` -> ``(camera name, source)``.
+
+    SOURCE: a camera index (``0``), a device path (``/dev/video2``), a stream URL (``rtsp://...``,
+    ``http://...``), a GStreamer pipeline (``gst:... ! appsink``) or a video file (``realtime`` / ``loop``
+    apply to files). NAME must pass :func:`edge_runtime.schema.validate_id`; the default is ``cam<position>``,
+    or a file's stem made safe.
+    """
+    text = spec.strip()
+    if not text:
+        raise SourceSpecError("empty source: expected [NAME=]SOURCE, e.g. door=0 or yard=rtsp://host/stream")
+    name: str | None = None
+    head, sep, rest = text.partition("=")
+    if sep and "/" not in head and ":" not in head and not head.isdigit():
+        try:
+            name = validate_id(head, "camera name")
+        except SchemaError as exc:
+            raise SourceSpecError(f"source {_safe(spec)!r}: {exc}") from None
+        text = rest.strip()
+        if not text:
+            raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{head}='")
+    source = _make_source(text, realtime, loop)
+    return name or _default_name(source, position), source
+
+
+def parse_source_specs(specs: Sequence[str], *, realtime: bool = False,
+                       loop: bool = False) -> list[tuple[str, FrameSource]]:  # fmt: skip
+    """Parse several specs (positions 0, 1, ...); two cameras with one name is an error."""
+    parsed = [parse_source_spec(s, i, realtime=realtime, loop=loop) for i, s in enumerate(specs)]
+    seen: dict[str, Any] = {}
+    for (name, _), spec in zip(parsed, specs, strict=True):
+        if name in seen:
+            raise SourceSpecError(
+                f"two sources are named {name!r} ({_safe(seen[name])!r} and {_safe(spec)!r}): give each a name, NAME=SOURCE"
+            )
+        seen[name] = spec
+    return parsed

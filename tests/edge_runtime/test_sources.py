@@ -1,0 +1,136 @@
+"""Frame sources and the [NAME=]SOURCE specification."""
+
+import numpy as np
+import pytest
+
+from edge_runtime.sources import (
+    CameraSource,
+    FileSource,
+    GStreamerSource,
+    SourceEnded,
+    SourceError,
+    SourceSpecError,
+    StreamSource,
+    opencv_has_gstreamer,
+    parse_source_spec,
+    parse_source_specs,
+    redact_url,
+)
+from edge_runtime.video import write_video
+
+
+@pytest.fixture
+def clip(tmp_path):
+    frames = [np.full((24, 32, 3), 20 * i, np.uint8) for i in range(5)]
+    path = tmp_path / "front door (1).mp4"
+    write_video(path, frames, fps=10)
+    return path
+
+
+def test_camera_index_gets_a_positional_default_name():
+    name, source = parse_source_spec("0", position=2)
+    assert name == "cam2" and isinstance(source, CameraSource) and source.device == "/dev/video0"
+
+
+def test_dev_video_path_is_a_camera():
+    assert parse_source_spec("/dev/video3")[1].index == 3
+    assert parse_source_spec("/dev/v4l/by-id/usb-cam")[1].device == "/dev/v4l/by-id/usb-cam"
+
+
+def test_named_stream_keeps_equals_signs_of_its_query():
+    name, source = parse_source_spec("yard=rtsp://10.0.0.5/live?channel=1")
+    assert name == "yard" and isinstance(source, StreamSource)
+    assert source.url == "rtsp://10.0.0.5/live?channel=1"
+    unnamed, stream = parse_source_spec("http://10.0.0.5/cam.mjpg?x=1")
+    assert unnamed == "cam0" and stream.url.endswith("?x=1")
+
+
+def test_file_gets_its_stem_made_safe_as_name(clip):
+    name, source = parse_source_spec(str(clip), realtime=True, loop=True)
+    assert name == "front_door_1_" and isinstance(source, FileSource)
+    assert source.realtime and source.loop and source.live
+
+
+def test_gstreamer_pipeline_is_recognised():
+    _, source = parse_source_spec("gst:videotestsrc ! videoconvert ! appsink")
+    assert isinstance(source, GStreamerSource) and source.pipeline.startswith("videotestsrc")
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("bad name=0", "camera name 'bad name' is not allowed"),
+        ("door#1=0", "camera name 'door#1' is not allowed"),
+        ("door=", "nothing after 'door='"),
+        ("", "empty source"),
+        ("missing.mp4", "is not a camera index, /dev/video path, stream URL"),
+        ("ftp://host/x", "must start with one of"),
+        ("gst:videotestsrc", "must end in 'appsink'"),
+    ],
+)
+def test_bad_specs_are_one_line_usage_errors(spec, message):
+    with pytest.raises(SourceSpecError, match=message) as info:
+        parse_source_spec(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_duplicate_names_are_refused_without_leaking_passwords():
+    with pytest.raises(SourceSpecError, match="two sources are named 'cam'") as info:
+        parse_source_specs(["cam=0", "cam=rtsp://admin:hunter2@10.0.0.5/s"])
+    assert "hunter2" not in str(info.value)
+
+
+def test_several_specs_get_positional_names():
+    assert [n for n, _ in parse_source_specs(["0", "1", "door=2"])] == ["cam0", "cam1", "door"]
+
+
+def test_passwords_are_masked_in_descriptions():
+    source = StreamSource("rtsp://admin:hunter2@10.0.0.5:554/s")
+    assert "hunter2" not in source.description and "admin:***@10.0.0.5:554" in source.description
+    assert redact_url("rtsp://10.0.0.5/s") == "rtsp://10.0.0.5/s"
+
+
+def test_missing_camera_is_a_one_line_error_naming_the_device():
+    source = CameraSource(97)
+    with pytest.raises(SourceError, match=r"^cannot open camera 97 \(/dev/video97\): ") as info:
+        source.open()
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(opencv_has_gstreamer(), reason="this OpenCV has GStreamer")
+def test_gstreamer_without_support_says_so():
+    with pytest.raises(SourceError, match="built without GStreamer"):
+        GStreamerSource("videotestsrc ! appsink").open()
+
+
+def test_file_source_reads_every_frame_then_ends(clip):
+    source = FileSource(clip)
+    source.open()
+    frames = []
+    with pytest.raises(SourceEnded):
+        while True:
+            frames.append(source.read())
+    assert len(frames) == 5 and frames[0].shape == (24, 32, 3)
+    assert not source.live
+
+
+def test_file_timestamps_follow_the_videos_fps(clip):
+    source = FileSource(clip)
+    source.open()
+    stamps = []
+    for _ in range(3):
+        source.read()
+        stamps.append(source.timestamp())
+    np.testing.assert_allclose(np.diff(stamps), [0.1, 0.1], atol=1e-6)  # epoch-second floats
+
+
+def test_looping_file_restarts(clip):
+    source = FileSource(clip, loop=True)
+    source.open()
+    frames = [source.read() for _ in range(7)]
+    np.testing.assert_array_equal(frames[5], frames[0])
+
+
+def test_missing_file_fails_at_open(tmp_path):
+    with pytest.raises(SourceError, match="video file not found"):
+        FileSource(tmp_path / "gone.mp4").open()
