@@ -217,6 +217,23 @@ class MqttPublisher:
             return False
         return self._publish_raw(self.status_topic, text, qos=1, retain=self.status_retain) is not None
 
+    def publish_discovery(
+        self, cameras: list[str], *, model_name: str = "i3d-mtn", discovery_prefix: str = "homeassistant"
+    ) -> int:
+        """Retained Home Assistant discovery configs (see :mod:`edge_runtime.ha_discovery`); how many were sent."""
+        from edge_runtime.ha_discovery import discovery_messages
+
+        messages = discovery_messages(
+            self.settings.topic_prefix,
+            self.device_id,
+            cameras,
+            model_name=model_name,
+            discovery_prefix=discovery_prefix,
+        )
+        if not self.connected:
+            return 0
+        return sum(self._publish_raw(t, p, qos=1, retain=True) is not None for t, p in messages)
+
     def _publish_raw(
         self, topic: str, payload: bytes | str, *, qos: int, retain: bool = False, row: int | None = None
     ) -> Any:

@@ -327,3 +327,15 @@ def test_debug_logs_never_contain_the_password(tmp_path):
     assert "Sending CONNECT" in stderr  # paho's own DEBUG log was captured
     assert "connected to" in stderr  # the credentials were accepted
     assert secret not in stderr
+
+
+def test_home_assistant_discovery_configs_are_retained(broker, tmp_path):
+    with Outbox(tmp_path / "o.sqlite") as box:
+        pub = MqttPublisher(_settings(broker), DEVICE, box).start()
+        assert pub.wait_connected(10)
+        assert pub.publish_discovery(["cam-1"]) == 2
+        pub.stop()
+    sub = Subscriber(broker.host, broker.port, "homeassistant/#")
+    wait_for(lambda: len(sub.messages) >= 2, what="retained discovery configs")
+    sub.close()
+    assert all(retain and json.loads(payload)["device"] for _, payload, retain in sub.messages)
