@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,3 +340,77 @@ def test_home_assistant_discovery_configs_are_retained(broker, tmp_path):
     wait_for(lambda: len(sub.messages) >= 2, what="retained discovery configs")
     sub.close()
     assert all(retain and json.loads(payload)["device"] for _, payload, retain in sub.messages)
+
+
+def _make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl command."""
+    ca_key, ca, key, csr, crt = (
+        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
+    )
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            ca_key,
+            "-out",
+            ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+        ],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            crt,
+            "-days",
+            "2",
+        ]
+        + ["-extfile", ext],
+    ]
+    for step in steps:
+        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True)
+    return ca, crt, key
+
+
+@needs_mosquitto
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_events_arrive_over_tls(tmp_path):
+    ca, crt, key = _make_tls_files(tmp_path)
+    with LocalBroker(config_lines=[KEEP_USER, f"cafile {ca}", f"certfile {crt}", f"keyfile {key}"]) as broker:
+        sub = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id="sub-tls")
+        sub.tls_set(ca_certs=str(ca))
+        received: list[bytes] = []
+        subscribed = threading.Event()
+        sub.on_subscribe = lambda *a: subscribed.set()
+        sub.on_message = lambda c, u, m: received.append(m.payload)
+        sub.connect(broker.host, broker.port)
+        sub.subscribe(f"i3dmtn/{DEVICE}/events", qos=1)
+        sub.loop_start()
+        assert subscribed.wait(10)
+        sent = _scripted_events(1)
+        settings = MqttSettings(host=broker.host, port=broker.port, tls=True, ca_file=ca)
+        with Outbox(tmp_path / "o.sqlite") as box:
+            pub = MqttPublisher(settings, DEVICE, box).start()
+            for event in sent:
+                pub.publish_event(event)
+            wait_for(lambda: len(received) >= len(sent), what="events over TLS")
+            pub.stop()
+        sub.disconnect()
+        sub.loop_stop()
+    assert [json.loads(p)["seq"] for p in received] == [e["seq"] for e in sent]
