@@ -1,0 +1,57 @@
+"""Option helpers shared by the ``train``, ``features`` and ``evaluate`` commands (argparse only at import)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from training.cli import UsageError
+
+__all__ = ["add_config_arguments", "parse_set", "config_from_args"]
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
+    parser.add_argument(
+        "--config",
+        default=default,
+        metavar="NAME",
+        help="experiment preset: default, fight, violence or debug (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set frame_size=112 --set augment_flip=false (repeatable; "
+        "VALUE is read as JSON, else as a string)",
+    )
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``["a=1", "b=true", "name=x"]`` -> ``{"a": 1, "b": True, "name": "x"}``; UsageError for a bad item."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out
+
+
+def config_from_args(args: argparse.Namespace, **flags: Any) -> dict[str, Any]:
+    """The preset ``--config`` with ``--set`` overrides, then the given flag values (None = not given)."""
+    from training.configs import ConfigError, create_experiment_config, get_config
+
+    overrides = parse_set(args.overrides)
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return create_experiment_config(get_config(args.config), **overrides)
+    except ConfigError as exc:
+        raise UsageError(f"--config/--set: {exc}") from None

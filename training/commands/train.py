@@ -1,0 +1,193 @@
+"""``i3dmtn train``: train the detector end to end from videos, or its head on cached features."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from training.cli import UsageError
+from training.commands.common import add_config_arguments, config_from_args
+
+__all__ = ["add_arguments", "run", "build_datasets"]
+
+logger = logging.getLogger(__name__)
+
+VAL_FRACTION = 0.2  # share of each class held out for validation when --data_path has no val/ split
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Train the I3D + MTN + MIL detector. --data_path holds train/ and val/ split folders (each with normal/ "
+        "and anomaly/ videos, as `i3dmtn synth` writes), or is itself a normal/ + anomaly/ folder, from which a "
+        f"seeded, stratified {VAL_FRACTION:.0%} is held out for validation. Writes best.pt, last.pt, config.json, "
+        "history.json and training_curves.png to --output. Under torchrun it trains with DistributedDataParallel."
+    )
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--data_path", "--data-path", metavar="DIR", help="videos (required unless --features)"
+    )
+    parser.add_argument("--epochs", type=int, help="override the config's epochs")
+    parser.add_argument("--batch_size", "--batch-size", type=int, help="videos per step and process")
+    parser.add_argument("--learning_rate", "--learning-rate", type=float, help="peak learning rate")
+    parser.add_argument("--clip_length", "--clip-length", type=int, help="frames per snippet (S)")
+    parser.add_argument("--output", metavar="DIR", help="run folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--features",
+        metavar="DIR",
+        help="train the head only, on a feature cache written by `i3dmtn features` (with train/ and val/ "
+        "folders, or one folder split like --data_path); the backbone comes from the cache's source",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pt")
+    parser.add_argument(
+        "--i3d_weights", "--i3d-weights", metavar="PT", help="initialise the backbone from an I3D checkpoint"
+    )
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
+    from training.data import AnomalyVideoDataset, find_splits, scan_videos, split_records
+
+    splits = find_splits(data_path)
+
+    def make(path: Path, train: bool, records: Any = None) -> Any:
+        return AnomalyVideoDataset(
+            path,
+            config["clip_length"],
+            config["frame_size"],
+            num_snippets=config["num_snippets"],
+            frame_stride=config["frame_stride"],
+            resize_short_side=config["resize_short_side"],
+            train=train,
+            augment_flip=config["augment_flip"],
+            augment_crop_jitter=config["augment_crop_jitter"],
+            seed=config["seed"],
+            records=records,
+        )
+
+    if "train" in splits and "val" in splits:
+        return make(splits["train"], True), make(splits["val"], False)
+    folder = splits.get("", splits.get("train"))
+    if folder is None:
+        raise UsageError(
+            f"--data_path {data_path}: expected train/ and val/ folders or normal/ + anomaly/ folders"
+        )
+    records, _ = scan_videos(folder)
+    train, val = split_records(records, VAL_FRACTION, config["seed"])
+    logger.info("%s: no val/ split, held out %d of %d videos for validation", folder, len(val), len(records))
+    return make(folder, True, train), make(folder, False, val)
+
+
+def _feature_datasets(config: dict[str, Any], features: Path) -> tuple[Any, Any]:
+    from training.feature_dataset import FeatureDataset
+
+    k, seed = config["num_snippets"], config["seed"]
+    if (features / "train").is_dir() and (features / "val").is_dir():
+        return (
+            FeatureDataset(features, "train", num_snippets=k, train=True, seed=seed),
+            FeatureDataset(features, "val", num_snippets=k, seed=seed),
+        )
+    import numpy as np
+
+    whole = FeatureDataset(features, num_snippets=k)
+    rng = np.random.default_rng(seed)
+    train_keys, val_keys = [], []
+    for label in (0, 1):
+        keys = [key for key, lab in whole.items if lab == label]
+        order = rng.permutation(len(keys))
+        n_val = min(len(keys) - 1, max(1, round(VAL_FRACTION * len(keys)))) if len(keys) > 1 else 0
+        val_keys += [keys[i] for i in order[:n_val]]
+        train_keys += [keys[i] for i in order[n_val:]]
+    return (
+        FeatureDataset(features, num_snippets=k, train=True, seed=seed, keys=sorted(train_keys)),
+        FeatureDataset(features, num_snippets=k, seed=seed, keys=sorted(val_keys)),
+    )
+
+
+def build_datasets(
+    config: dict[str, Any], data_path: str | Path | None, features: str | Path | None
+) -> tuple[Any, Any]:
+    """``(train, val)`` datasets: video datasets from ``data_path`` or feature datasets from ``features``."""
+    if features:
+        return _feature_datasets(config, Path(features))
+    if not data_path:
+        raise UsageError("--data_path is required (or --features for head-only training)")
+    return _video_datasets(config, Path(data_path))
+
+
+def _model_for_features(config: dict[str, Any], features: Path) -> Any:
+    """A model whose backbone is the one the feature cache was computed with (checked by weights hash)."""
+    from training.checkpoint import load_checkpoint, load_model_state, new_model
+    from training.feature_cache import check_contract, read_index
+    from training.features import contract_for
+
+    index = read_index(features)
+    model = new_model(config)
+    source = index.get("source", {})
+    if "checkpoint" in source:
+        _, _, ckpt = load_checkpoint(source["checkpoint"])
+        backbone = {
+            k.removeprefix("backbone."): v for k, v in ckpt["model"].items() if k.startswith("backbone.")
+        }
+        load_model_state(model.backbone, backbone, source["checkpoint"])
+    check_contract(features, index, contract_for(model.backbone, config))
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.checkpoint import CheckpointError, new_model
+    from training.configs import ConfigError
+    from training.data import DatasetError
+    from training.feature_cache import FeatureCacheError
+    from training.trainer import I3D_MTN_Trainer
+
+    config = config_from_args(
+        args,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        clip_length=args.clip_length,
+    )
+    output = Path(args.output or Path("runs") / config["name"])
+    if args.resume and not (output / "last.pt").is_file():
+        raise UsageError(
+            f"--resume: {output / 'last.pt'} not found (train without --resume first, or fix --output)"
+        )
+    if args.features and args.i3d_weights:
+        raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")
+    try:
+        train_set, val_set = build_datasets(config, args.data_path, args.features)
+        if args.features:
+            model = _model_for_features(config, Path(args.features))
+        else:
+            model = new_model(config)
+            if args.i3d_weights:
+                from training.model import load_i3d_file
+
+                load_i3d_file(model.backbone, args.i3d_weights, strict=False)
+        trainer = I3D_MTN_Trainer(
+            model, config, output_dir=output, device=args.device, progress=not args.no_progress
+        )
+        history = trainer.fit(train_set, val_set, resume=args.resume)
+    except FeatureCacheError as exc:
+        raise UsageError(
+            f"--features: {exc}; recompute the cache for this config (i3dmtn features --overwrite) or train end to end"
+        ) from None
+    except (DatasetError, CheckpointError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
+        if args.i3d_weights and str(args.i3d_weights) in str(exc):
+            raise UsageError(f"--i3d_weights: {exc}") from None
+        raise
+    if trainer.dist.is_main:
+        from training.plots import plot_training_curves
+
+        plot_training_curves(history, output / "training_curves.png")
+        best = max((r["val_auc"] for r in history if r["val_auc"] == r["val_auc"]), default=float("nan"))
+        print(f"trained {len(history)} epochs -> {output} (best val_auc {best:.4f})")
+    from training.distributed import cleanup_distributed
+
+    cleanup_distributed()
+    return 0

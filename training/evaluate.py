@@ -1,0 +1,264 @@
+"""Score a test set the way the device does, and report video and frame metrics (+ plots).
+
+Scoring matches the edge runtime's streaming (:mod:`edge_runtime.scoring`): the backbone runs once over every
+snippet of the whole video (the last snippet padded, :mod:`edge_runtime.snippets`), then for each snippet
+``i`` the head scores the window of the last ``K`` features ``[i-K+1, i]`` (fewer at the start, as the
+device's ring before it fills) and the snippet's score is the window's **newest** snippet score. A frame's
+score is its snippet's score; a video's score is the **max** over its snippets, which is exactly whether the
+device would raise an event at a threshold. The attention weights plotted are the head's over the whole video
+in one call (for a picture of where it looks; they play no part in the scores).
+
+The threshold is the one chosen on validation data and stored in the checkpoint (``threshold``); a checkpoint
+without one falls back to the test set's own Youden-optimal threshold, and the report says which was used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from edge_runtime.snippets import frame_to_snippet
+from edge_runtime.video import VideoReadError
+from training.data import SkippedVideo, VideoRecord, iter_snippet_batches, preprocess_config, scan_videos
+from training.metrics import frame_metrics, json_safe, video_metrics
+
+__all__ = [
+    "SCORING",
+    "VideoResult",
+    "backbone_features",
+    "streaming_scores",
+    "score_video",
+    "score_videos",
+    "evaluate",
+    "format_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+SCORING = (
+    "streaming: backbone over every snippet, head over the last K features, newest snippet's score; "
+    "frame score = its snippet's score; video score = max snippet score"
+)
+
+
+@dataclass
+class VideoResult:
+    """The scores of one video."""
+
+    record: VideoRecord
+    snippet_scores: np.ndarray  # (n,) streaming score of each snippet
+    frame_scores: np.ndarray  # (num_frames,) each frame's snippet score
+    attention: np.ndarray  # (n,) the head's attention over the whole video (for plots)
+
+    @property
+    def video_score(self) -> float:
+        return float(self.snippet_scores.max())
+
+
+@torch.no_grad()
+def backbone_features(
+    backbone: nn.Module,
+    path: str | Path,
+    config: Mapping[str, Any],
+    device: torch.device,
+    batch_size: int = 16,
+) -> torch.Tensor:
+    """Features ``(n, D)`` of every snippet of a video (float32, on ``device``)."""
+    cfg = preprocess_config(int(config["frame_size"]), int(config["resize_short_side"]))
+    s, stride = int(config["clip_length"]), int(config["frame_stride"])
+    feats = [
+        backbone(torch.from_numpy(batch).to(device)).float()  # (N, D)
+        for batch in iter_snippet_batches(path, s, cfg, stride, batch_size)
+    ]
+    return torch.cat(feats)
+
+
+@torch.no_grad()
+def streaming_scores(
+    head: nn.Module, features: torch.Tensor, num_snippets: int, batch_size: int = 64
+) -> np.ndarray:
+    """Score of each snippet as the device computes it: head over the last ``K`` features, newest score."""
+    n, k = features.shape[0], num_snippets
+    scores = np.zeros(n, np.float32)
+    for i in range(min(n, k - 1)):  # the ring is still filling: windows [0, i]
+        scores[i] = float(head(features[None, : i + 1]).snippet_scores[0, -1])
+    if n >= k:
+        windows = features.unfold(0, k, 1).permute(0, 2, 1)  # (n-K+1, K, D): window j ends at snippet j+K-1
+        for lo in range(0, windows.shape[0], batch_size):
+            out = head(windows[lo : lo + batch_size].contiguous()).snippet_scores[:, -1]
+            scores[k - 1 + lo : k - 1 + lo + len(out)] = out.float().cpu().numpy()
+    return scores
+
+
+@torch.no_grad()
+def score_video(
+    model: nn.Module,
+    record: VideoRecord,
+    config: Mapping[str, Any],
+    device: torch.device,
+    batch_size: int = 16,
+) -> VideoResult:
+    """Streaming scores of one video (see the module docstring)."""
+    feats = backbone_features(model.backbone, record.path, config, device, batch_size)  # (n, D)
+    snippet_scores = streaming_scores(model.head, feats, int(config["num_snippets"]))
+    attention = model.head(feats[None]).attention_weights[0].float().cpu().numpy()  # (n,)
+    owner = frame_to_snippet(record.num_frames, int(config["clip_length"]), int(config["frame_stride"]))
+    return VideoResult(
+        record, snippet_scores, snippet_scores[np.minimum(owner, len(snippet_scores) - 1)], attention
+    )
+
+
+def score_videos(
+    model: nn.Module,
+    config: Mapping[str, Any],
+    test_path: str | Path,
+    *,
+    device: str | torch.device | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[list[VideoResult], list[SkippedVideo]]:
+    """Score every readable video of a split folder; unreadable ones are skipped (warned, returned)."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(device).eval()
+    records, skipped = scan_videos(test_path)
+    results = []
+    for record in tqdm(records, desc="scoring", unit="video", disable=not progress):
+        try:
+            results.append(score_video(model, record, config, device, batch_size))
+        except VideoReadError as exc:
+            logger.warning("skipping video %s: %s", record.path, exc)
+            skipped.append(SkippedVideo(record.path, str(exc)))
+    return results, skipped
+
+
+def _plots(
+    results: list[VideoResult], report: dict[str, Any], out: Path, history: Path | None, annotate: int
+) -> None:
+    from training.plots import (
+        create_video_with_annotations,
+        plot_anomaly_scores_timeline,
+        plot_roc_pr,
+        plot_training_curves,
+        visualize_attention_weights,
+    )
+
+    thr = report["threshold"]
+    labels = [r.record.label for r in results]
+    if len(set(labels)) == 2:
+        plot_roc_pr(labels, [r.video_score for r in results], out / "roc_pr.png", threshold=thr)
+    for r in tqdm(results, desc="plots", unit="video", leave=False):
+        name = r.record.key.replace("/", "__")
+        title = f"{r.record.key} (label {r.record.label}, score {r.video_score:.3f})"
+        plot_anomaly_scores_timeline(
+            r.frame_scores,
+            out / "timelines" / f"{name}.png",
+            threshold=thr,
+            frame_labels=r.record.frame_labels,
+            title=title,
+        )
+        visualize_attention_weights(
+            r.attention, out / "attention" / f"{name}.png", snippet_scores=r.snippet_scores
+        )
+    if history is not None and history.is_file():
+        plot_training_curves(json.loads(history.read_text(encoding="utf-8")), out / "training_curves.png")
+    # a few videos with the score drawn in: the highest-scored anomalous ones and the highest-scored normal one
+    ranked = sorted(results, key=lambda r: -r.video_score)
+    chosen = [r for r in ranked if r.record.label == 1][: max(annotate - 1, 0)] + [
+        r for r in ranked if r.record.label == 0
+    ][:1]
+    for r in chosen[:annotate]:
+        name = r.record.key.replace("/", "__")
+        create_video_with_annotations(
+            r.record.path,
+            r.frame_scores,
+            out / "videos" / name,
+            threshold=thr,
+            frame_labels=r.record.frame_labels,
+        )
+
+
+def evaluate(
+    model: nn.Module,
+    config: Mapping[str, Any],
+    test_path: str | Path,
+    output_dir: str | Path,
+    *,
+    threshold: float | None = None,
+    visualize: bool = False,
+    history_path: str | Path | None = None,
+    annotate_videos: int = 3,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score ``test_path``, write ``report.json`` (and plots with ``visualize``) into ``output_dir``."""
+    out = Path(output_dir)
+    results, skipped = score_videos(model, config, test_path, device=device, progress=progress)
+    if not results:
+        raise VideoReadError(f"no video of {test_path} could be scored")
+    labels = np.array([r.record.label for r in results])
+    scores = np.array([r.video_score for r in results])
+    source = "checkpoint (chosen on validation)"
+    if threshold is None or not math.isfinite(threshold):
+        threshold = video_metrics(labels, scores)["optimal_threshold"]
+        source = "test set's own Youden-optimal threshold (the checkpoint has none)"
+    video = video_metrics(labels, scores, threshold)
+    frame = frame_metrics(
+        [r.record.frame_labels for r in results], [r.frame_scores for r in results], threshold
+    )
+    report = {
+        "test_path": str(test_path),
+        "scoring": SCORING,
+        "threshold": float(threshold),
+        "threshold_source": source,
+        "config": dict(config),
+        "video_metrics": video,
+        "frame_metrics": frame,
+        "videos": [
+            {
+                "video": r.record.key,
+                "label": r.record.label,
+                "score": r.video_score,
+                "num_snippets": len(r.snippet_scores),
+                "snippet_scores": r.snippet_scores.tolist(),
+            }
+            for r in results
+        ],
+        "skipped": [{"video": str(s.path), "reason": s.reason} for s in skipped],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out / "report.json")
+    if visualize:
+        _plots(results, report, out, Path(history_path) if history_path else None, annotate_videos)
+    return report
+
+
+def _fmt(value: Any) -> str:
+    return (
+        "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4f}"
+    )
+
+
+def format_summary(report: Mapping[str, Any]) -> str:
+    """A short table of the headline numbers."""
+    v, f = report["video_metrics"], report["frame_metrics"]
+    rows = [
+        ("videos", f"{v['n_videos']} ({v['n_positive']} anomalous)", "frames", f"{f['n_frames']} annotated"),
+        ("video AUC", _fmt(v["auc_roc"]), "frame AUC", _fmt(f["frame_auc"])),
+        ("video AP", _fmt(v["auc_pr"]), "frame AP", _fmt(f["frame_ap"])),
+        ("EER", _fmt(v["eer"]), "temporal IoU", _fmt(f["temporal_iou"])),
+        ("accuracy", _fmt(v["accuracy_at_threshold"]), "precision@k", _fmt(f["precision_at_k"])),
+        ("threshold", _fmt(report["threshold"]), "skipped", str(len(report["skipped"]))),
+    ]
+    return "\n".join(f"{a:<12}{b:>18}    {c:<14}{d:>14}" for a, b, c, d in rows)
