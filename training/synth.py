@@ -73,6 +73,9 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
+        if int(self.seed) < 0:
+            raise SynthError(f"seed must be an integer >= 0, got {self.seed}")
+        self.seed = int(self.seed)
         self.videos = tuple(int(v) for v in self.videos)  # type: ignore[assignment]
         if len(self.videos) != 6 or any(v < 0 for v in self.videos):
             raise SynthError(
@@ -283,5 +286,5 @@ def generate_dataset(cfg: SynthConfig, progress: bool = True, overwrite: bool = 
             "annotations": str(ann),
             "videos": [str(cfg.out / split / r["video_path"]) for r in records[split]],
         }
-    logger.info("wrote %d synthetic videos to %s", len(jobs), cfg.out)
+    logger.debug("wrote %d synthetic videos to %s", len(jobs), cfg.out)
     return summary
