@@ -1,0 +1,252 @@
+"""The export pipeline: checkpoint -> ONNX -> calibrated INT8 for a target -> FP32-vs-INT8 report -> bundle.
+
+Stages (each logged as ``export stage i/6: ...``): 1 calibrate (choose and read the clips), 2 export (ONNX,
+checked against torch), 3 quantize (per target), 4 threshold (FP32 on validation videos), 5 evaluate (held-out
+test videos through the runtime backends, the accuracy gate), 6 write (the bundle, atomically).
+
+Work files live in ``.<out name>.tmp-<pid>-work*`` beside ``--out``: a killed export leaves no bundle at
+``--out``, and the next export to that folder removes the leftover (:func:`export.bundle.clean_stale_temp_dirs`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calibration.select import (
+    CalibrationSet,
+    file_sha256,
+    read_snippets,
+    save_calibration_set,
+    select_calibration_set,
+)
+from export.targets import TargetFiles, quantize_target, runtime_backend
+from training.data import DatasetError, VideoRecord, find_splits, scan_videos
+
+__all__ = ["ExportError", "ExportOptions", "ExportResult", "run_export"]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("calibrate", "export", "quantize", "threshold", "evaluate", "write")
+
+
+class ExportError(ValueError):
+    """Bad export input (missing split, overlapping data, existing output); one line naming the option."""
+
+
+@dataclass
+class ExportOptions:
+    """What ``i3dmtn export`` was asked to do (see ``export.command`` for each option's meaning)."""
+
+    checkpoint: Path
+    calib_data: Path
+    out: Path
+    target: str = "onnx"
+    precision: str = "int8"
+    eval_data: Path | None = None
+    calib_snippets: int = 300
+    max_auc_drop: float = 0.01
+    allow_accuracy_drop: bool = False
+    accuracy_control: bool = False
+    overwrite: bool = False
+    seed: int = 0
+    preset: str = "mixed"
+    head_windows: int = 64
+    profile: str | None = None
+
+
+@dataclass
+class ExportResult:
+    bundle: Path
+    report: dict[str, Any]
+
+
+def _stage(i: int, text: str) -> None:
+    log.info("export stage %d/%d: %s: %s", i + 1, len(STAGES), STAGES[i], text)
+
+
+def _split(roots: list[Path | None], name: str) -> Path | None:
+    """The ``name`` split folder of the first root that has one."""
+    for root in roots:
+        if root is None:
+            continue
+        try:
+            splits = find_splits(root)
+        except DatasetError as exc:
+            raise ExportError(str(exc)) from None
+        if name in splits:
+            return splits[name]
+    return None
+
+
+def _records(folder: Path) -> list[VideoRecord]:
+    try:
+        return scan_videos(folder)[0]
+    except DatasetError as exc:
+        raise ExportError(str(exc)) from None
+
+
+def check_disjoint(cal: CalibrationSet, calib_root: Path, test: list[VideoRecord]) -> None:
+    """Refuse held-out videos that are calibration videos (same file, or same content by SHA-256)."""
+    paths = {(calib_root / v).resolve() for v in cal.videos}
+    hashes = {c.sha256 for c in cal.clips}
+    for rec in test:
+        if rec.path.resolve() in paths or file_sha256(rec.path) in hashes:
+            raise ExportError(
+                f"held-out video {rec.path} is also a calibration video: the report would not be held out"
+            )
+
+
+def _threshold(ckpt: dict, val: list[VideoRecord], score: Any) -> tuple[float, str]:
+    """Operating threshold: the checkpoint's (chosen on validation during training, as ``i3dmtn evaluate``
+    uses it), else Youden's on the validation videos scored with FP32 like the device."""
+    from training.metrics import video_metrics
+
+    thr = ckpt.get("threshold")
+    if thr is not None and np.isfinite(thr):
+        return float(thr), "checkpoint threshold (chosen on validation videos during training)"
+    if val:
+        fp32 = score(val, "threshold (val)")
+        m = video_metrics(np.asarray(fp32.labels), fp32.video_scores)
+        if np.isfinite(m["optimal_threshold"]):
+            return float(
+                m["optimal_threshold"]
+            ), f"optimal_threshold of {len(val)} validation videos, FP32 runtime scoring"
+    raise ExportError(
+        "no operating threshold: the checkpoint records none and neither --eval-data nor --calib-data has a val/ "
+        "split with both normal and anomalous videos"
+    )
+
+
+def _manifest(config: dict, ckpt: dict, opts: ExportOptions, thr: float, accuracy: dict, fps: float) -> dict:
+    from training.configs import to_preprocess_config
+
+    digest = file_sha256(opts.checkpoint)[:12]
+    return {
+        "model": {
+            "name": str(config["name"]),
+            "version": f"epoch{int(ckpt.get('epoch', 0))}-{digest}",
+            "config": config,
+        },
+        "target": opts.target,
+        "precision": opts.precision,
+        "preprocess": to_preprocess_config(config).to_dict(),
+        "window": {
+            "snippet_length": int(config["clip_length"]),
+            "num_snippets": int(config["num_snippets"]),
+            "frame_stride": int(config["frame_stride"]),
+            "fps": fps,
+        },
+        "threshold": thr,
+        "accuracy": accuracy,
+        "report": "report.json",
+        "calibration_set": "calibration_set.json",
+    }
+
+
+def _work_dir(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-work", dir=out.parent))
+
+
+def run_export(opts: ExportOptions) -> ExportResult:
+    """Run every stage; raises :class:`ExportError`, ``AccuracyGateError`` or the bundle writer's errors."""
+    import torch
+
+    from export.bundle import write_bundle
+    from export.onnx import export_onnx
+    from export.report import compare, gate, latency_ms, write_plots
+    from export.scoring import score_videos
+    from training.checkpoint import load_checkpoint
+    from training.configs import to_preprocess_config
+
+    out = Path(opts.out).absolute()
+    if out.exists() and not opts.overwrite:
+        raise ExportError(f"--out {out} already exists; pass --overwrite to replace it")
+    model, config, ckpt = load_checkpoint(opts.checkpoint)
+    model.eval()
+    pre = to_preprocess_config(config)
+    s, k, stride = int(config["clip_length"]), int(config["num_snippets"]), int(config["frame_stride"])
+    test_dir = _split([opts.eval_data, opts.calib_data], "test")
+    if test_dir is None:
+        raise ExportError("no held-out videos: neither --eval-data nor --calib-data has a test/ split")
+    test = _records(test_dir)
+    val_dir = _split([opts.eval_data, opts.calib_data], "val")
+    val = _records(val_dir) if val_dir else []
+    work = _work_dir(out)
+    try:
+        _stage(0, f"choosing {opts.calib_snippets} snippets from {opts.calib_data} (seed {opts.seed})")
+        cal = select_calibration_set(opts.calib_data, count=opts.calib_snippets, preprocess=pre,
+                                     snippet_length=s, frame_stride=stride, seed=opts.seed)  # fmt: skip
+        check_disjoint(cal, Path(opts.calib_data), test)
+        save_calibration_set(cal, work / "calibration_set.json")
+        snippets = read_snippets(cal, opts.calib_data)
+        from calibration.adapters import head_windows, snippet_batches
+
+        def torch_features(x: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model.backbone(torch.from_numpy(x)).numpy()
+
+        windows = head_windows(cal, opts.calib_data, torch_features, window=k, max_windows=opts.head_windows)
+        _stage(1, "backbone and head to ONNX (opset 17), checked against torch")
+        onnx_files = export_onnx(model, work, snippets=snippets, windows=windows)
+        _stage(2, f"target {opts.target}, precision {opts.precision}")
+        files: TargetFiles = quantize_target(
+            opts, onnx_files, snippet_batches(snippets), windows, work, val=val, preprocess=pre, config=config
+        )
+        backend = runtime_backend(opts.target)
+        variants = files.open_backends(backend)
+        scoring = {"preprocess": pre, "snippet_length": s, "frame_stride": stride, "window": k}
+
+        def score_fp32(records: list[VideoRecord], desc: str) -> Any:
+            return score_videos({"fp32": variants["fp32"]}, records, desc=desc, **scoring)["fp32"][0]
+
+        _stage(3, "operating threshold (checkpoint, else validation videos)")
+        thr, thr_source = _threshold(ckpt, val, score_fp32)
+        _stage(4, f"FP32 vs {opts.precision.upper()} on {len(test)} held-out videos via {backend}")
+        scored = score_videos(variants, test, desc="held-out videos", **scoring)
+        fp32 = scored["fp32"][0]
+        report: dict[str, Any] = {"target": opts.target, "precision": opts.precision, "backend": backend,
+                                  "threshold": thr, "threshold_source": thr_source,
+                                  "onnx_export": onnx_files.report(), "calibration": cal.summary(),
+                                  "quantization": files.settings, "file_sizes_bytes": files.sizes()}  # fmt: skip
+        lat = {"fp32": latency_ms(variants["fp32"][0], snippets)}
+        extras = {"report.json": work / "report.json", "calibration_set.json": work / "calibration_set.json"}
+        if opts.precision == "fp32":
+            comparison = compare(fp32, fp32, thr)
+            accuracy = {
+                "gate": "not_checked",
+                "reason": "fp32 export: nothing quantized",
+                "fp32_video_auc": comparison["fp32"]["video_auc"],
+            }
+        else:
+            int8 = files.choose_head(scored["int8"], fp32, report)
+            comparison = compare(fp32, int8, thr)
+            lat["int8"] = latency_ms(variants["int8"][0], snippets)
+            extras["plots"] = work / "plots"
+            write_plots(fp32, int8, thr, work / "plots")
+            accuracy = gate(comparison, opts.max_auc_drop, opts.allow_accuracy_drop)
+        report.update({"comparison": comparison, "accuracy": accuracy,
+                       "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
+        files.close()
+        from training.metrics import json_safe
+
+        (work / "report.json").write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
+        extras.update(files.extras)
+        fps = float(np.median([r.fps for r in test])) if test else 25.0
+        _stage(5, f"bundle {out}")
+        manifest = _manifest(config, ckpt, opts, thr, accuracy, fps if fps > 0 else 25.0)
+        bundle = write_bundle(
+            out, manifest=json_safe(manifest), files=files.specs, extras=extras, overwrite=opts.overwrite
+        )
+        return ExportResult(bundle, report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,141 @@
+"""The FP32-vs-INT8 report of an export: metrics on held-out videos, plots, and the accuracy gate.
+
+On the held-out (test split) videos, scored through the runtime backends (:mod:`export.scoring`):
+video AUC / AP and frame AUC of FP32 and INT8, per-video score differences, agreement of alert decisions at
+the operating threshold; plus file sizes, batch-1 backbone latency, the calibration summary and the
+quantization settings. Plots: FP32 vs INT8 video-score scatter and both ROC curves.
+
+**The gate**: INT8 video AUC may be at most ``max_auc_drop`` below FP32's. :func:`gate` returns the
+manifest's ``accuracy`` object, or raises :class:`AccuracyGateError` (one line) unless the drop is allowed,
+in which case the gate is recorded as ``"overridden"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.scoring import VideoScores
+from training.metrics import frame_metrics, json_safe, video_metrics
+
+__all__ = ["AccuracyGateError", "compare", "gate", "write_plots", "latency_ms"]
+
+log = logging.getLogger(__name__)
+
+
+class AccuracyGateError(RuntimeError):
+    """INT8 lost more video AUC than allowed; the message is one line."""
+
+
+def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
+    v = video_metrics(np.asarray(scores.labels), scores.video_scores, threshold)
+    f = frame_metrics(scores.frame_labels, scores.frame_scores, threshold)
+    return {
+        "video_auc": v["auc_roc"],
+        "video_ap": v["auc_pr"],
+        "frame_auc": f["frame_auc"],
+        "accuracy_at_threshold": v["accuracy_at_threshold"],
+        "reasons": {**v["reasons"], **f["reasons"]},
+    }
+
+
+def compare(fp32: VideoScores, int8: VideoScores, threshold: float) -> dict[str, Any]:
+    """Metrics of both and their differences on the same videos (same order)."""
+    if fp32.keys != int8.keys:
+        raise ValueError("FP32 and INT8 were scored on different videos")
+    a, b = fp32.video_scores, int8.video_scores
+    snip = np.concatenate(
+        [np.abs(x - y) for x, y in zip(fp32.snippet_scores, int8.snippet_scores, strict=True)]
+    )
+    alerts_a, alerts_b = a >= threshold, b >= threshold
+    m32, m8 = _metrics(fp32, threshold), _metrics(int8, threshold)
+    return {
+        "videos": len(a),
+        "threshold": threshold,
+        "fp32": m32,
+        "int8": m8,
+        "auc_drop": m32["video_auc"] - m8["video_auc"],
+        "video_score_abs_diff": {"max": float(np.max(np.abs(a - b))), "mean": float(np.mean(np.abs(a - b)))},
+        "snippet_score_abs_diff": {"max": float(snip.max()), "mean": float(snip.mean())},
+        "alert_agreement": float(np.mean(alerts_a == alerts_b)),
+        "alerts": {"fp32": int(alerts_a.sum()), "int8": int(alerts_b.sum())},
+        "per_video": [
+            {"video": k, "label": lab, "fp32": float(x), "int8": float(y)}
+            for k, lab, x, y in zip(fp32.keys, fp32.labels, a, b, strict=True)
+        ],
+    }
+
+
+def gate(comparison: Mapping[str, Any], max_auc_drop: float, allow_drop: bool) -> dict[str, Any]:
+    """The manifest's ``accuracy`` object; raises :class:`AccuracyGateError` when INT8 loses too much AUC."""
+    auc32, auc8 = comparison["fp32"]["video_auc"], comparison["int8"]["video_auc"]
+    base = {
+        "metric": "video_auc",
+        "max_auc_drop": max_auc_drop,
+        "fp32_video_auc": auc32,
+        "int8_video_auc": auc8,
+    }
+    if not (math.isfinite(auc32) and math.isfinite(auc8)):
+        why = comparison["fp32"]["reasons"].get("auc_roc", "video AUC is undefined")
+        return json_safe({**base, "gate": "not_checked", "reason": why})
+    drop = auc32 - auc8
+    base["auc_drop"] = drop
+    if drop <= max_auc_drop + 1e-12:
+        return json_safe({**base, "gate": "passed"})
+    message = (
+        f"accuracy gate: INT8 video AUC {auc8:.4f} is {drop:.4f} below FP32 {auc32:.4f} "
+        f"(allowed --max-auc-drop {max_auc_drop}); check the calibration data, or pass --allow-accuracy-drop"
+    )
+    if not allow_drop:
+        raise AccuracyGateError(message)
+    log.warning("%s: overridden by --allow-accuracy-drop", message)
+    return json_safe({**base, "gate": "overridden"})
+
+
+def latency_ms(backend: Any, snippet: np.ndarray, repeats: int = 5, warmup: int = 2) -> float:
+    """Median batch-1 backbone latency in ms through a runtime backend."""
+    from export.ort_int8 import median_latency_ms
+
+    name = backend.input_names[0]
+    return median_latency_ms(lambda x: backend.infer({name: x}), snippet[:1], repeats, warmup)
+
+
+def write_plots(fp32: VideoScores, int8: VideoScores, threshold: float, out_dir: Path) -> list[str]:
+    """``score_scatter.png`` and ``roc.png`` in ``out_dir``; returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    a, b, y = fp32.video_scores, int8.video_scores, np.asarray(fp32.labels)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for label, colour, name in ((0, "tab:blue", "normal"), (1, "tab:red", "anomalous")):
+        ax.scatter(a[y == label], b[y == label], c=colour, s=18, label=name)
+    lo, hi = float(min(a.min(), b.min(), threshold)), float(max(a.max(), b.max(), threshold))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="INT8 = FP32")
+    ax.axvline(threshold, color="grey", lw=0.6)
+    ax.axhline(threshold, color="grey", lw=0.6)
+    ax.set(xlabel="FP32 video score", ylabel="INT8 video score", title="FP32 vs INT8 (held-out videos)")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "score_scatter.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if len(set(y.tolist())) == 2:
+        for scores, name in ((a, "FP32"), (b, "INT8")):
+            fpr, tpr, _ = roc_curve(y, scores)
+            ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Video ROC (held-out videos)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "roc.png", dpi=100)
+    plt.close(fig)
+    return ["score_scatter.png", "roc.png"]

@@ -1,0 +1,89 @@
+"""Scoring whole videos with the runtime backends, as the device scores a camera.
+
+Each snippet of a video goes through the backbone backend (batched), and snippet ``i``'s score is the head's
+``snippet_scores[0, -1]`` over the ring of its last ``K`` features ``max(0, i-K+1) .. i`` -- exactly
+:class:`edge_runtime.scoring.StreamingScorer`. A video's score is its **max snippet score** (what the device's
+events fire on, and the trainer's validation score); frame scores are the snippet scores spread over their
+frames. Videos are decoded once and every model variant scores the same preprocessed snippets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_runtime.backends.base import Backend
+from edge_runtime.preprocess import PreprocessConfig
+from edge_runtime.snippets import frame_to_snippet
+from training.data import VideoRecord, iter_snippet_batches
+
+__all__ = ["VideoScores", "backbone_features", "ring_scores", "score_videos"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoScores:
+    """Per-video scores of one model variant over a list of videos."""
+
+    keys: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    snippet_scores: list[np.ndarray] = field(default_factory=list)  # (n_i,) per video
+    frame_scores: list[np.ndarray] = field(default_factory=list)  # (frames_i,) per video
+    frame_labels: list[np.ndarray | None] = field(default_factory=list)
+
+    @property
+    def video_scores(self) -> np.ndarray:
+        return np.array([float(s.max()) for s in self.snippet_scores])
+
+
+def backbone_features(backbone: Backend, snippets: np.ndarray) -> np.ndarray:
+    """``(N, 3, S, H, W) -> (N, D)`` with the backend's first input and output."""
+    out = backbone.infer({backbone.input_names[0]: np.ascontiguousarray(snippets, np.float32)})
+    return np.asarray(out[backbone.output_names[0]], np.float32)
+
+
+def ring_scores(head: Backend, feats: np.ndarray, window: int) -> np.ndarray:
+    """Streaming snippet scores ``(n,)`` of one video's features ``(n, D)`` with a ring of ``window``."""
+    n = len(feats)
+    name = head.input_names[0]
+    scores = np.empty(n, np.float32)
+    for i in range(min(n, window - 1)):  # the ring is filling: one call per length
+        scores[i] = head.infer({name: feats[None, : i + 1]})["snippet_scores"][0, -1]
+    if n >= window:  # full rings all have length K: one batched call
+        idx = np.arange(window - 1, n)
+        windows = np.stack([feats[i - window + 1 : i + 1] for i in idx])  # (n-K+1, K, D)
+        scores[idx] = head.infer({name: windows})["snippet_scores"][:, -1]
+    return scores
+
+
+def score_videos(
+    models: Mapping[str, tuple[Backend, Sequence[Backend]]],
+    records: Sequence[VideoRecord],
+    *,
+    preprocess: PreprocessConfig,
+    snippet_length: int,
+    frame_stride: int,
+    window: int,
+    batch_size: int = 8,
+    desc: str = "scoring",
+) -> dict[str, list[VideoScores]]:
+    """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``."""
+    results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
+    for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None):
+        batches = list(iter_snippet_batches(rec.path, snippet_length, preprocess, frame_stride, batch_size))
+        spread = frame_to_snippet(rec.num_frames, snippet_length, frame_stride)
+        for name, (backbone, heads) in models.items():
+            feats = np.concatenate([backbone_features(backbone, b) for b in batches])
+            for out, head in zip(results[name], heads, strict=True):
+                snip = ring_scores(head, feats, window)
+                out.keys.append(rec.key)
+                out.labels.append(rec.label)
+                out.snippet_scores.append(snip)
+                out.frame_scores.append(snip[np.minimum(spread, len(snip) - 1)])
+                out.frame_labels.append(rec.frame_labels)
+    return results

@@ -1,0 +1,222 @@
+"""Per-target model files of a bundle: FP32 always, INT8 through the target's quantizer, and the head choice.
+
+| target | FP32 files | INT8 backbone | INT8 head | runtime backend used for the report |
+|---|---|---|---|---|
+| ``openvino`` | OpenVINO IR | NNCF (:mod:`export.openvino_int8`) | NNCF, if it keeps accuracy | openvino (CPU, f32) |
+| ``onnx`` | ONNX | ORT QDQ (:mod:`export.ort_int8`) | ORT QDQ, if it keeps accuracy | onnxruntime |
+| ``jetson`` | ONNX | symmetric Q/DQ (:mod:`export.jetson_qdq`) | the same, if it keeps accuracy | onnxruntime (CPU) |
+
+The head is tiny next to the backbone, so its INT8 version is kept only when the measurement says it costs
+nothing: held-out video AUC with the INT8 head within ``HEAD_AUC_TOLERANCE`` of the same INT8 backbone with
+the FP32 head. Otherwise the head's INT8 slot holds the FP32 head and the report says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from export.bundle import BundleFileSpec
+from export.onnx import OnnxExport, backbone_specs, head_specs
+
+__all__ = ["HEAD_AUC_TOLERANCE", "TargetFiles", "quantize_target", "runtime_backend"]
+
+log = logging.getLogger(__name__)
+
+HEAD_AUC_TOLERANCE = 0.002
+_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime", "jetson": "onnxruntime"}
+
+
+def runtime_backend(target: str) -> str:
+    """The backend that runs the report's evaluation here (TensorRT's Q/DQ ONNX runs in ONNX Runtime on CPU)."""
+    return _BACKENDS[target]
+
+
+@dataclass
+class TargetFiles:
+    """Model files per precision: ``paths[precision][role] = (path, format)``."""
+
+    onnx: OnnxExport
+    paths: dict[str, dict[str, tuple[Path, str]]]
+    settings: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Path] = field(default_factory=dict)
+    head_candidates: list[tuple[Path, str]] = field(default_factory=list)  # INT8 slot: [int8 head, fp32 head]
+    _open: list[Any] = field(default_factory=list)
+
+    def open_backends(self, kind: str) -> dict[str, tuple[Any, list[Any]]]:
+        from edge_runtime.backends import create_backend
+
+        def make(path: Path, fmt: str) -> Any:
+            backend = create_backend(kind, path, fmt=fmt, device="CPU")
+            self._open.append(backend)
+            return backend
+
+        fp32 = self.paths["fp32"]
+        out = {"fp32": (make(*fp32["backbone"]), [make(*fp32["head"])])}
+        if "int8" in self.paths:
+            out["int8"] = (make(*self.paths["int8"]["backbone"]), [make(*c) for c in self.head_candidates])
+        return out
+
+    def choose_head(self, candidates: list[Any], fp32: Any, report: dict[str, Any]) -> Any:
+        """Keep the INT8 head if it keeps accuracy (see module docstring); returns the chosen scores."""
+        from training.metrics import video_metrics
+
+        def auc(scores: Any) -> float:
+            return video_metrics(np.asarray(scores.labels), scores.video_scores)["auc_roc"]
+
+        def diff(scores: Any) -> float:
+            return float(np.mean(np.abs(scores.video_scores - fp32.video_scores)))
+
+        with_int8, with_fp32 = candidates
+        a8, a32 = auc(with_int8), auc(with_fp32)
+        if math.isfinite(a8) and math.isfinite(a32):
+            keep = a8 >= a32 - HEAD_AUC_TOLERANCE
+            why = f"held-out video AUC {a8:.4f} with the INT8 head vs {a32:.4f} with the FP32 head (tolerance {HEAD_AUC_TOLERANCE})"
+        else:
+            keep = diff(with_int8) <= diff(with_fp32) * 1.5 + 1e-3
+            why = f"AUC undefined; mean |score - FP32| {diff(with_int8):.4f} with the INT8 head vs {diff(with_fp32):.4f}"
+        chosen = self.head_candidates[0 if keep else 1]
+        self.paths["int8"]["head"] = chosen
+        report["head_quantization"] = {"quantized": keep, "reason": why}
+        log.info("head: %s (%s)", "INT8 kept" if keep else "FP32 kept in the INT8 slot", why)
+        return with_int8 if keep else with_fp32
+
+    @property
+    def specs(self) -> list[BundleFileSpec]:
+        """Bundle entries named ``{role}_{precision}.{xml|onnx}`` (a FP32 head in the INT8 slot is copied)."""
+        d = self.onnx.feature_dim
+        s, crop = self._shape
+        io = {"backbone": backbone_specs(s, crop, d), "head": head_specs(d)}
+        out = []
+        for precision, roles in self.paths.items():
+            for role, (path, fmt) in roles.items():
+                name = f"{role}_{precision}{'.xml' if fmt == 'openvino' else '.onnx'}"
+                if path.name != name:
+                    path = _copy_as(path, path.parent / "slot" / name)
+                comps = [path.with_suffix(".bin")] if fmt == "openvino" else []
+                out.append(BundleFileSpec(path, role, precision, fmt, *io[role], companions=comps, name=name))
+        return out
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            f"{role}_{p}": path.stat().st_size
+            + (path.with_suffix(".bin").stat().st_size if fmt == "openvino" else 0)
+            for p, roles in self.paths.items()
+            for role, (path, fmt) in roles.items()
+        }
+
+    def close(self) -> None:
+        for backend in self._open:
+            backend.close()
+        self._open.clear()
+
+
+def _copy_as(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    if src.suffix == ".xml":
+        shutil.copyfile(src.with_suffix(".bin"), dst.with_suffix(".bin"))
+    return dst
+
+
+def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dict) -> tuple[list, Any]:
+    """NNCF accuracy-control validation items (one per val video) and the metric: video AUC, FP32 head."""
+    from sklearn.metrics import roc_auc_score
+
+    from edge_runtime.backends import create_backend
+    from export.scoring import ring_scores
+    from training.data import iter_snippet_batches
+
+    s, stride, k = int(config["clip_length"]), int(config["frame_stride"]), int(config["num_snippets"])
+    items = [
+        (np.concatenate(list(iter_snippet_batches(r.path, s, preprocess, stride))), r.label) for r in val
+    ]
+    head = create_backend("onnxruntime", onnx_files.head, device="CPU")
+
+    def validate(compiled: Any, data: Any) -> float:
+        scores, labels = [], []
+        for snippets, label in data:
+            feats = np.concatenate(
+                [compiled(snippets[i : i + 8])[compiled.output(0)] for i in range(0, len(snippets), 8)]
+            )
+            scores.append(float(ring_scores(head, np.asarray(feats, np.float32), k).max()))
+            labels.append(label)
+        return float(roc_auc_score(labels, scores))
+
+    return items, validate
+
+
+def quantize_target(
+    opts: Any, onnx_files: OnnxExport, snippets: list[np.ndarray], windows: list[np.ndarray], work: Path, *,
+    val: list, preprocess: Any, config: dict,
+) -> TargetFiles:  # fmt: skip
+    """FP32 files for ``opts.target`` and, for precision int8, the quantized ones (INT8 head as a candidate)."""
+    target, shape = opts.target, (int(config["clip_length"]), tuple(preprocess.crop_size))
+    if target == "openvino":
+        from export.openvino_int8 import convert_ir, quantize_ir, quantize_ir_with_accuracy_control
+
+        fp32 = {
+            r: (convert_ir(p, work / f"{r}_fp32.xml"), "openvino")
+            for r, p in (("backbone", onnx_files.backbone), ("head", onnx_files.head))
+        }
+    else:
+        fp32 = {"backbone": (onnx_files.backbone, "onnx"), "head": (onnx_files.head, "onnx")}
+    files = TargetFiles(onnx_files, {"fp32": fp32})
+    files._shape = shape  # type: ignore[attr-defined]
+    if opts.precision == "fp32":
+        return files
+    if target == "openvino":
+        bb, hd = work / "backbone_int8.xml", work / "head_int8.xml"
+        if opts.accuracy_control:
+            if len({r.label for r in val}) < 2:
+                raise ValueError("--accuracy-control needs a val/ split with normal and anomalous videos")
+            items, validate = _ac_validate(onnx_files, val, preprocess, config)
+            files.settings["backbone"] = quantize_ir_with_accuracy_control(
+                onnx_files.backbone,
+                bb,
+                snippets,
+                "snippets",
+                items,
+                validate,
+                max_drop=opts.max_auc_drop,
+                preset=opts.preset,
+            )
+        else:
+            files.settings["backbone"] = quantize_ir(
+                onnx_files.backbone, bb, snippets, "snippets", preset=opts.preset
+            )
+        files.settings["head"] = quantize_ir(onnx_files.head, hd, windows, "features", preset=opts.preset)
+        files.head_candidates = [(hd, "openvino"), fp32["head"]]
+        files.paths["int8"] = {"backbone": (bb, "openvino")}
+    elif target == "onnx":
+        from export.ort_int8 import quantize_backbone, quantize_ort
+
+        bb, hd = work / "backbone_int8.onnx", work / "head_int8.onnx"
+        files.settings["backbone"] = quantize_backbone(onnx_files.backbone, bb, snippets)
+        files.settings["head"] = quantize_ort(onnx_files.head, hd, windows, "features")
+        files.head_candidates = [(hd, "onnx"), fp32["head"]]
+        files.paths["int8"] = {"backbone": (bb, "onnx")}
+    else:
+        from calibration.adapters import write_npz
+        from export.jetson_qdq import quantize_jetson
+
+        bb, hd = work / "backbone_int8.onnx", work / "head_int8.onnx"
+        files.settings["backbone"] = quantize_jetson(onnx_files.backbone, bb, snippets, "snippets")
+        files.settings["head"] = quantize_jetson(onnx_files.head, hd, windows, "features")
+        files.head_candidates = [(hd, "onnx-qdq"), fp32["head"]]
+        files.paths["int8"] = {"backbone": (bb, "onnx-qdq")}
+        longest = max((w.shape[1] for w in windows), default=0)
+        full = [w for w in windows if w.shape[1] == longest]
+        npz = {"snippets": np.concatenate(snippets[:16])}
+        files.extras["calibration_backbone.npz"] = write_npz(work / "calibration_backbone.npz", npz)
+        if full:
+            files.extras["calibration_head.npz"] = write_npz(
+                work / "calibration_head.npz", {"features": np.concatenate(full)}
+            )
+    return files
