@@ -1,22 +1,328 @@
-"""``edge-runtime``: the device-side command (grown by the runtime issue)."""
+"""``edge-runtime``: score live cameras with an exported bundle and publish anomaly events over MQTT.
+
+A device installs only this (no torch). Bad options exit 2 with one line; a refused bundle, an unreachable
+camera or a missing backend library exit 1 with one line (``edge-runtime: error: ...``). SIGTERM / SIGINT end
+open events, flush the outbox and publish ``offline`` before exiting 0; so does the end of every file source.
+
+Example::
+
+    edge-runtime --bundle /opt/i3dmtn/bundle --device-profile intel-nuc --camera 0 \\
+        --broker broker.lan --device-id nuc-hall
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
 import sys
+from pathlib import Path
+from typing import Any
+
+from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
+from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
+
+__all__ = ["build_parser", "default_outbox", "main"]
+
+log = logging.getLogger("edge_runtime.cli")
+
+PROG = "edge-runtime"
+_EPILOG = f"""\
+environment:
+  {ENV_PASSWORD}       MQTT password (never an option: argv is visible to every user)
+  {ENV_PASSWORD_FILE}  file holding the MQTT password (e.g. a systemd credential)
+  {ENV_USERNAME}       MQTT user name when --username is not given
+  STATE_DIRECTORY            default folder of the outbox (set by systemd's StateDirectory=)
+  I3DMTN_ENGINE_CACHE        TensorRT engine cache folder (Jetson)
+
+exit status: 0 after a clean stop (signal, or every source ended); 1 runtime error (bundle, camera,
+backend, a failed file source); 2 bad options.
+"""
+
+
+class UsageError(ValueError):
+    """A bad option value: one line, exit status 2."""
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a score in [0, 1], got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line (no usage block), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        prog="edge-runtime",
-        description="Score a live camera with an exported bundle and publish anomaly events over MQTT. "
-        "(The streaming runtime arrives with the runtime issue.)",
+    """The argument parser (argparse only; nothing heavy is imported here)."""
+    p = _Parser(
+        prog=PROG,
+        description="Score live cameras (or video files) with an exported i3d-mtn bundle and publish anomaly "
+        "events (start / update / end) over MQTT, through a durable outbox.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--bundle", required=True, metavar="DIR", help="bundle folder written by `i3dmtn export`")
+    src = p.add_argument_group("cameras (at least one; each is its own camera with its own events)")
+    src.add_argument("--camera", action="append", default=[], metavar="[NAME=]INDEX",
+                     help="a V4L2 camera by index (repeatable); with a device profile its size/fps or GStreamer "
+                     "pipeline is used; the camera name defaults to cam<INDEX>")  # fmt: skip
+    src.add_argument("--source", action="append", default=[], metavar="[NAME=]SOURCE",
+                     help="a camera index, /dev/video path, rtsp:// or http:// URL, gst:PIPELINE ! appsink, or "
+                     "a video file (repeatable); NAME is the event's camera field (letters, digits, - _ .)")  # fmt: skip
+    src.add_argument("--realtime", action="store_true",
+                     help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
+    src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
+    src.add_argument("--max-queue", type=int, default=32, metavar="N",
+                     help="frames buffered per camera before the oldest is dropped (default 32)")  # fmt: skip
+    model = p.add_argument_group("model")
+    model.add_argument("--device-profile", metavar="NAME|PATH",
+                       help="device profile: shipped name (generic-cpu, intel-nuc, jetson-orin-nano, ...) or a "
+                       ".toml path; sets backend, precision, inference device, camera settings, event defaults")  # fmt: skip
+    model.add_argument("--precision", choices=("int8", "fp16", "fp32"),
+                       help="model precision (default: the profile's, else the bundle's); int8 falls back to "
+                       "fp32 with a warning when the backend cannot load it")  # fmt: skip
+    model.add_argument("--backend", choices=("openvino", "onnxruntime", "tensorrt"),
+                       help="inference toolkit (default: the profile's, else chosen by the model format)")  # fmt: skip
+    model.add_argument("--inference-device", metavar="DEV",
+                       help="where the backend runs: CPU, GPU, NPU, AUTO (OpenVINO), cuda:0 (TensorRT); "
+                       "default: the profile's")  # fmt: skip
+    ev = p.add_argument_group("events (defaults: the profile's [events], else the bundle's threshold)")
+    ev.add_argument("--on-threshold", type=_score, metavar="X", help="score that starts an event")
+    ev.add_argument("--off-threshold", type=_score, metavar="Y",
+                    help="score below which an event ends (default 0.8 x on)")  # fmt: skip
+    ev.add_argument("--min-duration", type=_positive, metavar="S",
+                    help="seconds above the threshold before start is sent (default 1)")  # fmt: skip
+    ev.add_argument("--cooldown", type=_positive, metavar="S",
+                    help="quiet seconds after an end before a new event (default 5)")  # fmt: skip
+    ev.add_argument("--update-interval", type=_positive, metavar="S",
+                    help="an open event sends an update at least this often (default 2)")  # fmt: skip
+    out = p.add_argument_group("publishing")
+    out.add_argument("--device-id", required=True, metavar="ID",
+                     help="this device's id in topics and events (letters, digits, - _ .; no # + /)")  # fmt: skip
+    out.add_argument("--outbox", metavar="PATH",
+                     help="SQLite outbox of unsent events (default $STATE_DIRECTORY/outbox-<ID>.sqlite, else "
+                     "~/.local/state/i3dmtn/outbox-<ID>.sqlite)")  # fmt: skip
+    out.add_argument("--stats-interval", type=_positive, default=10.0, metavar="S",
+                     help="seconds between /stats messages (default 10)")  # fmt: skip
+    out.add_argument("--flush-timeout", type=_positive, default=10.0, metavar="S",
+                     help="at stop, seconds to wait for the outbox to drain; the rest is sent on next start "
+                     "(default 10)")  # fmt: skip
+    out.add_argument("--ha-discovery", action="store_true",
+                     help="publish Home Assistant MQTT discovery configs (retained) once connected")  # fmt: skip
+    out.add_argument("--audit-log", metavar="PATH",
+                     help="append every produced event message (event_id, seq, type, camera) as a JSON line")  # fmt: skip
+    add_mqtt_arguments(p)
+    diag = p.add_argument_group("diagnostics")
+    diag.add_argument("--show", action="store_true",
+                      help="show each camera with its score in a window (needs a display; else a warning)")  # fmt: skip
+    diag.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                      help="text lines, or one JSON object per line for journald / a log collector (default text)")  # fmt: skip
+    diag.add_argument("--log-level", choices=LOG_LEVELS, default="INFO", type=str.upper,
+                      help="least severe level logged (default INFO)")  # fmt: skip
+    return p
+
+
+def default_outbox(device_id: str, environ: Any = None) -> Path:
+    """``$STATE_DIRECTORY/outbox-<id>.sqlite`` (systemd), else ``~/.local/state/i3dmtn/outbox-<id>.sqlite``."""
+    env = os.environ if environ is None else environ
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    folder = Path(state) if state else Path.home() / ".local" / "state" / "i3dmtn"
+    return folder / f"outbox-{device_id}.sqlite"
+
+
+def _sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, Any]]:
+    from .schema import SchemaError, validate_id
+    from .sources import CameraSource, GStreamerSource, parse_source_specs
+
+    cameras = []
+    for spec in args.camera:
+        head, sep, rest = spec.rpartition("=")
+        index = rest.strip()
+        if not index.isdigit():
+            raise UsageError(
+                f"--camera {spec!r}: expected [NAME=]INDEX with INDEX a number, e.g. 0 or door=0"
+            )
+        try:
+            name = validate_id(head.strip(), "camera name") if sep else f"cam{index}"
+        except SchemaError as exc:
+            raise UsageError(f"--camera {spec!r}: {exc}") from None
+        pipeline = profile.camera_pipeline(int(index)) if profile is not None else None
+        if pipeline is not None:
+            cameras.append((name, GStreamerSource(pipeline)))
+        elif profile is not None:
+            c = profile.camera
+            cameras.append((name, CameraSource(int(index), width=c.width, height=c.height, fps=c.fps)))
+        else:
+            cameras.append((name, CameraSource(int(index))))
+    parsed = parse_source_specs(args.source, realtime=args.realtime, loop=args.loop)
+    names = [n for n, _ in cameras + parsed]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"camera name(s) {dupes} are used twice: give each --camera / --source a NAME=")
+    return cameras + parsed
+
+
+def _engine_options(profile: Any, backend: str) -> dict[str, Any]:
+    """The profile's [engine] keys as options of the backend that runs."""
+    if profile is None or profile.model.backend != backend:
+        return {}
+    e = profile.engine
+    if backend == "onnxruntime" and e.intra_op_threads is not None:
+        return {"intra_op_num_threads": e.intra_op_threads}
+    if backend == "openvino" and e.performance_hint is not None:
+        return {"performance_hint": e.performance_hint}
+    if backend == "tensorrt" and e.workspace_mb is not None:
+        return {"workspace_mb": e.workspace_mb}
+    return {}
+
+
+def _policy(args: argparse.Namespace, profile: Any, bundle_threshold: float) -> Any:
+    from .events import EventPolicy
+
+    ev = profile.events if profile is not None else None
+    if profile is not None:
+        on, off = profile.thresholds(bundle_threshold)
+    else:
+        on, off = bundle_threshold, None
+    if args.on_threshold is not None:
+        on, off = args.on_threshold, None
+    off = args.off_threshold if args.off_threshold is not None else off
+    defaults = EventPolicy(on_threshold=on)
+    try:
+        return EventPolicy(
+            on_threshold=on,
+            off_threshold=off,
+            min_duration_s=args.min_duration
+            if args.min_duration is not None
+            else (ev or defaults).min_duration_s,
+            cooldown_s=args.cooldown if args.cooldown is not None else (ev or defaults).cooldown_s,
+            update_interval_s=args.update_interval
+            if args.update_interval is not None
+            else (ev or defaults).update_interval_s,
+        )
+    except ValueError as exc:
+        raise UsageError(
+            str(exc).replace("event policy ", "--").replace("_threshold", "-threshold")
+        ) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Everything after parsing; raises UsageError (exit 2) or the one-line errors of the stages (exit 1)."""
+    from devices.profiles import load_profile
+
+    from .bundle import load_bundle
+    from .mqtt import MqttPublisher
+    from .mqtt_settings import MqttSettings
+    from .outbox import Outbox
+    from .runtime import Runtime, RuntimeConfig, load_models
+    from .schema import SchemaError, validate_id
+
+    try:
+        device_id = validate_id(args.device_id, "--device-id")
+        settings = MqttSettings.from_args(args)
+    except (SchemaError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.max_queue < 1:
+        raise UsageError(f"--max-queue must be >= 1, got {args.max_queue}")
+    if not args.camera and not args.source:
+        raise UsageError("give at least one --camera INDEX or --source [NAME=]SOURCE")
+    setup_logging(args.log_format, args.log_level, secrets=[settings.password or ""])
+    profile = load_profile(args.device_profile) if args.device_profile else None
+    cameras = _sources(args, profile)
+    bundle = load_bundle(args.bundle)
+    if profile is not None:
+        bundle.check_profile(profile)
+    policy = _policy(args, profile, bundle.threshold)
+    backend = args.backend or (profile.model.backend if profile is not None else None)
+    models = load_models(
+        bundle,
+        precision=args.precision or (profile.model.precision if profile is not None else None),
+        backend=backend,
+        device=args.inference_device or (profile.model.device if profile is not None else None),
+        options=_engine_options(profile, backend) if backend else {},
+    )
+    outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
+    outbox_path.parent.mkdir(parents=True, exist_ok=True)
+    config = RuntimeConfig(
+        device_id=device_id,
+        policy=policy,
+        stats_interval_s=max(args.stats_interval, 0.1),
+        flush_timeout_s=args.flush_timeout,
+        max_queue=args.max_queue,
+        show=args.show,
+        audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
+        ha_discovery=args.ha_discovery,
+    )
+    with Outbox(outbox_path) as outbox:
+        publisher = MqttPublisher(settings, device_id, outbox)
+        runtime = Runtime(bundle, models, cameras, publisher, config)
+        stops = 0
+
+        def on_signal(signum: int, frame: Any) -> None:
+            nonlocal stops
+            stops += 1
+            log.info(
+                "%s: stopping%s", signal.Signals(signum).name, " (already stopping)" if stops > 1 else ""
+            )
+            runtime.request_stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            return runtime.run()
+        finally:
+            models.close()
+
+
+def _error(message: str, status: int) -> int:
+    first = (message.strip().splitlines() or [""])[0]
+    print(f"{PROG}: error: {first}", file=sys.stderr)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return 0
+    """Entry point of the ``edge-runtime`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed usage + one error line, or --help
+        return int(exc.code or 0)
+    import sqlite3
+
+    from devices.profiles import ProfileError
+
+    from .backends import BackendError
+    from .bundle import BundleError
+    from .sources import SourceError, SourceSpecError
+
+    try:
+        return _run(args)
+    except (UsageError, SourceSpecError) as exc:
+        return _error(str(exc), 2)
+    except (BundleError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
+        return _error(str(exc), 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 1)
 
 
 if __name__ == "__main__":

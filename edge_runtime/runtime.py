@@ -1,0 +1,347 @@
+"""The device loop: captures -> snippet windows -> one batched backbone call -> event state machines -> MQTT.
+
+Each camera has a :class:`~edge_runtime.capture.CaptureThread` (bounded queue: a slow inference never blocks
+capture), a :class:`~edge_runtime.window.SnippetWindow`, a ring in the shared
+:class:`~edge_runtime.scoring.StreamingScorer` and an :class:`~edge_runtime.events.EventStateMachine`. One pass
+of the loop takes each camera's queued frames until its next snippet is complete; the snippets ready in that
+pass go to ONE backbone call; each camera's newest snippet score is observed at the snippet's last frame time,
+and the messages go to the publisher (outbox first). The peak frame is published as a snapshot on ``start``
+and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``.
+
+Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
+events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
+
+>>> runtime = Runtime(bundle, models, [("door", FileSource("clip.mp4"))], publisher, config)  # doctest: +SKIP
+>>> runtime.run()  # doctest: +SKIP
+0
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
+from .bundle import Bundle
+from .capture import CaptureThread
+from .display import ScoreDisplay
+from .events import EventPolicy, EventStateMachine
+from .mqtt import MqttPublisher
+from .scoring import StreamingScorer
+from .sources import FrameSource
+from .stats import RuntimeStats
+from .window import Snippet, SnippetWindow
+
+__all__ = ["LoadedModels", "Runtime", "RuntimeConfig", "load_models"]
+
+log = logging.getLogger(__name__)
+
+_IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
+_MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The backbone and head as loaded, and what was actually used (after any fallback)."""
+
+    backbone: Backend
+    head: Backend
+    backend: str  # "openvino" | "onnxruntime" | "tensorrt"
+    precision: str  # "int8" | "fp16" | "fp32"
+
+    def close(self) -> None:
+        self.backbone.close()
+        self.head.close()
+
+
+def _load_pair(bundle: Bundle, precision: str, backend: str | None, device: str | None,
+               options: Mapping[str, Any] | None) -> LoadedModels:  # fmt: skip
+    file_precision = "fp32" if precision == "fp16" else precision  # TensorRT builds fp16 from the fp32 ONNX
+    files = [bundle.model(role, file_precision) for role in ("backbone", "head")]
+    kind = pick_backend(files[0].format, backend)
+    opts = dict(options or {})
+    if precision == "fp16":
+        opts["fp16"] = True
+    nets = []
+    try:
+        for mf in files:
+            nets.append(create_backend(kind, mf.path, fmt=mf.format, device=device, options=opts))
+    except BaseException:
+        for net in nets:
+            net.close()
+        raise
+    return LoadedModels(nets[0], nets[1], kind, precision)
+
+
+def load_models(
+    bundle: Bundle,
+    *,
+    precision: str | None = None,
+    backend: str | None = None,
+    device: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> LoadedModels:
+    """Load the bundle's backbone and head at ``precision`` (default: the bundle's) with ``backend`` (default:
+    the one for the files' format). When the reduced-precision files cannot be loaded (not in the bundle, or
+    the backend refuses them) a warning is logged and the fp32 files, which every bundle has, are used.
+    A missing toolkit (:class:`BackendUnavailable`) is never a reason to fall back: it is raised."""
+    wanted = precision or bundle.precision
+    if wanted != "fp32":
+        try:
+            if wanted == "fp16" and bundle.target != "jetson":
+                raise BackendError(
+                    f"fp16 runs only on target 'jetson' (TensorRT), this bundle is {bundle.target!r}"
+                )
+            return _load_pair(bundle, wanted, backend, device, options)
+        except BackendUnavailable:
+            raise
+        except (BackendError, ValueError) as exc:  # BundleError (no such files) is a ValueError
+            log.warning("cannot use the %s models (%s); falling back to fp32", wanted, exc)
+    models = _load_pair(bundle, "fp32", backend, device, options)
+    log.info("models: %s backbone + head at %s on %s", models.backend, models.precision, device or "default")
+    return models
+
+
+@dataclass
+class RuntimeConfig:
+    """How the loop behaves (everything that is not a model, a source or a broker)."""
+
+    device_id: str
+    policy: EventPolicy
+    stats_interval_s: float = 10.0  # /stats period; the health page shows fps, latency and scores from it
+    snapshot_interval_s: float = 2.0  # a rising peak re-sends the snapshot at most this often (JPEGs are big)
+    flush_timeout_s: float = 10.0  # at stop, wait this long for the outbox to drain (what is left stays)
+    max_queue: int = 32  # frames per capture queue: ~1 s of a 30 fps camera
+    show: bool = False  # a local window per camera (only with a display)
+    audit_log: Path | None = None  # JSONL of every produced event message (event_id, seq, type, camera)
+    ha_discovery: bool = False  # publish Home Assistant discovery configs once connected
+
+
+class _Camera:
+    """One camera's pipeline state."""
+
+    def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
+                 max_queue: int) -> None:  # fmt: skip
+        self.name = name
+        self.capture = CaptureThread(source, name, max_queue=max_queue)
+        w = bundle.window
+        self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
+        self.machine = machine
+        self.segment = 0
+        self.last_ts = 0.0
+        self.done = False  # source ended and its events are closed
+        self.snap_at = -float("inf")  # monotonic time of the last snapshot
+        self.snap_peak = -float("inf")
+
+
+class Runtime:
+    """Runs the loop for ``cameras`` (``[(name, source)]``) until stopped or every source has ended."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        models: LoadedModels,
+        cameras: Sequence[tuple[str, FrameSource]],
+        publisher: MqttPublisher,
+        config: RuntimeConfig,
+    ) -> None:
+        self.bundle, self.models, self.publisher, self.config = bundle, models, publisher, config
+        info = {**bundle.model_info(), "precision": models.precision, "backend": models.backend}
+        self.cameras = {
+            name: _Camera(
+                name,
+                src,
+                bundle,
+                EventStateMachine(config.device_id, name, config.policy, info),
+                config.max_queue,
+            )  # fmt: skip
+            for name, src in cameras
+        }
+        self.scorer = StreamingScorer(
+            models.backbone, models.head, list(self.cameras), bundle.window.num_snippets,
+            max_batch=getattr(models.backbone, "max_batch", None),
+        )  # fmt: skip
+        self.stats = RuntimeStats(self.cameras)
+        self._stop = threading.Event()
+        self._audit: IO[str] | None = None
+        self._display: ScoreDisplay | None = None
+        self._discovery_sent = False
+        self.failed_sources: list[str] = []
+
+    # ---- control ---------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the loop to stop (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self) -> int:
+        """Open every source (a :class:`~edge_runtime.sources.SourceError` is raised before anything runs),
+        run until stopped or all sources ended, shut down cleanly; 0, or 1 when a source failed for good."""
+        started: list[CaptureThread] = []
+        try:
+            for cam in self.cameras.values():
+                cam.capture.start()
+                started.append(cam.capture)
+        except BaseException:
+            for cap in started:
+                cap.stop()
+            raise
+        if self.config.audit_log is not None:
+            self.config.audit_log.parent.mkdir(parents=True, exist_ok=True)
+            self._audit = open(self.config.audit_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _shutdown
+        if self.config.show:
+            self._display = ScoreDisplay(self.config.policy.on_threshold)
+        self.publisher.start()
+        log.info(
+            "running: %d camera(s) %s, window S=%d x K=%d, stride %d, thresholds on %.3f / off %.3f",
+            len(self.cameras), ", ".join(self.cameras), self.bundle.window.snippet_length,
+            self.bundle.window.num_snippets, self.bundle.window.frame_stride,
+            self.config.policy.on_threshold, self.config.policy.off_threshold,
+        )  # fmt: skip
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 1 if self.failed_sources else 0
+
+    # ---- the loop --------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        next_stats = time.monotonic() + self.config.stats_interval_s
+        while not self._stop.is_set():
+            ready, consumed = self._collect()
+            if ready:
+                self._score(ready)
+            if all(cam.done for cam in self.cameras.values()):
+                log.info("every source has ended")
+                return
+            if self.config.ha_discovery and not self._discovery_sent and self.publisher.connected:
+                sent = self.publisher.publish_discovery(list(self.cameras), model_name=self.bundle.model_name)
+                self._discovery_sent = sent > 0
+            if time.monotonic() >= next_stats:
+                self._publish_stats()
+                next_stats = time.monotonic() + self.config.stats_interval_s
+            if not ready and not consumed:
+                self._stop.wait(_IDLE_WAIT_S)
+
+    def _collect(self) -> tuple[dict[str, Snippet], int]:
+        """Each camera's next complete snippet, from the frames queued now; also how many frames were taken."""
+        ready: dict[str, Snippet] = {}
+        consumed = 0
+        for cam in self.cameras.values():
+            if cam.done:
+                continue
+            for _ in range(_MAX_FRAMES_PER_PASS):
+                frame = cam.capture.get(timeout=0)
+                if frame is None:
+                    if cam.capture.finished:
+                        self._source_ended(cam)
+                    break
+                consumed += 1
+                if frame.segment != cam.segment:  # reconnected: frames before and after are not continuous
+                    cam.segment = frame.segment
+                    cam.window.reset()
+                    self.scorer.reset(cam.name)
+                self.stats.frame(cam.name)
+                cam.last_ts = frame.timestamp
+                snippet = cam.window.push(frame.image, frame.timestamp)
+                if snippet is not None:
+                    ready[cam.name] = snippet
+                    break
+        return ready, consumed
+
+    def _score(self, ready: dict[str, Snippet]) -> None:
+        scores = self.scorer.score({name: s.array for name, s in ready.items()})
+        self.stats.batch(len(ready))
+        for name, snippet in ready.items():
+            cam, score = self.cameras[name], scores[name]
+            self.stats.snippet(name, score)
+            messages = cam.machine.observe(score, snippet.last_ts, frame=snippet.last_frame)
+            for message in messages:
+                self._emit(message)
+            self._snapshot(cam, started=any(m["type"] == "start" for m in messages))
+            if self._display is not None:
+                self._display.show(name, snippet.last_frame, score, cam.machine.active)
+            log.debug("%s: snippet %d score %.4f", name, snippet.index, score)
+
+    def _emit(self, message: dict[str, Any]) -> None:
+        """Store + send one event message; log it and append it to the audit log (after it is durable)."""
+        self.publisher.publish_event(message)
+        self.stats.message(message["camera"], message["type"])
+        fields = {k: message[k] for k in ("event_id", "seq", "type", "camera")}
+        log.info("event %s seq %d: %s on %s (score %.3f)", *fields.values(), message["score"], extra=fields)
+        if self._audit is not None:
+            self._audit.write(json.dumps({**fields, "timestamp": message["timestamp"]}) + "\n")
+            self._audit.flush()
+
+    def _snapshot(self, cam: _Camera, *, started: bool) -> None:
+        machine = cam.machine
+        if not machine.active:
+            return
+        now = time.monotonic()
+        rose = machine.peak_score > cam.snap_peak and now - cam.snap_at >= self.config.snapshot_interval_s
+        if not (started or rose):
+            return
+        jpeg = machine.snapshot_jpeg()
+        if jpeg is not None and self.publisher.publish_snapshot(cam.name, jpeg):
+            cam.snap_at, cam.snap_peak = now, machine.peak_score
+
+    def _source_ended(self, cam: _Camera) -> None:
+        cam.done = True
+        error = cam.capture.stats.last_error
+        if error is not None and not cam.capture.source.live:
+            self.failed_sources.append(cam.name)
+            log.error("%s: the source failed: %s", cam.name, error)
+        self._close_events(cam)
+
+    def _close_events(self, cam: _Camera) -> None:
+        # A file played fast has timestamps ahead of the wall clock: never end before the last frame seen.
+        for message in cam.machine.close(max(time.time(), cam.last_ts)):
+            self._emit(message)
+
+    def _publish_stats(self) -> dict[str, Any]:
+        body = self.stats.snapshot(
+            {n: c.capture.stats for n, c in self.cameras.items()},
+            self.scorer.stats(),
+            {n: c.machine.active for n, c in self.cameras.items()},
+        )
+        body["precision"], body["backend"] = self.models.precision, self.models.backend
+        self.publisher.publish_stats(body)
+        log.debug("stats %s", json.dumps(body, default=str))
+        return body
+
+    def _shutdown(self) -> None:
+        reason = "stop requested" if self._stop.is_set() else "sources ended"
+        log.info("stopping (%s)", reason)
+        for cam in self.cameras.values():
+            cam.capture.stop()
+        for cam in self.cameras.values():
+            if not cam.done:
+                cam.done = True
+                self._close_events(cam)
+        body = self._publish_stats()
+        summary = {
+            k: body[k]
+            for k in (
+                "frames",
+                "snippets",
+                "dropped_frames",
+                "backbone_calls",
+                "batches",
+                "batched_calls",
+                "max_batch",
+                "event_messages",
+                "latency_ms_p50",
+                "latency_ms_p95",
+            )  # fmt: skip
+        }
+        log.info("finished: %s", " ".join(f"{k}={v}" for k, v in summary.items()), extra=summary)
+        self.publisher.stop(flush_timeout=self.config.flush_timeout_s)
+        if self._audit is not None:
+            self._audit.close()
+        if self._display is not None:
+            self._display.close()
