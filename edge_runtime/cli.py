@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     import sqlite3
 
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings would bypass our log format
     from devices.profiles import ProfileError
 
     from .backends import BackendError

@@ -139,6 +139,7 @@ class Subscriber:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, float]] = []
+        self.prefix = prefix
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -146,16 +147,19 @@ class Subscriber:
         if username:
             self.client.username_pw_set(username, password)
         self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.on_connect = lambda c, u, f, rc, p: (
-            c.subscribe(f"{prefix}/#", qos=1),
-            self._connected.set(),
-        )
+        self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.connect_async("127.0.0.1", port, 30)
         self.client.loop_start()
         if not self._connected.wait(10):
+            self.client.loop_stop()
             raise RuntimeError(f"test subscriber could not connect to 127.0.0.1:{port}")
         time.sleep(0.2)  # the SUBACK
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(f"{self.prefix}/#", qos=1)
+            self._connected.set()
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
         with self._lock:

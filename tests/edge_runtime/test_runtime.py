@@ -193,3 +193,27 @@ def test_sigterm_mid_event_sends_end_and_exits_zero(bundle, videos, tmp_path, br
     assert end["event_id"] == start["event_id"] and end["ended_at"] >= end["started_at"]
     assert sub.wait_for(lambda s: s.payloads("/status")[-1:] == [b"offline"], timeout=10)
     sub.close()
+
+
+def test_int8_the_backend_cannot_load_falls_back_to_fp32_with_a_warning(tmp_path, caplog):
+    from edge_runtime.bundle import load_bundle
+    from edge_runtime.runtime import load_models
+
+    bundle = load_bundle(make_bundle(tmp_path, broken_int8=True))
+    assert bundle.precision == "int8"
+    with caplog.at_level("WARNING", logger="edge_runtime.runtime"):
+        models = load_models(bundle, backend="onnxruntime")
+    assert models.precision == "fp32" and models.backbone.name == "backbone_fp32.onnx"
+    assert any("falling back to fp32" in r.getMessage() for r in caplog.records)
+    models.close()
+
+
+def test_a_missing_backend_library_is_raised_not_fallen_back_from(bundle):
+    from edge_runtime.backends import BackendUnavailable, is_installed
+    from edge_runtime.bundle import load_bundle
+    from edge_runtime.runtime import load_models
+
+    if is_installed("tensorrt"):
+        pytest.skip("TensorRT is installed here")
+    with pytest.raises(BackendUnavailable, match=r"i3d-mtn-edge\[jetson\]"):
+        load_models(load_bundle(bundle), precision="int8", backend="tensorrt")
