@@ -37,6 +37,8 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         message = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SchemaError(f"not JSON ({exc.__class__.__name__}: {exc})") from None
+    except RecursionError:  # json.loads recurses per nesting level: "[[[[..." from anyone on the broker
+        raise SchemaError("JSON nested too deeply") from None
     return validate_event(message)
 
 
@@ -184,6 +186,8 @@ class AlertConsumer:
             stats = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SchemaError(f"stats are not JSON ({exc})") from None
+        except RecursionError:
+            raise SchemaError("stats JSON nested too deeply") from None
         if rest or not isinstance(stats, dict):
             raise SchemaError(f"stats must be a JSON object, got {type(stats).__name__}")
         self._emit("on_stats", device_id, stats)
