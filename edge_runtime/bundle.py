@@ -227,6 +227,8 @@ def _read_manifest(folder: Path) -> Any:
         raise BundleError(
             f"{manifest}: not valid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise BundleError(f"{manifest}: not valid JSON: nested too deeply") from None
     except OSError as exc:
         raise BundleError(f"{manifest}: cannot read: {exc.strerror}") from None
 
