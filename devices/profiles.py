@@ -337,6 +337,8 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nesting level of arrays / inline tables
+        raise ProfileError(f"{where}: invalid TOML: arrays or tables nested too deeply") from None
     for section in data:
         if section not in _SECTIONS:
             raise ProfileError(f"{where}: unknown section [{section}]; known: {', '.join(_SECTIONS)}")
