@@ -148,6 +148,8 @@ def load_annotations(path: str | Path) -> dict[str, Annotation]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{p}: cannot read annotation file ({exc})") from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise DatasetError(f"{p}: not valid JSON (nested too deeply)") from None
     if not isinstance(data, list):
         raise DatasetError(f"{p}: expected a JSON list of video records, got {type(data).__name__}")
     out: dict[str, Annotation] = {}
