@@ -42,7 +42,7 @@ EVENT_FIELDS: dict[str, tuple[type, ...]] = {
 
 # Letters, digits, '-', '_', '.', 1..64 chars: no MQTT wildcards ('#', '+'), no level separator ('/'),
 # no control characters, no path traversal ('..' alone), usable as a file name too.
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch: "$" would accept a final "\n"
 
 
 class SchemaError(ValueError):
@@ -51,7 +51,7 @@ class SchemaError(ValueError):
 
 def validate_id(value: Any, what: str = "id") -> str:
     """Return ``value`` if it is a safe topic level / file name, else raise naming ``what``."""
-    if not isinstance(value, str) or not _ID_RE.match(value) or value in (".", ".."):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or value in (".", ".."):
         raise SchemaError(
             f"{what} {value!r} is not allowed: use 1-64 letters, digits, '-', '_' or '.', "
             "starting with a letter or digit (no '#', '+', '/', spaces or control characters)"
