@@ -18,6 +18,7 @@ inputs (calibration snippets and windows of their features): the max abs differe
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,7 @@ def export_onnx(
         feature_dim = int(backbone(example).shape[1])
     result = OnnxExport(out_dir / "backbone_fp32.onnx", out_dir / "head_fp32.onnx", feature_dim)
     common = {"opset_version": OPSET, "dynamo": False, "do_constant_folding": True}
+    warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
     torch.onnx.export(
         backbone, (example,), result.backbone, input_names=["snippets"], output_names=["features"],
         dynamic_axes={"snippets": {0: "N"}, "features": {0: "N"}}, **common,

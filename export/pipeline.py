@@ -217,7 +217,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
         report: dict[str, Any] = {"target": opts.target, "precision": opts.precision, "backend": backend,
                                   "threshold": thr, "threshold_source": thr_source,
                                   "onnx_export": onnx_files.report(), "calibration": cal.summary(),
-                                  "quantization": files.settings, "file_sizes_bytes": files.sizes()}  # fmt: skip
+                                  "quantization": files.settings}  # fmt: skip
         lat = {"fp32": latency_ms(variants["fp32"][0], snippets)}
         extras = {"report.json": work / "report.json", "calibration_set.json": work / "calibration_set.json"}
         if opts.precision == "fp32":
@@ -229,12 +229,13 @@ def run_export(opts: ExportOptions) -> ExportResult:
             }
         else:
             int8 = files.choose_head(scored["int8"], fp32, report)
+            report["head_quantization"]["int8_head_bytes"] = files.head_candidates[0][0].stat().st_size
             comparison = compare(fp32, int8, thr)
             lat["int8"] = latency_ms(variants["int8"][0], snippets)
             extras["plots"] = work / "plots"
             write_plots(fp32, int8, thr, work / "plots")
             accuracy = gate(comparison, opts.max_auc_drop, opts.allow_accuracy_drop)
-        report.update({"comparison": comparison, "accuracy": accuracy,
+        report.update({"file_sizes_bytes": files.sizes(), "comparison": comparison, "accuracy": accuracy,
                        "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
         files.close()
         from training.metrics import json_safe

@@ -1,0 +1,52 @@
+"""Session fixtures: tiny data sets, checkpoints and one export per target, shared by the export tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.export import helpers
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    return helpers.make_synth(tmp_path_factory.mktemp("export_synth"))
+
+
+@pytest.fixture(scope="session")
+def untrained_ckpt(tmp_path_factory) -> Path:
+    config = helpers.tiny_config()
+    return helpers.save_ckpt(
+        tmp_path_factory.mktemp("ckpt") / "untrained.pt", helpers.untrained_model(config), config
+    )
+
+
+@pytest.fixture(scope="session")
+def exports(tmp_path_factory, synth_root, untrained_ckpt) -> dict:
+    """``target -> ExportResult`` of the untrained tiny model on the synth data, made on first use."""
+
+    class Lazy(dict):
+        def __missing__(self, target: str):
+            out = tmp_path_factory.mktemp(f"bundle_{target}") / "bundle"
+            self[target] = helpers.export(untrained_ckpt, synth_root, out, target=target)
+            return self[target]
+
+    return Lazy()
+
+
+@pytest.fixture(scope="session")
+def contrast_root(tmp_path_factory) -> Path:
+    return helpers.make_contrast(tmp_path_factory.mktemp("contrast"))
+
+
+@pytest.fixture(scope="session")
+def trained_ckpt(tmp_path_factory, contrast_root) -> Path:
+    config = helpers.tiny_config()
+    model = helpers.trained_on(contrast_root, config)
+    return helpers.save_ckpt(tmp_path_factory.mktemp("ckpt_trained") / "trained.pt", model, config)
+
+
+@pytest.fixture(scope="session")
+def constant_root(tmp_path_factory) -> Path:
+    return helpers.make_constant_calibration(tmp_path_factory.mktemp("constant"))
