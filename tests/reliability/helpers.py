@@ -60,7 +60,15 @@ class RecordingSubscriber:
     With ``persistent=True`` it uses a fixed client id and ``clean_session=False``, so a broker with persistence
     keeps its queue while it (or the broker) is away."""
 
-    def __init__(self, host: str, port: int, topic: str, *, persistent: bool = True):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        topic: str,
+        *,
+        persistent: bool = True,
+        auth: tuple[str, str] | None = None,
+    ):
         self.topic = topic
         self.payloads: list[bytes] = []
         self.live: list[bytes] = []  # payloads published while subscribed (not a retained copy)
@@ -74,6 +82,8 @@ class RecordingSubscriber:
             protocol=mqtt.MQTTv311,
         )
         self.client.reconnect_delay_set(0.1, 1.0)
+        if auth is not None:
+            self.client.username_pw_set(*auth)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self._subscribed.set()
         self.client.on_message = self._on_message
