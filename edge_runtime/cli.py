@@ -205,7 +205,8 @@ def _policy(args: argparse.Namespace, profile: Any, bundle_threshold: float) -> 
     else:
         on, off = bundle_threshold, None
     if args.on_threshold is not None:
-        on, off = args.on_threshold, None
+        on = args.on_threshold
+        off = on * ev.off_ratio if ev is not None else None
     off = args.off_threshold if args.off_threshold is not None else off
     defaults = EventPolicy(on_threshold=on)
     try:
