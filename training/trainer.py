@@ -116,6 +116,9 @@ class I3D_MTN_Trainer:
         self.head_only = head_only
         if head_only:
             self.model.backbone.requires_grad_(False)
+        logits = getattr(self.model.backbone, "logits", None)  # Kinetics classifier: not on the feature path
+        if logits is not None:
+            logits.requires_grad_(False)  # (DDP refuses parameters that never get a gradient)
         module = self._trained_module()
         self.optimizer = torch.optim.AdamW(
             [p for p in module.parameters() if p.requires_grad],

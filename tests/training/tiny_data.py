@@ -54,3 +54,26 @@ def write_video(path: Path, frames: int = 12, size: tuple[int, int] = (48, 32)) 
     rng = np.random.default_rng(len(str(path)))
     _write(path, rng.integers(0, 255, (frames, size[1], size[0], 3), dtype=np.uint8), fps=10.0)
     return path
+
+
+def video_datasets(root: Path, config: dict[str, Any]) -> tuple[Any, Any]:
+    """``(train, val)`` video datasets of a synth root under ``config``."""
+    from training.commands.train import build_datasets
+
+    return build_datasets(config, root, None)
+
+
+def trained_run(tmp_path_factory: Any) -> Path:
+    """A run folder (best.pt, last.pt, history.json, ...) of a 2-epoch tiny end-to-end training, made once."""
+    if "run" not in _CACHE:
+        from training.checkpoint import new_model
+        from training.trainer import I3D_MTN_Trainer
+
+        config = tiny_config()
+        train, val = video_datasets(synth_root(tmp_path_factory), config)
+        out = tmp_path_factory.mktemp("tiny_run")
+        I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False).fit(
+            train, val
+        )
+        _CACHE["run"] = out
+    return _CACHE["run"]

@@ -1,0 +1,111 @@
+"""Evaluation: streaming scores as the device computes them, report.json, plots and the command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from edge_runtime.video import probe_video
+from tests.training.tiny_data import synth_root, trained_run
+from training.checkpoint import load_checkpoint
+from training.cli import main
+from training.data import scan_videos
+from training.evaluate import backbone_features, evaluate, score_video, streaming_scores
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return synth_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded(run_dir):
+    model, config, ckpt = load_checkpoint(run_dir / "best.pt")
+    return model.eval(), config, ckpt
+
+
+@pytest.fixture(scope="module")
+def report_dir(root, run_dir, loaded, tmp_path_factory):
+    model, config, ckpt = loaded
+    out = tmp_path_factory.mktemp("eval")
+    evaluate(
+        model, config, root / "test", out, threshold=ckpt["threshold"], visualize=True,
+        history_path=run_dir / "history.json", annotate_videos=2, device="cpu", progress=False,
+    )  # fmt: skip
+    return out
+
+
+def test_streaming_scores_are_the_newest_snippet_of_the_last_k_window(loaded):
+    model, _, _ = loaded
+    torch.manual_seed(0)
+    feats = torch.randn(7, model.feature_dim)
+    k = 3
+    got = streaming_scores(model.head, feats, k, batch_size=2)
+    with torch.no_grad():
+        expected = [
+            float(model.head(feats[None, max(0, i - k + 1) : i + 1]).snippet_scores[0, -1]) for i in range(7)
+        ]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_video_scores_every_snippet_and_every_frame(root, loaded):
+    model, config, _ = loaded
+    record = scan_videos(root / "test")[0][0]
+    result = score_video(model, record, config, torch.device("cpu"))
+    feats = backbone_features(model.backbone, record.path, config, torch.device("cpu"))
+    assert len(result.snippet_scores) == len(feats) == 8  # 32 frames / S=4
+    assert result.frame_scores.shape == (record.num_frames,)
+    np.testing.assert_array_equal(result.frame_scores[:4], np.repeat(result.snippet_scores[0], 4))
+    assert result.video_score == result.snippet_scores.max()
+
+
+def test_report_json_holds_video_and_frame_metrics(report_dir, loaded):
+    text = (report_dir / "report.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    report = json.loads(text)
+    _, _, ckpt = loaded
+    assert report["threshold"] == pytest.approx(ckpt["threshold"])
+    assert report["threshold_source"].startswith("checkpoint")
+    assert report["video_metrics"]["n_videos"] == 4 and report["frame_metrics"]["n_frames"] == 4 * 32
+    for key in ("auc_roc", "auc_pr", "eer"):
+        assert 0.0 <= report["video_metrics"][key] <= 1.0
+    assert 0.0 <= report["frame_metrics"]["frame_auc"] <= 1.0
+    for video in report["videos"]:
+        assert video["score"] == pytest.approx(max(video["snippet_scores"]))
+
+
+def test_visualize_writes_non_empty_plots_and_annotated_videos(report_dir):
+    assert (report_dir / "roc_pr.png").stat().st_size > 1000
+    assert (report_dir / "training_curves.png").stat().st_size > 1000
+    for folder in ("timelines", "attention"):
+        pngs = list((report_dir / folder).glob("*.png"))
+        assert len(pngs) == 4 and all(p.stat().st_size > 1000 for p in pngs)
+    videos = list((report_dir / "videos").glob("*.mp4"))
+    assert len(videos) == 2 and all(probe_video(v).num_frames == 32 for v in videos)
+
+
+def test_evaluate_command_prints_a_summary_and_writes_the_report(root, run_dir, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path", str(root / "test"),
+                 "--output", str(out), "--no-progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "video AUC" in printed and "frame AUC" in printed
+    assert json.loads((out / "report.json").read_text())["video_metrics"]["n_videos"] == 4
+    assert not (out / "roc_pr.png").exists()  # plots only with --visualize
+
+
+@pytest.mark.parametrize("bad", ["model", "test"])
+def test_evaluate_command_bad_paths_are_one_line_errors(root, run_dir, tmp_path, capsys, bad):
+    model = tmp_path / "missing.pt" if bad == "model" else run_dir / "best.pt"
+    test = tmp_path if bad == "test" else root / "test"
+    assert main(["evaluate", "--model_path", str(model), "--test_path", str(test)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("missing.pt" in err if bad == "model" else str(tmp_path) in err)

@@ -1,0 +1,197 @@
+"""The trainer: checkpoints, resume, reproducibility, head-only mode, the schedule and the train command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from tests.training.test_features import CLI_SETS
+from tests.training.tiny_data import synth_root, tiny_config, trained_run, video_datasets
+from training.checkpoint import CheckpointError, load_checkpoint, new_model
+from training.cli import main
+from training.model import build_model
+from training.schedule import lr_at
+from training.trainer import I3D_MTN_Trainer
+
+RUN_FILES = {"best.pt", "last.pt", "config.json", "history.json", "training_curves.png"}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return synth_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return trained_run(tmp_path_factory)
+
+
+def _fit(root, out, resume=False, **overrides):
+    config = tiny_config(**overrides)
+    train, val = video_datasets(root, config)
+    trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False)
+    return trainer.fit(train, val, resume=resume)
+
+
+def _numbers(history):
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+
+
+def test_checkpoint_loads_with_weights_only_and_holds_what_resume_needs(run_dir):
+    ckpt = torch.load(run_dir / "last.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler", "config", "epoch", "best_metric", "rng", "threshold"} <= set(
+        ckpt
+    )
+    assert ckpt["epoch"] == 2 and ckpt["scheduler"]["step"] > 0
+    assert isinstance(ckpt["rng"]["torch"], torch.Tensor)
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_model(run_dir):
+    model, config, ckpt = load_checkpoint(run_dir / "best.pt")
+    assert config == json.loads((run_dir / "config.json").read_text())
+    state = model.state_dict()
+    assert state.keys() == ckpt["model"].keys()
+    assert all(torch.equal(state[k], ckpt["model"][k]) for k in state)
+    assert any(k.startswith("backbone.") for k in state) and any(k.startswith("head.") for k in state)
+
+
+def test_checkpoint_of_another_architecture_names_the_mismatched_keys(run_dir):
+    other = build_model(tiny_config(mtn_hidden_dim=8, mtn_num_scales=2))
+    with pytest.raises(CheckpointError, match="does not fit the model architecture") as info:
+        load_checkpoint(run_dir / "best.pt", other)
+    message = str(info.value)
+    assert "head.mtn." in message and "unexpected keys" in message and "shape mismatch" in message
+
+
+def test_a_file_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=str(bad)):
+        load_checkpoint(bad)
+
+
+def test_history_rows_hold_loss_parts_lr_val_auc_and_time(run_dir):
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    for key in ("train_total", "train_video_bce", "train_topk_mil", "lr", "val_auc", "val_loss", "time_s"):
+        assert all(key in r for r in history), key
+
+
+def test_same_seed_gives_the_same_history(root, tmp_path):
+    a = _fit(root, tmp_path / "a", epochs=1)
+    b = _fit(root, tmp_path / "b", epochs=1)
+    assert _numbers(a) == _numbers(b)
+    c = _fit(root, tmp_path / "c", epochs=1, seed=4)
+    assert _numbers(c) != _numbers(a)
+
+
+def test_resume_continues_the_run_as_if_uninterrupted(root, tmp_path):
+    constant = {"warmup_epochs": 0, "min_lr_ratio": 1.0}  # the lr schedule then does not depend on epochs
+    straight = _fit(root, tmp_path / "straight", epochs=2, **constant)
+    first = _fit(root, tmp_path / "resumed", epochs=1, **constant)
+    resumed = _fit(root, tmp_path / "resumed", resume=True, epochs=2, **constant)
+    assert len(first) == 1 and [r["epoch"] for r in resumed] == [1, 2]
+    assert _numbers(resumed) == _numbers(straight)
+
+
+def test_resume_without_last_checkpoint_is_an_error(root, tmp_path):
+    with pytest.raises(CheckpointError, match="last.pt not found"):
+        _fit(root, tmp_path, resume=True)
+
+
+def test_head_only_training_changes_the_head_not_the_backbone(root, run_dir, tmp_path):
+    from training.features import extract_features
+
+    config = tiny_config(epochs=1)
+    model, _, _ = load_checkpoint(run_dir / "best.pt")
+    extract_features(model.backbone, config, root, tmp_path / "feats", device="cpu", progress=False)
+    from training.commands.train import build_datasets
+
+    train, val = build_datasets(config, None, tmp_path / "feats")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    I3D_MTN_Trainer(model, config, output_dir=tmp_path / "run", device="cpu", progress=False).fit(train, val)
+    after = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("backbone."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
+
+
+def test_schedule_warms_up_decays_by_cosine_and_stays_at_the_floor():
+    kw = {"total_steps": 100, "warmup_steps": 10, "base_lr": 1e-3, "min_lr_ratio": 0.1}
+    warm = [lr_at(s, **kw) for s in range(10)]
+    assert warm == sorted(warm) and math.isclose(warm[-1], 1e-3)
+    decay = [lr_at(s, **kw) for s in range(10, 101)]
+    assert decay == sorted(decay, reverse=True)
+    assert math.isclose(lr_at(55, **kw), 1e-4 + 0.5 * (1e-3 - 1e-4))
+    assert math.isclose(lr_at(100, **kw), 1e-4) and math.isclose(lr_at(500, **kw), 1e-4)
+
+
+def test_train_command_writes_the_promised_files(root, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        "debug",
+        *CLI_SETS,
+        "--data_path",
+        str(root),
+        "--epochs",
+        "1",
+        "--output",
+        str(out),
+    ]
+    assert main([*args, "--no-progress"]) == 0
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    assert (out / "training_curves.png").stat().st_size > 1000
+    assert "trained 1 epochs" in capsys.readouterr().out
+
+
+def test_train_command_splits_a_single_folder_for_validation(root, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--config", "debug", *CLI_SETS, "--data_path", str(root / "train"), "--epochs", "1"]
+    assert main([*args, "--output", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "history.json").read_text())[0]["val_auc"] is not None
+
+
+def test_train_command_resume_extends_the_run(root, tmp_path):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--config",
+        "debug",
+        *CLI_SETS,
+        "--data_path",
+        str(root),
+        "--output",
+        str(out),
+        "--no-progress",
+    ]
+    assert main([*args, "--epochs", "1"]) == 0
+    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    assert [r["epoch"] for r in json.loads((out / "history.json").read_text())] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--resume"], "last.pt not found"),
+        (["--set", "no_such_key=1"], "no_such_key"),
+        (["--set", "epochs"], "KEY=VALUE"),
+    ],
+)
+def test_train_command_bad_options_are_one_line_errors(root, tmp_path, capsys, extra, message):
+    args = ["train", "--config", "debug", "--data_path", str(root), "--output", str(tmp_path / "r"), *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_train_command_bad_data_path_is_a_one_line_error(tmp_path, capsys):
+    assert (
+        main(["train", "--config", "debug", "--data_path", str(tmp_path), "--output", str(tmp_path / "r")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert str(tmp_path) in err and len(err.splitlines()) == 1
