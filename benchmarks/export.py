@@ -90,12 +90,12 @@ def format_table(rows: list[dict]) -> str:
     base = rows[0]["ms"]
     ort = next((r["ms"] for r in rows if r["name"] == "ONNX Runtime FP32"), None)
     lines = [
-        f"{'backbone (batch 1, 16x224x224)':44} {'ms/snippet':>11} {'MB':>7} {'vs eager':>9} {'vs ORT FP32':>12}"
+        f"{'backbone (batch 1, 16x224x224)':50} {'ms/snippet':>11} {'MB':>7} {'vs eager':>9} {'vs ORT FP32':>12}"
     ]
     for r in rows:
         mb = f"{r['bytes'] / 1e6:.1f}" if r["bytes"] else "-"
         vs_ort = f"{ort / r['ms']:.2f}x" if ort else "-"
-        lines.append(f"{r['name']:44} {r['ms']:11.1f} {mb:>7} {base / r['ms']:8.2f}x {vs_ort:>12}")
+        lines.append(f"{r['name']:50} {r['ms']:11.1f} {mb:>7} {base / r['ms']:8.2f}x {vs_ort:>12}")
     return "\n".join(lines)
 
 
