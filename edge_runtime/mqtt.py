@@ -1,20 +1,26 @@
 """The device's MQTT publisher: events go through the durable outbox, so an outage or a restart loses nothing.
 
-- ``{prefix}/{device_id}/events`` (QoS 1): :meth:`MqttPublisher.publish_event` writes the message to the
-  :class:`~edge_runtime.outbox.Outbox` first; a sender thread publishes waiting rows in id order while the
-  broker is connected, and a row is deleted only when its PUBACK arrives. On every (re)connect the sender
+- ``{prefix}/{device_id}/events`` (QoS 1): :meth:`MqttPublisher.publish_events` writes the messages to the
+  :class:`~edge_runtime.outbox.Outbox` first, all in one transaction (one fsync for every message a runtime
+  loop produced: group commit); :meth:`~MqttPublisher.publish_event` is a batch of one. A sender thread
+  publishes waiting rows in id order while the broker is connected, and a row is deleted only when its PUBACK
+  arrives: paho's network thread only records the id (:meth:`~edge_runtime.outbox.Outbox.ack_later`), and
+  the sender deletes the recorded ids together, without an fsync (a lost delete only re-sends; see
+  :mod:`edge_runtime.outbox`), at its next pass or within ``_ACK_FLUSH_S``. On every (re)connect the sender
   replays everything still waiting, from the oldest row, so the first copy of each message reaches the broker
   in id order (messages of one event stay in order). Duplicates across reconnects are possible and harmless:
   consumers de-duplicate by ``event_id`` + ``seq``.
 - ``{prefix}/{device_id}/status`` (retained): ``online`` on connect, ``offline`` on :meth:`stop`, and
   ``offline`` as the last will when the process dies or the network goes.
 - ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
+- A failed connection attempt (refused TCP, a TLS certificate that does not verify, an unknown host) is
+  logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with backoff.
 
 Example::
 
     publisher = MqttPublisher(MqttSettings.from_args(args), "dev1", Outbox(state_dir / "outbox.sqlite"))
     publisher.start()
-    publisher.publish_event(message)  # stored, then sent when connected
+    publisher.publish_events(messages)  # stored (one fsync), then sent when connected
     publisher.stop(flush_timeout=5.0)
 """
 
@@ -22,12 +28,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from edge_runtime.mqtt_settings import MqttSettings, make_client
-from edge_runtime.outbox import Outbox
+from edge_runtime.outbox import Outbox, OutboxMessage
 from edge_runtime.schema import (
     events_topic,
     snapshot_topic,
@@ -45,6 +53,8 @@ ONLINE, OFFLINE = "online", "offline"
 _WINDOW = (
     100  # outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog)
 )
+_ACK_BATCH = 64  # acknowledged rows that make an idle sender delete them at once ...
+_ACK_FLUSH_S = 0.005  # ... or this long after the first of them arrived
 
 
 def _plain(value: Any) -> Any:
@@ -52,6 +62,14 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
+
+
+def _reason(error: BaseException | None) -> str:
+    """``ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ...``"""
+    if error is None:
+        return "unknown reason"
+    module = type(error).__module__
+    return f"{'' if module == 'builtins' else module + '.'}{type(error).__qualname__}: {error}"
 
 
 class MqttPublisher:
@@ -77,7 +95,7 @@ class MqttPublisher:
         self.stats_topic = stats_topic(prefix, self.device_id)
         self.reconnects = 0  # successful connects after the first
         self.published = 0  # outbox rows handed to the broker (replays included)
-        self.acked = 0  # outbox rows deleted on PUBACK
+        self._acked_before = outbox.acked  # the outbox counts rows deleted on PUBACK; see `acked`
         # The outbox is the durable session, so the broker session can be clean.
         self._client = make_client(
             settings, self.client_id, clean_session=True, will=(self.status_topic, OFFLINE, 1, status_retain)
@@ -86,18 +104,20 @@ class MqttPublisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_connect_fail = self._on_connect_fail
         # Guards everything below. Never held while calling paho: paho calls on_publish holding its own lock.
         self._cond = threading.Condition(threading.Lock())
         self._connected = False
         self._ever_connected = False
-        self._generation = (
-            0  # bumped on every connect and disconnect; the sender restarts its replay on change
-        )
+        self._generation = 0  # bumped on every connect and disconnect; the sender then replays from row 0
         self._mids: dict[int, int | None] = {}  # paho mid -> outbox id (None: a message not from the outbox)
         self._early_acks: set[int] = set()  # PUBACKs that arrived before publish() returned their mid
         self._in_flight: set[int] = set()  # outbox ids sent on this connection and not yet acknowledged
         self._work = True  # the sender should look at the outbox again
         self._window_full = False
+        self._unflushed_acks = 0  # PUBACKs recorded in the outbox since the sender last deleted them
+        self._first_unflushed_at = 0.0  # time.monotonic() of the first of them
+        self._failure_logged: str | None = None  # the connect failure reason last logged as a WARNING
         self._stop_sender = False
         self._sender: threading.Thread | None = None
 
@@ -107,12 +127,8 @@ class MqttPublisher:
         """Connect in the background (retrying with backoff) and start sending the outbox."""
         if self._sender is not None:
             raise RuntimeError("MqttPublisher.start() was already called")
-        log.info(
-            "MQTT: connecting to %s as %s (%d waiting in the outbox)",
-            self.settings.url,
-            self.client_id,
-            self.backlog,
-        )
+        log.info("MQTT: connecting to %s as %s (%d waiting in the outbox)", self.settings.url, self.client_id,
+                 self.backlog)  # fmt: skip
         self._client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive)
         self._client.loop_start()
         self._sender = threading.Thread(
@@ -145,11 +161,8 @@ class MqttPublisher:
         self._client.loop_stop()
         left = self.backlog
         if left:
-            log.warning(
-                "MQTT: stopped with %d message(s) in the outbox %s; sent on next start",
-                left,
-                self.outbox.path,
-            )
+            log.warning("MQTT: stopped with %d message(s) in the outbox %s; sent on next start", left,
+                        self.outbox.path)  # fmt: skip
         else:
             log.info("MQTT: stopped, outbox empty")
 
@@ -169,6 +182,12 @@ class MqttPublisher:
         """Messages in the outbox waiting for a PUBACK."""
         return self.outbox.backlog
 
+    @property
+    def acked(self) -> int:
+        """Outbox rows deleted on PUBACK since this publisher was made (acknowledged ones deleted first)."""
+        self.outbox.flush_acks()
+        return self.outbox.acked - self._acked_before
+
     def wait_connected(self, timeout: float) -> bool:
         """Block until connected or ``timeout`` s passed; return whether connected."""
         deadline = time.monotonic() + timeout
@@ -181,17 +200,27 @@ class MqttPublisher:
 
     def publish_event(self, event: dict[str, Any]) -> int:
         """Store an ``i3dmtn.event/1`` message in the outbox (durably), then send it; returns its outbox id."""
-        validate_event(event)
-        if event["device_id"] != self.device_id:
-            raise ValueError(
-                f"event device_id {event['device_id']!r} is not this publisher's {self.device_id!r}"
-            )
-        payload = json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        row = self.outbox.put(self.events_topic, payload, kind=event["type"], qos=1)
-        with self._cond:
-            self._work = True
-            self._cond.notify_all()
-        return row
+        return self.publish_events([event])[0]
+
+    def publish_events(self, events: Sequence[dict[str, Any]]) -> list[int]:
+        """Store ``i3dmtn.event/1`` messages in the outbox in ONE durable transaction (one fsync), then send
+        them in the given order; returns their outbox ids. Every message is validated first: if one is
+        invalid (:class:`~edge_runtime.schema.SchemaError`, or another device's: ``ValueError``) none is stored."""
+        messages = []
+        for event in events:
+            validate_event(event)
+            if event["device_id"] != self.device_id:
+                raise ValueError(
+                    f"event device_id {event['device_id']!r} is not this publisher's {self.device_id!r}"
+                )
+            payload = json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            messages.append(OutboxMessage(self.events_topic, payload, kind=event["type"], qos=1))
+        rows = self.outbox.put_many(messages)
+        if rows:
+            with self._cond:
+                self._work = True
+                self._cond.notify_all()
+        return rows
 
     def publish_stats(self, stats: dict[str, Any]) -> bool:
         """Best-effort QoS 0 stats (the outbox backlog is added); False when not connected."""
@@ -263,17 +292,19 @@ class MqttPublisher:
         generation, cursor = -1, 0
         while True:
             with self._cond:
-                while not self._stop_sender and not (
-                    self._work and self._connected and len(self._in_flight) < _WINDOW
-                ):
-                    self._cond.wait(timeout=1.0)
-                if self._stop_sender:
+                can_send = self._wait_for_work()
+                if can_send is None:
                     return
-                self._work = False
-                if self._generation != generation:  # a new connection: replay from the oldest row
-                    generation, cursor = self._generation, 0
-                room = _WINDOW - len(self._in_flight)
-            items = self.outbox.pending(room, after=cursor)
+                self._unflushed_acks = 0  # deleted below, by flush_acks or by pending
+                if can_send:
+                    self._work = False
+                    if self._generation != generation:  # a new connection: replay from the oldest row
+                        generation, cursor = self._generation, 0
+                    room = _WINDOW - len(self._in_flight)
+            if not can_send:
+                self.outbox.flush_acks()
+                continue
+            items = self.outbox.pending(room, after=cursor)  # deletes the acknowledged rows first
             for item in items:
                 with self._cond:
                     if self._generation != generation or self._stop_sender:
@@ -287,6 +318,20 @@ class MqttPublisher:
                     self._window_full = len(items) == room
                     self._work = self._work or self._window_full and len(self._in_flight) < _WINDOW
 
+    def _wait_for_work(self) -> bool | None:
+        """(holding ``_cond``) Wait until rows can be sent (True), acknowledged rows are due for deletion
+        (False: ``_ACK_BATCH`` of them, or ``_ACK_FLUSH_S`` after the first), or stop (None)."""
+        while not self._stop_sender:
+            if self._work and self._connected and len(self._in_flight) < _WINDOW:
+                return True
+            timeout = 1.0
+            if self._unflushed_acks:
+                timeout = self._first_unflushed_at + _ACK_FLUSH_S - time.monotonic()
+                if self._unflushed_acks >= _ACK_BATCH or timeout <= 0:
+                    return False
+            self._cond.wait(timeout=timeout)
+        return None
+
     # ---- paho callbacks (network thread) ---------------------------------------------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -295,6 +340,7 @@ class MqttPublisher:
             return
         with self._cond:
             self._connected = True
+            self._failure_logged = None
             self._generation += 1
             self._in_flight.clear()
             if self._ever_connected:
@@ -320,6 +366,17 @@ class MqttPublisher:
         else:
             log.debug("MQTT: could not connect to %s (%s); retrying", self.settings.url, reason_code)
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        """A connection attempt raised (paho calls this inside its ``except OSError`` block, so the error is
+        the one being handled): one WARNING per distinct reason until connected, then DEBUG."""
+        reason = _reason(sys.exc_info()[1])
+        with self._cond:
+            first, self._failure_logged = self._failure_logged != reason, reason
+        level = logging.WARNING if first else logging.DEBUG
+        log.log(
+            level, "MQTT: cannot connect to %s: %s; retrying in the background", self.settings.url, reason
+        )
+
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:
             if mid not in self._mids:
@@ -330,11 +387,12 @@ class MqttPublisher:
             self._row_acked(row)
 
     def _row_acked(self, row: int) -> None:
-        deleted = self.outbox.ack(row)
+        self.outbox.ack_later(row)  # memory only: the sender deletes it (no database write on this thread)
         with self._cond:
             self._in_flight.discard(row)
-            if deleted:
-                self.acked += 1
+            if not self._unflushed_acks:
+                self._first_unflushed_at = time.monotonic()
+            self._unflushed_acks += 1
             if self._window_full:
                 self._work = True
             self._cond.notify_all()

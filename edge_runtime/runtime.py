@@ -257,25 +257,35 @@ class Runtime:
     def _score(self, ready: dict[str, Snippet]) -> None:
         scores = self.scorer.score({name: s.array for name, s in ready.items()})
         self.stats.batch(len(ready))
+        produced: dict[str, list[dict[str, Any]]] = {}
         for name, snippet in ready.items():
-            cam, score = self.cameras[name], scores[name]
-            self.stats.snippet(name, score)
-            messages = cam.machine.observe(score, snippet.last_ts, frame=snippet.last_frame)
-            for message in messages:
-                self._emit(message)
+            self.stats.snippet(name, scores[name])
+            produced[name] = self.cameras[name].machine.observe(
+                scores[name], snippet.last_ts, frame=snippet.last_frame
+            )
+        self._emit([m for messages in produced.values() for m in messages])  # every camera: one fsync
+        for name, snippet in ready.items():
+            cam, score, messages = self.cameras[name], scores[name], produced[name]
             self._snapshot(cam, started=any(m["type"] == "start" for m in messages))
             if self._display is not None:
                 self._display.show(name, snippet.last_frame, score, cam.machine.active)
             log.debug("%s: snippet %d score %.4f", name, snippet.index, score)
 
-    def _emit(self, message: dict[str, Any]) -> None:
-        """Store + send one event message; log it and append it to the audit log (after it is durable)."""
-        self.publisher.publish_event(message)
-        self.stats.message(message["camera"], message["type"])
-        fields = {k: message[k] for k in ("event_id", "seq", "type", "camera")}
-        log.info("event %s seq %d: %s on %s (score %.3f)", *fields.values(), message["score"], extra=fields)
+    def _emit(self, messages: list[dict[str, Any]]) -> None:
+        """Store + send the event messages of one loop pass in one outbox transaction (group commit: one fsync
+        for all cameras); log each and append it to the audit log (after it is durable)."""
+        if not messages:
+            return
+        self.publisher.publish_events(messages)
+        for message in messages:
+            self.stats.message(message["camera"], message["type"])
+            fields = {k: message[k] for k in ("event_id", "seq", "type", "camera")}
+            log.info(
+                "event %s seq %d: %s on %s (score %.3f)", *fields.values(), message["score"], extra=fields
+            )
+            if self._audit is not None:
+                self._audit.write(json.dumps({**fields, "timestamp": message["timestamp"]}) + "\n")
         if self._audit is not None:
-            self._audit.write(json.dumps({**fields, "timestamp": message["timestamp"]}) + "\n")
             self._audit.flush()
 
     def _snapshot(self, cam: _Camera, *, started: bool) -> None:
@@ -300,8 +310,7 @@ class Runtime:
 
     def _close_events(self, cam: _Camera) -> None:
         # A file played fast has timestamps ahead of the wall clock: never end before the last frame seen.
-        for message in cam.machine.close(max(time.time(), cam.last_ts)):
-            self._emit(message)
+        self._emit(cam.machine.close(max(time.time(), cam.last_ts)))
 
     def _publish_stats(self) -> dict[str, Any]:
         body = self.stats.snapshot(
