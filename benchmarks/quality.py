@@ -26,9 +26,13 @@ logger = logging.getLogger(__name__)
 
 TRAIN_SEED, TEST_SEED = 0, 1
 # debug config overrides of this benchmark's recipe (see the report for why each is needed)
-RECIPE: dict[str, Any] = {"epochs": 15}
+RECIPE: dict[str, Any] = {
+    "epochs": 30,  # ~8 s per epoch on 192 videos; AUC keeps rising until ~25 epochs
+    "frame_loss_weight": 1.0,  # the synthetic videos are annotated per frame: use it (dense supervision)
+}
 # (videos: train_n, train_a, val_n, val_a; test_n, test_a), synth frames, epochs
-FULL = {"train_videos": (24, 24, 8, 8), "test_videos": (16, 16), "frames": 96}
+# 48 training videos overfit the backgrounds (train AUC 1.0, val ~0.6); 192 generalise. 64 frames = K snippets.
+FULL = {"train_videos": (96, 96, 16, 16), "test_videos": (16, 16), "frames": 64}
 QUICK = {"train_videos": (4, 4, 2, 2), "test_videos": (2, 2), "frames": 48, "epochs": 2}
 
 
@@ -36,6 +40,29 @@ def _synth(out: Path, seed: int, videos: tuple[int, ...], frames: int) -> None:
     from training.synth import SynthConfig, generate_dataset
 
     generate_dataset(SynthConfig(out=out, seed=seed, videos=videos, frames=frames), progress=False)
+
+
+def _whole_window_aucs(model: Any, config: dict[str, Any], test_path: Path) -> tuple[float, float]:
+    """Video / frame AUC when the head scores each whole test video in one call (no streaming windows)."""
+    import numpy as np
+    import torch
+
+    from edge_runtime.snippets import frame_to_snippet
+    from training.data import scan_videos
+    from training.evaluate import backbone_features
+    from training.metrics import frame_metrics, video_metrics
+
+    records, _ = scan_videos(test_path)
+    videos, frames = [], []
+    with torch.no_grad():
+        for r in records:
+            feats = backbone_features(model.backbone, r.path, config, torch.device("cpu"))
+            s = model.head(feats[None]).snippet_scores[0].numpy()
+            videos.append(s.max())
+            frames.append(s[np.minimum(frame_to_snippet(r.num_frames, config["clip_length"]), len(s) - 1)])
+    video = video_metrics([r.label for r in records], videos)["auc_roc"]
+    frame = frame_metrics([r.frame_labels for r in records], frames, 0.5)["frame_auc"]
+    return video, frame
 
 
 def run(work: Path, quick: bool, threads: int | None) -> dict[str, Any]:
@@ -69,6 +96,8 @@ def run(work: Path, quick: bool, threads: int | None) -> dict[str, Any]:
         model, config, work / "test_data" / "test", work / "eval", threshold=ckpt["threshold"], device="cpu"
     )
 
+    whole_video, whole_frame = _whole_window_aucs(model, config, work / "test_data" / "test")
+
     # head-only epoch on cached features vs one end-to-end epoch, same videos, same config
     start = time.perf_counter()
     extract_features(model.backbone, config, work / "data", work / "features", device="cpu", progress=False)
@@ -97,6 +126,8 @@ def run(work: Path, quick: bool, threads: int | None) -> dict[str, Any]:
         f"\ntrain {len(train_set)} / val {len(val_set)} videos (seed {TRAIN_SEED}), test {v['n_videos']} (seed {TEST_SEED})"
         f"\nend-to-end training: {len(history)} epochs in {train_s:.1f} s (synthetic data {synth_s:.1f} s)"
         f"\nvideo AUC {v['auc_roc']:.4f}  AP {v['auc_pr']:.4f}  EER {v['eer']:.4f}  frame AUC {f['frame_auc']:.4f}"
+        f"\n(diagnostic, not the device's scoring: head over each whole video at once: video AUC {whole_video:.4f}, "
+        f"frame AUC {whole_frame:.4f})"
         f"\none epoch: end to end {e2e_epoch_s:.2f} s, head only on cached features {head_epoch_s:.3f} s "
         f"-> {e2e_epoch_s / max(head_epoch_s, 1e-9):.1f}x faster (feature caching took {features_s:.1f} s once)"
     )

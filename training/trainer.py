@@ -8,7 +8,10 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
 - gradient accumulation over ``grad_accum_steps`` batches, gradient clipping at ``grad_clip`` (L2 norm);
 - mixed precision (``amp``): ``auto`` uses it on CUDA only (bf16 where supported, else fp16 with a gradient
   scaler); ``on`` also uses bf16 autocast on CPU; ``off`` never;
-- validation every epoch: the video score is the **max snippet score** (what the device's events fire on),
+- a streaming consistency term (weight ``streaming_loss_weight``, :mod:`training.train_step`): the head's
+  newest score over random prefixes of the window should match the full window's score of that snippet, so
+  the device's streaming scores (head over the last ``K`` features, newest score) match what was trained;
+- validation every epoch: the video score is the device's (max over snippets of the streaming score),
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch, early stopping after
   ``early_stopping_patience`` epochs without a better ``val_auc`` (0: never);
 - reproducible: every random choice derives from ``seed`` (model init, per-epoch shuffling, per-item
@@ -51,23 +54,14 @@ from training.checkpoint import (
 from training.configs import save_config, validate_config
 from training.distributed import DistInfo, all_gather_objects, barrier, init_distributed
 from training.feature_dataset import FeatureDataset
-from training.losses import AnomalyLoss
+from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe, video_metrics
 from training.schedule import lr_at
+from training.train_step import TrainStep, outputs_from_head, streaming_video_scores
 
 __all__ = ["I3D_MTN_Trainer", "outputs_from_head"]
 
 logger = logging.getLogger(__name__)
-
-
-def outputs_from_head(head_out: Any, clip_length: int) -> dict[str, torch.Tensor]:
-    """The detector's output dict from a :class:`~training.model.HeadOutput` (head-only training)."""
-    return {
-        "video_anomaly_score": head_out.video_score,  # (B,)
-        "frame_anomaly_scores": head_out.snippet_scores.repeat_interleave(clip_length, dim=1),  # (B, K*S)
-        "attention_weights": head_out.attention_weights,  # (B, K)
-        "snippet_scores": head_out.snippet_scores,  # (B, K)
-    }
 
 
 class I3D_MTN_Trainer:
@@ -82,8 +76,10 @@ class I3D_MTN_Trainer:
         output_dir: str | Path,
         device: str | torch.device | None = None,
         progress: bool = True,
+        streaming_loss_weight: float = 1.0,
     ) -> None:
         self.config = validate_config(config)
+        self.streaming_loss_weight = float(streaming_loss_weight)
         self.dist: DistInfo = init_distributed(device)
         self.device = self.dist.device
         self.model = model.to(self.device)
@@ -125,10 +121,10 @@ class I3D_MTN_Trainer:
             lr=self.config["learning_rate"],
             weight_decay=self.config["weight_decay"],
         )
-        self.wrapped = module
+        self.wrapped: nn.Module = TrainStep(self.model, head_only=head_only)
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(module, device_ids=ids)
+            self.wrapped = DistributedDataParallel(self.wrapped, device_ids=ids)
 
     def _seed(self) -> None:
         seed = int(self.config["seed"]) + 1000 * self.dist.rank
@@ -180,21 +176,30 @@ class I3D_MTN_Trainer:
         )
 
     # ------------------------------------------------------------------------------------------- steps
-    def _forward(self, module: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        ctx = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
-        with ctx:
-            if self.head_only:
-                feats = batch["features"].to(self.device, non_blocking=True)  # (B, K, D)
-                return outputs_from_head(module(feats), self.model.clip_length)
-            return module(batch["clips"].to(self.device, non_blocking=True))  # clips (B, 3, K*S, H, W)
+    def _autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
 
-    def _loss(self, out: Mapping[str, torch.Tensor], batch: Mapping[str, Any]) -> Any:
-        return self.loss_fn(
+    def _inputs(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        key = "features" if self.head_only else "clips"  # (B, K, D) or (B, 3, K*S, H, W)
+        return batch[key].to(self.device, non_blocking=True)
+
+    def _loss(
+        self, out: Mapping[str, torch.Tensor], batch: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(total to back-propagate, parts for the log)``: AnomalyLoss plus the streaming consistency term."""
+        parts = self.loss_fn(
             out,
             batch["label"].to(self.device),
             batch["frame_labels"].to(self.device),
             batch["has_frame_labels"].to(self.device),
         )
+        total, logged = parts.total, parts.as_dict()
+        if "prefix_scores" in out:
+            streaming = safe_bce(out["prefix_scores"], out["prefix_targets"])
+            total = total + self.streaming_loss_weight * streaming
+            logged["streaming"] = float(streaming.detach())
+            logged["total"] = float(total.detach())
+        return total, logged
 
     def _set_lr(self, updates_per_epoch: int) -> float:
         cfg = self.config
@@ -234,8 +239,10 @@ class I3D_MTN_Trainer:
             update_now = (i + 1) % accum == 0 or i + 1 == len(loader)
             sync = nullcontext() if update_now or not self.dist.distributed else self.wrapped.no_sync()
             with sync:
-                parts = self._loss(self._forward(self.wrapped, batch), batch)
-                self.scaler.scale(parts.total / accum).backward()
+                with self._autocast():
+                    out = self.wrapped(self._inputs(batch))
+                total, parts = self._loss(out, batch)
+                self.scaler.scale(total / accum).backward()
             if update_now:
                 lr = self._set_lr(updates)
                 self.scaler.unscale_(self.optimizer)
@@ -247,24 +254,34 @@ class I3D_MTN_Trainer:
                 self.step += 1
             n = len(batch["label"])
             seen += n
-            for key, value in parts.as_dict().items():
+            for key, value in parts.items():
                 sums[key] = sums.get(key, 0.0) + value * n
             bar.set_postfix(loss=f"{sums['total'] / seen:.4f}")
         return {**{k: v / max(seen, 1) for k, v in sums.items()}, "lr": lr}
 
     @torch.no_grad()
     def validate(self, dataset: Dataset) -> dict[str, Any]:
-        """Video metrics of ``dataset`` (video score = max snippet score) and the mean loss; all ranks share
-        the work and the result."""
-        module = self._trained_module()
-        module.eval()
+        """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result.
+
+        The video score is the device's: the max over snippets ``i`` of the head's newest score over the
+        item's snippets ``[0, i]`` (:func:`~training.train_step.streaming_video_scores`)."""
+        model = self.model
+        model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
         labels, scores, loss_sum = [], [], 0.0
         for batch in self._loader(shard, 0, train=False):
-            out = self._forward(module, batch)
-            loss_sum += float(self._loss(out, batch).total) * len(batch["label"])
+            with self._autocast():
+                inputs = self._inputs(batch)
+                if self.head_only:
+                    feats = inputs  # (B, K, D)
+                else:
+                    b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
+                    feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
+                out = outputs_from_head(model.head(feats), model.clip_length)
+                video = streaming_video_scores(model.head, feats)  # (B,)
+            loss_sum += self._loss(out, batch)[1]["total"] * len(batch["label"])
             labels += batch["label"].tolist()
-            scores += out["snippet_scores"].float().amax(dim=1).tolist()
+            scores += video.float().tolist()
         gathered = all_gather_objects((labels, scores, loss_sum))
         labels = [v for g in gathered for v in g[0]]
         scores = [v for g in gathered for v in g[1]]
@@ -347,10 +364,11 @@ class I3D_MTN_Trainer:
             if self.dist.is_main:
                 self._write(improved)
             logger.info(
-                "epoch %d/%d: loss %.4f (video_bce %.4f, topk_mil %.4f, smooth %.5f, sparse %.4f) lr %.2e "
+                "epoch %d/%d: loss %.4f (video_bce %.4f, topk_mil %.4f, frame_bce %.4f, smooth %.5f, sparse %.4f, "
+                "streaming %.4f) lr %.2e "
                 "val_loss %.4f val_auc %.4f%s %.1fs",
-                self.epoch, cfg["epochs"], row["train_total"], row["train_video_bce"], row["train_topk_mil"],
-                row["train_smoothness"], row["train_sparsity"], row["lr"], row["val_loss"], auc,
+                self.epoch, cfg["epochs"], row["train_total"], row["train_video_bce"], row["train_topk_mil"], row["train_frame_bce"],
+                row["train_smoothness"], row["train_sparsity"], row.get("train_streaming", 0.0), row["lr"], row["val_loss"], auc,
                 " (best)" if improved else "", row["time_s"],
             )  # fmt: skip
             since_best = self._epochs_since_best()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from training.cli import UsageError
 from training.commands.common import add_config_arguments, config_from_args
@@ -74,6 +75,12 @@ def run(args: argparse.Namespace) -> int:
         model = new_model(config)  # untrained (seeded): the same config gives the same features
         source = {"config": config["name"], "seed": config["seed"], "untrained": True}
         logger.warning("no --checkpoint: features of an untrained backbone (config %r)", config["name"])
+    device = args.device
+    if device is None and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per torchrun process
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     try:
         summary = extract_features(
             model.backbone,
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             shard=shard,
             batch_size=args.batch_size,
             overwrite=args.overwrite,
-            device=args.device,
+            device=device,
             source=source,
         )
     except (DatasetError, FeatureCacheError) as exc:
