@@ -1,7 +1,9 @@
 """A durable outbox: every event is written to SQLite before it is published and deleted only on PUBACK.
 
-SQLite in WAL mode. One connection, guarded by a lock, so the runtime's producer thread, the publisher's
-sender thread and paho's network thread (acks) may all use it.
+SQLite in WAL mode, thread-safe: the runtime's producer thread, the publisher's sender thread and paho's
+network thread (acks) may all use one ``Outbox``. Two connections, each guarded by its own lock: one writes,
+one only reads (:meth:`Outbox.pending`), so the sender reads the next rows to publish while the producer
+waits for its fsync (WAL: readers never wait for a writer).
 
 Durability, and what each write costs (one fsync is the price of a durable commit: ~2 ms on a slow disk):
 
@@ -17,9 +19,11 @@ Durability, and what each write costs (one fsync is the price of a durable commi
 - **Batched acks**: :meth:`Outbox.ack_later` only records the id in memory (no SQL, so paho's network thread
   never waits for the database); the recorded ids are deleted together in one transaction by the next
   :meth:`flush_acks`, :meth:`put_many` (inside its own transaction, for free), :meth:`pending`,
-  :attr:`backlog` or :meth:`close`. Every read first deletes the recorded ids under the same lock, so
-  :meth:`pending` and :attr:`backlog` never report an acknowledged message as waiting, and a replay from
-  the oldest row sends only messages still unacknowledged, in id order. A SIGKILL before the delete loses
+  :attr:`backlog` or :meth:`close`. :attr:`backlog` first deletes the recorded ids, so it never counts an
+  acknowledged message; :meth:`pending` does too whenever a recorded id lies in the range it reads (a
+  replay from the oldest row after a reconnect), so a replay sends only unacknowledged messages, in id
+  order. (While sending, the rows read lie past every acknowledged one, so it reads without writing; an ack
+  recorded during that read can only make the message go twice, which consumers de-duplicate.) A SIGKILL before the delete loses
   only deletes (re-sends), as above. :meth:`ack` is the immediate form (one transaction, no fsync).
 
 Bounded size: when ``max_messages`` rows are waiting, the oldest ``update`` rows are dropped first (an
@@ -111,7 +115,8 @@ class Outbox:
         self.dropped = 0  # update rows dropped because the outbox was full (this process)
         self.acked = 0  # rows deleted by ack / ack_later (this process)
         self._over_bound_warned = False
-        self._lock = threading.Lock()  # the connection; taken before _acks_lock when both are needed
+        self._lock = threading.Lock()  # the writing connection; taken before _acks_lock when both are needed
+        self._read_lock = threading.Lock()  # the reading connection
         self._acks_lock = threading.Lock()  # _acked only: ack_later never waits for a database write
         self._acked: set[int] = set()  # acknowledged ids not deleted yet
         try:
@@ -125,6 +130,8 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
             self._db.execute(_INDEX)
+            self._reader = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
+            self._reader.execute("PRAGMA query_only=1")
         except sqlite3.DatabaseError as err:
             raise ValueError(f"outbox {str(self.path)!r}: not a usable SQLite database ({err})") from None
         if str(mode).lower() != "wal":
@@ -195,9 +202,12 @@ class Outbox:
         if limit is not None:
             sql += " LIMIT ?"
             params = (after, max(0, int(limit)))
-        with self._lock:
-            self._flush_locked()
-            rows = self._db.execute(sql, params).fetchall()
+        with self._acks_lock:
+            replay = any(row > after for row in self._acked)
+        if replay:
+            self.flush_acks()
+        with self._read_lock:
+            rows = self._reader.execute(sql, params).fetchall()
         return [OutboxItem(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
 
     @property
@@ -286,6 +296,8 @@ class Outbox:
             except sqlite3.Error as err:  # closing must not fail: the rows are only sent again
                 log.warning("outbox %s: acknowledged rows not deleted at close (%s)", self.path, err)
             self._db.close()
+        with self._read_lock:
+            self._reader.close()
 
     def __enter__(self) -> Outbox:
         return self
