@@ -1,12 +1,11 @@
 """The device's MQTT publisher: events go through the durable outbox, so an outage or a restart loses nothing.
 
-- ``{prefix}/{device_id}/events`` (QoS 1): :meth:`MqttPublisher.publish_events` writes the messages to the
-  :class:`~edge_runtime.outbox.Outbox` first, all in one transaction (one fsync for every message a runtime
-  loop produced: group commit); :meth:`~MqttPublisher.publish_event` is a batch of one. A sender thread
-  publishes waiting rows in id order while the broker is connected, and a row is deleted only when its PUBACK
-  arrives: paho's network thread only records the id (:meth:`~edge_runtime.outbox.Outbox.ack_later`), and
-  the sender deletes the recorded ids together, without an fsync (a lost delete only re-sends; see
-  :mod:`edge_runtime.outbox`), at its next pass or within ``_ACK_FLUSH_S``. On every (re)connect the sender
+- ``{prefix}/{device_id}/events`` (QoS 1): :meth:`MqttPublisher.publish_events` stores the messages in the
+  :class:`~edge_runtime.outbox.Outbox` first, in one transaction (group commit: one fsync for all a runtime
+  loop produced); :meth:`~MqttPublisher.publish_event` is a batch of one. A sender thread publishes waiting
+  rows in id order while connected; a row is deleted only on its PUBACK: paho's thread records the id
+  (:meth:`~edge_runtime.outbox.Outbox.ack_later`) and the sender deletes recorded ids together, without an
+  fsync (a lost delete only re-sends: see :mod:`edge_runtime.outbox`). On every (re)connect the sender
   replays everything still waiting, from the oldest row, so the first copy of each message reaches the broker
   in id order (messages of one event stay in order). Duplicates across reconnects are possible and harmless:
   consumers de-duplicate by ``event_id`` + ``seq``.
@@ -35,6 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_runtime.mqtt_settings import MqttSettings, make_client
+from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
 from edge_runtime.schema import (
     events_topic,
@@ -50,9 +50,11 @@ __all__ = ["MqttPublisher", "ONLINE", "OFFLINE"]
 log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
-_WINDOW = (
-    100  # outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog)
-)
+# Outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog). paho sends
+# _PAHO_INFLIGHT of them and queues the rest, sending the next one from its network thread as each PUBACK
+# arrives: the connection never goes quiet waiting for the sender (which would let the broker's Nagle hold
+# its PUBACKs until our delayed ACK, 40 ms). The sender tops up once no more than _REFILL are handed over.
+_WINDOW, _PAHO_INFLIGHT, _REFILL = 200, 100, 100
 _ACK_BATCH = 64  # acknowledged rows that make an idle sender delete them at once ...
 _ACK_FLUSH_S = 0.005  # ... or this long after the first of them arrived
 
@@ -62,14 +64,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
-
-
-def _reason(error: BaseException | None) -> str:
-    """``ssl.SSLCertVerificationError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: ...``"""
-    if error is None:
-        return "unknown reason"
-    module = type(error).__module__
-    return f"{'' if module == 'builtins' else module + '.'}{type(error).__qualname__}: {error}"
 
 
 class MqttPublisher:
@@ -100,11 +94,12 @@ class MqttPublisher:
         self._client = make_client(
             settings, self.client_id, clean_session=True, will=(self.status_topic, OFFLINE, 1, status_retain)
         )
-        self._client.max_inflight_messages_set(_WINDOW)
+        self._client.max_inflight_messages_set(_PAHO_INFLIGHT)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_socket_open = set_no_delay  # no 40 ms Nagle stalls
         # Guards everything below. Never held while calling paho: paho calls on_publish holding its own lock.
         self._cond = threading.Condition(threading.Lock())
         self._connected = False
@@ -143,7 +138,7 @@ class MqttPublisher:
         Messages still waiting stay in the outbox for the next start."""
         deadline = time.monotonic() + max(0.0, flush_timeout)
         while self.outbox.backlog and time.monotonic() < deadline:
-            with self._cond:  # woken by each PUBACK
+            with self._cond:  # woken when nothing is left in flight
                 self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
         with self._cond:
             self._stop_sender = True
@@ -295,8 +290,9 @@ class MqttPublisher:
                 can_send = self._wait_for_work()
                 if can_send is None:
                     return
-                self._unflushed_acks = 0  # deleted below, by flush_acks or by pending
-                if can_send:
+                if not can_send:
+                    self._unflushed_acks = 0  # deleted just below
+                else:
                     self._work = False
                     if self._generation != generation:  # a new connection: replay from the oldest row
                         generation, cursor = self._generation, 0
@@ -304,7 +300,7 @@ class MqttPublisher:
             if not can_send:
                 self.outbox.flush_acks()
                 continue
-            items = self.outbox.pending(room, after=cursor)  # deletes the acknowledged rows first
+            items = self.outbox.pending(room, after=cursor)  # on a replay, deletes acknowledged rows first
             for item in items:
                 with self._cond:
                     if self._generation != generation or self._stop_sender:
@@ -315,14 +311,14 @@ class MqttPublisher:
                 cursor = item.id
             else:
                 with self._cond:
-                    self._window_full = len(items) == room
-                    self._work = self._work or self._window_full and len(self._in_flight) < _WINDOW
+                    self._window_full = len(items) == room  # more may wait: read again at _REFILL
+                    self._work = self._work or self._window_full and len(self._in_flight) <= _REFILL
 
     def _wait_for_work(self) -> bool | None:
         """(holding ``_cond``) Wait until rows can be sent (True), acknowledged rows are due for deletion
         (False: ``_ACK_BATCH`` of them, or ``_ACK_FLUSH_S`` after the first), or stop (None)."""
         while not self._stop_sender:
-            if self._work and self._connected and len(self._in_flight) < _WINDOW:
+            if self._work and self._connected and len(self._in_flight) <= _REFILL:
                 return True
             timeout = 1.0
             if self._unflushed_acks:
@@ -369,7 +365,7 @@ class MqttPublisher:
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         """A connection attempt raised (paho calls this inside its ``except OSError`` block, so the error is
         the one being handled): one WARNING per distinct reason until connected, then DEBUG."""
-        reason = _reason(sys.exc_info()[1])
+        reason = describe_error(sys.exc_info()[1])
         with self._cond:
             first, self._failure_logged = self._failure_logged != reason, reason
         level = logging.WARNING if first else logging.DEBUG
@@ -390,9 +386,13 @@ class MqttPublisher:
         self.outbox.ack_later(row)  # memory only: the sender deletes it (no database write on this thread)
         with self._cond:
             self._in_flight.discard(row)
-            if not self._unflushed_acks:
+            first = not self._unflushed_acks
+            if first:
                 self._first_unflushed_at = time.monotonic()
             self._unflushed_acks += 1
-            if self._window_full:
-                self._work = True
-            self._cond.notify_all()
+            refill = len(self._in_flight) == _REFILL and (self._work or self._window_full)
+            self._work = self._work or refill
+            # Wake the sender (and stop()) only when it matters, not on every PUBACK: the first ack starts
+            # the flush clock, _ACK_BATCH acks are due now, room to send, or nothing left in flight.
+            if first or refill or self._unflushed_acks == _ACK_BATCH or not self._in_flight:
+                self._cond.notify_all()
