@@ -32,6 +32,7 @@ from typing import Any
 __all__ = [
     "AMP_MODES",
     "CONFIG_NAMES",
+    "SAMPLING_MODES",
     "ConfigError",
     "config_from_json",
     "config_to_json",
@@ -47,6 +48,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
+SAMPLING_MODES = (
+    "window",
+    "segments",
+)  # training.data.sampling (kept equal; configs stay torch- and numpy-free)
 
 
 class ConfigError(ValueError):
@@ -78,6 +83,11 @@ _DEFAULT: dict[str, Any] = {
     "amp": "auto",  # mixed precision: auto = on with CUDA, off on CPU (one of AMP_MODES)
     "early_stopping_patience": 10,  # epochs without a better validation AUC before stopping (0 disables)
     "seed": 42,  # reproducible splits, initialisation and augmentation
+    "val_fraction": 0.2,  # share of each class held out for validation when the data has no val/ split
+    # which K snippets a training item holds (training.data.sampling): "segments" = RTFM's one snippet per
+    # uniform segment of the whole video (long untrimmed videos, a video-level view); "window" = K consecutive
+    # snippets at a random start, what the device's ring holds
+    "snippet_sampling": "segments",
     "num_workers": 4,  # decoding video is the bottleneck; 4 workers keep one GPU fed
     # ---- loss: total = a1 * anomaly + a2 * smoothness + a3 * sparsity ----
     "loss_anomaly_weight": 1.0,  # a1: the classification term is the reference scale
@@ -86,6 +96,10 @@ _DEFAULT: dict[str, Any] = {
     "topk_ratio": 0.1,  # top-k snippets for the MIL term: k = max(1, round(K / 10)) = 3 for K = 32 (RTFM)
     "frame_loss_weight": 0.0,  # frame-level BCE; 0 because the usual training sets have video labels only
     "mil_loss_weight": 1.0,  # top-k MIL BCE next to the video-score BCE, same scale
+    # prefix-consistency term (training.train_step): the head's newest score over random prefixes of the
+    # window should match the full window's score of that snippet. The MTN is causal, so the two are already
+    # equal by construction and the term is 0: off (kept for experiments with non-causal heads)
+    "streaming_loss_weight": 0.0,
     # ---- augmentation (training only) ----
     "augment_flip": True,  # horizontal flip: a fight mirrored is still a fight
     "augment_crop_jitter": 16,  # max shift (pixels of the resized frame) of the crop window from the centre
@@ -137,6 +151,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "early_stopping_patience": 0,
         "num_workers": 0,  # no worker processes on 2 shared CI cores
         "augment_crop_jitter": 4,
+        # the device scores K consecutive snippets; short synthetic clips gain nothing from RTFM's segments,
+        # and training on the spacing the device uses keeps train and deploy the same function
+        "snippet_sampling": "window",
     },
 }
 
@@ -167,6 +184,7 @@ _NON_NEGATIVE = (
     "loss_sparsity_weight",
     "frame_loss_weight",
     "mil_loss_weight",
+    "streaming_loss_weight",
     "augment_crop_jitter",
 )
 
@@ -243,6 +261,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("learning_rate", "width_multiplier"):
         if not (cfg[key] > 0 and math.isfinite(cfg[key])):
             fail(key, "a positive finite number")
+    if not 0 < cfg["val_fraction"] < 1:
+        fail("val_fraction", "in (0, 1)")
+    if cfg["snippet_sampling"] not in SAMPLING_MODES:
+        fail("snippet_sampling", f"one of {SAMPLING_MODES}")
     if not 0 < cfg["topk_ratio"] <= 1:
         fail("topk_ratio", "in (0, 1]")
     if not 0 <= cfg["dropout"] < 1:

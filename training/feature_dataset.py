@@ -1,10 +1,11 @@
 """``FeatureDataset``: items of ``K`` cached snippet features per video, for head-only training.
 
 Reads a cache written by :func:`training.features.extract_features`. The ``K`` snippets of an item are
-chosen exactly as :class:`training.data.AnomalyVideoDataset` chooses them (uniform segments, a random
-snippet per segment in training, the middle one otherwise): RTFM averages the features within each segment
-instead, but picking one keeps head-only and end-to-end training on the same inputs, and the frame labels of
-an item are those of the frames its snippets hold.
+chosen exactly as :class:`training.data.AnomalyVideoDataset` chooses them (``snippet_sampling``: a window of
+``K`` consecutive snippets, or uniform segments with a random snippet per segment in training, the middle one
+otherwise; RTFM averages the features within each segment instead, but picking one keeps head-only and
+end-to-end training on the same inputs), and the frame labels of an item are those of the frames its
+snippets hold.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class FeatureDataset(Dataset):
         train: bool = False,
         seed: int = 0,
         keys: list[str] | None = None,
+        snippet_sampling: str = "segments",
     ) -> None:
         self.features_dir = Path(features_dir)
         self.index = read_index(self.features_dir)
@@ -50,6 +52,8 @@ class FeatureDataset(Dataset):
         self.num_snippets = int(num_snippets)
         self.train = train
         self.seed = int(seed)
+        self.snippet_sampling = snippet_sampling
+        sample_snippets(1, 1, mode=snippet_sampling)  # refuses an unknown mode now, not at the first item
         self.epoch = 0
         self.items = self._scan() if keys is None else [(k, CLASS_DIRS[k.split("/")[0]]) for k in keys]
 
@@ -97,7 +101,7 @@ class FeatureDataset(Dataset):
         key, label = self.items[index]
         feats, frame_labels = self.load(index)
         rng = item_rng(self.seed, self.epoch, index) if self.train else None
-        chosen = sample_snippets(len(feats), self.num_snippets, rng)
+        chosen = sample_snippets(len(feats), self.num_snippets, rng, mode=self.snippet_sampling)
         num_frames = (
             len(frame_labels)
             if frame_labels is not None

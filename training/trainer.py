@@ -8,9 +8,9 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
 - gradient accumulation over ``grad_accum_steps`` batches, gradient clipping at ``grad_clip`` (L2 norm);
 - mixed precision (``amp``): ``auto`` uses it on CUDA only (bf16 where supported, else fp16 with a gradient
   scaler); ``on`` also uses bf16 autocast on CPU; ``off`` never;
-- a streaming consistency term (weight ``streaming_loss_weight``, :mod:`training.train_step`): the head's
-  newest score over random prefixes of the window should match the full window's score of that snippet, so
-  the device's streaming scores (head over the last ``K`` features, newest score) match what was trained;
+- an optional streaming consistency term (config key ``streaming_loss_weight``, default 0; the keyword
+  argument overrides it; :mod:`training.train_step`): the head's newest score over random prefixes of the
+  window should match the full window's score of that snippet. The MTN is causal, so they already match;
 - validation every epoch: the video score is the device's (max over snippets of the streaming score),
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch, early stopping after
   ``early_stopping_patience`` epochs without a better ``val_auc`` (0: never);
@@ -76,10 +76,12 @@ class I3D_MTN_Trainer:
         output_dir: str | Path,
         device: str | torch.device | None = None,
         progress: bool = True,
-        streaming_loss_weight: float = 1.0,
+        streaming_loss_weight: float | None = None,
     ) -> None:
         self.config = validate_config(config)
-        self.streaming_loss_weight = float(streaming_loss_weight)
+        self.streaming_loss_weight = float(
+            self.config["streaming_loss_weight"] if streaming_loss_weight is None else streaming_loss_weight
+        )
         self.dist: DistInfo = init_distributed(device)
         self.device = self.dist.device
         self.model = model.to(self.device)
@@ -121,7 +123,9 @@ class I3D_MTN_Trainer:
             lr=self.config["learning_rate"],
             weight_decay=self.config["weight_decay"],
         )
-        self.wrapped: nn.Module = TrainStep(self.model, head_only=head_only)
+        self.wrapped: nn.Module = TrainStep(
+            self.model, head_only=head_only, num_prefixes=4 if self.streaming_loss_weight > 0 else 0
+        )
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.wrapped, device_ids=ids)

@@ -44,6 +44,11 @@ def test_debug_is_tiny():
     assert cfg["num_workers"] == 0
 
 
+def test_debug_trains_on_windows_and_the_published_presets_on_segments():
+    assert get_config("debug")["snippet_sampling"] == "window"
+    assert {get_config(n)["snippet_sampling"] for n in ("default", "fight", "violence")} == {"segments"}
+
+
 def test_get_config_returns_a_fresh_copy():
     get_config("default")["epochs"] = 999
     assert get_config("default")["epochs"] != 999
@@ -92,6 +97,10 @@ def test_wrong_types_are_refused_naming_key_and_types(key, value):
         ("amp", "maybe"),
         ("resize_short_side", 32),
         ("warmup_epochs", 99),
+        ("val_fraction", 0.0),
+        ("val_fraction", 1.0),
+        ("snippet_sampling", "random"),
+        ("streaming_loss_weight", -1.0),
     ],
 )
 def test_out_of_range_values_are_refused(key, value):

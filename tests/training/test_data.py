@@ -190,6 +190,33 @@ def test_uniform_segment_sampling_covers_the_video():
             assert set(mid.tolist()) == set(range(n))  # short video: every snippet, repeated in order
 
 
+def test_window_sampling_takes_k_consecutive_snippets_anywhere_in_the_video():
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(50):
+        rnd = sample_snippets(12, 4, rng, mode="window")
+        assert (np.diff(rnd) == 1).all() and 0 <= rnd[0] and rnd[-1] < 12
+        starts.add(int(rnd[0]))
+    assert starts == set(range(9))  # every start 0..n-K is drawn
+    assert sample_snippets(12, 4, mode="window").tolist() == [4, 5, 6, 7]  # no rng: the middle window
+
+
+def test_window_sampling_repeats_a_short_video_in_order():
+    rnd = sample_snippets(3, 8, np.random.default_rng(0), mode="window")
+    assert (np.diff(rnd) >= 0).all() and set(rnd.tolist()) == {0, 1, 2} and len(rnd) == 8
+
+
+def test_unknown_sampling_mode_is_refused_naming_the_option(root):
+    with pytest.raises(ValueError, match="snippet_sampling"):
+        _dataset(root / "train", snippet_sampling="random")
+
+
+def test_window_dataset_items_hold_consecutive_frames(root):
+    ds = _dataset(root / "train", train=True, snippet_sampling="window")
+    idx = ds[0]["frame_indices"].numpy()  # 32-frame videos, S=4: 8 snippets, a window of K=4
+    assert (np.diff(idx) == 1).all()
+
+
 def test_preprocess_video_holds_every_snippet_padded(root):
     path = next((root / "test" / "anomaly").glob("*.mp4"))
     x = preprocess_video(path, 5, frame_size=32)

@@ -14,14 +14,12 @@ __all__ = ["add_arguments", "run", "build_datasets"]
 
 logger = logging.getLogger(__name__)
 
-VAL_FRACTION = 0.2  # share of each class held out for validation when --data_path has no val/ split
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Train the I3D + MTN + MIL detector. --data_path holds train/ and val/ split folders (each with normal/ "
         "and anomaly/ videos, as `i3dmtn synth` writes), or is itself a normal/ + anomaly/ folder, from which a "
-        f"seeded, stratified {VAL_FRACTION:.0%} is held out for validation. Writes best.pt, last.pt, config.json, "
+        "seeded, stratified share (config key val_fraction) is held out for validation. Writes best.pt, last.pt, config.json, "
         "history.json and training_curves.png to --output. Under torchrun it trains with DistributedDataParallel."
     )
     add_config_arguments(parser)
@@ -65,6 +63,7 @@ def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
             augment_crop_jitter=config["augment_crop_jitter"],
             seed=config["seed"],
             records=records,
+            snippet_sampling=config["snippet_sampling"],
         )
 
     if "train" in splits and "val" in splits:
@@ -75,7 +74,7 @@ def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
             f"--data_path {data_path}: expected train/ and val/ folders or normal/ + anomaly/ folders"
         )
     records, _ = scan_videos(folder)
-    train, val = split_records(records, VAL_FRACTION, config["seed"])
+    train, val = split_records(records, config["val_fraction"], config["seed"])
     logger.info("%s: no val/ split, held out %d of %d videos for validation", folder, len(val), len(records))
     return make(folder, True, train), make(folder, False, val)
 
@@ -83,11 +82,11 @@ def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
 def _feature_datasets(config: dict[str, Any], features: Path) -> tuple[Any, Any]:
     from training.feature_dataset import FeatureDataset
 
-    k, seed = config["num_snippets"], config["seed"]
+    k, seed, mode = config["num_snippets"], config["seed"], config["snippet_sampling"]
     if (features / "train").is_dir() and (features / "val").is_dir():
         return (
-            FeatureDataset(features, "train", num_snippets=k, train=True, seed=seed),
-            FeatureDataset(features, "val", num_snippets=k, seed=seed),
+            FeatureDataset(features, "train", num_snippets=k, train=True, seed=seed, snippet_sampling=mode),
+            FeatureDataset(features, "val", num_snippets=k, seed=seed, snippet_sampling=mode),
         )
     import numpy as np
 
@@ -97,12 +96,14 @@ def _feature_datasets(config: dict[str, Any], features: Path) -> tuple[Any, Any]
     for label in (0, 1):
         keys = [key for key, lab in whole.items if lab == label]
         order = rng.permutation(len(keys))
-        n_val = min(len(keys) - 1, max(1, round(VAL_FRACTION * len(keys)))) if len(keys) > 1 else 0
+        n_val = min(len(keys) - 1, max(1, round(config["val_fraction"] * len(keys)))) if len(keys) > 1 else 0
         val_keys += [keys[i] for i in order[:n_val]]
         train_keys += [keys[i] for i in order[n_val:]]
     return (
-        FeatureDataset(features, num_snippets=k, train=True, seed=seed, keys=sorted(train_keys)),
-        FeatureDataset(features, num_snippets=k, seed=seed, keys=sorted(val_keys)),
+        FeatureDataset(
+            features, num_snippets=k, train=True, seed=seed, keys=sorted(train_keys), snippet_sampling=mode
+        ),
+        FeatureDataset(features, num_snippets=k, seed=seed, keys=sorted(val_keys), snippet_sampling=mode),
     )
 
 

@@ -1,6 +1,7 @@
 """``AnomalyVideoDataset``: training items of ``K`` snippets decoded from video files (end-to-end training).
 
-Each item is one video: ``K`` snippets picked by :func:`training.data.sampling.sample_snippets`, only their
+Each item is one video: ``K`` snippets picked by :func:`training.data.sampling.sample_snippets` (a window of
+``K`` consecutive snippets, or RTFM's uniform segments: ``snippet_sampling``), only their
 frames decoded (:func:`edge_runtime.video.read_frames`) and preprocessed by THE preprocessing
 (:mod:`edge_runtime.preprocess`). Training-time augmentation happens on the raw BGR frame before that one
 preprocessing: a horizontal flip and a jittered crop window, the same for every frame of the item. The window
@@ -64,6 +65,7 @@ class AnomalyVideoDataset(Dataset):
         augment_crop_jitter: float = 16,
         seed: int = 0,
         records: Sequence[VideoRecord] | None = None,
+        snippet_sampling: str = "segments",
     ) -> None:
         if augment_crop_jitter < 0:
             raise ValueError(f"augment_crop_jitter must be >= 0 pixels, got {augment_crop_jitter}")
@@ -77,6 +79,8 @@ class AnomalyVideoDataset(Dataset):
         self.augment_flip = augment_flip
         self.augment_crop_jitter = float(augment_crop_jitter)
         self.seed = int(seed)
+        self.snippet_sampling = snippet_sampling
+        sample_snippets(1, 1, mode=snippet_sampling)  # refuses an unknown mode now, not at the first item
         self.epoch = 0
         if records is None:
             self.records, self.skipped = scan_videos(self.data_path)
@@ -120,7 +124,7 @@ class AnomalyVideoDataset(Dataset):
         record = self.records[index]
         rng = item_rng(self.seed, self.epoch, index) if self.train else None
         n = count_snippets(record.num_frames, self.clip_length, self.frame_stride)
-        chosen = sample_snippets(n, self.num_snippets, rng)
+        chosen = sample_snippets(n, self.num_snippets, rng, mode=self.snippet_sampling)
         frame_idx = snippets_frame_indices(chosen, record.num_frames, self.clip_length, self.frame_stride)
         unique, inverse = np.unique(frame_idx, return_inverse=True)
         raw = read_frames(record.path, unique)  # (U, h, w, 3) BGR uint8

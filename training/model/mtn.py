@@ -6,6 +6,15 @@ Tian et al., "Weakly-supervised Video Anomaly Detection with Robust Temporal Fea
 (Wang et al., "Non-local Neural Networks", CVPR 2018) that sees the whole window; the branches are
 concatenated, fused by a temporal convolution and added to the input.
 
+**Causal.** RTFM's MTN pads its convolutions on both sides and lets the non-local block attend to the whole
+window, so in training a snippet's output depends on snippets *after* it. The device scores the **newest**
+snippet of its ring (nothing after it), so here every part only looks back: the dilated convolutions and the
+fusion convolution pad on the left only (``2 * dilation`` zeros), and the non-local attention is masked to
+``j <= i`` and normalised by the number of snippets attended (``i + 1``, RTFM's ``1 / K`` for a full row).
+Output ``i`` then depends on inputs ``0..i`` only, whatever follows and whatever ``K`` is: the score of a
+snippet in a whole-window forward equals its streaming score whenever the device's ring holds the same
+history, so training and deployment compute the same function.
+
 Input and output ``(N, K, D)``: ``K`` snippet features of dimension ``D``. Works for any ``K >= 1`` (the
 device runs it over a ring buffer of the last ``K`` features) and exports to ONNX with a dynamic ``K``: no
 Python branch depends on a tensor's value.
@@ -17,11 +26,12 @@ import logging
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiScaleTemporalNetwork", "NonLocalBlock1d", "dilations_for"]
+__all__ = ["CausalConv1d", "MultiScaleTemporalNetwork", "NonLocalBlock1d", "causal_mask", "dilations_for"]
 
 NormLayer = Callable[[int], nn.Module]
 
@@ -33,10 +43,17 @@ def dilations_for(num_scales: int) -> tuple[int, ...]:
     return tuple(2**i for i in range(num_scales))
 
 
-class NonLocalBlock1d(nn.Module):
-    """Non-local (self-attention) block over time, dot-product form as in RTFM, with a residual.
+def causal_mask(k: torch.Tensor | int, like: torch.Tensor) -> torch.Tensor:
+    """``(K, K)`` float mask, 1 where ``j <= i``: built from ``arange`` so ONNX keeps ``K`` dynamic."""
+    pos = torch.arange(k, device=like.device)
+    return (pos[:, None] >= pos[None, :]).to(like.dtype)
 
-    ``y_i = (1/K) sum_j (theta(x_i) . phi(x_j)) g(x_j)``, ``z = W(y) + x``. ``W`` ends in a norm whose scale
+
+class NonLocalBlock1d(nn.Module):
+    """Causal non-local (self-attention) block over time, dot-product form as in RTFM, with a residual.
+
+    ``y_i = (1/(i+1)) sum_{j<=i} (theta(x_i) . phi(x_j)) g(x_j)``, ``z = W(y) + x`` (RTFM: the sum over all
+    ``j`` divided by ``K``; causal here, see the module docstring). ``W`` ends in a norm whose scale
     starts at zero, so the block starts as the identity (Wang et al. 2018, section 4.1).
     Input and output ``(N, C, K)``.
     """
@@ -57,24 +74,36 @@ class NonLocalBlock1d(nn.Module):
         theta = self.theta(x).transpose(1, 2)  # (N, K, C')
         phi = self.phi(x)  # (N, C', K)
         g = self.g(x).transpose(1, 2)  # (N, K, C')
-        affinity = torch.matmul(theta, phi) / x.shape[-1]  # (N, K, K), normalised by K as RTFM
+        mask = causal_mask(x.shape[-1], x)  # (K, K), 1 where j <= i
+        affinity = torch.matmul(theta, phi) * (mask / mask.sum(dim=1, keepdim=True))  # (N, K, K)
         y = torch.matmul(affinity, g).transpose(1, 2)  # (N, C', K)
         return self.W(y) + x  # (N, C, K)
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d over time (kernel 3) padded on the left only: output ``i`` sees inputs ``i - 2d .. i``."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size=3, dilation=dilation, bias=bias)
+        self.left = 2 * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left, 0)))
 
 
 def _temporal_conv(
     in_channels: int, out_channels: int, dilation: int, norm_layer: NormLayer
 ) -> nn.Sequential:
-    """Conv1d (kernel 3, 'same' length for any K) -> ReLU -> norm, RTFM's order."""
+    """Causal Conv1d (kernel 3, same length for any K) -> ReLU -> norm, RTFM's order."""
     return nn.Sequential(
-        nn.Conv1d(in_channels, out_channels, kernel_size=3, dilation=dilation, padding=dilation),
+        CausalConv1d(in_channels, out_channels, dilation=dilation),
         nn.ReLU(inplace=True),
         norm_layer(out_channels),
     )
 
 
 class MultiScaleTemporalNetwork(nn.Module):
-    """RTFM's MTN: ``(N, K, D)`` -> ``(N, K, D)``.
+    """RTFM's MTN, causal: ``(N, K, D)`` -> ``(N, K, D)``; output ``i`` depends on inputs ``0..i`` only.
 
     Args:
         feature_dim: ``D``, the backbone's feature size.
@@ -109,7 +138,7 @@ class MultiScaleTemporalNetwork(nn.Module):
         )
         self.non_local = NonLocalBlock1d(hidden_dim, norm_layer=norm)
         self.fuse = nn.Sequential(
-            nn.Conv1d(hidden_dim * (num_scales + 1), feature_dim, kernel_size=3, padding=1, bias=False),
+            CausalConv1d(hidden_dim * (num_scales + 1), feature_dim, bias=False),
             nn.ReLU(inplace=True),
             norm(feature_dim),
         )

@@ -1,4 +1,5 @@
-"""RTFM's multi-scale temporal network: shapes for any K, the branch pyramid, temporal context."""
+"""RTFM's multi-scale temporal network, causal: shapes for any K, the branch pyramid, temporal context that
+only looks back (a snippet's output never depends on later snippets)."""
 
 import pytest
 import torch
@@ -42,24 +43,73 @@ def test_non_local_block_starts_as_the_identity():
     torch.testing.assert_close(block(x), x)
 
 
-def test_non_local_block_sees_the_whole_window():
+def test_non_local_block_sees_the_whole_past():
     torch.manual_seed(0)
     block = NonLocalBlock1d(8, norm_layer=torch.nn.BatchNorm1d).eval()
     torch.nn.init.ones_(block.W[1].weight)  # as after training: the attention branch contributes
     x = torch.randn(1, 8, 12)
     y = x.clone()
+    y[:, :, 0] += 3.0  # change only the first snippet
+    with torch.no_grad():
+        assert not torch.allclose(block(x)[:, :, -1], block(y)[:, :, -1])  # the last one hears of it
+
+
+def test_non_local_block_never_sees_the_future():
+    torch.manual_seed(0)
+    block = NonLocalBlock1d(8, norm_layer=torch.nn.BatchNorm1d).eval()
+    torch.nn.init.ones_(block.W[1].weight)
+    x = torch.randn(1, 8, 12)
+    y = x.clone()
     y[:, :, -1] += 3.0  # change only the last snippet
     with torch.no_grad():
-        assert not torch.allclose(block(x)[:, :, 0], block(y)[:, :, 0])  # the first one hears of it
+        torch.testing.assert_close(block(x)[:, :, :-1], block(y)[:, :, :-1])
+
+
+def _trained_like(mtn: MultiScaleTemporalNetwork) -> MultiScaleTemporalNetwork:
+    """Non-trivial norms (the non-local branch active), as after training."""
+    with torch.no_grad():
+        for module in mtn.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.weight.uniform_(0.5, 1.5)
+                module.running_mean.uniform_(-0.5, 0.5)
+    return mtn.eval()
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_snippet_output_does_not_change_when_later_snippets_change(k):
+    torch.manual_seed(k)
+    mtn = _trained_like(MultiScaleTemporalNetwork(16, hidden_dim=8))
+    x = torch.randn(2, 12, 16)
+    y = x.clone()
+    y[:, k:] = torch.randn(2, 12 - k, 16) * 5  # everything after snippet k - 1 replaced
+    with torch.no_grad():
+        a, b = mtn(x), mtn(y)
+    torch.testing.assert_close(a[:, :k], b[:, :k])
+    assert not torch.allclose(a[:, k:], b[:, k:])
+
+
+def test_a_prefix_window_gives_the_same_outputs_as_the_whole_window():
+    torch.manual_seed(0)
+    mtn = _trained_like(MultiScaleTemporalNetwork(16, hidden_dim=8))
+    x = torch.randn(2, 10, 16)
+    with torch.no_grad():
+        whole = mtn(x)
+        for n in (1, 4, 9):
+            torch.testing.assert_close(mtn(x[:, :n]), whole[:, :n])
 
 
 def test_a_snippet_is_mixed_with_its_neighbours():
     torch.manual_seed(0)
     mtn = MultiScaleTemporalNetwork(16, hidden_dim=8, num_scales=1).eval()
-    x = torch.randn(1, 8, 16)
+    x = torch.randn(1, 12, 16)
     y = x.clone()
     y[:, 3] += 1.0
     with torch.no_grad():
         changed = (mtn(x) - mtn(y)).abs().amax(dim=2)[0]  # (K,)
-    assert changed[2] > 0 and changed[4] > 0  # neighbours of snippet 3 change (dilation 1, then the fuse)
-    assert changed[7] == 0  # beyond the receptive field (non-local branch still the identity at init)
+    assert (
+        changed[4] > 0 and changed[5] > 0
+    )  # later neighbours of snippet 3 change (dilation 1, then the fuse)
+    assert changed[2] == 0  # causal: an earlier snippet does not hear of it
+    assert (
+        changed[8] == 0
+    )  # beyond the receptive field (3 + 2 + 2) (non-local branch still the identity at init)

@@ -80,3 +80,26 @@ def test_head_exports_with_dynamic_batch_and_window(model, tmp_path):
             np.testing.assert_allclose(
                 outputs[name], expected[name].numpy(), rtol=1e-4, atol=1e-4, err_msg=name
             )
+
+
+def test_causal_head_runs_in_openvino_for_any_window(model, tmp_path):
+    ov = pytest.importorskip("openvino")
+    path = tmp_path / "head.onnx"
+    names = list(HeadOutput._fields)
+    torch.onnx.export(
+        model.head,
+        (torch.randn(1, 4, model.feature_dim),),
+        path,
+        input_names=["features"],
+        output_names=names,
+        dynamic_axes={"features": {0: "batch", 1: "window"}, "snippet_scores": {0: "batch", 1: "window"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    for window in (1, 5, 9):
+        features = torch.randn(2, window, model.feature_dim)
+        scores = compiled({"features": features.numpy()})[compiled.output("snippet_scores")]
+        with torch.no_grad():
+            expected = model.head(features).snippet_scores.numpy()
+        np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-4)
