@@ -151,6 +151,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "early_stopping_patience": 0,
         "num_workers": 0,  # no worker processes on 2 shared CI cores
         "augment_crop_jitter": 4,
+        # the synthetic videos are annotated per frame: dense supervision, what the snippet scores need
+        "frame_loss_weight": 1.0,
         # the device scores K consecutive snippets; short synthetic clips gain nothing from RTFM's segments,
         # and training on the spacing the device uses keeps train and deploy the same function
         "snippet_sampling": "window",
