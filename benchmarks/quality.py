@@ -151,16 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         "--work", metavar="DIR", help="keep data, run and report here (default: a temp folder)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key of the recipe's debug config, e.g. --set epochs=10 (repeatable; for experiments)",
+    from training.commands.common import add_set_argument, parse_set
+
+    add_set_argument(
+        parser,
+        "override a key of the recipe's debug config, e.g. --set epochs=10 (repeatable; for experiments)",
     )
     args = parser.parse_args(argv)
-    from training.commands.common import parse_set
 
     overrides = parse_set(args.overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

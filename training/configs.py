@@ -71,6 +71,7 @@ _DEFAULT: dict[str, Any] = {
     "mtn_num_scales": 3,  # dilated temporal convs with dilations 1, 2, 4 (RTFM's pyramid)
     "mil_attention_dim": 128,  # gated-attention MIL hidden size (Ilse et al., 2018 use 128)
     "dropout": 0.5,  # head dropout; weak video-level labels overfit fast, 0.5 is a common middle (RTFM 0.7)
+    "bn_momentum": 0.01,  # backbone BatchNorm running-stat update (TF's decay 0.99, as the published I3D)
     # ---- training ----
     "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
     "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px
@@ -141,6 +142,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "mtn_hidden_dim": 32,
         "mil_attention_dim": 16,
         "dropout": 0.1,  # a tiny model on a tiny set underfits before it overfits
+        # from scratch in a few hundred steps, 0.01 leaves the eval-mode running statistics far behind the
+        # weights (measured: snippet AUC ~0.6 at 0.01 vs 0.99 at 0.1 with the same training)
+        "bn_momentum": 0.1,
         "epochs": 3,
         "batch_size": 4,
         "learning_rate": 1e-3,  # from scratch, no pretrained weights to protect
@@ -269,6 +273,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("snippet_sampling", f"one of {SAMPLING_MODES}")
     if not 0 < cfg["topk_ratio"] <= 1:
         fail("topk_ratio", "in (0, 1]")
+    if not 0 < cfg["bn_momentum"] <= 1:
+        fail("bn_momentum", "in (0, 1]")
     if not 0 <= cfg["dropout"] < 1:
         fail("dropout", "in [0, 1)")
     if not 0 <= cfg["min_lr_ratio"] <= 1:

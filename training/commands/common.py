@@ -9,7 +9,7 @@ from typing import Any
 
 from training.cli import UsageError
 
-__all__ = ["add_config_arguments", "parse_set", "config_from_args"]
+__all__ = ["add_config_arguments", "add_set_argument", "parse_set", "config_from_args"]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
@@ -19,14 +19,17 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = 
         metavar="NAME",
         help="experiment preset: default, fight, violence or debug (default: %(default)s)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set frame_size=112 --set augment_flip=false (repeatable; "
+    add_set_argument(
+        parser,
+        "override one config key, e.g. --set frame_size=112 --set augment_flip=false (repeatable; "
         "VALUE is read as JSON, else as a string)",
+    )
+
+
+def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``; read them with :func:`parse_set`."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text
     )
 
 

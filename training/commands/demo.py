@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli import UsageError
+from training.commands.common import add_set_argument
 
 __all__ = ["add_arguments", "run"]
 
@@ -32,14 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="openvino",
         help="export target (default openvino; jetson's Q/DQ model runs in ONNX Runtime here)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a debug-config key for training (repeatable)",
-    )
+    add_set_argument(parser, "override a debug-config key for training (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

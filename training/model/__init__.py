@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
+
+from torch import nn
 
 from training.model.detector import AnomalyHead, HeadOutput, I3D_MTN_AnomalyDetector
 from training.model.i3d import ENDPOINTS, PARAMS_FULL_WIDTH, PARAMS_FULL_WIDTH_FEATURES, InceptionI3d
@@ -66,6 +69,10 @@ def _value(config: Mapping[str, Any], key: str) -> Any:
 def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
     """A detector from the flat config keys in :data:`MODEL_KEYS` (defaults for missing keys; others ignored)."""
     values = {key: _value(config, key) for key in MODEL_KEYS}
+    momentum = config.get("bn_momentum")  # training dynamics only: the state dict is the same either way
+    if momentum is not None:
+        norm = partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
+        values["i3d_backbone"] = InceptionI3d(width_multiplier=values["width_multiplier"], norm_layer=norm)
     return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
 
 

@@ -1,0 +1,78 @@
+"""The whole chain on generated videos, as `make demo` runs it: synth -> train -> evaluate -> export (OpenVINO
+INT8) -> broker -> edge-runtime on held-out videos -> events over MQTT -> summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{pid}: {cmdline[:120]}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("chain") / "demo"
+    exe = Path(sys.executable).parent / "i3dmtn"
+    result = subprocess.run(
+        [str(exe), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return out, result.stdout
+
+
+def test_fight_videos_raise_events_and_normal_ones_do_not(demo):
+    # The debug model trains for ~4 minutes on a CPU: it ranks the held-out videos but is not yet a reliable
+    # detector (see benchmarks/quality.py), so the chain must alert on fights and stay quiet on normal videos,
+    # without requiring every fight to be caught.
+    out, _ = demo
+    summary = json.loads((out / "summary.json").read_text())
+    fights = [r for r in summary["rows"] if r["truth"] == "fight"]
+    normals = [r for r in summary["rows"] if r["truth"] == "normal"]
+    assert fights and normals
+    assert any(r["events"] >= 1 for r in fights), summary["rows"]
+    assert all(r["events"] == 0 for r in normals), summary["rows"]
+
+
+def test_events_arrived_over_mqtt_and_follow_the_schema(demo):
+    out, stdout = demo
+    audit = [json.loads(line) for line in (out / "device-events.jsonl").read_text().splitlines() if line]
+    starts = [a for a in audit if a["type"] == "start"]
+    ends = [a for a in audit if a["type"] == "end"]
+    assert starts and len(starts) == len(ends)  # every event the device opened it also closed
+    assert "START" in stdout  # `i3dmtn alerts` printed them as they arrived
+
+
+def test_bundle_has_its_report_and_passed_the_gate(demo):
+    out, _ = demo
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    report = json.loads((out / "bundle" / "report.json").read_text())
+    assert manifest["precision"] == "int8" and manifest["target"] == "openvino"
+    assert manifest["accuracy"]["gate"] == "passed"
+    assert report  # FP32-vs-INT8 comparison written beside the models
+    assert (out / "evaluation" / "report.json").is_file()
+
+
+def test_nothing_is_left_running(demo):
+    out, _ = demo
+    assert _processes_mentioning(str(out)) == []  # edge-runtime (its outbox lives under out)
+    assert _processes_mentioning("i3dmtn-broker-") == []  # the demo's broker (its config lives there)
+    assert _processes_mentioning("i3dmtn alerts") == []
