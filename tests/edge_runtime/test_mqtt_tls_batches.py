@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import threading
 import uuid
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -22,57 +20,12 @@ from tests.edge_runtime.mqtt_helpers import (
     DEVICE,
     KEEP_USER,
     Subscriber,
+    _make_tls_files,
     _scripted_events,
     _settings,
     needs_mosquitto,
     wait_for,
 )
-
-
-def _make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1, made with the openssl command."""
-    ca_key, ca, key, csr, crt = (
-        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
-    )
-    ext = folder / "san.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    steps = [
-        [
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            ca_key,
-            "-out",
-            ca,
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-        ],
-        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
-        [
-            "x509",
-            "-req",
-            "-in",
-            csr,
-            "-CA",
-            ca,
-            "-CAkey",
-            ca_key,
-            "-CAcreateserial",
-            "-out",
-            crt,
-            "-days",
-            "2",
-        ]
-        + ["-extfile", ext],
-    ]
-    for step in steps:
-        subprocess.run(["openssl", *map(str, step)], check=True, capture_output=True)
-    return ca, crt, key
 
 
 @needs_mosquitto

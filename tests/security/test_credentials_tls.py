@@ -17,8 +17,8 @@ from edge_runtime.bundle import BundleError, parse_manifest
 from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import ENV_PASSWORD, ENV_USERNAME, MqttSettings, make_client
 from edge_runtime.outbox import Outbox
+from tests.edge_runtime.mqtt_helpers import _make_tls_files
 from tests.edge_runtime.test_bundle import _manifest
-from tests.edge_runtime.test_mqtt import _make_tls_files
 from tests.reliability.helpers import RecordingSubscriber, read_produced, start_producer, wait_for
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="needs Mosquitto (auth, TLS)")
