@@ -6,6 +6,9 @@ chosen exactly as :class:`training.data.AnomalyVideoDataset` chooses them (``sni
 otherwise; RTFM averages the features within each segment instead, but picking one keeps head-only and
 end-to-end training on the same inputs), and the frame labels of an item are those of the frames its
 snippets hold.
+
+Loaded videos stay in memory up to ``cache_bytes`` (1 GiB by default: the whole cache of a debug or
+RWF-2000-sized set), so from the second epoch on head-only training reads no files.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class FeatureDataset(Dataset):
         seed: int = 0,
         keys: list[str] | None = None,
         snippet_sampling: str = "segments",
+        cache_bytes: int = 1 << 30,
     ) -> None:
         self.features_dir = Path(features_dir)
         self.index = read_index(self.features_dir)
@@ -56,6 +60,9 @@ class FeatureDataset(Dataset):
         sample_snippets(1, 1, mode=snippet_sampling)  # refuses an unknown mode now, not at the first item
         self.epoch = 0
         self.items = self._scan() if keys is None else [(k, CLASS_DIRS[k.split("/")[0]]) for k in keys]
+        self.cache_bytes = int(cache_bytes)
+        self._memory: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self._memory_bytes = 0
 
     def _scan(self) -> list[tuple[str, int]]:
         items = []
@@ -87,6 +94,8 @@ class FeatureDataset(Dataset):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """All features ``(n, D)`` and per-frame labels ``(num_frames,)`` (None when unknown) of one video."""
+        if index in self._memory:
+            return self._memory[index]
         key = self.items[index][0]
         base = self.root / key
         feats = np.load(base.with_name(base.name + FEATURE_SUFFIX), allow_pickle=False)
@@ -95,7 +104,11 @@ class FeatureDataset(Dataset):
             raise DatasetError(
                 f"{base}{FEATURE_SUFFIX}: expected features (n, {self.feature_dim}), got {feats.shape}"
             )
-        return feats, (None if frames.size and frames[0] < 0 else frames)
+        loaded = feats, (None if frames.size and frames[0] < 0 else frames)
+        if self._memory_bytes + feats.nbytes + frames.nbytes <= self.cache_bytes:
+            self._memory[index] = loaded
+            self._memory_bytes += feats.nbytes + frames.nbytes
+        return loaded
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         key, label = self.items[index]

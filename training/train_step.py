@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TrainStep", "outputs_from_head", "streaming_video_scores"]
+__all__ = ["TrainStep", "outputs_from_head"]
 
 
 def outputs_from_head(head_out: object, clip_length: int) -> dict[str, torch.Tensor]:
@@ -24,13 +24,6 @@ def outputs_from_head(head_out: object, clip_length: int) -> dict[str, torch.Ten
         "attention_weights": head_out.attention_weights,  # (B, K)
         "snippet_scores": head_out.snippet_scores,  # (B, K)
     }
-
-
-def streaming_video_scores(head: nn.Module, feats: torch.Tensor) -> torch.Tensor:
-    """Max over ``i`` of the newest score of ``head(feats[:, :i+1])``: ``(B,)``. For a video of at most ``K``
-    snippets this is exactly the device's video score (its ring never drops a feature)."""
-    newest = [head(feats[:, : i + 1]).snippet_scores[:, -1] for i in range(feats.shape[1])]  # K x (B,)
-    return torch.stack(newest, dim=1).amax(dim=1)
 
 
 class TrainStep(nn.Module):

@@ -57,7 +57,7 @@ from training.feature_dataset import FeatureDataset
 from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe, video_metrics
 from training.schedule import lr_at
-from training.train_step import TrainStep, outputs_from_head, streaming_video_scores
+from training.train_step import TrainStep, outputs_from_head
 
 __all__ = ["I3D_MTN_Trainer", "outputs_from_head"]
 
@@ -268,7 +268,8 @@ class I3D_MTN_Trainer:
         """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result.
 
         The video score is the device's: the max over snippets ``i`` of the head's newest score over the
-        item's snippets ``[0, i]`` (:func:`~training.train_step.streaming_video_scores`)."""
+        item's snippets ``[0, i]``. The MTN is causal, so that newest score is snippet ``i``'s score in the
+        whole-window pass: one head call gives all of them (tests/training/test_trainer.py checks this)."""
         model = self.model
         model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
@@ -282,7 +283,7 @@ class I3D_MTN_Trainer:
                     b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
                     feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
                 out = outputs_from_head(model.head(feats), model.clip_length)
-                video = streaming_video_scores(model.head, feats)  # (B,)
+                video = out["snippet_scores"].amax(dim=1)  # (B,)
             loss_sum += self._loss(out, batch)[1]["total"] * len(batch["label"])
             labels += batch["label"].tolist()
             scores += video.float().tolist()

@@ -161,6 +161,21 @@ def test_feature_dataset_train_sampling_varies_by_epoch(root, config, model, tmp
     assert len(picks) > 1
 
 
+def test_feature_dataset_keeps_loaded_videos_in_memory_up_to_its_budget(root, config, model, tmp_path):
+    _extract(model, config, root / "test", tmp_path)
+    ds = FeatureDataset(tmp_path, num_snippets=3)
+    first = ds[0]["features"]
+    for path in feature_paths(tmp_path, ds.items[0][0]):
+        path.unlink()  # a second read from disk would now fail
+    np.testing.assert_array_equal(ds[0]["features"].numpy(), first.numpy())
+    none_kept = FeatureDataset(tmp_path, num_snippets=3, cache_bytes=0)
+    none_kept[1]
+    for path in feature_paths(tmp_path, none_kept.items[1][0]):
+        path.unlink()
+    with pytest.raises(FileNotFoundError):
+        none_kept[1]
+
+
 def test_parse_shard_rejects_bad_forms():
     assert parse_shard("1/3") == (1, 3)
     for bad in ("3/3", "a/b", "1", "-1/2"):

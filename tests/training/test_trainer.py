@@ -195,3 +195,15 @@ def test_train_command_bad_data_path_is_a_one_line_error(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert str(tmp_path) in err and len(err.splitlines()) == 1
+
+
+def test_validation_video_score_is_the_devices_streaming_score():
+    """The device scores the newest snippet of its ring over the snippets so far; validation takes the max
+    of one whole-window pass. The causal head makes the two the same number."""
+    torch.manual_seed(0)
+    head = build_model(tiny_config()).head.eval()
+    feats = torch.randn(3, 6, head.feature_dim)
+    with torch.no_grad():
+        streaming = torch.stack([head(feats[:, : i + 1]).snippet_scores[:, -1] for i in range(6)], 1)
+        whole = head(feats).snippet_scores
+    torch.testing.assert_close(whole, streaming, rtol=1e-5, atol=1e-6)
