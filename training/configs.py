@@ -70,6 +70,7 @@ _DEFAULT: dict[str, Any] = {
     "mtn_hidden_dim": 512,  # channels per MTN branch, as RTFM (its 2048-d features -> 512)
     "mtn_num_scales": 3,  # dilated temporal convs with dilations 1, 2, 4 (RTFM's pyramid)
     "mil_attention_dim": 128,  # gated-attention MIL hidden size (Ilse et al., 2018 use 128)
+    "scorer_layers": 2,  # hidden layers of the snippet scorer: RTFM's MLP D -> 512 -> 128 -> 1 (0 = linear)
     "dropout": 0.5,  # head dropout; weak video-level labels overfit fast, 0.5 is a common middle (RTFM 0.7)
     "bn_momentum": 0.01,  # backbone BatchNorm running-stat update (TF's decay 0.99, as the published I3D)
     # ---- training ----
@@ -96,6 +97,7 @@ _DEFAULT: dict[str, Any] = {
     "loss_sparsity_weight": 8e-3,  # a3: RTFM's sparsity weight (anomalies are rare within a video)
     "topk_ratio": 0.1,  # top-k snippets for the MIL term: k = max(1, round(K / 10)) = 3 for K = 32 (RTFM)
     "frame_loss_weight": 0.0,  # frame-level BCE; 0 because the usual training sets have video labels only
+    "video_loss_weight": 1.0,  # BCE of the attention-pooled video score: the weak label's own term
     "mil_loss_weight": 1.0,  # top-k MIL BCE next to the video-score BCE, same scale
     # prefix-consistency term (training.train_step): the head's newest score over random prefixes of the
     # window should match the full window's score of that snippet. The MTN is causal, so the two are already
@@ -189,6 +191,7 @@ _NON_NEGATIVE = (
     "loss_smoothness_weight",
     "loss_sparsity_weight",
     "frame_loss_weight",
+    "video_loss_weight",
     "mil_loss_weight",
     "streaming_loss_weight",
     "augment_crop_jitter",
@@ -275,6 +278,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("topk_ratio", "in (0, 1]")
     if not 0 < cfg["bn_momentum"] <= 1:
         fail("bn_momentum", "in (0, 1]")
+    if cfg["scorer_layers"] not in (0, 1, 2):
+        fail("scorer_layers", "0, 1 or 2")
     if not 0 <= cfg["dropout"] < 1:
         fail("dropout", "in [0, 1)")
     if not 0 <= cfg["min_lr_ratio"] <= 1:

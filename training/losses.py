@@ -2,7 +2,7 @@
 
 Terms, for a batch of ``B`` videos with ``K`` snippet scores each (probabilities in [0, 1]):
 
-- **anomaly** = BCE(video score, label)
+- **anomaly** = ``video_loss_weight`` x BCE(video score, label)
   + ``mil_loss_weight`` x BCE(mean of the top-k snippet scores, label), k = ``max(1, round(K * topk_ratio))``
   (the top-k multiple-instance term of RTFM, Tian et al., ICCV 2021, generalising Sultani et al., CVPR 2018,
   who use the single top snippet)
@@ -93,13 +93,14 @@ class AnomalyLoss(nn.Module):
         self.smoothness_weight = float(config["loss_smoothness_weight"])
         self.sparsity_weight = float(config["loss_sparsity_weight"])
         self.topk_ratio = float(config["topk_ratio"])
+        self.video_weight = float(config.get("video_loss_weight", 1.0))
         self.mil_weight = float(config["mil_loss_weight"])
         self.frame_weight = float(config["frame_loss_weight"])
 
     def extra_repr(self) -> str:
         return (
             f"a1={self.anomaly_weight}, a2={self.smoothness_weight}, a3={self.sparsity_weight}, "
-            f"topk_ratio={self.topk_ratio}, mil={self.mil_weight}, frame={self.frame_weight}"
+            f"topk_ratio={self.topk_ratio}, video={self.video_weight}, mil={self.mil_weight}, frame={self.frame_weight}"
         )
 
     def forward(
@@ -128,7 +129,7 @@ class AnomalyLoss(nn.Module):
         top = snippets.float().topk(topk_count(k, self.topk_ratio), dim=1).values  # (B, k)
         topk_mil = safe_bce(top.mean(dim=1), labels)
         frame_bce = self._frame_bce(output, frame_labels, frame_mask, b)
-        anomaly = video_bce + self.mil_weight * topk_mil + self.frame_weight * frame_bce
+        anomaly = self.video_weight * video_bce + self.mil_weight * topk_mil + self.frame_weight * frame_bce
 
         anomalous = labels >= 0.5  # (B,)
         abn = snippets.float()[anomalous]  # (A, K)

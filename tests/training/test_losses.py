@@ -56,6 +56,15 @@ def test_total_is_weighted_sum_of_parts():
     assert float(parts.total) == pytest.approx(float(expected), rel=1e-6)
 
 
+def test_video_loss_weight_scales_only_the_video_term():
+    o = out([[0.1, 0.8, 0.3], [0.2, 0.4, 0.1]], [0.6, 0.3])
+    labels = torch.tensor([1.0, 0.0])
+    full, off = make_loss()(o, labels), make_loss(video_loss_weight=0.0)(o, labels)
+    assert float(off.video_bce) > 0  # still computed and logged
+    assert float(full.video_bce) == pytest.approx(float(off.video_bce))
+    assert float(off.anomaly) == pytest.approx(float(full.anomaly - full.video_bce), rel=1e-6)
+
+
 def test_frame_loss_ignores_videos_without_annotations():
     loss = make_loss(frame_loss_weight=1.0)
     o = out([[0.5, 0.5], [0.5, 0.5]], [0.5, 0.5], frames=[[0.9, 0.1, 0.8], [0.3, 0.3, 0.3]])

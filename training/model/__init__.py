@@ -49,10 +49,18 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "mil_attention_dim": 128,  # Ilse et al.'s attention size; RTFM's last hidden layer
     "dropout": 0.3,  # on the head only; RTFM's 0.7 over-regularises a small data set
     "frame_stride": 1,  # every frame; recorded for the data pipeline and the bundle
+    "scorer_layers": 2,  # hidden layers of the snippet scorer: RTFM's MLP D -> 512 -> 128 -> 1
 }
 MODEL_KEYS: tuple[str, ...] = tuple(MODEL_DEFAULTS)
 
-_INTS = {"clip_length", "mtn_hidden_dim", "mtn_num_scales", "mil_attention_dim", "frame_stride"}
+_INTS = {
+    "clip_length",
+    "mtn_hidden_dim",
+    "mtn_num_scales",
+    "mil_attention_dim",
+    "frame_stride",
+    "scorer_layers",
+}
 
 
 def _value(config: Mapping[str, Any], key: str) -> Any:
@@ -86,4 +94,5 @@ def model_config(model: I3D_MTN_AnomalyDetector) -> dict[str, Any]:
         "mil_attention_dim": model.head.attention.w.in_features,
         "dropout": model.head.dropout.p,
         "frame_stride": model.frame_stride,
+        "scorer_layers": model.head.scorer_layers,
     }

@@ -44,6 +44,10 @@ class AnomalyHead(nn.Module):
         num_scales: MTN dilated branches (dilations 1, 2, 4, ...).
         attention_dim: gated-attention hidden size; also the scorer's second hidden layer (RTFM: 128).
         dropout: drop probability on the MTN output and in the scorer.
+        scorer_layers: hidden layers of the snippet scorer, 0 to 2: 2 is RTFM's MLP
+            ``D -> hidden_dim -> attention_dim -> 1``, 1 drops the second, 0 is a linear scorer (the MTN
+            already mixes the features non-linearly; a backbone trained from scratch learns faster through a
+            linear scorer, see the ``debug`` config).
     """
 
     def __init__(
@@ -54,12 +58,17 @@ class AnomalyHead(nn.Module):
         num_scales: int = 3,
         attention_dim: int = 128,
         dropout: float = 0.3,
+        scorer_layers: int = 2,
     ) -> None:
         super().__init__()
+        if scorer_layers not in (0, 1, 2):
+            raise ValueError(f"scorer_layers must be 0, 1 or 2, got {scorer_layers!r}")
         self.feature_dim = feature_dim
+        self.scorer_layers = scorer_layers
         self.mtn = MultiScaleTemporalNetwork(feature_dim, hidden_dim=hidden_dim, num_scales=num_scales)
         self.dropout = nn.Dropout(dropout)
-        self.scorer = SnippetScorer(feature_dim, (hidden_dim, attention_dim), dropout=dropout)
+        hidden = (hidden_dim, attention_dim)[:scorer_layers]
+        self.scorer = SnippetScorer(feature_dim, hidden, dropout=dropout)
         self.attention = GatedAttention(feature_dim, attention_dim)
 
     def forward(self, features: torch.Tensor) -> HeadOutput:
@@ -80,7 +89,7 @@ class I3D_MTN_AnomalyDetector(nn.Module):
         i3d_backbone: a pre-built backbone (e.g. with loaded Kinetics weights); else one is built.
         width_multiplier: width of the backbone built here (default 1.0); when ``i3d_backbone`` is given it
             may be left out, or must equal the backbone's.
-        mtn_hidden_dim, mtn_num_scales, mil_attention_dim, dropout: see :class:`AnomalyHead`.
+        mtn_hidden_dim, mtn_num_scales, mil_attention_dim, dropout, scorer_layers: see :class:`AnomalyHead`.
         frame_stride: the stride with which the frames given to ``forward`` were sampled from the video;
             the model does not resample, it records the stride for the data pipeline and the bundle.
 
@@ -102,6 +111,7 @@ class I3D_MTN_AnomalyDetector(nn.Module):
         mil_attention_dim: int = 128,
         dropout: float = 0.3,
         frame_stride: int = 1,
+        scorer_layers: int = 2,
     ) -> None:
         super().__init__()
         if not isinstance(clip_length, int) or clip_length < 1:
@@ -131,6 +141,7 @@ class I3D_MTN_AnomalyDetector(nn.Module):
             num_scales=mtn_num_scales,
             attention_dim=mil_attention_dim,
             dropout=dropout,
+            scorer_layers=scorer_layers,
         )
 
     @property

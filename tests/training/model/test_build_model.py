@@ -29,3 +29,21 @@ def test_bn_momentum_does_not_change_the_state_dict():
 def test_bn_momentum_out_of_range_is_refused():
     with pytest.raises(ConfigError, match="bn_momentum"):
         create_experiment_config(get_config("debug"), bn_momentum=0.0)
+
+
+@pytest.mark.parametrize("layers", [0, 1, 2])
+def test_scorer_layers_sets_the_scorers_hidden_layers_and_round_trips(layers):
+    from training.model import model_config
+
+    config = create_experiment_config(get_config("debug"), scorer_layers=layers)
+    model = build_model(config)
+    linears = [m for m in model.head.scorer.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == layers + 1
+    assert linears[-1].out_features == 1
+    assert model_config(model)["scorer_layers"] == layers
+    assert build_model(model_config(model)).state_dict().keys() == model.state_dict().keys()
+
+
+def test_scorer_layers_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="scorer_layers"):
+        create_experiment_config(get_config("debug"), scorer_layers=3)
