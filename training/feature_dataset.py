@@ -8,7 +8,8 @@ end-to-end training on the same inputs), and the frame labels of an item are tho
 snippets hold.
 
 Loaded videos stay in memory up to ``cache_bytes`` (1 GiB by default: the whole cache of a debug or
-RWF-2000-sized set), so from the second epoch on head-only training reads no files.
+RWF-2000-sized set), so from the second epoch on head-only training reads no files. The memory belongs to the
+process that reads: with ``num_workers > 0`` each DataLoader worker starts empty every epoch and reads files.
 """
 
 from __future__ import annotations

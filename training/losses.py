@@ -93,7 +93,7 @@ class AnomalyLoss(nn.Module):
         self.smoothness_weight = float(config["loss_smoothness_weight"])
         self.sparsity_weight = float(config["loss_sparsity_weight"])
         self.topk_ratio = float(config["topk_ratio"])
-        self.video_weight = float(config.get("video_loss_weight", 1.0))
+        self.video_weight = float(config["video_loss_weight"])
         self.mil_weight = float(config["mil_loss_weight"])
         self.frame_weight = float(config["frame_loss_weight"])
 

@@ -45,9 +45,8 @@ class AnomalyHead(nn.Module):
         attention_dim: gated-attention hidden size; also the scorer's second hidden layer (RTFM: 128).
         dropout: drop probability on the MTN output and in the scorer.
         scorer_layers: hidden layers of the snippet scorer, 0 to 2: 2 is RTFM's MLP
-            ``D -> hidden_dim -> attention_dim -> 1``, 1 drops the second, 0 is a linear scorer (the MTN
-            already mixes the features non-linearly; a backbone trained from scratch learns faster through a
-            linear scorer, see the ``debug`` config).
+            ``D -> hidden_dim -> attention_dim -> 1``, 1 drops the second, 0 is a linear scorer (in controlled
+            runs a backbone trained from scratch learned faster through a linear scorer: docs/quality.md).
     """
 
     def __init__(
