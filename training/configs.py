@@ -73,6 +73,9 @@ _DEFAULT: dict[str, Any] = {
     "scorer_layers": 2,  # hidden layers of the snippet scorer: RTFM's MLP D -> 512 -> 128 -> 1 (0 = linear)
     "dropout": 0.5,  # head dropout; weak video-level labels overfit fast, 0.5 is a common middle (RTFM 0.7)
     "bn_momentum": 0.01,  # backbone BatchNorm running-stat update (TF's decay 0.99, as the published I3D)
+    # share of the I3D stem's filters that start as temporal derivatives (training.model.motion_init): from
+    # scratch, the backbone then sees motion from the first step (docs/quality.md); Kinetics weights replace it
+    "motion_filters": 0.5,
     # ---- training ----
     "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
     "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px
@@ -278,6 +281,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("topk_ratio", "in (0, 1]")
     if not 0 < cfg["bn_momentum"] <= 1:
         fail("bn_momentum", "in (0, 1]")
+    if not 0 <= cfg["motion_filters"] <= 1:
+        fail("motion_filters", "in [0, 1]")
     if cfg["scorer_layers"] not in (0, 1, 2):
         fail("scorer_layers", "0, 1 or 2")
     if not 0 <= cfg["dropout"] < 1:

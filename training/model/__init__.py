@@ -77,10 +77,16 @@ def _value(config: Mapping[str, Any], key: str) -> Any:
 def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
     """A detector from the flat config keys in :data:`MODEL_KEYS` (defaults for missing keys; others ignored)."""
     values = {key: _value(config, key) for key in MODEL_KEYS}
-    momentum = config.get("bn_momentum")  # training dynamics only: the state dict is the same either way
-    if momentum is not None:
-        norm = partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
-        values["i3d_backbone"] = InceptionI3d(width_multiplier=values["width_multiplier"], norm_layer=norm)
+    # training dynamics only (BatchNorm's running-stat update, the stem's initialisation): the state dict's
+    # keys and shapes are the same either way
+    momentum, motion = config.get("bn_momentum"), config.get("motion_filters")
+    if momentum is not None or motion is not None:
+        norm = None if momentum is None else partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
+        values["i3d_backbone"] = InceptionI3d(
+            width_multiplier=values["width_multiplier"],
+            norm_layer=norm,
+            **({} if motion is None else {"motion_filters": float(motion)}),
+        )
     return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
 
 

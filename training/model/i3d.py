@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from training.model.i3d_weights import LoadReport, inflate_from_2d, load_i3d_file, load_i3d_state_dict
+from training.model.motion_init import init_motion_filters_
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +241,8 @@ class InceptionI3d(nn.Module):
         num_classes: outputs of the ``Logits`` layer (400 for Kinetics-400 checkpoints).
         dropout: drop probability before ``Logits`` (only used by :meth:`classify`).
         norm_layer: ``f(num_features) -> nn.Module``; default :func:`default_norm_layer`.
+        motion_filters: fraction of the stem's filters initialised as temporal derivatives (see
+            :meth:`reset_parameters`); 0 gives plain He initialisation.
 
     Example:
         >>> model = InceptionI3d(width_multiplier=1 / 16).eval()
@@ -255,8 +258,11 @@ class InceptionI3d(nn.Module):
         num_classes: int = 400,
         dropout: float = 0.5,
         norm_layer: NormLayer | None = None,
+        motion_filters: float = 0.5,
     ) -> None:
         super().__init__()
+        if not 0.0 <= motion_filters <= 1.0:
+            raise ValueError(f"motion_filters is a fraction of the stem's filters in [0, 1], got {motion_filters}")
         if not width_multiplier > 0:
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
         if not 0.0 <= dropout < 1.0:
@@ -264,6 +270,7 @@ class InceptionI3d(nn.Module):
         self.width_multiplier = float(width_multiplier)
         self.in_channels = in_channels
         self.num_classes = num_classes
+        self.motion_filters = float(motion_filters)
         width = partial(scaled_width, width_multiplier=self.width_multiplier)
         unit = partial(Unit3D, norm_layer=norm_layer)
 
@@ -295,13 +302,17 @@ class InceptionI3d(nn.Module):
 
     def reset_parameters(self) -> None:
         """He initialisation for the ReLU convs, so features keep their scale through depth even with
-        untrained running statistics (PyTorch's default conv init shrinks them ~5x per layer)."""
+        untrained running statistics (PyTorch's default conv init shrinks them ~5x per layer); then the
+        first ``motion_filters`` of the stem's filters become temporal derivatives
+        (:func:`~training.model.motion_init.init_motion_filters_`: a from-scratch backbone sees motion from
+        the first step). Loaded Kinetics weights replace all of it."""
         for module in self.modules():
             if isinstance(module, nn.Conv3d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         nn.init.normal_(self.logits.conv3d.weight, std=0.01)
+        init_motion_filters_(self.Conv3d_1a_7x7.conv3d.weight, self.motion_filters)
 
     def extract(self, x: torch.Tensor) -> torch.Tensor:
         """The ``Mixed_5c`` feature map ``(N, feature_dim, T', H', W')`` of input ``(N, C, T, H, W)``."""
