@@ -12,8 +12,9 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
   argument overrides it; :mod:`training.train_step`): the head's newest score over random prefixes of the
   window should match the full window's score of that snippet. The MTN is causal, so they already match;
 - validation every epoch: the video score is the device's (max over snippets of the streaming score),
-  ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch, early stopping after
-  ``early_stopping_patience`` epochs without a better ``val_auc`` (0: never);
+  ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch (highest ``val_auc``, ties going to the lower
+  ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good), early stopping after
+  ``early_stopping_patience`` epochs without a better epoch (0: never);
 - reproducible: every random choice derives from ``seed`` (model init, per-epoch shuffling, per-item
   sampling and augmentation, dropout), and ``last.pt`` stores the random states so ``resume`` continues the
   same run.
@@ -92,6 +93,7 @@ class I3D_MTN_Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer updates done
         self.best_metric = -math.inf
+        self.best_loss = math.inf  # val_loss of the best epoch: breaks ties in best_metric
         self.threshold: float | None = None
         self.head_only = False
         self.optimizer: torch.optim.Optimizer | None = None
@@ -151,6 +153,7 @@ class I3D_MTN_Trainer:
         self.step = int(ckpt["scheduler"]["step"])
         self.epoch = int(ckpt["epoch"])
         self.best_metric = float(ckpt["best_metric"])
+        self.best_loss = float(ckpt.get("best_loss", math.inf))  # checkpoints before ties were broken
         self.threshold = ckpt.get("threshold")
         self.history = list(ckpt.get("history", []))
         if self.dist.is_main and "rng" in ckpt:
@@ -303,6 +306,7 @@ class I3D_MTN_Trainer:
             "config": dict(self.config),
             "epoch": self.epoch,
             "best_metric": self.best_metric,
+            "best_loss": self.best_loss,
             "threshold": self.threshold,
             "head_only": self.head_only,
             "history": json_safe(self.history),
@@ -349,10 +353,10 @@ class I3D_MTN_Trainer:
             val = self.validate(val_dataset)
             auc = val["auc_roc"]
             metric = _selection_metric(auc, val["loss"])
-            improved = metric > self.best_metric
+            improved = (metric, -val["loss"]) > (self.best_metric, -self.best_loss)
             self.epoch += 1
             if improved:
-                self.best_metric = metric
+                self.best_metric, self.best_loss = metric, float(val["loss"])
                 thr = val["optimal_threshold"]
                 self.threshold = float(thr) if math.isfinite(thr) else None
             row = {
@@ -378,14 +382,14 @@ class I3D_MTN_Trainer:
             )  # fmt: skip
             since_best = self._epochs_since_best()
             if patience and since_best >= patience:
-                logger.info("early stopping: no better val_auc for %d epochs", since_best)
+                logger.info("early stopping: no better epoch for %d epochs", since_best)
                 break
         barrier()
         return self.history
 
     def _epochs_since_best(self) -> int:
-        values = [_selection_metric(r["val_auc"], r["val_loss"]) for r in self.history]
-        return len(values) - 1 - int(np.argmax(values))
+        keys = [(_selection_metric(r["val_auc"], r["val_loss"]), -r["val_loss"]) for r in self.history]
+        return len(keys) - 1 - max(range(len(keys)), key=keys.__getitem__)  # max: the first of equals
 
 
 def _selection_metric(auc: float | None, loss: float) -> float:

@@ -207,3 +207,18 @@ def test_validation_video_score_is_the_devices_streaming_score():
         streaming = torch.stack([head(feats[:, : i + 1]).snippet_scores[:, -1] for i in range(6)], 1)
         whole = head(feats).snippet_scores
     torch.testing.assert_close(whole, streaming, rtol=1e-5, atol=1e-6)
+
+
+def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(root, tmp_path, monkeypatch):
+    # real training steps; only the validation figures are scripted, to put a tie where it matters
+    scripted = iter([(0.9, 0.5), (1.0, 0.6), (1.0, 0.4), (1.0, 0.45), (0.95, 0.1)])
+
+    def validate(self, dataset):
+        auc, loss = next(scripted)
+        return {"auc_roc": auc, "loss": loss, "auc_pr": auc, "optimal_threshold": 0.5}
+
+    monkeypatch.setattr(I3D_MTN_Trainer, "validate", validate)
+    history = _fit(root, tmp_path, epochs=5, early_stopping_patience=2)
+    ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert ckpt["epoch"] == 3 and ckpt["best_loss"] == 0.4  # AUC 1.0 at epochs 2-4; epoch 3's loss is lowest
+    assert len(history) == 5  # epochs 4 and 5 are not better: patience 2 lets both run, then the run ends
