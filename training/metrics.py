@@ -4,17 +4,19 @@ Video level (one score per video): ROC AUC, average precision (PR AUC), equal er
 threshold. Frame level (one score per frame, where frame annotations exist): pooled frame AUC, temporal IoU of
 the thresholded segments, precision at k.
 
-**The operating threshold** is the one that maximises Youden's J = TPR - FPR on the ROC of the validation
-videos; a score ``>= threshold`` is an anomaly (scikit-learn's ROC convention, and the device's alert rule).
-It is always one of the observed scores; on ties in J the highest such score wins (fewest false alarms). The
-export writes this value into the bundle manifest.
+**The operating threshold** maximises Youden's J = TPR - FPR on the ROC of the validation videos; a score
+``>= threshold`` is an anomaly (scikit-learn's ROC convention, and the device's alert rule). Of the observed
+scores with the best J the highest wins (fewest false alarms); the threshold is then the midpoint between it
+and the next lower observed score. Every validation video is classified the same as at the observed score,
+but the margin is shared: a well-trained model whose fights score 0.99 and calm scenes 0.05 gets 0.52, not
+0.99, so a new fight that scores 0.98 still alerts. The export writes this value into the bundle manifest.
 
 Undefined values (one class only, no annotations, no input) are NaN, with the reason in ``result["reasons"]``
 (metric name -> one line), never an exception; :func:`json_safe` turns NaN / inf into ``None`` for JSON.
 
 >>> m = video_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
->>> m["auc_roc"], m["eer"], m["optimal_threshold"]
-(0.75, 0.5, 0.8)
+>>> m["auc_roc"], m["eer"], round(m["optimal_threshold"], 6)
+(0.75, 0.5, 0.6)
 >>> segments(np.array([0, 1, 1, 0, 1]))
 [(1, 3), (4, 5)]
 """
@@ -95,11 +97,15 @@ def equal_error_rate(labels: Any, scores: Any) -> tuple[float, float]:
 
 
 def youden_threshold(labels: Any, scores: Any) -> float:
-    """The observed score maximising TPR - FPR (first, i.e. highest, on ties). Needs both classes."""
+    """Midway between the observed score maximising TPR - FPR (the highest on ties) and the next lower
+    observed score (none: the score itself). Needs both classes."""
     y, s = _check_pair(labels, scores, "video")
-    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)  # one point per distinct score, descending
     j = tpr[1:] - fpr[1:]  # point 0 is "nothing is anomalous" (threshold above every score)
-    return float(thresholds[1 + int(np.argmax(j))])
+    best = 1 + int(np.argmax(j))
+    if best + 1 < len(thresholds):
+        return float((thresholds[best] + thresholds[best + 1]) / 2)
+    return float(thresholds[best])
 
 
 def video_metrics(labels: Any, scores: Any, threshold: float | None = None) -> dict[str, Any]:

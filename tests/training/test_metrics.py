@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import equal_error_rate, frame_metrics, json_safe, segments, video_metrics
+from training.metrics import equal_error_rate, frame_metrics, json_safe, segments, video_metrics, youden_threshold
 
 
 def test_auc_of_perfect_ranking_is_one():
@@ -29,14 +29,21 @@ def test_eer_interpolates_between_roc_points():
 
 def test_optimal_threshold_maximises_youden_j_and_prefers_the_higher_score_on_ties():
     m = video_metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])  # J = .5 at 0.8 and at 0.35
-    assert m["optimal_threshold"] == 0.8
-    assert m["accuracy_at_threshold"] == 0.75 and m["threshold"] == 0.8
+    assert m["optimal_threshold"] == pytest.approx(0.6)  # midway from 0.8 down to the next score, 0.4
+    assert m["accuracy_at_threshold"] == 0.75 and m["threshold"] == m["optimal_threshold"]
 
 
-def test_optimal_threshold_separates_a_separable_set():
+def test_optimal_threshold_separates_a_separable_set_with_the_margin_shared():
     m = video_metrics([0, 1, 0, 1, 1], [0.2, 0.7, 0.3, 0.9, 0.6])
-    assert m["optimal_threshold"] == 0.6
+    assert m["optimal_threshold"] == pytest.approx(0.45)  # between the top calm 0.3 and the lowest fight 0.6
     assert m["accuracy_at_threshold"] == 1.0 and m["recall_at_threshold"] == 1.0
+
+
+def test_optimal_threshold_at_the_lowest_score_has_no_lower_neighbour():
+    m = video_metrics([1, 0, 1], [0.2, 0.5, 0.9])  # J: 0.5 at 0.9, 0 at 0.5, 0 at 0.2
+    assert m["optimal_threshold"] == pytest.approx(0.7)
+    assert youden_threshold([1, 1, 0], [0.2, 0.3, 0.1]) == pytest.approx(0.15)
+    assert youden_threshold([0, 1], [0.5, 0.5]) == 0.5  # one distinct score: nothing lower to split with
 
 
 def test_given_threshold_is_used_for_accuracy():
