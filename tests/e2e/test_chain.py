@@ -40,15 +40,13 @@ def demo(tmp_path_factory):
 
 
 def test_fight_videos_raise_events_and_normal_ones_do_not(demo):
-    # The debug model trains for ~4 minutes on a CPU: it ranks the held-out videos but is not yet a reliable
-    # detector (see benchmarks/quality.py), so the chain must alert on fights and stay quiet on normal videos,
-    # without requiring every fight to be caught.
+    # Every held-out fight alerts (at least once: the hysteresis may split one fight) and no calm scene does.
     out, _ = demo
     summary = json.loads((out / "summary.json").read_text())
     fights = [r for r in summary["rows"] if r["truth"] == "fight"]
     normals = [r for r in summary["rows"] if r["truth"] == "normal"]
     assert fights and normals
-    assert any(r["events"] >= 1 for r in fights), summary["rows"]
+    assert all(r["events"] >= 1 for r in fights), summary["rows"]
     assert all(r["events"] == 0 for r in normals), summary["rows"]
 
 
