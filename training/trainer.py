@@ -124,6 +124,9 @@ class I3D_MTN_Trainer:
             [p for p in module.parameters() if p.requires_grad],
             lr=self.config["learning_rate"],
             weight_decay=self.config["weight_decay"],
+            # one fused kernel for all parameters instead of ~10 small ops per tensor: on the small head of
+            # head-only training the per-tensor loop was ~15% of an epoch
+            fused=self.device.type in ("cpu", "cuda") or None,
         )
         self.wrapped: nn.Module = TrainStep(
             self.model, head_only=head_only, num_prefixes=4 if self.streaming_loss_weight > 0 else 0
