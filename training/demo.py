@@ -185,8 +185,11 @@ def _stream_device(
         f"{broker.host}:{broker.port}",
         "--outbox",
         str(out / "outbox.sqlite"),
+        # one snippet (8 frames = 0.32 s) after the crossing: the synthetic fights last 1-2 s, i.e. only 3-6
+        # snippets, and INT8 can pull a fight snippet below the off threshold (the bundle's report measures
+        # how far: snippet_score_abs_diff); a camera's default stays at 1 s
         "--min-duration",
-        "0.4",
+        "0.3",
         "--cooldown",
         "2",
         "--update-interval",
