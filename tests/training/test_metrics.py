@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from training.metrics import equal_error_rate, frame_metrics, json_safe, segments, video_metrics, youden_threshold
+from training.metrics import (
+    equal_error_rate,
+    frame_metrics,
+    json_safe,
+    segments,
+    video_metrics,
+    youden_threshold,
+)
 
 
 def test_auc_of_perfect_ranking_is_one():

@@ -262,7 +262,9 @@ class InceptionI3d(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= motion_filters <= 1.0:
-            raise ValueError(f"motion_filters is a fraction of the stem's filters in [0, 1], got {motion_filters}")
+            raise ValueError(
+                f"motion_filters is a fraction of the stem's filters in [0, 1], got {motion_filters}"
+            )
         if not width_multiplier > 0:
             raise ValueError(f"width_multiplier must be > 0, got {width_multiplier}")
         if not 0.0 <= dropout < 1.0:
