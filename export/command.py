@@ -134,4 +134,11 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.bundle} ({opts.target}, {opts.precision}; threshold {result.report['threshold']:.4f}; "
         f"accuracy gate {acc['gate']})"
     )
+    events = result.report["comparison"].get("events")
+    if events:
+        print(
+            f"device events on the {result.report['comparison']['videos']} held-out videos (runtime's default "
+            f"event policy, min duration {events['policy']['min_duration_s']:g} s): FP32 {events['fp32']}, "
+            f"{opts.precision.upper()} {events['int8']}; same count on {events['agreement']:.0%} of videos"
+        )
     return 0

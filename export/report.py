@@ -2,7 +2,11 @@
 
 On the held-out (test split) videos, scored through the runtime backends (:mod:`export.scoring`):
 video AUC / AP and frame AUC of FP32 and INT8, per-video score differences, agreement of alert decisions at
-the operating threshold; plus file sizes, batch-1 backbone latency, the calibration summary and the
+the operating threshold, and the **events** each would raise on the device: every video's snippet scores are
+replayed through the runtime's event state machine (hysteresis, minimum duration, cool-down) at the video's
+frame rate. Video-level AUC only sees each video's peak; an INT8 backbone can keep the peak and still pull a
+fight's neighbouring snippets under the off threshold, so that the device never opens the event. Plus file
+sizes, batch-1 backbone latency, the calibration summary and the
 quantization settings. Plots: FP32 vs INT8 video-score scatter and both ROC curves.
 
 **The gate**: INT8 video AUC may be at most ``max_auc_drop`` below FP32's. :func:`gate` returns the
@@ -12,18 +16,20 @@ in which case the gate is recorded as ``"overridden"``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_runtime.events import EventPolicy, EventStateMachine
 from export.scoring import VideoScores
 from training.metrics import frame_metrics, json_safe, video_metrics
 
-__all__ = ["AccuracyGateError", "compare", "gate", "write_plots", "latency_ms"]
+__all__ = ["AccuracyGateError", "compare", "count_events", "gate", "write_plots", "latency_ms"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +50,52 @@ def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
     }
 
 
-def compare(fp32: VideoScores, int8: VideoScores, threshold: float) -> dict[str, Any]:
-    """Metrics of both and their differences on the same videos (same order)."""
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Logger ``name`` at WARNING or above for the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def count_events(scores: VideoScores, snippet_frames: int, policy: EventPolicy) -> list[int]:
+    """Events (``start`` messages) the device would raise on each video: snippet ``i``'s score arrives when
+    its last frame does, at ``(i + 1) * snippet_frames / fps`` seconds."""
+    counts = []
+    with _quiet("edge_runtime.events"):  # its per-event INFO lines would read like a live camera's
+        for snippets, fps in zip(scores.snippet_scores, scores.fps, strict=True):
+            machine = EventStateMachine("export", "replay", policy, {}, clock=lambda: 0.0)
+            period = snippet_frames / (fps if fps > 0 else 25.0)
+            messages = [
+                m for i, x in enumerate(snippets) for m in machine.observe(float(x), (i + 1) * period)
+            ]
+            counts.append(sum(m["type"] == "start" for m in messages))
+    return counts
+
+
+def _events(fp32: VideoScores, int8: VideoScores, snippet_frames: int, threshold: float) -> dict[str, Any]:
+    policy = EventPolicy(on_threshold=threshold)  # the runtime's defaults: what a camera does unless told
+    a, b = count_events(fp32, snippet_frames, policy), count_events(int8, snippet_frames, policy)
+    return {
+        "policy": {
+            k: getattr(policy, k) for k in ("on_threshold", "off_threshold", "min_duration_s", "cooldown_s")
+        },
+        "fp32": int(sum(a)),
+        "int8": int(sum(b)),
+        "agreement": float(np.mean([x == y for x, y in zip(a, b, strict=True)])) if a else math.nan,
+        "per_video": {k: {"fp32": x, "int8": y} for k, x, y in zip(fp32.keys, a, b, strict=True)},
+    }
+
+
+def compare(
+    fp32: VideoScores, int8: VideoScores, threshold: float, *, snippet_frames: int | None = None
+) -> dict[str, Any]:
+    """Metrics of both and their differences on the same videos (same order); with ``snippet_frames``
+    (frames per snippet: ``S * frame_stride``) also the device's events under the default event policy."""
     if fp32.keys != int8.keys:
         raise ValueError("FP32 and INT8 were scored on different videos")
     a, b = fp32.video_scores, int8.video_scores
@@ -68,6 +118,7 @@ def compare(fp32: VideoScores, int8: VideoScores, threshold: float) -> dict[str,
             {"video": k, "label": lab, "fp32": float(x), "int8": float(y)}
             for k, lab, x, y in zip(fp32.keys, fp32.labels, a, b, strict=True)
         ],
+        **({"events": _events(fp32, int8, snippet_frames, threshold)} if snippet_frames else {}),
     }
 
 

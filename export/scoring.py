@@ -35,6 +35,7 @@ class VideoScores:
     snippet_scores: list[np.ndarray] = field(default_factory=list)  # (n_i,) per video
     frame_scores: list[np.ndarray] = field(default_factory=list)  # (frames_i,) per video
     frame_labels: list[np.ndarray | None] = field(default_factory=list)
+    fps: list[float] = field(default_factory=list)  # per video: when each snippet's score is due
 
     @property
     def video_scores(self) -> np.ndarray:
@@ -86,4 +87,5 @@ def score_videos(
                 out.snippet_scores.append(snip)
                 out.frame_scores.append(snip[np.minimum(spread, len(snip) - 1)])
                 out.frame_labels.append(rec.frame_labels)
+                out.fps.append(rec.fps)
     return results

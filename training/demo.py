@@ -185,9 +185,8 @@ def _stream_device(
         f"{broker.host}:{broker.port}",
         "--outbox",
         str(out / "outbox.sqlite"),
-        # one snippet (8 frames = 0.32 s) after the crossing: the synthetic fights last 1-2 s, i.e. only 3-6
-        # snippets, and INT8 can pull a fight snippet below the off threshold (the bundle's report measures
-        # how far: snippet_score_abs_diff); a camera's default stays at 1 s
+        # one snippet (8 frames = 0.32 s) after the crossing: the synthetic fights last 1-2 s, only 3-6
+        # snippets, and their first and last snippets are partly calm; a camera's default stays at 1 s
         "--min-duration",
         "0.3",
         "--cooldown",
@@ -342,6 +341,12 @@ def _print_closing(summary: dict, out: Path, eval_dir: Path, bundle: Path, repor
                 for k in keys
                 if k in acc
             )
+        )
+    events = (report.get("comparison") or {}).get("events")
+    if events:
+        print(
+            f"device events replayed on the same videos with the runtime's default policy "
+            f"(min duration {events['policy']['min_duration_s']:g} s): FP32 {events['fp32']}, INT8 {events['int8']}"
         )
     annotated = sorted(eval_dir.rglob("*.mp4"))
     print("\noutputs:")

@@ -43,6 +43,10 @@ def test_bundle_holds_the_report_plots_and_the_calibration_set(exports):
     for name in ("fp32", "int8"):
         assert {"video_auc", "video_ap", "frame_auc"} <= set(report["comparison"][name])
     assert 0.0 <= report["comparison"]["alert_agreement"] <= 1.0
+    events = report["comparison"]["events"]  # the device's events replayed on the held-out videos
+    assert len(events["per_video"]) == report["comparison"]["videos"]
+    assert events["fp32"] == sum(v["fp32"] for v in events["per_video"].values())
+    assert events["int8"] == sum(v["int8"] for v in events["per_video"].values())
     assert (bundle.path / "plots" / "score_scatter.png").stat().st_size > 0
     assert (bundle.path / "plots" / "roc.png").stat().st_size > 0
     assert len(load_calibration_set(bundle.calibration_set).clips) == report["calibration"]["snippets"] == 24
