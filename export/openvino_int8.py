@@ -5,6 +5,13 @@
 FP32 numbers the report compares against). Preset ``MIXED`` by default: symmetric weights, asymmetric
 activations, which fits ReLU outputs (one-sided) best; ``PERFORMANCE`` (all symmetric) is offered too.
 
+Activation ranges are the **min and max** seen on the calibration set (``RangeEstimatorParametersSet.MINMAX``),
+not NNCF's default estimate, which averages per-batch extremes and so clips the rare large activations. For an
+anomaly detector those rare activations are the signal: the motion channels fire hard on a fight and barely
+on calm scenes. Measured on the demo's bundle, the default ranges moved fight snippets' scores by up to 0.88
+(0.91 -> 0.03) while the video AUC stayed 1.0, and the device missed one fight; with min/max ranges the INT8
+snippet scores stay within 0.02 of FP32.
+
 With accuracy control (:func:`quantize_ir_with_accuracy_control`) NNCF quantizes, measures the metric given
 (the export uses video AUC on held-out validation videos) and reverts the most harmful layers to FP32 until
 the drop is within ``max_drop``.
@@ -49,6 +56,15 @@ def ir_size(xml: Path) -> int:
     return xml.stat().st_size + xml.with_suffix(".bin").stat().st_size
 
 
+def _advanced() -> Any:
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    return AdvancedQuantizationParameters(
+        activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX
+    )
+
+
 def quantize_ir(
     onnx_path: Path,
     xml: Path,
@@ -68,12 +84,14 @@ def quantize_ir(
         nncf_dataset(items, input_name),
         preset=_preset(preset),
         subset_size=subset,
+        advanced_parameters=_advanced(),
     )
     ov.save_model(model, str(xml), compress_to_fp16=False)
     log.info("NNCF INT8 %s -> %s (preset %s, %d items)", onnx_path.name, xml.name, preset, subset)
     return {
         "tool": f"nncf {nncf.__version__} quantize",
         "preset": preset,
+        "activation_ranges": "minmax",
         "subset_size": subset,
         "calibration_items": len(items),
         "openvino": ov.__version__ if hasattr(ov, "__version__") else ov.get_version(),
@@ -112,12 +130,14 @@ def quantize_ir_with_accuracy_control(
         drop_type=nncf.DropType.ABSOLUTE,
         preset=_preset(preset),
         subset_size=subset,
+        advanced_quantization_parameters=_advanced(),
     )
     ov.save_model(model, str(xml), compress_to_fp16=False)
     log.info("NNCF INT8 with accuracy control %s -> %s (max drop %.3f)", onnx_path.name, xml.name, max_drop)
     return {
         "tool": f"nncf {nncf.__version__} quantize_with_accuracy_control",
         "preset": preset,
+        "activation_ranges": "minmax",
         "subset_size": subset,
         "calibration_items": len(items),
         "max_drop": max_drop,
