@@ -37,9 +37,8 @@ RECIPE: dict[str, Any] = {
 # 48 training videos overfit the backgrounds (train AUC 1.0, val ~0.6); 192 generalise. 64 frames = K snippets.
 FULL = {"train_videos": (96, 96, 16, 16), "test_videos": (16, 16), "frames": 64}
 QUICK = {"train_videos": (4, 4, 2, 2), "test_videos": (2, 2), "frames": 48, "epochs": 2}
-HEAD_EPOCHS = (
-    5  # head-only epochs timed on the cached features (the first reads the files, later ones memory)
-)
+# head-only epochs timed on the cached features (the first reads the files, later ones memory)
+HEAD_EPOCHS = 5
 
 
 def _synth(out: Path, seed: int, videos: tuple[int, ...], frames: int) -> None:

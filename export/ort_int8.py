@@ -12,11 +12,10 @@ and keeps the faster; the measurement goes into the report.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import numpy as np
 import onnx
 
 from calibration.adapters import OrtCalibrationReader
+from edge_runtime.logging_setup import quiet_logger
 from export.onnx import onnx_session
 
 __all__ = ["first_conv", "quantize_ort", "quantize_backbone", "median_latency_ms", "count_qdq"]
@@ -76,7 +76,8 @@ def quantize_ort(
             {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False} if symmetric else {}
         )
         act = QuantType.QInt8 if symmetric else QuantType.QUInt8
-        with _quiet_root_logger():  # ONNX Runtime logs every bias copy at INFO on the root logger
+        # ONNX Runtime logs every bias copy at INFO on the root logger
+        with quiet_logger(None, logging.ERROR):
             quantize_static(
                 str(pre),
                 str(out),
@@ -101,17 +102,6 @@ def quantize_ort(
     }
     log.info("quantized %s -> %s (%s)", fp32.name, out.name, settings["activations"])
     return settings
-
-
-@contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def median_latency_ms(run: Any, x: np.ndarray, repeats: int = 7, warmup: int = 2) -> float:

@@ -16,16 +16,16 @@ in which case the gate is recorded as ``"overridden"``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge_runtime.events import EventPolicy, EventStateMachine
+from edge_runtime.logging_setup import quiet_logger
 from export.scoring import VideoScores
 from training.metrics import frame_metrics, json_safe, video_metrics
 
@@ -50,23 +50,12 @@ def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _quiet(name: str) -> Iterator[None]:
-    """Logger ``name`` at WARNING or above for the block."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def count_events(scores: VideoScores, snippet_frames: int, policy: EventPolicy) -> list[int]:
     """Events (``start`` messages) the device would raise on each video: snippet ``i``'s score arrives when
     its last frame does, at ``(i + 1) * snippet_frames / fps`` seconds."""
     counts = []
-    with _quiet("edge_runtime.events"):  # its per-event INFO lines would read like a live camera's
+    # the state machine's per-event INFO lines would read like a live camera's
+    with quiet_logger("edge_runtime.events", logging.WARNING):
         for snippets, fps in zip(scores.snippet_scores, scores.fps, strict=True):
             machine = EventStateMachine("export", "replay", policy, {}, clock=lambda: 0.0)
             period = snippet_frames / (fps if fps > 0 else 25.0)

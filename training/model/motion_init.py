@@ -45,8 +45,8 @@ def init_motion_filters_(weight: torch.Tensor, fraction: float) -> int:
     profiles = _profiles(kt)
     yy = torch.arange(kh, dtype=torch.float32) - (kh - 1) / 2
     xx = torch.arange(kw, dtype=torch.float32) - (kw - 1) / 2
-    # a He filter has c_in * kt * kh * kw weights of std sqrt(2 / fan_in): an L2 norm of about sqrt(2)
-    he_norm = math.sqrt(2.0 / (c_in * kt * kh * kw)) * math.sqrt(c_in * kt * kh * kw)
+    # a He filter has fan_in = c_in * kt * kh * kw weights of std sqrt(2 / fan_in): an L2 norm of about sqrt(2)
+    he_norm = math.sqrt(2.0)
     for i in range(count):
         sigma = (1.0, 2.0)[(i // len(profiles)) % 2] * max(kh, kw) / 7
         blur = torch.exp(-(yy[:, None] ** 2 + xx[None] ** 2) / (2 * sigma**2))
