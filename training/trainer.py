@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from training.checkpoint import (
     CheckpointError,
+    copy_checkpoint,
     load_model_state,
     read_checkpoint,
     rng_state,
@@ -317,10 +318,9 @@ class I3D_MTN_Trainer:
         }
 
     def _write(self, improved: bool) -> None:
-        ckpt = self._checkpoint()
+        last = save_checkpoint(self.output_dir / "last.pt", self._checkpoint())
         if improved:
-            save_checkpoint(self.output_dir / "best.pt", ckpt)
-        save_checkpoint(self.output_dir / "last.pt", ckpt)
+            copy_checkpoint(last, self.output_dir / "best.pt")  # the same dict: copy its bytes
         text = json.dumps(json_safe(self.history), indent=2) + "\n"
         tmp = self.output_dir / ".history.json.tmp"
         tmp.write_text(text, encoding="utf-8")

@@ -217,8 +217,20 @@ def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(roo
         auc, loss = next(scripted)
         return {"auc_roc": auc, "loss": loss, "auc_pr": auc, "optimal_threshold": 0.5}
 
+    # after each epoch's write: is best.pt a byte copy of last.pt (written once, copied on a better epoch)?
+    same_files = []
+    write = I3D_MTN_Trainer._write
+
+    def spy(self, improved):
+        write(self, improved)
+        same_files.append((tmp_path / "best.pt").read_bytes() == (tmp_path / "last.pt").read_bytes())
+
     monkeypatch.setattr(I3D_MTN_Trainer, "validate", validate)
+    monkeypatch.setattr(I3D_MTN_Trainer, "_write", spy)
     history = _fit(root, tmp_path, epochs=5, early_stopping_patience=2)
     ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["best_loss"] == 0.4  # AUC 1.0 at epochs 2-4; epoch 3's loss is lowest
     assert len(history) == 5  # epochs 4 and 5 are not better: patience 2 lets both run, then the run ends
+    assert same_files == [True, True, True, False, False]
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 5
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
