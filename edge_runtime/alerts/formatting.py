@@ -4,7 +4,7 @@
 ...     "timestamp": 0.0, "started_at": 0.0, "ended_at": None, "score": 0.91, "peak_score": 0.91,
 ...     "threshold": 0.5})
 >>> line.split("  ", 1)[1]
-'cam-door/front    START   score 0.91 (threshold 0.50)'
+'cam-door/front    START   score 0.91  peak 0.91 (threshold 0.50)'
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def format_event_line(event: dict[str, Any]) -> str:
     head = f"{format_local_time(event['timestamp'])}  {where:<{_WHERE_WIDTH}} {kind:<7}"
     duration = event_duration(event)
     if event["type"] == "start":
-        detail = f"score {event['score']:.2f} (threshold {event['threshold']:.2f})"
+        # the start is sent once the score has stayed up for the minimum duration; by then the current score
+        # may sit between the off and on thresholds (hysteresis), so the peak says why it started
+        detail = f"score {event['score']:.2f}  peak {event['peak_score']:.2f} (threshold {event['threshold']:.2f})"
     elif event["type"] == "update":
         detail = f"score {event['score']:.2f}  peak {event['peak_score']:.2f}  for {format_duration(duration or 0)}"
     else:

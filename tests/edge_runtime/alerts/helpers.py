@@ -27,6 +27,7 @@ def make_event(
     event_id: str | None = None,
     seq: int = 0,
     score: float = 0.91,
+    peak_score: float | None = None,
 ) -> dict[str, Any]:
     now = time.time()
     return {
@@ -40,7 +41,7 @@ def make_event(
         "started_at": now,
         "ended_at": now + seq if type_ == "end" else None,
         "score": score,
-        "peak_score": max(score, 0.95 if type_ != "start" else score),
+        "peak_score": peak_score if peak_score is not None else max(score, 0.95 if type_ != "start" else score),
         "threshold": 0.5,
         "model": {"name": "i3d-mtn", "version": "test"},
     }

@@ -22,9 +22,9 @@ def test_update_line_shows_score_peak_and_time_since_start():
     assert "UPDATE" in line and "score 0.80" in line and "peak 0.95" in line and "for 3.0s" in line
 
 
-def test_start_line_shows_score_and_threshold_but_no_duration():
-    line = format_event_line(make_event("start", score=0.91))
-    assert "score 0.91 (threshold 0.50)" in line and "for " not in line and "lasted" not in line
+def test_start_line_shows_score_peak_and_threshold_but_no_duration():
+    line = format_event_line(make_event("start", score=0.42, peak_score=0.97))
+    assert "score 0.42  peak 0.97 (threshold 0.50)" in line and "for " not in line and "lasted" not in line
 
 
 def test_json_line_is_one_line_and_round_trips():
