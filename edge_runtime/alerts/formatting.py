@@ -57,7 +57,9 @@ def format_event_line(event: dict[str, Any]) -> str:
     if event["type"] == "start":
         # the start is sent once the score has stayed up for the minimum duration; by then the current score
         # may sit between the off and on thresholds (hysteresis), so the peak says why it started
-        detail = f"score {event['score']:.2f}  peak {event['peak_score']:.2f} (threshold {event['threshold']:.2f})"
+        detail = (
+            f"score {event['score']:.2f}  peak {event['peak_score']:.2f} (threshold {event['threshold']:.2f})"
+        )
     elif event["type"] == "update":
         detail = f"score {event['score']:.2f}  peak {event['peak_score']:.2f}  for {format_duration(duration or 0)}"
     else:

@@ -41,7 +41,7 @@ def make_event(
         "started_at": now,
         "ended_at": now + seq if type_ == "end" else None,
         "score": score,
-        "peak_score": peak_score if peak_score is not None else max(score, 0.95 if type_ != "start" else score),
+        "peak_score": max(score, 0.95 if type_ != "start" else score) if peak_score is None else peak_score,
         "threshold": 0.5,
         "model": {"name": "i3d-mtn", "version": "test"},
     }
