@@ -222,6 +222,19 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     return group
 
 
+class _NotConnectedIsDebug(logging.Filter):
+    """paho's network thread logs "Client is not connected" at ERROR on every pass while it waits to reconnect;
+    :class:`~edge_runtime.mqtt.MqttPublisher` already logs the lost connection once, at WARNING. This turns
+    those lines into DEBUG records (dropped unless paho's logger is at DEBUG), so a broker outage does not
+    fill the device's log with errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and record.getMessage().startswith("Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def make_client(
     settings: MqttSettings,
     client_id: str,
@@ -243,7 +256,10 @@ def make_client(
         clean_session=clean_session,
         protocol=mqtt.MQTTv311,
     )
-    client.enable_logger(logging.getLogger("paho.mqtt.client"))
+    paho_log = logging.getLogger("paho.mqtt.client")
+    if not any(isinstance(f, _NotConnectedIsDebug) for f in paho_log.filters):
+        paho_log.addFilter(_NotConnectedIsDebug())
+    client.enable_logger(paho_log)
     if settings.username:
         client.username_pw_set(settings.username, settings.password)
     if settings.tls:

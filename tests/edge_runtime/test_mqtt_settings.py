@@ -127,3 +127,18 @@ def test_make_client_never_logs_the_password(caplog):
     )  # nothing listens on port 1: no network I/O yet
     assert "never-log-me-42" not in caplog.text
     assert "test-client" in caplog.text
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
+def test_not_connected_lines_of_pahos_network_loop_are_debug_not_errors(caplog, level):
+    caplog.set_level(level)
+    client = make_client(MqttSettings(), "test-client")
+    client.loop(timeout=0.01)  # no socket yet: paho's loop logs "Client is not connected"
+    client.loop(timeout=0.01)
+    lines = [r for r in caplog.records if r.getMessage().startswith("Client is not connected")]
+    assert all(r.levelno == logging.DEBUG for r in lines)
+    assert len(lines) == (2 if level == logging.DEBUG else 0)
+    logging.getLogger("paho.mqtt.client").error("Broker refused: %s", "bad credentials")
+    assert caplog.records[-1].levelno == logging.ERROR  # other paho errors keep their level
+    make_client(MqttSettings(), "second-client")
+    assert len(logging.getLogger("paho.mqtt.client").filters) == 1  # one filter however many clients
