@@ -100,9 +100,8 @@ def youden_threshold(labels: Any, scores: Any) -> float:
     """Midway between the observed score maximising TPR - FPR (the highest on ties) and the next lower
     observed score (none: the score itself). Needs both classes."""
     y, s = _check_pair(labels, scores, "video")
-    fpr, tpr, thresholds = roc_curve(
-        y, s, drop_intermediate=False
-    )  # one point per distinct score, descending
+    # one point per distinct score, descending
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
     j = tpr[1:] - fpr[1:]  # point 0 is "nothing is anomalous" (threshold above every score)
     best = 1 + int(np.argmax(j))
     if best + 1 < len(thresholds):
