@@ -133,7 +133,11 @@ def quantize_ir_with_accuracy_control(
         advanced_quantization_parameters=_advanced(),
     )
     ov.save_model(model, str(xml), compress_to_fp16=False)
-    log.info("NNCF INT8 with accuracy control %s -> %s (max drop %.3f)", onnx_path.name, xml.name, max_drop)
+    fq = _count_fq(model)
+    log.info(
+        "NNCF INT8 with accuracy control %s -> %s (max drop %.3f): %d FakeQuantize nodes left after reverting",
+        onnx_path.name, xml.name, max_drop, fq,
+    )  # fmt: skip
     return {
         "tool": f"nncf {nncf.__version__} quantize_with_accuracy_control",
         "preset": preset,
@@ -142,5 +146,5 @@ def quantize_ir_with_accuracy_control(
         "calibration_items": len(items),
         "max_drop": max_drop,
         "metric": "video AUC on validation videos",
-        "fake_quantize_nodes": _count_fq(model),
+        "fake_quantize_nodes": fq,
     }

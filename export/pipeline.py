@@ -181,6 +181,11 @@ def run_export(opts: ExportOptions) -> ExportResult:
     test = _records(test_dir)
     val_dir = _split([opts.eval_data, opts.calib_data], "val")
     val = _records(val_dir) if val_dir else []
+    if opts.accuracy_control and len({r.label for r in val}) < 2:
+        raise ExportError(
+            "--accuracy-control measures video AUC on validation videos: neither --eval-data nor --calib-data "
+            "has a val/ split with both normal/ and anomaly/ videos"
+        )
     work = _work_dir(out)
     try:
         _stage(0, f"choosing {opts.calib_snippets} snippets from {opts.calib_data} (seed {opts.seed})")

@@ -154,6 +154,19 @@ def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dic
     return items, validate
 
 
+def _refuse_unquantized(settings: dict[str, Any], max_drop: float) -> None:
+    """NNCF's accuracy control may revert every layer to FP32: such a backbone is not INT8, so no bundle may
+    say it is (``AccuracyGateError``: the export writes nothing and exits 1)."""
+    from export.report import AccuracyGateError
+
+    if settings["fake_quantize_nodes"] == 0:
+        raise AccuracyGateError(
+            f"accuracy control: NNCF reverted every quantized layer of the backbone to FP32 to keep the "
+            f"validation AUC drop within --max-auc-drop {max_drop}, so there is no INT8 backbone; check the "
+            f"calibration data, allow a larger --max-auc-drop, or export --precision fp32"
+        )
+
+
 def quantize_target(
     opts: Any, onnx_files: OnnxExport, snippets: list[np.ndarray], windows: list[np.ndarray], work: Path, *,
     val: list, preprocess: Any, config: dict,
@@ -175,9 +188,7 @@ def quantize_target(
         return files
     if target == "openvino":
         bb, hd = work / "backbone_int8.xml", work / "head_int8.xml"
-        if opts.accuracy_control:
-            if len({r.label for r in val}) < 2:
-                raise ValueError("--accuracy-control needs a val/ split with normal and anomalous videos")
+        if opts.accuracy_control:  # the pipeline checked that val holds both classes
             items, validate = _ac_validate(onnx_files, val, preprocess, config)
             files.settings["backbone"] = quantize_ir_with_accuracy_control(
                 onnx_files.backbone,
@@ -189,6 +200,7 @@ def quantize_target(
                 max_drop=opts.max_auc_drop,
                 preset=opts.preset,
             )
+            _refuse_unquantized(files.settings["backbone"], opts.max_auc_drop)
         else:
             files.settings["backbone"] = quantize_ir(
                 onnx_files.backbone, bb, snippets, "snippets", preset=opts.preset
