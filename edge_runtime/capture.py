@@ -7,8 +7,10 @@ never drops: the reader waits for room instead, so every frame is scored and sco
 When a live source fails (a read error, no frame for ``stall_timeout`` seconds, a camera unplugged) the
 thread releases it and reopens it after ``initial``, ``initial * factor``, ... seconds (at most ``max``),
 logging and counting each attempt. Empty frames are counted and skipped; a change of resolution is counted
-(the preprocessing accepts any size). The first open happens in :meth:`CaptureThread.start`, so a camera that
-is not there is a one-line :class:`~edge_runtime.sources.SourceError` the CLI can report before running.
+(the preprocessing accepts any size). The first open happens in :meth:`CaptureThread.start`, so a camera or
+file that is not there is a one-line :class:`~edge_runtime.sources.SourceError` the CLI can report before
+running. A network stream that cannot be opened yet is the exception (``waits_at_start``): a camera that boots
+after the device must not stop the others, so it is logged and reopened with backoff like a dropped stream.
 
 >>> from edge_runtime.sources import FileSource  # doctest: +SKIP
 >>> with CaptureThread(FileSource("clip.mp4"), "door") as cap:  # doctest: +SKIP
@@ -121,12 +123,23 @@ class CaptureThread:
 
     # -- consumer side ------------------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
-        """Open the source (a failure raises :class:`SourceError` here) and start reading in the background."""
+        """Open the source (a failure raises :class:`SourceError` here, unless the source ``waits_at_start``:
+        then it is reopened with backoff in the background) and start reading in the background."""
         if self._thread is not None:
             raise RuntimeError(f"capture thread {self.name} was already started")
-        self.source.open()
-        log.info("%s: opened %s", self.name, self.source.description)
-        self._thread = threading.Thread(target=self._run, name=f"capture-{self.name}", daemon=True)
+        opened = True
+        try:
+            self.source.open()
+            log.info("%s: opened %s", self.name, self.source.description)
+        except SourceError as exc:
+            if not self.source.waits_at_start:
+                raise
+            opened = False
+            self._record_error(str(exc))
+            log.warning("%s: %s; retrying in the background with backoff", self.name, exc)
+        self._thread = threading.Thread(
+            target=self._run, args=(opened,), name=f"capture-{self.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -190,10 +203,12 @@ class CaptureThread:
         self.stop()
 
     # -- reader side --------------------------------------------------------------------------------------------
-    def _run(self) -> None:
-        last_good = time.monotonic()
+    def _run(self, opened: bool) -> None:
         attempt = 0  # consecutive failed reconnect cycles; reset by a good frame
         try:
+            if not opened:
+                attempt = self._reopen(attempt)
+            last_good = time.monotonic()
             while not self._stop.is_set():
                 try:
                     image = self.source.read()

@@ -95,6 +95,12 @@ class FrameSource(ABC):
         """True when frames arrive on their own clock (keep the newest, drop old ones); False for a file."""
         return True
 
+    @property
+    def waits_at_start(self) -> bool:
+        """True when a failed first open is retried in the background instead of stopping the runtime: a
+        network camera may boot after the device (a power cut) while the other cameras already run."""
+        return False
+
     @abstractmethod
     def open(self) -> None:
         """Open (or reopen) the source; raise :class:`SourceError` with a one-line reason."""
@@ -214,6 +220,10 @@ class StreamSource(_OpenCVSource):
     @property
     def description(self) -> str:
         return f"stream {redact_url(self.url)}"
+
+    @property
+    def waits_at_start(self) -> bool:
+        return True
 
     def _capture(self) -> cv2.VideoCapture:
         params = [

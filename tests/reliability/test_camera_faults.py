@@ -270,6 +270,31 @@ def test_mjpeg_stream_that_disappears_and_comes_back_is_reconnected():
     assert alive and stats.reconnects >= 1 and stats.reconnect_attempts > stats.reconnects
 
 
+def test_mjpeg_stream_that_is_down_at_start_is_opened_once_it_comes_up():
+    server = MjpegServer()
+    port = server.port
+    server.stop()  # the camera boots after the device: nothing listens on its port yet
+    source = StreamSource(f"http://127.0.0.1:{port}/stream.mjpg", open_timeout_s=1, read_timeout_s=1)
+    cap = CaptureThread(source, "cam-late", max_queue=8, reconnect=FAST, stall_timeout=2).start()  # no raise
+    try:
+        wait_for(lambda: cap.stats.reconnect_attempts >= 2, 30, "reopen attempts while it is down")
+        assert cap.stats.reconnects == 0 and cap.stats.frames_read == 0 and not cap.ended
+        server = _serve_again(port)
+        wait_for(lambda: cap.stats.reconnects == 1, 30, "the open once it is up")
+        _frames_flow(cap)
+    finally:
+        cap.stop()
+        server.stop()
+
+
+def test_a_camera_that_is_not_there_at_start_is_still_an_error():
+    source = FaultySource()
+    source.set("gone")
+    with pytest.raises(SourceError, match="no such device"):
+        CaptureThread(source, "cam-gone", reconnect=FAST).start()
+    assert source.opens == 1  # no retry: a local camera or a file does not appear by waiting
+
+
 def test_mjpeg_stream_that_stalls_is_reopened():
     server = MjpegServer()
     source = StreamSource(server.url, open_timeout_s=1, read_timeout_s=1)
