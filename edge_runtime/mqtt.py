@@ -9,6 +9,8 @@
   replays everything still waiting, from the oldest row, so the first copy of each message reaches the broker
   in id order (messages of one event stay in order). Duplicates across reconnects are possible and harmless:
   consumers de-duplicate by ``event_id`` + ``seq``.
+- Events a killed process left open (the outbox keeps each event's newest message until its ``end`` is stored)
+  get their ``end`` from :meth:`MqttPublisher.end_open_events` at the next start.
 - ``{prefix}/{device_id}/status`` (retained): ``online`` on connect, ``offline`` on :meth:`stop`, and
   ``offline`` as the last will when the process dies or the network goes.
 - ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
@@ -33,6 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from edge_runtime.events import interrupted_end
 from edge_runtime.mqtt_settings import MqttSettings, make_client
 from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
@@ -64,6 +67,11 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
+
+
+def _bytes(event: dict[str, Any]) -> bytes:
+    """An event's payload: compact JSON, finite numbers only."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 class MqttPublisher:
@@ -208,8 +216,34 @@ class MqttPublisher:
                 raise ValueError(
                     f"event device_id {event['device_id']!r} is not this publisher's {self.device_id!r}"
                 )
-            payload = json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
-            messages.append(OutboxMessage(self.events_topic, payload, kind=event["type"], qos=1))
+            messages.append(
+                OutboxMessage(
+                    self.events_topic, _bytes(event), kind=event["type"], qos=1, event_id=event["event_id"]
+                )
+            )
+        return self._store(messages)
+
+    def end_open_events(self) -> int:
+        """Store and send the ``end`` of every event a previous run left open (killed mid-event, power cut),
+        ended at its newest stored message's time; how many. Call it once at start, before any new event."""
+        messages = []
+        for topic, payload in self.outbox.open_events():
+            try:
+                end = interrupted_end(validate_event(json.loads(payload)))
+            except ValueError as err:  # SchemaError and JSONDecodeError are ValueErrors
+                log.error("outbox %s: an open event's stored message is unreadable (%s); left as it is",
+                          self.outbox.path, err)  # fmt: skip
+                continue
+            log.warning(
+                "event %s of camera %s was still open when the runtime last stopped (killed or power cut): "
+                "sending its end, at its last known time", end["event_id"], end["camera"],
+            )  # fmt: skip
+            messages.append(OutboxMessage(topic, _bytes(end), kind="end", qos=1, event_id=end["event_id"]))
+        self._store(messages)
+        return len(messages)
+
+    def _store(self, messages: Sequence[OutboxMessage]) -> list[int]:
+        """Put ``messages`` in the outbox (one transaction) and wake the sender."""
         rows = self.outbox.put_many(messages)
         if rows:
             with self._cond:

@@ -31,6 +31,11 @@ update only refreshes the score of an event whose ``start`` and ``end`` still ar
 rows are never dropped: if nothing can be dropped the outbox grows past the bound and logs a warning once,
 because losing an event's start or end would be worse than using more disk.
 
+Open events: a message stored with an ``event_id`` also records, in the same transaction, that event as open
+(its newest message), until its ``end`` is stored. A process killed mid-event leaves it there, and
+:meth:`Outbox.open_events` gives it to the next start, which sends its ``end`` (see
+:meth:`edge_runtime.mqtt.MqttPublisher.end_open_events`): without it, consumers would show the event open forever.
+
 Example::
 
     box = Outbox(Path("/var/lib/i3dmtn/outbox.sqlite"))
@@ -68,6 +73,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 )
 """
 _INDEX = "CREATE INDEX IF NOT EXISTS outbox_kind ON outbox (kind, id)"
+# the newest stored message of every event whose ``end`` has not been stored (kept after its PUBACK)
+_OPEN_EVENTS = """
+CREATE TABLE IF NOT EXISTS open_events (
+    event_id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL
+)
+"""
 _INSERT = "INSERT INTO outbox (topic, payload, qos, retain, kind, created_at) VALUES (?, ?, ?, ?, ?, ?)"
 _DELETE = "DELETE FROM outbox WHERE id = ?"
 
@@ -81,6 +94,7 @@ class OutboxMessage:
     kind: str
     qos: int = 1
     retain: bool = False
+    event_id: str | None = None  # an event's message: tracked as open until its ``end`` is stored
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,7 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(_SCHEMA)
             self._db.execute(_INDEX)
+            self._db.execute(_OPEN_EVENTS)
             self._reader = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             self._reader.execute("PRAGMA query_only=1")
         except sqlite3.DatabaseError as err:
@@ -161,6 +176,7 @@ class Outbox:
             try:
                 deleted = self._delete(acked)
                 ids = [int(self._db.execute(_INSERT, row).lastrowid or 0) for row in rows]
+                self._track_open_events(messages)
                 self._drop_updates(oldest_new=ids[0])
                 self._db.execute("COMMIT")
             except BaseException:
@@ -170,6 +186,26 @@ class Outbox:
                 raise
             self.acked += deleted
         return ids
+
+    def _track_open_events(self, messages: Sequence[OutboxMessage]) -> None:
+        """Inside a transaction: an event's ``end`` closes it; any other message of it is its newest."""
+        for m in messages:
+            if m.event_id is None:
+                continue
+            if m.kind == "end":
+                self._db.execute("DELETE FROM open_events WHERE event_id = ?", (m.event_id,))
+            else:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO open_events (event_id, topic, payload) VALUES (?, ?, ?)",
+                    (m.event_id, m.topic, bytes(m.payload)),
+                )
+
+    def open_events(self) -> list[tuple[str, bytes]]:
+        """``(topic, payload)`` of the newest stored message of every event whose ``end`` was never stored:
+        after a crash or a power cut, the events that were open (the runtime ends them on its next start)."""
+        with self._read_lock:
+            rows = self._reader.execute("SELECT topic, payload FROM open_events ORDER BY rowid").fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
 
     def _drop_updates(self, *, oldest_new: int) -> None:
         """Inside a transaction: bring the row count back to the bound by dropping ``update`` rows older

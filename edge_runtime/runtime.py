@@ -196,6 +196,7 @@ class Runtime:
             self._audit = open(self.config.audit_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _shutdown
         if self.config.show:
             self._display = ScoreDisplay(self.config.policy.on_threshold)
+        self.publisher.end_open_events()  # a previous run killed mid-event: its consumers still show it open
         self.publisher.start()
         log.info(
             "running: %d camera(s) %s, window S=%d x K=%d, stride %d, thresholds on %.3f / off %.3f",

@@ -5,6 +5,7 @@ Shared by the producer (the runtime) and the consumers (``i3dmtn alerts``), so b
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -15,6 +16,7 @@ __all__ = [
     "SchemaError",
     "validate_id",
     "validate_event",
+    "is_finite_number",
     "events_topic",
     "status_topic",
     "stats_topic",
@@ -39,6 +41,8 @@ EVENT_FIELDS: dict[str, tuple[type, ...]] = {
     "threshold": (float, int),
     "model": (dict,),
 }
+# The number fields must also be finite: NaN and Infinity are not JSON (see is_finite_number).
+_NUMBER_FIELDS = tuple(k for k, types in EVENT_FIELDS.items() if float in types)
 
 # Letters, digits, '-', '_', '.', 1..64 chars: no MQTT wildcards ('#', '+'), no level separator ('/'),
 # no control characters, no path traversal ('..' alone), usable as a file name too.
@@ -71,6 +75,12 @@ def validate_event(message: Any) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, types):
             names = "/".join(t.__name__ for t in types)
             raise SchemaError(f"event field {key!r} must be {names}, got {type(value).__name__}")
+    for key in _NUMBER_FIELDS:
+        value = message[key]
+        if value is not None and not is_finite_number(value):
+            raise SchemaError(f"event field {key!r} must be a finite number, got {str(value)[:40]}")
+    if _holds_non_finite(message["model"]):
+        raise SchemaError("event field 'model' must hold only finite numbers (no NaN or Infinity)")
     if message["schema"] != EVENT_SCHEMA:
         raise SchemaError(f"unknown event schema {message['schema']!r}; expected {EVENT_SCHEMA!r}")
     if message["type"] not in EVENT_TYPES:
@@ -82,6 +92,31 @@ def validate_event(message: Any) -> dict[str, Any]:
     if message["type"] == "end" and message["ended_at"] is None:
         raise SchemaError("an 'end' event must carry ended_at")
     return message
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float that is a real number: not a bool, NaN, +-Infinity (Python's json reads ``NaN``,
+    ``Infinity`` and ``1e999``; a browser's JSON.parse rejects the first two) or an int beyond a float's range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """NaN or +-Infinity anywhere in a JSON value (walked without recursion: the sender picks the depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _topic(prefix: str, device_id: str, leaf: str) -> str:

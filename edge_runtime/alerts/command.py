@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import shlex
 import signal
@@ -109,13 +110,18 @@ def _usage_error(message: str) -> Exception:
     return _BadOption(message)
 
 
+def _check_seconds(value: float, option: str) -> None:
+    """A duration option must be a finite number > 0: ``nan`` and ``inf`` parse as floats but never expire."""
+    if not 0 < value < math.inf:  # False for nan too
+        raise _usage_error(f"{option} must be > 0 seconds and finite, got {value}")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.count is not None and args.count < 1:
         raise _usage_error(f"--count must be >= 1, got {args.count}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise _usage_error(f"--timeout must be > 0 seconds, got {args.timeout}")
-    if args.exec_timeout <= 0:
-        raise _usage_error(f"--exec-timeout must be > 0 seconds, got {args.exec_timeout}")
+    if args.timeout is not None:
+        _check_seconds(args.timeout, "--timeout")
+    _check_seconds(args.exec_timeout, "--exec-timeout")
     if args.persistent and not args.client_id:
         raise _usage_error("--persistent needs --client-id (the broker keeps the session under that id)")
 
@@ -139,9 +145,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = MqttSettings.from_args(args)
         client_id = validate_id(args.client_id, "--client-id") if args.client_id else None
-        exec_argv = shlex.split(args.exec_cmd) if args.exec_cmd is not None else None
     except (ValueError, SchemaError) as exc:
         raise _usage_error(str(exc)) from None
+    try:
+        exec_argv = shlex.split(args.exec_cmd) if args.exec_cmd is not None else None
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise _usage_error(f"--exec: cannot parse the command line ({exc})") from None
     if exec_argv is not None and not exec_argv:
         raise _usage_error("--exec needs a command, got an empty string")
 
@@ -200,7 +209,23 @@ def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, count
     stop = threading.Event()
     fatal: list[str] = []
     client_id = client_id or f"i3dmtn-alerts-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    client = make_client(settings, client_id, clean_session=not args.persistent)
+    try:
+        client = make_client(settings, client_id, clean_session=not args.persistent)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a file that is not PEM, a wrong key
+        if not settings.tls:
+            raise
+        tls_files = [
+            f"{option} {str(path)!r}"
+            for option, path in (
+                ("--ca-file", settings.ca_file),
+                ("--cert-file", settings.cert_file),
+                ("--key-file", settings.key_file),
+            )
+            if path is not None
+        ]
+        raise _usage_error(
+            f"cannot set up TLS with {', '.join(tls_files) or 'the system CAs'}: {exc}"
+        ) from None
     subscriptions = consumer.subscriptions()
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:

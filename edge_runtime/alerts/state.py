@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from edge_runtime.alerts.consumer import AlertSink
+from edge_runtime.schema import is_finite_number
 
 __all__ = ["AlertState", "RECENT_EVENTS", "SCORE_HISTORY"]
 
@@ -38,11 +39,7 @@ def _scores_from_stats(stats: dict[str, Any]) -> dict[str, float]:
         found.update({c.get("camera"): c.get("score") for c in cameras if isinstance(c, dict)})
     if isinstance(stats.get("scores"), dict):
         found.update(stats["scores"])
-    return {
-        str(k): float(v)
-        for k, v in found.items()
-        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
+    return {str(k): float(v) for k, v in found.items() if isinstance(k, str) and is_finite_number(v)}
 
 
 def _scalars(stats: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +47,8 @@ def _scalars(stats: dict[str, Any]) -> dict[str, Any]:
     for key, value in stats.items():
         if key in _STATS_HIDDEN:
             continue
+        if isinstance(value, float) and not is_finite_number(value):
+            continue  # NaN / Infinity are not JSON: the page could not read the state
         if isinstance(value, (str, int, float, bool)) or value is None:
             out[str(key)[:40]] = value[:80] if isinstance(value, str) else value
         if len(out) >= _STATS_KEYS:

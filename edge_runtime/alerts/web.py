@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -61,6 +62,29 @@ def parse_listen_address(text: str, default_host: str = "127.0.0.1") -> tuple[st
     return host, int(port_text)
 
 
+def _json_bytes(value: Any) -> bytes:
+    """Strict JSON: ``NaN``/``Infinity`` would make the browser's JSON.parse fail for the whole page.
+
+    The state keeps only finite numbers; should one get in anyway, it is sent as ``null`` rather than
+    breaking the page (and the stream) for every device.
+    """
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except ValueError:
+        log.warning("the alerts state held a non-finite number: sent as null")
+        return json.dumps(_finite_or_null(value), allow_nan=False).encode()
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
@@ -101,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _send_json(self, value: Any) -> None:
-        self._send(HTTPStatus.OK, json.dumps(value).encode(), "application/json")
+        self._send(HTTPStatus.OK, _json_bytes(value), "application/json")
 
     def _send_jpeg(self, jpeg: bytes | None) -> None:
         if jpeg is None:
@@ -123,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
         version, data = state.wait_for_change(-1, 0)
         while not self.server.closing.is_set():
             if data is not None:
-                self.wfile.write(b"event: state\ndata: " + json.dumps(data).encode() + b"\n\n")
+                self.wfile.write(b"event: state\ndata: " + _json_bytes(data) + b"\n\n")
             else:
                 self.wfile.write(b": keepalive\n\n")
             self.wfile.flush()

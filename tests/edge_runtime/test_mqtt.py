@@ -176,6 +176,29 @@ def test_killed_publisher_with_pending_events_delivers_them_after_restart(broker
     _assert_complete_and_ordered(sub.events(), sent)
 
 
+def test_an_event_left_open_by_a_killed_runtime_is_ended_at_the_next_start(broker, tmp_path):
+    outbox = tmp_path / "o.sqlite"
+    sent = _scripted_events(1)[:3]  # start, update, update: killed before the end
+    assert [e["type"] for e in sent] == ["start", "update", "update"]
+    sub = Subscriber(broker.host, broker.port, f"i3dmtn/{DEVICE}/events")
+    proc = _child(broker, outbox, sent, wait_connected=True)
+    wait_for(lambda: len(sub.events()) >= len(sent), what="the open event's messages")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    with Outbox(outbox) as box:
+        pub = MqttPublisher(_settings(broker), DEVICE, box)
+        assert pub.end_open_events() == 1
+        pub.start()
+        wait_for(lambda: any(e["type"] == "end" for e in sub.events()), what="the end")
+        pub.stop()
+        assert pub.end_open_events() == 0  # ended once: a later start sends nothing
+    sub.close()
+    end = [e for e in sub.events() if e["type"] == "end"]
+    last = sent[-1]
+    assert len(end) == 1
+    assert end[0] == {**last, "type": "end", "seq": last["seq"] + 1, "ended_at": last["timestamp"]}
+
+
 @pytest.mark.parametrize("device_id", ["dev#", "dev/+", "a/b", ""])
 def test_device_id_with_wildcards_is_refused(tmp_path, device_id):
     with Outbox(tmp_path / "o.sqlite") as box, pytest.raises(SchemaError, match="device_id"):

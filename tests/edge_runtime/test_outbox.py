@@ -177,6 +177,27 @@ def test_put_many_with_one_bad_message_stores_none(tmp_path):
         assert box.backlog == 0
 
 
+def test_an_event_is_open_from_its_first_message_to_its_end_even_after_acks_and_reopening(tmp_path):
+    def msg(kind, event_id, body):
+        return OutboxMessage("ev", body, kind, event_id=event_id)
+
+    with Outbox(tmp_path / "o.sqlite") as box:
+        ids = box.put_many(
+            [msg("start", "a", b"a0"), msg("start", "b", b"b0"), OutboxMessage("st", b"x", "status")]
+        )
+        box.ack_many(ids)  # delivered: still open
+        box.put("ev", b"a1", kind="update")  # no event_id: not tracked
+        box.put_many([msg("update", "a", b"a2"), msg("end", "b", b"b1")])
+        assert box.open_events() == [("ev", b"a2")]
+    with Outbox(tmp_path / "o.sqlite") as box:
+        assert box.open_events() == [("ev", b"a2")]
+        with pytest.raises(ValueError, match="qos"):  # a failed put changes nothing
+            box.put_many([msg("end", "a", b"a3"), OutboxMessage("t", b"bad", "update", qos=3)])
+        assert box.open_events() == [("ev", b"a2")]
+        box.put_many([msg("end", "a", b"a3")])
+        assert box.open_events() == []
+
+
 def test_put_many_of_nothing_writes_nothing(tmp_path):
     with Outbox(tmp_path / "o.sqlite") as box:
         assert box.put_many([]) == []

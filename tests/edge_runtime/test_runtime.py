@@ -176,7 +176,20 @@ def test_sigkill_mid_event_then_restart_delivers_the_pending_events(bundle, vide
     code, err = finish(start_runtime(runtime_argv(bundle, broker.port, outbox, [f"hall={quiet}"])))
     assert code == 0, err[-2000:]
     assert sub.wait_for(lambda s: set(dedup(s.events())) >= pending, timeout=20)
+    # the event the kill left open is ended by the restart, after its last stored message, at that message's time
+    killed = {event_id for event_id, _ in pending}
+    assert sub.wait_for(
+        lambda s: {e["event_id"] for e in s.events() if e["type"] == "end"} >= killed, timeout=20
+    )
     sub.close()
+    received = list(dedup(sub.events()).values())  # sub.events() parses anew on each call
+    for end in [e for e in received if e["type"] == "end" and e["event_id"] in killed]:
+        last = max((e for e in received if e["event_id"] == end["event_id"] and e is not end),
+                   key=lambda e: e["seq"])  # fmt: skip
+        assert (
+            last["type"] != "end" and end["seq"] == last["seq"] + 1 and end["ended_at"] == last["timestamp"]
+        )
+    assert "was still open when the runtime last stopped" in err
 
 
 def test_sigterm_mid_event_sends_end_and_exits_zero(bundle, videos, tmp_path, broker):

@@ -177,17 +177,34 @@ def test_unreachable_broker_is_one_line_error():
         (["--persistent"], "--client-id"),
         (["--count", "0"], "--count"),
         (["--device", "#"], "--device"),
+        (["--timeout", "nan"], "--timeout"),
+        (["--timeout", "inf"], "--timeout"),
+        (["--exec", "cat", "--exec-timeout", "nan"], "--exec-timeout"),
+        (["--exec", "cat", "--exec-timeout", "inf"], "--exec-timeout"),
+        (["--exec", "echo 'abc"], "--exec: cannot parse"),
     ],
 )
 def test_bad_option_is_one_line_naming_it(args, named):
-    result = subprocess.run(
+    result = _alerts_unreachable_broker(*args)
+    assert result.returncode == 2
+    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_ca_file_that_is_not_pem_is_one_line_naming_it(tmp_path):
+    not_pem = tmp_path / "notes.md"
+    not_pem.write_text("# not a certificate\n")
+    result = _alerts_unreachable_broker("--ca-file", str(not_pem))
+    assert result.returncode == 2
+    assert "--ca-file" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def _alerts_unreachable_broker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "training.cli", "alerts", "--broker", f"127.0.0.1:{free_port()}", *args],
         capture_output=True,
         text=True,
         timeout=WAIT_S,
     )
-    assert result.returncode == 2
-    assert named in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_help_mentions_every_option_and_the_password_variables():

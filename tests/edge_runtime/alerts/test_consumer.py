@@ -9,7 +9,7 @@ import pytest
 
 from edge_runtime.alerts.actions import SnapshotSaver, snapshot_path
 from edge_runtime.alerts.consumer import AlertConsumer, AlertSink, SeenKeys
-from edge_runtime.schema import SchemaError
+from edge_runtime.schema import SchemaError, validate_event
 from tests.edge_runtime.alerts.helpers import make_event, tiny_jpeg
 
 
@@ -135,3 +135,30 @@ def test_a_failing_sink_does_not_stop_the_others(caplog):
     with caplog.at_level(logging.ERROR):
         _send(consumer, make_event())
     assert len(recorder.events) == 1 and "Broken.on_event failed" in caplog.text
+
+
+@pytest.mark.parametrize("field", ["score", "peak_score", "threshold", "timestamp", "started_at", "ended_at"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_event_with_a_non_finite_number_is_skipped_with_a_warning(field, value, caplog):
+    consumer, recorder, _ = _consumer()
+    with caplog.at_level(logging.WARNING):
+        _send(consumer, {**make_event("end"), field: value})  # json.dumps writes NaN / Infinity
+    assert recorder.events == [] and f"{field!r} must be a finite number" in caplog.text
+
+
+def test_event_with_nan_nested_in_model_is_refused():
+    with pytest.raises(SchemaError, match="model"):
+        validate_event({**make_event(), "model": {"calibration": [{"bias": float("nan")}]}})
+
+
+def test_event_with_an_int_beyond_float_range_is_refused():
+    with pytest.raises(SchemaError, match="'score' must be a finite number"):
+        validate_event({**make_event(), "score": 10**400})
+
+
+def test_json_integer_of_too_many_digits_is_skipped_with_a_warning(caplog):
+    consumer, recorder, _ = _consumer()
+    with caplog.at_level(logging.WARNING):
+        consumer.handle("i3dmtn/cam-door/events", b'{"seq": ' + b"9" * 5000 + b"}")
+        consumer.handle("i3dmtn/cam-door/stats", b'{"fps": ' + b"9" * 5000 + b"}")
+    assert recorder.events == [] and caplog.text.count("skipped invalid message") == 2

@@ -84,6 +84,33 @@ def test_ended_event_is_not_reopened_by_a_late_update(served):
     assert state["open_events"] == [] and state["recent_events"][0]["state"] == "ended"
 
 
+def _strict_json(body: bytes) -> dict:
+    """What the browser's JSON.parse accepts: no NaN or Infinity."""
+    return json.loads(body, parse_constant=lambda name: pytest.fail(f"not JSON: {name}"))
+
+
+def test_non_finite_stats_leave_the_state_readable_for_every_device(served):
+    consumer, server = served
+    _send(consumer, make_event("start", device_id="cam-ok", event_id="ok-1"))
+    consumer.handle(
+        "i3dmtn/cam-bad/stats", b'{"fps": NaN, "load": Infinity, "scores": {"front": NaN}, "queue": 3}'
+    )
+    status, _, body = _get(server.url + "api/state")
+    state = _strict_json(body)
+    assert status == 200 and [e["event_id"] for e in state["open_events"]] == ["ok-1"]
+    assert {d["device_id"]: d["stats"] for d in state["devices"]}["cam-bad"] == {"queue": 3}
+
+
+def test_a_non_finite_number_that_reaches_the_state_is_sent_as_null(served):
+    consumer, server = served
+    _send(consumer, make_event("start", device_id="cam-ok", event_id="ok-1"))
+    consumer.sinks[0].on_event(make_event("start", device_id="cam-bad", score=float("nan")))  # not validated
+    status, _, body = _get(server.url + "api/state")
+    state = _strict_json(body)
+    assert status == 200 and {e["device_id"] for e in state["open_events"]} == {"cam-ok", "cam-bad"}
+    assert {e["device_id"]: e["score"] for e in state["open_events"]}["cam-bad"] is None
+
+
 def test_snapshot_route_serves_the_jpeg_and_refuses_bad_ids(served):
     consumer, server = served
     jpeg = tiny_jpeg()
