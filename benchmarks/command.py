@@ -11,7 +11,8 @@ __all__ = ["add_arguments", "run", "BENCHMARKS"]
 BENCHMARKS = {
     "quality": (
         "benchmarks.quality",
-        "debug model on synthetic fights: video/frame AUC, AP, EER, training time, head-only speed-up",
+        "debug model on synthetic fights: video/frame AUC, AP, EER, training time; head-only speed-up per epoch "
+        "(debug model, and full size on a few videos)",
     ),
     "export": (
         "benchmarks.export",

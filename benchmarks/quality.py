@@ -74,7 +74,7 @@ def run(
 ) -> dict[str, Any]:
     import torch
 
-    from benchmarks.head_epochs import head_only_epochs
+    from benchmarks.head_epochs import head_only_epochs, median_epoch_s
     from training.checkpoint import load_checkpoint, new_model
     from training.commands.train import build_datasets
     from training.configs import create_experiment_config, get_config
@@ -106,7 +106,7 @@ def run(
 
     # head-only epochs on cached features vs the end-to-end epochs, same videos, same config
     features_s, head_epoch_s = head_only_epochs(model, config, work / "data", work)
-    e2e_epoch_s = sorted(r["time_s"] for r in history)[len(history) // 2]  # median: the first epoch warms up
+    e2e_epoch_s = median_epoch_s(history)  # median: the first epoch warms up
     v, f = report["video_metrics"], report["frame_metrics"]
     result = {
         "video_auc": v["auc_roc"],

@@ -37,7 +37,7 @@ def _fit(root, out, resume=False, **overrides):
 
 
 def _numbers(history):
-    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("time_s", "checkpoint_s")} for row in history]
 
 
 def test_checkpoint_loads_with_weights_only_and_holds_what_resume_needs(run_dir):
@@ -78,6 +78,7 @@ def test_history_rows_hold_loss_parts_lr_val_auc_and_time(run_dir):
     assert [r["epoch"] for r in history] == [1, 2]
     for key in ("train_total", "train_video_bce", "train_topk_mil", "lr", "val_auc", "val_loss", "time_s"):
         assert all(key in r for r in history), key
+    assert all(r["checkpoint_s"] > 0 for r in history)  # the checkpoints' time too, in history.json at once
 
 
 def test_same_seed_gives_the_same_history(root, tmp_path):
