@@ -98,14 +98,20 @@ def save_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a written checkpoint file to ``dst`` through a temporary file and a rename.
+    """Give a written checkpoint file a second name ``dst`` (through a temporary name and a rename).
 
-    The trainer writes ``last.pt`` and, on a better epoch, the same dict as ``best.pt``. For the debug model
-    (2.4 MB) copying the bytes took 4.5 ms where pickling the dict again took 22 ms, about a tenth of a
-    head-only epoch."""
+    The trainer writes ``last.pt`` and, on a better epoch, the same dict as ``best.pt``. ``dst`` is a hard
+    link to ``src`` where the file system has them, else a byte copy. A link is safe because checkpoints are
+    only ever replaced by a rename (:func:`save_checkpoint`), never rewritten in place: the next ``last.pt``
+    is a new file, and ``best.pt`` keeps the old one. At full size (~50 MB) the copy took 0.2-0.5 s of a
+    head-only epoch on a 2-core machine; pickling the dict again is slower still."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
+    tmp.unlink(missing_ok=True)  # left by a killed run of this pid: os.link will not replace it
+    try:
+        os.link(src, tmp)
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
     return dst
 

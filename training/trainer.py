@@ -324,7 +324,7 @@ class I3D_MTN_Trainer:
         start = time.perf_counter()
         last = save_checkpoint(self.output_dir / "last.pt", self._checkpoint())
         if improved:
-            copy_checkpoint(last, self.output_dir / "best.pt")  # the same dict: copy its bytes
+            copy_checkpoint(last, self.output_dir / "best.pt")  # the same dict: link or copy the file
         self.history[-1]["checkpoint_s"] = time.perf_counter() - start
         text = json.dumps(json_safe(self.history), indent=2) + "\n"
         tmp = self.output_dir / ".history.json.tmp"

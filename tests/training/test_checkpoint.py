@@ -1,0 +1,46 @@
+"""Checkpoint files: written through a rename, and best.pt as a second name of last.pt's file."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from training.checkpoint import copy_checkpoint, save_checkpoint
+
+
+def _save(path, value):
+    return save_checkpoint(path, {"model": {"w": torch.full((3,), float(value))}})
+
+
+def _value(path):
+    return float(torch.load(path, weights_only=True)["model"]["w"][0])
+
+
+def test_best_is_a_link_to_last_until_last_is_written_again(tmp_path):
+    last = _save(tmp_path / "last.pt", 1)
+    best = copy_checkpoint(last, tmp_path / "best.pt")
+    assert os.path.samefile(best, last) and _value(best) == 1  # no bytes copied
+    _save(last, 2)  # the next epoch: a new file renamed over last.pt
+    assert _value(last) == 2 and _value(best) == 1 and not os.path.samefile(best, last)
+    copy_checkpoint(last, best)  # a better epoch again: best.pt now names the new file
+    assert _value(best) == 2 and os.path.samefile(best, last)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_without_hard_links_best_is_a_byte_copy(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    last = _save(tmp_path / "last.pt", 1)
+    best = copy_checkpoint(last, tmp_path / "best.pt")
+    assert not os.path.samefile(best, last) and best.read_bytes() == last.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_a_temporary_file_left_by_a_killed_run_does_not_stop_the_next(tmp_path):
+    last = _save(tmp_path / "last.pt", 1)
+    (tmp_path / f".best.pt.{os.getpid()}.tmp").write_bytes(b"half a file")
+    best = copy_checkpoint(last, tmp_path / "best.pt")
+    assert _value(best) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
