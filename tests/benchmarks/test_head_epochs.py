@@ -32,3 +32,21 @@ def test_no_training_video_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="videos_per_class must be >= 1"):
         measure(tmp_path, "debug", videos_per_class=0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [(["--videos-per-class", "0"], "--videos-per-class"), (["--head-epochs", "0"], "--head-epochs"),
+     (["--config", "huge"], "--config")],
+)  # fmt: skip
+def test_bad_option_is_one_line_naming_it(args, named, capsys):
+    from benchmarks.head_epochs import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        exit_info.value.code == 2
+        and named in err[-1]
+        and err[-1].startswith("python -m benchmarks.head_epochs: error")
+    )
