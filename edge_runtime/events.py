@@ -40,7 +40,7 @@ import numpy as np
 
 from edge_runtime.schema import EVENT_SCHEMA, validate_id
 
-__all__ = ["EventPolicy", "EventStateMachine", "interrupted_end"]
+__all__ = ["EventPolicy", "EventStateMachine"]
 
 log = logging.getLogger(__name__)
 
@@ -226,10 +226,3 @@ class EventStateMachine:
         self._seq += 1
         self._last_sent_at, self._last_sent_peak = timestamp, self._peak
         return message
-
-
-def interrupted_end(last: dict[str, Any]) -> dict[str, Any]:
-    """The ``end`` of an event whose runtime stopped without sending it (killed, power cut), made from the
-    newest message stored for it: the next ``seq``, ended at that message's time, the last moment the event
-    is known to have lasted."""
-    return {**last, "seq": int(last["seq"]) + 1, "type": "end", "ended_at": last["timestamp"]}

@@ -35,7 +35,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from edge_runtime.events import interrupted_end
+from edge_runtime.event_messages import event_messages, interrupted_end_messages
 from edge_runtime.mqtt_settings import MqttSettings, make_client
 from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
@@ -44,7 +44,6 @@ from edge_runtime.schema import (
     snapshot_topic,
     stats_topic,
     status_topic,
-    validate_event,
     validate_id,
 )
 
@@ -67,11 +66,6 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
-
-
-def _bytes(event: dict[str, Any]) -> bytes:
-    """An event's payload: compact JSON, finite numbers only."""
-    return json.dumps(event, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
 class MqttPublisher:
@@ -209,38 +203,12 @@ class MqttPublisher:
         """Store ``i3dmtn.event/1`` messages in the outbox in ONE durable transaction (one fsync), then send
         them in the given order; returns their outbox ids. Every message is validated first: if one is
         invalid (:class:`~edge_runtime.schema.SchemaError`, or another device's: ``ValueError``) none is stored."""
-        messages = []
-        for event in events:
-            validate_event(event)
-            if event["device_id"] != self.device_id:
-                raise ValueError(
-                    f"event device_id {event['device_id']!r} is not this publisher's {self.device_id!r}"
-                )
-            messages.append(
-                OutboxMessage(
-                    self.events_topic, _bytes(event), kind=event["type"], qos=1, event_id=event["event_id"]
-                )
-            )
-        return self._store(messages)
+        return self._store(event_messages(self.events_topic, self.device_id, events))
 
     def end_open_events(self) -> int:
         """Store and send the ``end`` of every event a previous run left open (killed mid-event, power cut),
         ended at its newest stored message's time; how many. Call it once at start, before any new event."""
-        messages = []
-        for topic, payload in self.outbox.open_events():
-            try:
-                end = interrupted_end(validate_event(json.loads(payload)))
-            except ValueError as err:  # SchemaError and JSONDecodeError are ValueErrors
-                log.error("outbox %s: an open event's stored message is unreadable (%s); left as it is",
-                          self.outbox.path, err)  # fmt: skip
-                continue
-            log.warning(
-                "event %s of camera %s was still open when the runtime last stopped (killed or power cut): "
-                "sending its end, at its last known time", end["event_id"], end["camera"],
-            )  # fmt: skip
-            messages.append(OutboxMessage(topic, _bytes(end), kind="end", qos=1, event_id=end["event_id"]))
-        self._store(messages)
-        return len(messages)
+        return len(self._store(interrupted_end_messages(self.outbox)))
 
     def _store(self, messages: Sequence[OutboxMessage]) -> list[int]:
         """Put ``messages`` in the outbox (one transaction) and wake the sender."""

@@ -318,9 +318,8 @@ class I3D_MTN_Trainer:
         }
 
     def _write(self, improved: bool) -> None:
-        """``last.pt`` (and ``best.pt``), then ``history.json``. The seconds the checkpoints took go into the
-        epoch's row as ``checkpoint_s``: in ``history.json`` at once, in the checkpoints from the next epoch on
-        (a full-size ``last.pt`` is ~50 MB: most of a head-only epoch)."""
+        """``last.pt`` (and ``best.pt``), then ``history.json``; the checkpoints' seconds go into the epoch's
+        row as ``checkpoint_s`` (in the checkpoints from the next epoch on)."""
         start = time.perf_counter()
         last = save_checkpoint(self.output_dir / "last.pt", self._checkpoint())
         if improved:
