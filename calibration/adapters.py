@@ -22,10 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from calibration.select import CalibrationSet, file_sha256
-from edge_runtime.preprocess import preprocess_clip
-from edge_runtime.snippets import snippet_frame_indices
-from edge_runtime.video import probe_video, read_frames
+from calibration.select import CalibrationSet, file_sha256, snippets_at
 
 __all__ = ["head_windows", "nncf_dataset", "OrtCalibrationReader", "write_npz", "snippet_batches"]
 
@@ -60,22 +57,17 @@ def head_windows(
     for clip in clips:
         by_video.setdefault(clip.video, []).append(clip)
     windows: list[np.ndarray] = []
-    s, stride = cal.snippet_length, cal.frame_stride
     for video, vclips in tqdm(
         by_video.items(), desc="head calibration", unit="video", leave=False, disable=None
     ):
         path = root / video
         if file_sha256(path) != vclips[0].sha256:
             raise ValueError(f"calibration video {path} changed since the calibration set was chosen")
-        num_frames = probe_video(path, verify=False).num_frames
         needed = sorted(
             {j for c in vclips for j in range(max(0, c.snippet_index - window + 1), c.snippet_index + 1)}
         )
-        indices = np.concatenate([snippet_frame_indices(j, num_frames, s, stride) for j in needed])
-        frames = read_frames(path, indices)
-        snippets = np.stack(
-            [preprocess_clip(frames[k * s : (k + 1) * s], cal.preprocess) for k in range(len(needed))]
-        )
+        picked = snippets_at(path, needed, cal)
+        snippets = np.stack([picked[j] for j in needed])
         feats = np.concatenate(
             [features(snippets[i : i + batch_size]) for i in range(0, len(snippets), batch_size)]
         )

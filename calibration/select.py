@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.preprocess import PreprocessConfig, preprocess_clip
+from edge_runtime.preprocess import PreprocessConfig
+from edge_runtime.resample import resample_indices
 from edge_runtime.snippets import num_snippets, snippet_frame_indices
-from edge_runtime.video import VideoReadError, probe_video, read_frames
+from edge_runtime.video import VideoReadError, probe_video
 from training.data.records import DatasetError, find_splits, list_videos
 
 __all__ = [
@@ -194,7 +195,9 @@ def select_calibration_set(
     by_label: dict[int, list[tuple[Path, int, str]]] = {0: [], 1: []}
     for path, label in tqdm(videos, desc="calibration videos", unit="video", leave=False, disable=None):
         try:
-            n = num_snippets(probe_video(path).num_frames, snippet_length, frame_stride)
+            info = probe_video(path)
+            samples = len(resample_indices(info.num_frames, info.fps, preprocess.frame_rate))
+            n = num_snippets(samples, snippet_length, frame_stride)
         except VideoReadError as exc:
             log.warning("calibration: skipping unreadable video %s: %s", path, exc)
             continue
@@ -215,10 +218,11 @@ def select_calibration_set(
         quota = _quota([vids[i][1] for i in order], want[lab])
         for q, i in zip(quota, order, strict=True):
             path, n, sha = vids[i]
-            num_frames = probe_video(path, verify=False).num_frames
+            info = probe_video(path, verify=False)
+            taken = resample_indices(info.num_frames, info.fps, preprocess.frame_rate)  # sample -> frame
             rel = path.relative_to(root).as_posix()
             for idx in picks_in_video(n, q, rng):
-                frames = snippet_frame_indices(int(idx), num_frames, snippet_length, frame_stride)
+                frames = taken[snippet_frame_indices(int(idx), len(taken), snippet_length, frame_stride)]
                 clips.append(CalibrationClip(rel, lab, int(idx), tuple(int(f) for f in frames), sha))
     if len(clips) < count:
         log.warning("calibration: asked for %d snippets, the training videos hold only %d", count, len(clips))
@@ -288,7 +292,8 @@ def load_calibration_set(path: str | Path) -> CalibrationSet:
 def iter_video_snippets(
     cal: CalibrationSet, data_root: str | Path, *, verify: bool = True
 ) -> Iterator[tuple[str, list[CalibrationClip], np.ndarray]]:
-    """Per video: ``(video, its clips, snippets (n, 3, S, H, W) float32)``, each video decoded once.
+    """Per video: ``(video, its clips, snippets (n, C, S, H, W) float32)``, each video decoded once, through
+    the same snippet path as training and the device (:func:`snippets_at`).
 
     With ``verify`` each video's SHA-256 is checked against the file first (a changed video is an error)."""
     root = Path(data_root)
@@ -303,11 +308,28 @@ def iter_video_snippets(
             raise CalibrationError(
                 f"calibration video {path} changed since the calibration set was chosen (SHA-256 differs)"
             )
-        indices = [f for c in clips for f in c.frame_indices]
-        frames = read_frames(path, indices)  # (n * S, h, w, 3)
-        s = cal.snippet_length
-        snippets = [preprocess_clip(frames[i * s : (i + 1) * s], cal.preprocess) for i in range(len(clips))]
-        yield video, clips, np.stack(snippets)
+        picked = snippets_at(path, [c.snippet_index for c in clips], cal)
+        yield video, clips, np.stack([picked[c.snippet_index] for c in clips])
+
+
+def snippets_at(path: Path, indices: Sequence[int], cal: CalibrationSet) -> dict[int, np.ndarray]:
+    """Snippets ``index -> (C, S, H, W)`` of one video, from the whole-video snippet path that training and
+    the device share (frames at the contract's rate; flow needs each frame's predecessor)."""
+    from training.data.video_snippets import iter_video_snippets as video_snippets
+
+    wanted = set(indices)
+    out: dict[int, np.ndarray] = {}
+    for i, snippet in enumerate(video_snippets(path, cal.snippet_length, cal.preprocess, cal.frame_stride)):
+        if i in wanted:
+            out[i] = snippet
+        if len(out) == len(wanted):
+            break
+    missing = sorted(wanted - set(out))
+    if missing:
+        raise CalibrationError(
+            f"calibration video {path} has no snippet(s) {missing} (it changed or is truncated)"
+        )
+    return out
 
 
 def read_snippets(cal: CalibrationSet, data_root: str | Path, *, verify: bool = True) -> np.ndarray:

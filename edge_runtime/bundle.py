@@ -188,7 +188,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
     window = parse_window(f.get("window", dict), where)
     threshold = f.number("threshold", 0.0, 1.0)
     files = parse_files(f.get("files", list), root, target, precision, where)
-    feature_dim = check_shapes(files, window, preprocess.crop_size, where)
+    feature_dim = check_shapes(files, window, preprocess.crop_size, where, preprocess.channels)
     accuracy = Field(f.get("accuracy", dict), "accuracy", where)
     accuracy.choice("gate", GATES)
     return Bundle(

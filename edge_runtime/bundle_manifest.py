@@ -340,9 +340,11 @@ def parse_window(obj: Any, where: str) -> Window:
     )
 
 
-def check_shapes(files: tuple[ModelFile, ...], window: Window, crop: tuple[int, int], where: str) -> int:
-    """Backbone ``(N, 3, S, H, W) -> (N, D)`` and head ``(N, K, D) -> scores`` agree with the window, the crop
-    and each other; returns the feature width ``D``."""
+def check_shapes(
+    files: tuple[ModelFile, ...], window: Window, crop: tuple[int, int], where: str, channels: int = 3
+) -> int:
+    """Backbone ``(N, C, S, H, W) -> (N, D)`` and head ``(N, K, D) -> scores`` agree with the window, the
+    crop, the preprocessing's channels ``C`` and each other; returns the feature width ``D``."""
     dims: set[int] = set()
     for mf in files:
         name = mf.path.name
@@ -350,10 +352,10 @@ def check_shapes(files: tuple[ModelFile, ...], window: Window, crop: tuple[int, 
             raise BundleError(f"{where}: {name} must have one input, got {[t.name for t in mf.inputs]}")
         shape = mf.inputs[0].shape
         if mf.role == "backbone":
-            expected = ("N", 3, window.snippet_length, *crop)
+            expected = ("N", channels, window.snippet_length, *crop)
             if len(shape) != 5 or shape[1:] != expected[1:]:
                 raise BundleError(
-                    f"{where}: {name} input shape must be (N, 3, S={window.snippet_length}, "
+                    f"{where}: {name} input shape must be (N, C={channels}, S={window.snippet_length}, "
                     f"H={crop[0]}, W={crop[1]}) from window and preprocess, got {list(shape)}"
                 )
             if (

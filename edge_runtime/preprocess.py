@@ -3,11 +3,23 @@
 Training, calibration, the accuracy report and the device all call this module, so the model sees the same
 pixels everywhere. The steps follow the I3D convention (Carreira & Zisserman, 2017):
 
+0. take frames at ``frame_rate`` by timestamp (:mod:`edge_runtime.resample`; 0 keeps every frame),
 1. resize so the short side is ``resize_short_side`` (aspect ratio kept),
-2. centre crop to ``crop_size`` (height, width),
-3. BGR -> RGB (``channel_order``),
-4. scale to [-1, 1]: ``(x / 255 - mean) / std`` with mean = std = 0.5 per channel,
-5. layout ``(3, S, H, W)`` for a snippet of ``S`` frames.
+2. the model's input channels (``modality``):
+
+   - ``"rgb"``: centre crop to ``crop_size`` (height, width), BGR -> RGB (``channel_order``), scale to
+     [-1, 1]: ``(x / 255 - mean) / std`` with mean = std = 0.5 per channel;
+   - ``"flow"``: dense optical flow (OpenCV's DIS, ultrafast preset) from the previous frame's grey image to
+     this one's, on the whole resized frame (the first frame of a stream has zero flow), then the centre
+     crop, each component encoded as ``sign(f) * sqrt(min(|f|, FLOW_BOUND) / FLOW_BOUND)`` in [-1, 1] (the
+     square root keeps sub-pixel motion distinguishable after INT8 quantization). Flow sees what moves and
+     not what the scene looks like, which is what carries over to scenes a model has never seen (I3D's
+     second stream, Carreira & Zisserman 2017);
+
+3. layout ``(C, S, H, W)`` for a snippet of ``S`` frames (``C`` = :attr:`PreprocessConfig.channels`).
+
+Flow needs the previous frame, so a stream is preprocessed by a :class:`FramePreprocessor` (one per camera
+or video); :func:`preprocess_frame` is the stateless RGB case.
 
 numpy + OpenCV only (no torch): this file runs on the edge device.
 
@@ -29,16 +41,31 @@ import numpy as np
 
 __all__ = [
     "CONTRACT",
+    "CONTRACTS",
+    "CONTRACT_V1",
+    "FLOW_BOUND",
+    "MODALITIES",
+    "FramePreprocessor",
     "PreprocessConfig",
     "PreprocessError",
     "preprocess_frame",
+    "centre_window",
     "preprocess_clip",
+    "resize_frame",
     "stack_snippet",
 ]
 
-# The name and version of the contract this module implements; the bundle manifest records it and the runtime
-# refuses a bundle that asks for another one.
-CONTRACT = "i3dmtn.preprocess/1"
+# The names and versions of the contract this module implements; the bundle manifest records one and the
+# runtime refuses a bundle that asks for another. Version 2 added ``frame_rate`` and ``modality``; a config
+# that uses neither is written as version 1, so runtimes that predate version 2 still read its bundles.
+CONTRACT_V1 = "i3dmtn.preprocess/1"
+CONTRACT = "i3dmtn.preprocess/2"
+CONTRACTS = (CONTRACT_V1, CONTRACT)
+_V2_FIELDS = ("frame_rate", "modality")
+
+MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
+_FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
+FLOW_BOUND = 16.0  # pixels (of the resized frame) per frame at which flow saturates
 
 _CHANNEL_ORDERS = ("RGB", "BGR")
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC}
@@ -58,7 +85,9 @@ class PreprocessConfig:
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)  # with std 0.5 maps [0, 1] to [-1, 1] (I3D)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     interpolation: str = "area"  # area averaging: no aliasing when camera frames are shrunk
-    contract: str = CONTRACT
+    frame_rate: float = 0.0  # frames per second the model sees, by timestamp; 0 keeps every decoded frame
+    modality: str = "rgb"  # "rgb" frames or "flow" between consecutive frames (module docstring)
+    contract: str = ""  # "" = the lowest version that holds these parameters
 
     def __post_init__(self) -> None:
         crop = tuple(int(v) for v in _as_sequence(self.crop_size, "crop_size", 2))
@@ -82,10 +111,34 @@ class PreprocessConfig:
             raise PreprocessError(
                 f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}"
             )
-        if self.contract != CONTRACT:
+        rate = self.frame_rate
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (0 <= rate <= 240):
             raise PreprocessError(
-                f"preprocessing contract {self.contract!r} is not implemented here (this runtime implements {CONTRACT!r})"
+                f"frame_rate must be a number of frames per second in [0, 240], got {rate!r}"
             )
+        object.__setattr__(self, "frame_rate", float(rate))
+        if self.modality not in MODALITIES:
+            raise PreprocessError(f"modality must be one of {sorted(MODALITIES)}, got {self.modality!r}")
+        if self.modality == "flow" and self.resize_short_side < _FLOW_MIN_SIDE:
+            raise PreprocessError(
+                f"flow needs resize_short_side >= {_FLOW_MIN_SIDE} pixels, got {self.resize_short_side}"
+            )
+        needs_v2 = self.frame_rate != 0 or self.modality != "rgb"
+        if self.contract == "":
+            object.__setattr__(self, "contract", CONTRACT if needs_v2 else CONTRACT_V1)
+        elif self.contract not in CONTRACTS:
+            raise PreprocessError(
+                f"preprocessing contract {self.contract!r} is not implemented here (this runtime implements {list(CONTRACTS)})"
+            )
+        elif self.contract == CONTRACT_V1 and needs_v2:
+            raise PreprocessError(
+                f"preprocessing contract {CONTRACT_V1!r} has no frame_rate or modality; {CONTRACT!r} has"
+            )
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: 3 for RGB, 2 for flow (x, y)."""
+        return MODALITIES[self.modality]
 
     @classmethod
     def square(cls, size: int, **kwargs: Any) -> PreprocessConfig:
@@ -93,8 +146,10 @@ class PreprocessConfig:
         return cls(crop_size=(size, size), resize_short_side=size, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict, as written into the bundle manifest."""
+        """Plain JSON-able dict, as written into the bundle manifest (version 1 without version 2's keys)."""
         d = dataclasses.asdict(self)
+        if self.contract == CONTRACT_V1:
+            d = {k: v for k, v in d.items() if k not in _V2_FIELDS}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -103,6 +158,8 @@ class PreprocessConfig:
         if not isinstance(data, Mapping):
             raise PreprocessError(f"preprocessing parameters must be a mapping, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
+        if data.get("contract", CONTRACT_V1) == CONTRACT_V1:
+            known -= set(_V2_FIELDS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise PreprocessError(f"unknown preprocessing parameter(s) {unknown}; known: {sorted(known)}")
@@ -141,9 +198,10 @@ def _check_frame(frame: Any) -> np.ndarray:
     return frame
 
 
-def _resize_crop(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Resize the short side, then centre crop: uint8 (H, W, 3), still BGR."""
-    h, w = frame.shape[:2]
+def resize_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Step 1: resize so the short side is ``resize_short_side`` (never below the crop on either side);
+    uint8 ``(h', w', 3)``, still BGR. What the training frame cache stores."""
+    h, w = _check_frame(frame).shape[:2]
     crop_h, crop_w = cfg.crop_size
     scale = cfg.resize_short_side / min(h, w)
     # Never below the crop on either side (a very wide crop on a tall frame).
@@ -151,21 +209,92 @@ def _resize_crop(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     new_w = max(round(w * scale), crop_w)
     if (new_h, new_w) != (h, w):
         frame = cv2.resize(frame, (new_w, new_h), interpolation=_INTERPOLATIONS[cfg.interpolation])
-    top = (new_h - crop_h) // 2
-    left = (new_w - crop_w) // 2
-    return frame[top : top + crop_h, left : left + crop_w]
+    return frame
 
 
-def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """One BGR uint8 frame ``(h, w, 3)`` -> float32 ``(3, H, W)`` in the contract's range and channel order."""
-    cropped = _resize_crop(_check_frame(frame), cfg)
+def centre_window(height: int, width: int, cfg: PreprocessConfig) -> tuple[int, int]:
+    """``(top, left)`` of the centred ``crop_size`` window in a resized frame of ``height x width``."""
+    crop_h, crop_w = cfg.crop_size
+    return (height - crop_h) // 2, (width - crop_w) // 2
+
+
+def _encode_rgb(crop_bgr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """A uint8 BGR crop -> float32 ``(3, H, W)`` in the contract's range and channel order."""
     if cfg.channel_order == "RGB":
-        cropped = cropped[:, :, ::-1]
+        crop_bgr = crop_bgr[:, :, ::-1]
     scale, offset = cfg._affine()
-    chw = np.ascontiguousarray(cropped.transpose(2, 0, 1), dtype=np.float32)  # (3, H, W)
+    chw = np.ascontiguousarray(crop_bgr.transpose(2, 0, 1), dtype=np.float32)  # (3, H, W)
     chw *= scale[:, None, None]
     chw += offset[:, None, None]
     return chw
+
+
+def _encode_flow(flow: np.ndarray) -> np.ndarray:
+    """Flow in pixels ``(H, W, 2)`` -> float32 ``(2, H, W)`` in [-1, 1], square-root compressed."""
+    mag = np.minimum(np.abs(flow), FLOW_BOUND) * (1.0 / FLOW_BOUND)
+    return np.ascontiguousarray((np.sign(flow) * np.sqrt(mag)).transpose(2, 0, 1), dtype=np.float32)
+
+
+class FramePreprocessor:
+    """One stream's frames (a camera, a video), in order -> the model's input frames ``(C, H, W)``.
+
+    Holds what a frame's input depends on besides the frame itself: the previous frame's grey image for
+    ``flow``. ``window`` (training augmentation) moves the crop and mirrors it; the device uses the centre.
+
+    >>> pre = FramePreprocessor(PreprocessConfig(crop_size=(16, 16), resize_short_side=16, modality="flow"))
+    >>> frame = np.zeros((16, 24, 3), np.uint8)
+    >>> pre(frame).shape, float(abs(pre(frame)).max())
+    ((2, 16, 16), 0.0)
+    """
+
+    def __init__(self, cfg: PreprocessConfig) -> None:
+        self.cfg = cfg
+        self._flow = (
+            cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+            if cfg.modality == "flow"
+            else None
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous frame (a new video, a camera reconnect): the next flow is zero."""
+        self._prev_grey: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray, window: tuple[int, int, bool] | None = None) -> np.ndarray:
+        """A BGR uint8 frame (any size) -> float32 ``(C, H, W)``."""
+        return self.from_resized(resize_frame(frame, self.cfg), window)
+
+    def from_resized(self, resized: np.ndarray, window: tuple[int, int, bool] | None = None) -> np.ndarray:
+        """The same from a frame already through :func:`resize_frame` (the training cache's frames).
+
+        ``window`` is ``(top, left, mirror)`` of the crop in the resized frame; None is the centre crop.
+        """
+        crop_h, crop_w = self.cfg.crop_size
+        top, left, mirror = (
+            window if window is not None else (*centre_window(*resized.shape[:2], self.cfg), False)
+        )
+        if self._flow is None:
+            crop = resized[top : top + crop_h, left : left + crop_w]
+            return _encode_rgb(crop[:, ::-1] if mirror else crop, self.cfg)
+        grey = cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)
+        if self._prev_grey is None or self._prev_grey.shape != grey.shape:
+            flow = np.zeros((*grey.shape, 2), np.float32)  # a stream's first frame (or a new frame size)
+        else:
+            flow = self._flow.calc(self._prev_grey, grey, None)  # (h', w', 2) pixels
+        self._prev_grey = grey
+        crop = flow[top : top + crop_h, left : left + crop_w]
+        if mirror:
+            crop = crop[:, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored motion: x flips sign
+        return _encode_flow(crop)
+
+
+def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """One BGR uint8 frame ``(h, w, 3)`` -> float32 ``(3, H, W)`` (RGB contracts: a frame needs no other)."""
+    if cfg.modality != "rgb":
+        raise PreprocessError(
+            f"a {cfg.modality} input depends on the previous frame: use FramePreprocessor, not preprocess_frame"
+        )
+    return FramePreprocessor(cfg)(frame)
 
 
 def stack_snippet(frames: Sequence[np.ndarray]) -> np.ndarray:
@@ -176,9 +305,11 @@ def stack_snippet(frames: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def preprocess_clip(frames: Sequence[np.ndarray] | np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """BGR uint8 frames ``(S, h, w, 3)`` (array or list) -> float32 ``(3, S, H, W)``."""
+    """BGR uint8 frames ``(S, h, w, 3)`` (array or list), consecutive as the contract takes them (already at
+    its frame rate) -> float32 ``(C, S, H, W)``. A flow clip's first frame has no predecessor: zero flow."""
     if isinstance(frames, np.ndarray):
         if frames.ndim != 4:
             raise PreprocessError(f"a clip must have shape (S, H, W, 3), got {frames.shape}")
         frames = list(frames)
-    return stack_snippet([preprocess_frame(f, cfg) for f in frames])
+    pre = FramePreprocessor(cfg)
+    return stack_snippet([pre(f) for f in frames])

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends.base import Backend
+from .preprocess import MODALITIES
 from .window import FeatureRing
 
 __all__ = ["LatencyStats", "ScoringError", "StreamingScorer", "score_clip"]
@@ -68,8 +69,10 @@ def _backbone_features(backbone: Backend, batch: np.ndarray, max_batch: int | No
 
 
 def _check_snippets(batch: np.ndarray, what: str) -> np.ndarray:
-    if batch.ndim != 5 or batch.shape[1] != 3:
-        raise ScoringError(f"{what} must have shape (N, 3, S, H, W), got {batch.shape}")
+    if batch.ndim != 5 or batch.shape[1] not in MODALITIES.values():
+        raise ScoringError(
+            f"{what} must have shape (N, C, S, H, W) with C in {sorted(MODALITIES.values())}, got {batch.shape}"
+        )
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .resample import resample_indices
+
 __all__ = ["snippet_span", "num_snippets", "snippet_frame_indices", "frame_to_snippet"]
 
 
@@ -43,6 +45,15 @@ def snippet_frame_indices(index: int, num_frames: int, snippet_length: int, stri
     return np.minimum(idx, num_frames - 1)
 
 
-def frame_to_snippet(num_frames: int, snippet_length: int, stride: int = 1) -> np.ndarray:
-    """For each frame, the snippet it belongs to: spreads snippet scores over frames, ``(num_frames,)``."""
-    return np.arange(num_frames) // snippet_span(snippet_length, stride)
+def frame_to_snippet(
+    num_frames: int, snippet_length: int, stride: int = 1, *, fps: float = 0.0, rate: float = 0.0
+) -> np.ndarray:
+    """For each frame of a file, the snippet it belongs to: spreads snippet scores over the file's frames,
+    ``(num_frames,)``. With a contract frame ``rate`` (:mod:`edge_runtime.resample`) the snippets count
+    samples, not frames: a frame belongs to the snippet of the last sample taken at or before it."""
+    span = snippet_span(snippet_length, stride)
+    if rate == 0:
+        return np.arange(num_frames) // span
+    taken = resample_indices(num_frames, fps, rate)  # source frame of each sample, non-decreasing
+    last_sample = np.searchsorted(taken, np.arange(num_frames), side="right") - 1
+    return np.maximum(last_sample, 0) // span

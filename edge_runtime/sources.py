@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from .resample import file_fps
 from .schema import SchemaError, validate_id
 from .video import VideoReadError, iter_frames, probe_video
 
@@ -299,7 +300,7 @@ class FileSource(FrameSource):
             info = probe_video(self.path, verify=False)
         except VideoReadError as exc:
             raise SourceError(str(exc)) from None
-        self.fps = info.fps if info.fps > 0 else 25.0
+        self.fps = file_fps(info.fps)
         if info.fps <= 0:
             log.warning("%s does not state its fps; timing it at %.0f fps", self.path, self.fps)
         self._frames = iter_frames(self.path)

@@ -1,8 +1,10 @@
 """Per-camera streaming buffers: frames -> snippets (:class:`SnippetWindow`), features -> window (:class:`FeatureRing`).
 
-A :class:`SnippetWindow` keeps every ``stride``-th frame, exactly as :mod:`edge_runtime.snippets` samples a
-video (snippet ``i`` is frames ``i*S*stride + stride*j``, ``j < S``), preprocesses each kept frame once with
-:func:`edge_runtime.preprocess.preprocess_frame`, and hands out a snippet as soon as its ``S``-th frame
+A :class:`SnippetWindow` takes frames at the contract's frame rate by timestamp
+(:class:`edge_runtime.resample.FrameResampler`: a frame may be dropped or repeated), keeps every
+``stride``-th of those, exactly as :mod:`edge_runtime.snippets` samples a video (snippet ``i`` is frames
+``i*S*stride + stride*j``, ``j < S``), preprocesses each kept frame once with the stream's
+:class:`edge_runtime.preprocess.FramePreprocessor`, and hands out a snippet as soon as its ``S``-th frame
 arrives. Consecutive snippets do not overlap, as in training. A stream's unfinished tail is never padded
 (whole-clip scoring pads the last snippet; a live camera just waits for more frames).
 
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocess import PreprocessConfig, preprocess_frame
+from .preprocess import FramePreprocessor, PreprocessConfig
+from .resample import FrameResampler
 from .snippets import snippet_span
 
 __all__ = ["FeatureRing", "Snippet", "SnippetWindow"]
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 class Snippet:
     """A snippet ready for the backbone."""
 
-    array: np.ndarray  # (3, S, H, W) float32, the model's input for one snippet
+    array: np.ndarray  # (C, S, H, W) float32, the model's input for one snippet
     index: int  # snippet number in this window's stream, from 0 (since the last reset)
     first_ts: float  # timestamp of its first frame
     last_ts: float  # timestamp of its last (S-th kept) frame
@@ -55,14 +58,20 @@ class SnippetWindow:
         self.cfg = preprocess_cfg
         self.snippet_length = snippet_length
         self.frame_stride = frame_stride
+        self._resampler = FrameResampler(preprocess_cfg.frame_rate)
+        self._pre = FramePreprocessor(preprocess_cfg)
         self.reset()
 
     def reset(self) -> None:
         """Forget the partly filled snippet and restart the frame count (e.g. after a camera reconnect)."""
-        self._frames_seen = 0  # frames pushed since the reset
+        self._resampler.reset()
+        self._pre.reset()
+        self._frames_seen = 0  # frames taken (at the contract's rate) since the reset
         self._snippets = 0  # snippets handed out since the reset
-        self._kept: list[np.ndarray] = []  # preprocessed frames of the current snippet, each (3, H, W)
+        self._kept: list[np.ndarray] = []  # preprocessed frames of the current snippet, each (C, H, W)
         self._first_ts = 0.0
+        self._last: tuple[np.ndarray, float] | None = None  # the last frame taken and its timestamp
+        self._last_model: np.ndarray | None = None  # flow: the last frame taken, preprocessed
 
     @property
     def frames_seen(self) -> int:
@@ -75,21 +84,53 @@ class SnippetWindow:
         return len(self._kept)
 
     def push(self, frame_bgr: np.ndarray, timestamp: float) -> Snippet | None:
-        """Add one BGR uint8 frame (any size); return the snippet it completes, else None."""
+        """Add one BGR uint8 frame (any size); return the snippet it completes, else None.
+
+        A frame the resampler repeats can complete at most one snippet: at the contract's rate a snippet
+        spans ``S * stride`` samples, more than one source frame ever fills (a source below the rate
+        repeats each frame a few times, not ``S`` times), so the rest of a repeat starts the next snippet.
+        """
+        completed: Snippet | None = None
+        for _ in range(self._resampler.count(timestamp)):
+            snippet = self._take(frame_bgr, float(timestamp))
+            completed = snippet or completed
+        return completed
+
+    def flush(self) -> Snippet | None:
+        """End of a video: the partly filled snippet, padded with the last frame taken (as
+        :func:`edge_runtime.snippets.snippet_frame_indices` clamps whole-clip scoring to the last frame: for
+        flow, that frame's flow from its predecessor); None if there is none. A live camera never calls this:
+        it waits for more frames."""
+        if not self._kept or self._last is None:
+            return None
+        frame, timestamp = self._last
+        pad = self._last_model if self._last_model is not None else self._pre(frame)
+        self._kept += [pad] * (self.snippet_length - len(self._kept))
+        snippet = Snippet(np.stack(self._kept, axis=1), self._snippets, self._first_ts, timestamp, frame)
+        self._snippets += 1
+        self._kept = []
+        return snippet
+
+    def _take(self, frame_bgr: np.ndarray, timestamp: float) -> Snippet | None:
         position = self._frames_seen % self.span  # place of this frame inside its snippet's span
         self._frames_seen += 1
-        if position % self.frame_stride:
+        self._last = (frame_bgr, timestamp)
+        if self._pre.cfg.modality == "rgb" and position % self.frame_stride:
             return None  # between sampled frames: never preprocessed
+        model_frame = self._pre(frame_bgr)  # flow: every frame, so the next flow has its predecessor
+        self._last_model = model_frame if self._pre.cfg.modality != "rgb" else None
+        if position % self.frame_stride:
+            return None
         if not self._kept:
-            self._first_ts = float(timestamp)
-        self._kept.append(preprocess_frame(frame_bgr, self.cfg))
+            self._first_ts = timestamp
+        self._kept.append(model_frame)
         if len(self._kept) < self.snippet_length:
             return None
         snippet = Snippet(
-            array=np.stack(self._kept, axis=1),  # (3, S, H, W)
+            array=np.stack(self._kept, axis=1),  # (C, S, H, W)
             index=self._snippets,
             first_ts=self._first_ts,
-            last_ts=float(timestamp),
+            last_ts=timestamp,
             last_frame=frame_bgr,
         )
         self._snippets += 1

@@ -81,10 +81,12 @@ class _Head(nn.Module):
         return out.snippet_scores, out.attention_weights, out.video_score
 
 
-def backbone_specs(snippet_length: int, crop: tuple[int, int], feature_dim: int) -> tuple[list, list]:
+def backbone_specs(
+    snippet_length: int, crop: tuple[int, int], feature_dim: int, channels: int = 3
+) -> tuple[list, list]:
     """Manifest input / output specs of the backbone."""
     return (
-        [TensorSpec("snippets", ("N", 3, snippet_length, *crop))],
+        [TensorSpec("snippets", ("N", channels, snippet_length, *crop))],
         [TensorSpec("features", ("N", feature_dim))],
     )
 

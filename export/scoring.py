@@ -35,7 +35,9 @@ class VideoScores:
     snippet_scores: list[np.ndarray] = field(default_factory=list)  # (n_i,) per video
     frame_scores: list[np.ndarray] = field(default_factory=list)  # (frames_i,) per video
     frame_labels: list[np.ndarray | None] = field(default_factory=list)
-    fps: list[float] = field(default_factory=list)  # per video: when each snippet's score is due
+    # per video: frames (samples at the contract's frame rate, if it has one) per second, which says when each
+    # snippet's score is due
+    fps: list[float] = field(default_factory=list)
 
     @property
     def video_scores(self) -> np.ndarray:
@@ -43,7 +45,7 @@ class VideoScores:
 
 
 def backbone_features(backbone: Backend, snippets: np.ndarray) -> np.ndarray:
-    """``(N, 3, S, H, W) -> (N, D)`` with the backend's first input and output."""
+    """``(N, C, S, H, W) -> (N, D)`` with the backend's first input and output."""
     out = backbone.infer({backbone.input_names[0]: np.ascontiguousarray(snippets, np.float32)})
     return np.asarray(out[backbone.output_names[0]], np.float32)
 
@@ -77,7 +79,9 @@ def score_videos(
     results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
     for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None):
         batches = list(iter_snippet_batches(rec.path, snippet_length, preprocess, frame_stride, batch_size))
-        spread = frame_to_snippet(rec.num_frames, snippet_length, frame_stride)
+        spread = frame_to_snippet(
+            rec.num_frames, snippet_length, frame_stride, fps=rec.fps, rate=preprocess.frame_rate
+        )
         for name, (backbone, heads) in models.items():
             feats = np.concatenate([backbone_features(backbone, b) for b in batches])
             for out, head in zip(results[name], heads, strict=True):
@@ -87,5 +91,5 @@ def score_videos(
                 out.snippet_scores.append(snip)
                 out.frame_scores.append(snip[np.minimum(spread, len(snip) - 1)])
                 out.frame_labels.append(rec.frame_labels)
-                out.fps.append(rec.fps)
+                out.fps.append(preprocess.frame_rate or rec.fps)
     return results

@@ -91,8 +91,8 @@ class TargetFiles:
     def specs(self) -> list[BundleFileSpec]:
         """Bundle entries named ``{role}_{precision}.{xml|onnx}`` (a FP32 head in the INT8 slot is copied)."""
         d = self.onnx.feature_dim
-        s, crop = self._shape
-        io = {"backbone": backbone_specs(s, crop, d), "head": head_specs(d)}
+        s, crop, channels = self._shape
+        io = {"backbone": backbone_specs(s, crop, d, channels), "head": head_specs(d)}
         out = []
         for precision, roles in self.paths.items():
             for role, (path, fmt) in roles.items():
@@ -172,7 +172,8 @@ def quantize_target(
     val: list, preprocess: Any, config: dict,
 ) -> TargetFiles:  # fmt: skip
     """FP32 files for ``opts.target`` and, for precision int8, the quantized ones (INT8 head as a candidate)."""
-    target, shape = opts.target, (int(config["clip_length"]), tuple(preprocess.crop_size))
+    target = opts.target
+    shape = (int(config["clip_length"]), tuple(preprocess.crop_size), preprocess.channels)
     if target == "openvino":
         from export.openvino_int8 import convert_ir, quantize_ir, quantize_ir_with_accuracy_control
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from edge_runtime.snippets import frame_to_snippet
 from edge_runtime.video import VideoReadError
-from training.data import SkippedVideo, VideoRecord, iter_snippet_batches, preprocess_config, scan_videos
+from training.configs import to_preprocess_config
+from training.data import SkippedVideo, VideoRecord, iter_snippet_batches, scan_videos
 from training.metrics import frame_metrics, json_safe, video_metrics
 
 __all__ = [
@@ -74,7 +75,7 @@ def backbone_features(
     batch_size: int = 16,
 ) -> torch.Tensor:
     """Features ``(n, D)`` of every snippet of a video (float32, on ``device``)."""
-    cfg = preprocess_config(int(config["frame_size"]), int(config["resize_short_side"]))
+    cfg = to_preprocess_config(config)
     s, stride = int(config["clip_length"]), int(config["frame_stride"])
     feats = [
         backbone(torch.from_numpy(batch).to(device)).float()  # (N, D)
@@ -112,7 +113,13 @@ def score_video(
     feats = backbone_features(model.backbone, record.path, config, device, batch_size)  # (n, D)
     snippet_scores = streaming_scores(model.head, feats, int(config["num_snippets"]))
     attention = model.head(feats[None]).attention_weights[0].float().cpu().numpy()  # (n,)
-    owner = frame_to_snippet(record.num_frames, int(config["clip_length"]), int(config["frame_stride"]))
+    owner = frame_to_snippet(
+        record.num_frames,
+        int(config["clip_length"]),
+        int(config["frame_stride"]),
+        fps=record.fps,
+        rate=float(config["frame_rate"]),
+    )
     return VideoResult(
         record, snippet_scores, snippet_scores[np.minimum(owner, len(snippet_scores) - 1)], attention
     )

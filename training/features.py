@@ -24,6 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from edge_runtime.video import VideoReadError, probe_video
+from training.configs import to_preprocess_config
 from training.data import (
     ANNOTATIONS_FILE,
     SkippedVideo,
@@ -31,7 +32,6 @@ from training.data import (
     iter_snippet_batches,
     list_videos,
     load_annotations,
-    preprocess_config,
     resolve_frame_labels,
 )
 from training.feature_cache import (
@@ -90,7 +90,7 @@ def shard_from_env() -> tuple[int, int]:
 def contract_for(backbone: nn.Module, config: Mapping[str, Any]) -> dict[str, Any]:
     """The cache contract of ``backbone`` under the preprocessing and snippet settings of ``config``."""
     return feature_contract(
-        preprocess_config(int(config["frame_size"]), int(config["resize_short_side"])).to_dict(),
+        to_preprocess_config(config).to_dict(),
         int(config["clip_length"]),
         int(config["frame_stride"]),
         int(backbone.feature_dim),
@@ -163,7 +163,7 @@ def extract_features(
     rank, world = shard
     jobs = _video_jobs(data_path)[rank::world]
     _prepare(out_dir, contract, overwrite, world > 1, {"source": dict(source or {})})
-    cfg = preprocess_config(int(config["frame_size"]), int(config["resize_short_side"]))
+    cfg = to_preprocess_config(config)
     s, stride = int(config["clip_length"]), int(config["frame_stride"])
     annotations: dict[Path, dict] = {}
     summary = ExtractSummary(total=len(jobs))

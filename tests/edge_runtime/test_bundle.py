@@ -205,7 +205,7 @@ def test_unimplemented_preprocessing_contract_is_refused(bundle_dir):
 
 def test_backbone_snippet_length_must_match_the_window(bundle_dir):
     message = _refused(_edit(bundle_dir, lambda m: m["window"].update(snippet_length=8)))
-    assert "input shape must be (N, 3, S=8" in message
+    assert "input shape must be (N, C=3, S=8" in message
 
 
 def test_backbone_input_must_match_the_crop(bundle_dir):

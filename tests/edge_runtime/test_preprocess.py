@@ -1,12 +1,16 @@
+import cv2
 import numpy as np
 import pytest
 
 from edge_runtime.preprocess import (
     CONTRACT,
+    CONTRACT_V1,
+    FramePreprocessor,
     PreprocessConfig,
     PreprocessError,
     preprocess_clip,
     preprocess_frame,
+    resize_frame,
     stack_snippet,
 )
 
@@ -62,8 +66,52 @@ def test_clip_equals_stacked_frames():
 def test_dict_round_trip():
     cfg = PreprocessConfig(crop_size=(32, 48), resize_short_side=40, channel_order="BGR")
     d = cfg.to_dict()
-    assert d["contract"] == CONTRACT and d["crop_size"] == [32, 48]
+    # every frame, RGB: written as version 1, which runtimes older than the frame rate still read
+    assert d["contract"] == CONTRACT_V1 and d["crop_size"] == [32, 48]
+    assert "frame_rate" not in d and "modality" not in d
     assert PreprocessConfig.from_dict(d) == cfg
+
+
+def test_dict_round_trip_version_2():
+    cfg = PreprocessConfig.square(32, frame_rate=15, modality="flow")
+    d = cfg.to_dict()
+    assert d["contract"] == CONTRACT and d["frame_rate"] == 15.0 and d["modality"] == "flow"
+    assert PreprocessConfig.from_dict(d) == cfg and cfg.channels == 2
+
+
+def test_version_1_manifest_refuses_version_2_keys():
+    d = PreprocessConfig.square(32).to_dict()
+    with pytest.raises(PreprocessError, match="unknown preprocessing parameter"):
+        PreprocessConfig.from_dict({**d, "frame_rate": 15.0})
+    with pytest.raises(PreprocessError, match="has no frame_rate"):
+        PreprocessConfig(crop_size=(8, 8), resize_short_side=8, frame_rate=15, contract=CONTRACT_V1)
+
+
+def test_flow_is_zero_without_motion_and_signed_with_it():
+    cfg = PreprocessConfig.square(32, modality="flow")
+    pre = FramePreprocessor(cfg)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (48, 64), dtype=np.uint8), (5, 5), 0)
+    frame = np.repeat(texture[:, :, None], 3, axis=2)
+    first = pre(frame)
+    assert first.shape == (2, 32, 32) and not first.any()  # no predecessor: zero flow
+    assert np.abs(pre(frame)).max() < 0.1  # still: (almost) no flow
+    moved = pre(np.roll(frame, 2, axis=1))  # the texture moves 2 px to the right (x grows)
+    assert moved[0].mean() > 0.2 and abs(moved[1].mean()) < 0.1
+    mirrored = FramePreprocessor(cfg)
+    mirrored.from_resized(resize_frame(frame, cfg), (8, 16, True))
+    out = mirrored.from_resized(resize_frame(np.roll(frame, 2, axis=1), cfg), (8, 16, True))
+    assert out[0].mean() < -0.2  # mirrored, the motion goes left
+
+
+def test_flow_needs_a_frame_dis_can_use():
+    with pytest.raises(PreprocessError, match="flow needs resize_short_side"):
+        PreprocessConfig.square(8, modality="flow")
+
+
+def test_preprocess_frame_refuses_flow():
+    with pytest.raises(PreprocessError, match="FramePreprocessor"):
+        preprocess_frame(np.zeros((32, 32, 3), np.uint8), PreprocessConfig.square(16, modality="flow"))
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ def test_bad_inputs_are_named(nets):
         scorer.score({"cam9": snippet})
     with pytest.raises(ScoringError, match="must share one shape"):
         scorer.score({"cam0": snippet, "cam1": snippet[:, :2]})
-    with pytest.raises(ScoringError, match=r"\(N, 3, S, H, W\)"):
+    with pytest.raises(ScoringError, match=r"\(N, C, S, H, W\)"):
         scorer.score({"cam0": snippet[0]})
     with pytest.raises(ScoringError, match="no output 'scores'"):
         StreamingScorer(backbone, head, ["cam0"], K, head_output="scores")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.preprocess import PreprocessConfig, preprocess_frame, stack_snippet
-from edge_runtime.snippets import snippet_span
-from edge_runtime.video import iter_frames
+from edge_runtime.preprocess import PreprocessConfig
+from edge_runtime.resample import file_fps
+from edge_runtime.video import iter_frames, probe_video
+from edge_runtime.window import SnippetWindow
 
 __all__ = ["preprocess_config", "iter_video_snippets", "iter_snippet_batches", "preprocess_video"]
 
@@ -29,26 +30,22 @@ def preprocess_config(frame_size: int, resize_short_side: int | None = None) -> 
 def iter_video_snippets(
     path: str | Path, snippet_length: int, cfg: PreprocessConfig, stride: int = 1
 ) -> Iterator[np.ndarray]:
-    """Yield each snippet of a video as float32 ``(3, S, H, W)``, in order.
+    """Yield each snippet of a video as float32 ``(C, S, H, W)``, in order.
 
+    The frames go through the device's own :class:`edge_runtime.window.SnippetWindow`, timed ``i / fps`` as
+    the device's file source times them, so whole-clip scoring sees the pixels the device sees; the last,
+    partial snippet is padded (:meth:`~edge_runtime.window.SnippetWindow.flush`).
     Raises :class:`edge_runtime.video.VideoReadError` (naming the file) if the video cannot be decoded.
     """
-    span = snippet_span(snippet_length, stride)
-    current: list[np.ndarray] = []
-    last_raw: np.ndarray | None = None
+    fps = file_fps(probe_video(path, verify=False).fps)
+    window = SnippetWindow(cfg, snippet_length, stride)
     for i, frame in enumerate(iter_frames(path)):
-        last_raw = frame
-        offset = i % span
-        if offset % stride == 0:
-            current.append(preprocess_frame(frame, cfg))
-        if offset == span - 1:
-            yield stack_snippet(current)
-            current = []
-    if current:  # a partial last snippet: pad with the video's last frame, as snippet_frame_indices does
-        assert last_raw is not None
-        pad = preprocess_frame(last_raw, cfg)
-        current += [pad] * (snippet_length - len(current))
-        yield stack_snippet(current)
+        snippet = window.push(frame, i / fps)
+        if snippet is not None:
+            yield snippet.array
+    last = window.flush()
+    if last is not None:
+        yield last.array
 
 
 def iter_snippet_batches(
