@@ -21,6 +21,7 @@ from training.model.mtn import MultiScaleTemporalNetwork
 __all__ = [
     "MODEL_DEFAULTS",
     "MODEL_KEYS",
+    "INPUT_CHANNELS",
     "build_model",
     "model_config",
     "I3D_MTN_AnomalyDetector",
@@ -74,19 +75,29 @@ def _value(config: Mapping[str, Any], key: str) -> Any:
     return float(value)
 
 
+# The model's input channels per preprocessing modality (``input_modality``; edge_runtime.preprocess.MODALITIES).
+INPUT_CHANNELS = {"rgb": 3, "flow": 2}
+
+
 def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
-    """A detector from the flat config keys in :data:`MODEL_KEYS` (defaults for missing keys; others ignored)."""
+    """A detector from the flat config keys in :data:`MODEL_KEYS` and ``input_modality`` (defaults for
+    missing keys; others ignored)."""
     values = {key: _value(config, key) for key in MODEL_KEYS}
-    # training dynamics only (BatchNorm's running-stat update, the stem's initialisation): the state dict's
-    # keys and shapes are the same either way
-    momentum, motion = config.get("bn_momentum"), config.get("motion_filters")
-    if momentum is not None or motion is not None:
-        norm = None if momentum is None else partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
-        values["i3d_backbone"] = InceptionI3d(
-            width_multiplier=values["width_multiplier"],
-            norm_layer=norm,
-            **({} if motion is None else {"motion_filters": float(motion)}),
+    modality = config.get("input_modality", "rgb")
+    if modality not in INPUT_CHANNELS:
+        raise ValueError(
+            f"model config 'input_modality' must be one of {sorted(INPUT_CHANNELS)}, got {modality!r}"
         )
+    # bn_momentum and motion_filters are training dynamics only (BatchNorm's running-stat update, the stem's
+    # initialisation): the state dict's keys and shapes are the same either way
+    momentum, motion = config.get("bn_momentum"), config.get("motion_filters")
+    norm = None if momentum is None else partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
+    values["i3d_backbone"] = InceptionI3d(
+        width_multiplier=values["width_multiplier"],
+        in_channels=INPUT_CHANNELS[modality],
+        norm_layer=norm,
+        **({} if motion is None else {"motion_filters": float(motion)}),
+    )
     return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
 
 
@@ -101,4 +112,5 @@ def model_config(model: I3D_MTN_AnomalyDetector) -> dict[str, Any]:
         "dropout": model.head.dropout.p,
         "frame_stride": model.frame_stride,
         "scorer_layers": model.head.scorer_layers,
+        "input_modality": {v: k for k, v in INPUT_CHANNELS.items()}[model.backbone.in_channels],
     }

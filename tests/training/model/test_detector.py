@@ -122,7 +122,14 @@ def test_model_config_rebuilds_the_same_architecture():
 
 def test_build_model_fills_missing_keys_with_defaults():
     config = model_config(build_model({"width_multiplier": 1 / 16}))
-    assert config == {**MODEL_DEFAULTS, "width_multiplier": 1 / 16}
+    assert config == {**MODEL_DEFAULTS, "width_multiplier": 1 / 16, "input_modality": "rgb"}
+
+
+def test_a_flow_model_takes_two_input_channels_and_rebuilds_as_flow():
+    model = build_model({"input_modality": "flow", **TINY})
+    assert model.backbone.in_channels == 2
+    assert model_config(model)["input_modality"] == "flow"
+    assert build_model(model_config(model)).backbone.in_channels == 2
 
 
 @pytest.mark.parametrize(
