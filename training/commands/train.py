@@ -41,17 +41,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--i3d_weights", "--i3d-weights", metavar="PT", help="initialise the backbone from an I3D checkpoint"
     )
+    parser.add_argument(
+        "--frame-cache",
+        metavar="DIR",
+        help="where each training video is stored decoded once, at the config's frame rate and size "
+        "(default: DATA_PATH/.frame_cache; reused across runs, rebuilt for a changed video or parameter)",
+    )
+    parser.add_argument(
+        "--no-frame-cache", action="store_true", help="decode every video again for every epoch (slow)"
+    )
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
+def _video_datasets(
+    config: dict[str, Any], data_path: Path, frame_cache: Path | None, progress: bool = True
+) -> tuple[Any, Any]:
+    from training.configs import to_preprocess_config
     from training.data import AnomalyVideoDataset, find_splits, scan_videos, split_records
+    from training.data.frame_cache import FrameCache
 
     splits = find_splits(data_path)
+    preprocess = to_preprocess_config(config)
+    cache = FrameCache(frame_cache, preprocess) if frame_cache is not None else None
 
     def make(path: Path, train: bool, records: Any = None) -> Any:
-        return AnomalyVideoDataset(
+        skipped: list[Any] = []
+        if records is None:
+            records, skipped = scan_videos(path)
+        if cache is not None:
+            already = len(cache.skipped)
+            records = cache.build(records, progress=progress)
+            skipped += cache.skipped[already:]
+        dataset = AnomalyVideoDataset(
             path,
             config["clip_length"],
             config["frame_size"],
@@ -64,7 +86,11 @@ def _video_datasets(config: dict[str, Any], data_path: Path) -> tuple[Any, Any]:
             seed=config["seed"],
             records=records,
             snippet_sampling=config["snippet_sampling"],
+            preprocess=preprocess,
+            frame_cache=cache,
         )
+        dataset.skipped = skipped  # unreadable videos: warned, counted
+        return dataset
 
     if "train" in splits and "val" in splits:
         return make(splits["train"], True), make(splits["val"], False)
@@ -108,14 +134,21 @@ def _feature_datasets(config: dict[str, Any], features: Path) -> tuple[Any, Any]
 
 
 def build_datasets(
-    config: dict[str, Any], data_path: str | Path | None, features: str | Path | None
+    config: dict[str, Any],
+    data_path: str | Path | None,
+    features: str | Path | None,
+    *,
+    frame_cache: str | Path | None = None,
+    progress: bool = True,
 ) -> tuple[Any, Any]:
-    """``(train, val)`` datasets: video datasets from ``data_path`` or feature datasets from ``features``."""
+    """``(train, val)`` datasets: video datasets from ``data_path`` (frames from ``frame_cache`` when given)
+    or feature datasets from ``features``."""
     if features:
         return _feature_datasets(config, Path(features))
     if not data_path:
         raise UsageError("--data_path is required (or --features for head-only training)")
-    return _video_datasets(config, Path(data_path))
+    cache = Path(frame_cache) if frame_cache is not None else None
+    return _video_datasets(config, Path(data_path), cache, progress)
 
 
 def _model_for_features(config: dict[str, Any], features: Path) -> Any:
@@ -156,10 +189,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--resume: {output / 'last.pt'} not found (train without --resume first, or fix --output)"
         )
+    if args.frame_cache and args.no_frame_cache:
+        raise UsageError("--frame-cache and --no-frame-cache exclude each other")
+    if args.features and (args.frame_cache or args.no_frame_cache):
+        raise UsageError("--frame-cache does not apply with --features: head-only training reads no frames")
+    frame_cache = None
+    if not args.features and not args.no_frame_cache and args.data_path:
+        frame_cache = Path(args.frame_cache) if args.frame_cache else Path(args.data_path) / ".frame_cache"
     if args.features and args.i3d_weights:
         raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")
     try:
-        train_set, val_set = build_datasets(config, args.data_path, args.features)
+        train_set, val_set = build_datasets(
+            config, args.data_path, args.features, frame_cache=frame_cache, progress=not args.no_progress
+        )
         if args.features:
             model = _model_for_features(config, Path(args.features))
         else:

@@ -1,13 +1,13 @@
 """``AnomalyVideoDataset``: training items of ``K`` snippets decoded from video files (end-to-end training).
 
 Each item is one video: ``K`` snippets picked by :func:`training.data.sampling.sample_snippets` (a window of
-``K`` consecutive snippets, or RTFM's uniform segments: ``snippet_sampling``), only their
-frames decoded (:func:`edge_runtime.video.read_frames`) and preprocessed by THE preprocessing
-(:mod:`edge_runtime.preprocess`). Training-time augmentation happens on the raw BGR frame before that one
-preprocessing: a horizontal flip and a jittered crop window, the same for every frame of the item. The window
-is the raw frame shrunk by a random factor and placed at a random position, so that after the preprocessing's
-resize the crop's centre moves by up to ``augment_crop_jitter`` pixels (of the resized frame) along the short
-side, and the view zooms in by up to ``2 * augment_crop_jitter / resize_short_side``.
+``K`` consecutive snippets, or RTFM's uniform segments: ``snippet_sampling``), their
+frames taken from the video's resized frames at the contract's rate (:mod:`training.data.frame_cache`) and
+turned into model input by THE preprocessing (:class:`edge_runtime.preprocess.FramePreprocessor`).
+Training-time augmentation is the same for every frame of the item: the resized frames enlarged by a random
+zoom of up to ``2 * augment_crop_jitter / resize_short_side``, the crop placed at a random position (its
+centre moves by up to ``augment_crop_jitter`` pixels, more along a long side), and a horizontal mirror
+(flow's x component changes sign with it).
 """
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edge_runtime.preprocess import preprocess_frame
+from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig, centre_window
+from edge_runtime.resample import resample_indices
 from edge_runtime.snippets import num_snippets as count_snippets
-from edge_runtime.video import VideoReadError, read_frames
+from edge_runtime.video import VideoReadError
+from training.data.frame_cache import FrameCache, decode_resized
 from training.data.records import SkippedVideo, VideoRecord, scan_videos
 from training.data.sampling import sample_snippets, snippets_frame_indices
 from training.data.video_snippets import preprocess_config
@@ -41,13 +44,16 @@ def item_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 class AnomalyVideoDataset(Dataset):
     """Videos of ``data_path/{normal,anomaly}`` as items of ``K`` snippets of ``S`` frames.
 
-    Item (a dict): ``clips`` float32 ``(3, K*S, H, W)``; ``label`` float 0/1; ``frame_labels`` float32
+    Item (a dict): ``clips`` float32 ``(C, K*S, H, W)``; ``label`` float 0/1; ``frame_labels`` float32
     ``(K*S,)`` at the sampled frames (zeros when unknown); ``has_frame_labels`` bool; ``video`` path str;
-    ``frame_indices`` int64 ``(K*S,)``.
+    ``frame_indices`` int64 ``(K*S,)``, the source frames of the video the item's frames were taken from.
 
-    Unreadable videos are skipped with a warning at construction (``self.skipped``); a video that fails later
-    while decoding is replaced by the next readable one of the same label, with a warning.
-    Pass ``records`` (e.g. from :func:`training.data.split_records`) to use a subset instead of scanning.
+    Frames come from ``frame_cache`` (:class:`training.data.frame_cache.FrameCache`: decoded once) or, without
+    one, are decoded for every item; either way they are the preprocessing's resized frames at its frame
+    rate, so both give identical items. Unreadable videos are skipped with a warning at construction
+    (``self.skipped``); a video that fails later while decoding is replaced by the next readable one of the
+    same label, with a warning. Pass ``records`` (e.g. from :func:`training.data.split_records`) to use a
+    subset instead of scanning; ``preprocess`` to give the whole contract (frame rate, modality).
     """
 
     def __init__(
@@ -66,6 +72,8 @@ class AnomalyVideoDataset(Dataset):
         seed: int = 0,
         records: Sequence[VideoRecord] | None = None,
         snippet_sampling: str = "segments",
+        preprocess: PreprocessConfig | None = None,
+        frame_cache: FrameCache | None = None,
     ) -> None:
         if augment_crop_jitter < 0:
             raise ValueError(f"augment_crop_jitter must be >= 0 pixels, got {augment_crop_jitter}")
@@ -73,7 +81,11 @@ class AnomalyVideoDataset(Dataset):
         self.clip_length = int(clip_length)
         self.num_snippets = int(num_snippets)
         self.frame_stride = int(frame_stride)
-        self.preprocess = preprocess_config(frame_size, resize_short_side)
+        self.preprocess = preprocess or preprocess_config(frame_size, resize_short_side)
+        if self.preprocess.crop_size != (frame_size, frame_size):
+            raise ValueError(
+                f"preprocess crop {self.preprocess.crop_size} does not match frame_size {frame_size}"
+            )
         self.transform = transform
         self.train = train
         self.augment_flip = augment_flip
@@ -86,6 +98,7 @@ class AnomalyVideoDataset(Dataset):
             self.records, self.skipped = scan_videos(self.data_path)
         else:
             self.records, self.skipped = list(records), []
+        self.frame_cache = frame_cache
         self._failed: set[int] = set()
 
     def __len__(self) -> int:
@@ -120,23 +133,27 @@ class AnomalyVideoDataset(Dataset):
         order = [(index + i) % n for i in range(n)]
         return [i for i in order if self.records[i].label == label and (i == index or i not in self._failed)]
 
+    def _frames(self, record: VideoRecord) -> np.ndarray:
+        """The record's resized frames at the contract's rate, ``(T, h, w, 3)`` uint8."""
+        if self.frame_cache is not None:
+            return self.frame_cache.frames(record.path)
+        return decode_resized(record.path, self.preprocess)
+
     def _load(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         rng = item_rng(self.seed, self.epoch, index) if self.train else None
-        n = count_snippets(record.num_frames, self.clip_length, self.frame_stride)
+        frames = self._frames(record)
+        n = count_snippets(len(frames), self.clip_length, self.frame_stride)
         chosen = sample_snippets(n, self.num_snippets, rng, mode=self.snippet_sampling)
-        frame_idx = snippets_frame_indices(chosen, record.num_frames, self.clip_length, self.frame_stride)
-        unique, inverse = np.unique(frame_idx, return_inverse=True)
-        raw = read_frames(record.path, unique)  # (U, h, w, 3) BGR uint8
-        window = self._augment_window(raw.shape[1], raw.shape[2], rng)
-        processed = np.stack([preprocess_frame(self._apply_window(f, window), self.preprocess) for f in raw])
-        clips = torch.from_numpy(
-            np.ascontiguousarray(processed[inverse].transpose(1, 0, 2, 3))
-        )  # (3, K*S, H, W)
+        frame_idx = snippets_frame_indices(chosen, len(frames), self.clip_length, self.frame_stride)
+        processed = self._model_frames(frames, frame_idx, rng)  # (K*S, C, H, W)
+        clips = torch.from_numpy(np.ascontiguousarray(processed.transpose(1, 0, 2, 3)))  # (C, K*S, H, W)
         if self.transform is not None:
             clips = self.transform(clips)
+        taken = resample_indices(record.num_frames, record.fps, self.preprocess.frame_rate)  # sample -> frame
+        source_idx = taken[np.minimum(frame_idx, len(taken) - 1)]
         if record.frame_labels is not None:
-            frame_labels = torch.from_numpy(record.frame_labels[frame_idx].astype(np.float32))
+            frame_labels = torch.from_numpy(record.frame_labels[source_idx].astype(np.float32))
         else:
             frame_labels = torch.zeros(len(frame_idx), dtype=torch.float32)
         return {
@@ -145,26 +162,54 @@ class AnomalyVideoDataset(Dataset):
             "frame_labels": frame_labels,
             "has_frame_labels": torch.tensor(record.has_frame_labels),
             "video": str(record.path),
-            "frame_indices": torch.from_numpy(frame_idx),
+            "frame_indices": torch.from_numpy(source_idx.astype(np.int64)),
         }
 
-    def _augment_window(
-        self, h: int, w: int, rng: np.random.Generator | None
-    ) -> tuple[int, int, int, int, bool]:
-        """``(top, left, height, width, flip)`` of the raw frame to preprocess; the full frame at eval."""
-        if rng is None:
-            return 0, 0, h, w, False
-        flip = bool(self.augment_flip and rng.random() < 0.5)
-        # jitter in raw pixels of the short side, at most a third of it
-        jitter = min(self.augment_crop_jitter * min(h, w) / self.preprocess.resize_short_side, min(h, w) / 3)
-        scale = 1.0 - 2.0 * jitter / min(h, w) * rng.random()  # window side / frame side
-        ch, cw = max(1, round(h * scale)), max(1, round(w * scale))
-        top = int(rng.integers(0, h - ch + 1))
-        left = int(rng.integers(0, w - cw + 1))
-        return top, left, ch, cw, flip
+    def _model_frames(
+        self, frames: np.ndarray, frame_idx: np.ndarray, rng: np.random.Generator | None
+    ) -> np.ndarray:
+        """The model's input ``(len(frame_idx), C, H, W)`` at ``frame_idx`` of the resized ``frames``, through
+        the device's :class:`~edge_runtime.preprocess.FramePreprocessor` (flow from each frame's predecessor),
+        with the item's augmentation: the frames enlarged by a random zoom, the crop moved and mirrored."""
+        zoom, window = self._augmentation(frames.shape[1], frames.shape[2], rng)
+        pre = FramePreprocessor(self.preprocess)
+        needs_previous = self.preprocess.modality != "rgb"
+        out: dict[int, np.ndarray] = {}
+        last = -2
+        for i in np.unique(frame_idx).tolist():
+            if needs_previous and i != last + 1:
+                pre.reset()
+                if i > 0:
+                    pre.from_resized(_zoom(frames[i - 1], zoom), window)
+            out[i] = pre.from_resized(_zoom(frames[i], zoom), window)
+            last = i
+        return np.stack([out[i] for i in frame_idx.tolist()])
 
-    @staticmethod
-    def _apply_window(frame: np.ndarray, window: tuple[int, int, int, int, bool]) -> np.ndarray:
-        top, left, ch, cw, flip = window
-        out = frame[top : top + ch, left : left + cw]
-        return np.ascontiguousarray(out[:, ::-1] if flip else out)
+    def _augmentation(
+        self, h: int, w: int, rng: np.random.Generator | None
+    ) -> tuple[float, tuple[int, int, bool] | None]:
+        """``(zoom, (top, left, mirror))`` for a training item; ``(1, None)`` (the centre crop) otherwise.
+
+        The resized frame is enlarged by up to ``1 + 2 * augment_crop_jitter / resize_short_side`` and the
+        crop's centre moved by up to ``augment_crop_jitter`` (enlarged) pixels from the centre, within the
+        frame: with no jitter the crop is the device's centre crop."""
+        if rng is None:
+            return 1.0, None
+        mirror = bool(self.augment_flip and rng.random() < 0.5)
+        jitter = self.augment_crop_jitter
+        zoom = 1.0 + 2.0 * jitter / self.preprocess.resize_short_side * rng.random()
+        zh, zw = round(h * zoom), round(w * zoom)
+        top, left = centre_window(zh, zw, self.preprocess)
+        crop_h, crop_w = self.preprocess.crop_size
+        reach = round(jitter * zoom)
+        top = int(np.clip(top + rng.integers(-reach, reach + 1), 0, zh - crop_h))
+        left = int(np.clip(left + rng.integers(-reach, reach + 1), 0, zw - crop_w))
+        return zoom, (top, left, mirror)
+
+
+def _zoom(frame: np.ndarray, zoom: float) -> np.ndarray:
+    """A resized frame enlarged by ``zoom`` (1: unchanged)."""
+    if zoom == 1.0:
+        return np.asarray(frame)
+    h, w = frame.shape[:2]
+    return cv2.resize(np.asarray(frame), (round(w * zoom), round(h * zoom)), interpolation=cv2.INTER_LINEAR)
