@@ -129,3 +129,12 @@ def test_grouped_folds_keep_groups_whole_and_both_classes_in_each_fold() -> None
 def test_bad_arguments_are_refused(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_docstring_examples_hold() -> None:
+    import doctest
+
+    import training.data.grouping as module
+
+    result = doctest.testmod(module)
+    assert result.attempted == 2 and result.failed == 0

@@ -115,8 +115,7 @@ def grouped_split(
     "test": 0.15}`` (splits with fraction 0 are left out); grouped and stratified as the module says.
 
     >>> grouped_split(["a", "b", "c", "d"], [0, 1, 0, 1], ["g1", "g1", "g2", "g2"], {"x": 0.5, "y": 0.5}, 0)
-    ... # doctest: +SKIP
-    {'a': 'y', 'b': 'y', 'c': 'x', 'd': 'x'}
+    {'a': 'x', 'b': 'x', 'c': 'y', 'd': 'y'}
     """
     names = [name for name, f in fractions.items() if f > 0]
     bins = assign_groups(labels, groups, [fractions[n] for n in names], seed)
@@ -127,7 +126,11 @@ def grouped_folds(
     items: Sequence[str], labels: Sequence[Hashable], groups: Sequence[Hashable], k: int, seed: int
 ) -> dict[str, int]:
     """``{item: fold}`` with folds ``0 .. k-1`` of equal target size, for grouped stratified k-fold
-    cross-validation: fold ``i`` is the test part of round ``i``; a group lies in exactly one fold."""
+    cross-validation: fold ``i`` is the test part of round ``i``; a group lies in exactly one fold.
+
+    >>> grouped_folds(["a", "b", "c", "d", "e", "f"], [0, 1, 0, 1, 0, 1], ["g1", "g1", "g2", "g2", "g3", "g3"], 3, 0)
+    {'a': 1, 'b': 1, 'c': 2, 'd': 2, 'e': 0, 'f': 0}
+    """
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
     bins = assign_groups(labels, groups, [1.0 / k] * k, seed)
