@@ -16,6 +16,10 @@ __all__ = ["main", "COMMANDS"]
 # name -> (module, one-line help). The module is imported only when its command is chosen.
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("training.commands.synth", "write a synthetic fight / normal video data set (real mp4 files)"),
+    "data": (
+        "training.commands.data",
+        "prepare a downloaded fight data set (fight/noFight, RWF-2000, Hockey Fights) as train/val/test",
+    ),
     "features": ("training.commands.features", "cache backbone snippet features for fast head training"),
     "train": (
         "training.commands.train",

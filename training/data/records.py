@@ -35,6 +35,7 @@ __all__ = [
     "Annotation",
     "ANNOTATIONS_FILE",
     "load_annotations",
+    "read_json",
     "list_videos",
     "resolve_frame_labels",
     "scan_videos",
@@ -131,6 +132,23 @@ def _parse_record(path: Path, index: int, raw: Any) -> Annotation:
     )
 
 
+def read_json(path: Path, where: str | Path, what: str) -> Any:
+    """The JSON value in ``path``; a :class:`DatasetError` starting with ``where`` for a missing, unreadable or
+    invalid file (``what`` names the kind of file in the message: "annotation file")."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{where}: {what} not found") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(
+            f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{where}: cannot read {what} ({exc})") from None
+    except RecursionError:  # json.loads recurses once per nesting level
+        raise DatasetError(f"{where}: not valid JSON (nested too deeply)") from None
+
+
 def load_annotations(path: str | Path) -> dict[str, Annotation]:
     """Read and validate an ``annotations.json``: ``{video_path: Annotation}``.
 
@@ -138,18 +156,7 @@ def load_annotations(path: str | Path) -> dict[str, Annotation]:
     is not a list, a record with missing or mistyped fields, or the same video listed twice.
     """
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"{p}: annotation file not found") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(
-            f"{p}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{p}: cannot read annotation file ({exc})") from None
-    except RecursionError:  # json.loads recurses once per nesting level
-        raise DatasetError(f"{p}: not valid JSON (nested too deeply)") from None
+    data = read_json(p, p, "annotation file")
     if not isinstance(data, list):
         raise DatasetError(f"{p}: expected a JSON list of video records, got {type(data).__name__}")
     out: dict[str, Annotation] = {}
