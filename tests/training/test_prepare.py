@@ -323,3 +323,35 @@ def test_the_real_surveillance_fight_set_with_its_groups(tmp_path: Path) -> None
         for name in ("normal", "anomaly"):
             assert abs(counts[split][name] - 100 * fraction) <= 3, counts
     assert len(list((tmp_path / "out").glob("*/*/*.mp4"))) == 200
+
+
+def test_folds_put_every_clip_in_exactly_one_test_fold_and_never_split_a_group(tmp_path: Path, videos) -> None:
+    src = fight_layout(tmp_path / "src", videos, n=20)
+    rels = sorted(c.rel for c in find_clips(src).clips)
+    groups = write_groups(tmp_path / "g.json", {rel: f"source{i % 10}" for i, rel in enumerate(rels)})
+    tested: Counter = Counter()
+    for fold in range(5):
+        result = _prepare(src, tmp_path / f"out{fold}", groups_file=groups, folds=5, fold=fold, val=0.25)
+        split_of_group: dict[str, set[str]] = {}
+        for c in result.clips:
+            split_of_group.setdefault(c.group, set()).add(c.split)
+            tested[c.source] += c.split == "test"
+        assert all(len(s) == 1 for s in split_of_group.values())
+        assert set(result.counts()) == {"train", "val", "test"}
+        assert "5-fold: test = fold" in result.split_note
+    assert sorted(tested) == rels and set(tested.values()) == {1}  # each clip is tested exactly once
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"folds": 5}, "--folds K and --fold I go together"),
+        ({"folds": 1, "fold": 0}, "--folds must be an integer >= 2"),
+        ({"folds": 5, "fold": 5}, "--fold in 0 .. folds-1"),
+        ({"folds": 5, "fold": 0, "test": 0.2}, "--test does not apply with --folds"),
+    ],
+)
+def test_bad_fold_options_are_one_line(tmp_path: Path, videos, kw, message) -> None:
+    src = fight_layout(tmp_path / "src", videos, n=10)
+    with pytest.raises(DatasetError, match=message):
+        _prepare(src, tmp_path / "out", **kw)

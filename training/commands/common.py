@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from training.cli import UsageError
+from training.configs import CONFIG_NAMES
 
 __all__ = ["add_config_arguments", "add_set_argument", "parse_set", "config_from_args"]
 
@@ -17,7 +18,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = 
         "--config",
         default=default,
         metavar="NAME",
-        help="experiment preset: default, fight, violence or debug (default: %(default)s)",
+        help=f"experiment preset: {', '.join(CONFIG_NAMES)} (default: %(default)s)",
     )
     add_set_argument(
         parser,

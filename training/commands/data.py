@@ -75,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", default="0", metavar="N", help="random seed of the split (default: 0)")
     p.add_argument(
+        "--folds",
+        metavar="K",
+        help="cross-validation: cut the clips into K grouped, stratified folds (the same for one --seed) "
+        "and make test/ fold --fold; val/ is --val of the rest",
+    )
+    p.add_argument("--fold", metavar="I", help="with --folds: which fold is test/ (0 .. K-1)")
+    p.add_argument(
         "--anomaly",
         action="append",
         default=[],
@@ -107,6 +114,15 @@ def _float(option: str, text: str | None) -> float | None:
         return float(text)
     except ValueError:
         raise UsageError(f"{option} must be a number, got {text!r}") from None
+
+
+def _int(option: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{option} must be an integer, got {text!r}") from None
 
 
 def _seed(text: str) -> int:
@@ -146,6 +162,8 @@ def _prepare(args: argparse.Namespace) -> int:
         normal=tuple(args.normal),
         resplit=args.resplit,
         force=args.force,
+        folds=_int("--folds", args.folds),
+        fold=_int("--fold", args.fold),
     )
     if not opts.src.exists():
         raise UsageError(f"SRC {opts.src} does not exist")

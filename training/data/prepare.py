@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.video import VideoReadError, probe_video
-from training.data.grouping import grouped_split
+from training.data.grouping import grouped_folds, grouped_split
 from training.data.layouts import Clip, Layout, find_clips, load_groups
 from training.data.records import DatasetError
 
@@ -74,6 +74,8 @@ class PrepareOptions:
     normal: tuple[str, ...] = ()
     resplit: bool = False  # pool a source's own train/val/test split and split anew
     force: bool = False  # write into a non-empty ``out`` (replacing only links made before)
+    folds: int | None = None  # cross-validation: test/ is fold ``fold`` of a grouped stratified k-fold
+    fold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,9 +140,12 @@ class _Plan:
     kept: dict[str, str]  # source split -> output split, for clips whose source split is kept
     fractions: dict[str, float]  # output split -> share, for the other clips (grouped, stratified)
     note: str  # one line for people
+    test_fold: tuple[int, int] | None = None  # (k, i): test/ is fold i of a grouped k-fold, split first
 
 
 def _plan(opts: PrepareOptions, layout: Layout) -> _Plan:
+    if opts.folds is not None or opts.fold is not None:
+        return _fold_plan(opts, layout)
     val = DEFAULT_FRACTIONS["val"] if opts.val is None else opts.val
     test = DEFAULT_FRACTIONS["test"] if opts.test is None else opts.test
     if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
@@ -160,6 +165,29 @@ def _plan(opts: PrepareOptions, layout: Layout) -> _Plan:
     if opts.resplit:
         note = f"pooled SRC's own split ({', '.join(own)}) and split anew: {note}"
     return _Plan({}, {"train": 1 - val - test, "val": val, "test": test}, note)
+
+
+def _fold_plan(opts: PrepareOptions, layout: Layout) -> _Plan:
+    """Cross-validation round ``fold`` of ``folds``: test/ is that fold of a grouped stratified k-fold
+    (:func:`training.data.grouping.grouped_folds`, the same for every round of one seed), val/ the ``val``
+    share of the rest, grouped and stratified too."""
+    k, i = opts.folds, opts.fold
+    if k is None or i is None:
+        raise DatasetError("--folds K and --fold I go together (test/ = fold I of K)")
+    if not (isinstance(k, int) and k >= 2 and isinstance(i, int) and 0 <= i < k):
+        raise DatasetError(f"--folds must be an integer >= 2 and --fold in 0 .. folds-1; got {k}, {i}")
+    if opts.test is not None:
+        raise DatasetError("--test does not apply with --folds: test/ is one fold")
+    if layout.name == "split-folders" and not opts.resplit:
+        raise DatasetError("--folds: SRC has its own split; add --resplit to pool it into folds")
+    val = DEFAULT_FRACTIONS["val"] if opts.val is None else opts.val
+    if not 0 < val < 1:
+        raise DatasetError(f"--val must satisfy 0 < --val < 1; got {val}")
+    note = (
+        f"seeded ({opts.seed}), grouped, stratified {k}-fold: test = fold {i}, "
+        f"val = {val:g} of the other folds, train = the rest"
+    )
+    return _Plan({}, {"train": 1 - val, "val": val}, note, test_fold=(k, i))
 
 
 def _kept_plan(opts: PrepareOptions, own: Sequence[str], val: float) -> _Plan:
@@ -287,6 +315,14 @@ def _probe(root: Path, clips: Sequence[Clip]) -> tuple[list[Clip], dict[str, str
 def _split(clips: Sequence[Clip], groups: Mapping[str, str], plan: _Plan, seed: int) -> dict[str, str]:
     """``{rel: split}``: kept clips by their source split, the others by the grouped stratified split."""
     split = {c.rel: plan.kept[c.source_split] for c in clips if c.source_split in plan.kept}
+    if plan.test_fold is not None:
+        k, i = plan.test_fold
+        items = [c.rel for c in clips]
+        try:
+            folds = grouped_folds(items, [c.label for c in clips], [groups[r] for r in items], k, seed)
+        except ValueError as exc:
+            raise DatasetError(f"cannot split the clips into {k} folds: {exc}") from None
+        split.update({rel: "test" for rel, f in folds.items() if f == i})
     rest = [c for c in clips if c.rel not in split]
     if rest:
         items, labels = [c.rel for c in rest], [c.label for c in rest]

@@ -1,0 +1,200 @@
+"""Real video: grouped k-fold cross-validation of a recipe through the project's own commands.
+
+Each round ``i`` of ``k``:
+
+1. ``i3dmtn data prepare SRC --groups FILE --folds k --fold i``: test/ is fold ``i`` of a grouped, stratified
+   k-fold (clips of one source video never on two sides), val/ a grouped share of the rest;
+2. ``i3dmtn train --config NAME`` on train/ + val/ (one frame cache shared by all rounds);
+3. ``i3dmtn evaluate`` of ``best.pt`` on test/: video AUC, AP, EER, and the accuracy at the threshold the
+   trainer chose on val/ (never on test/).
+
+Beside it, in the same run, the floor any trained detector must clear: a score with no training at all, the
+mean absolute difference of consecutive grey frames (112 px, at the recipe's frame rate), on the same test
+folds. The goal is the project's: mean video AUC >= 0.90 and accuracy >= 0.85; exit status 1 when missed.
+
+    python -m benchmarks.real_quality --data ../shared/data/surveillance-fight     # 5 folds, ~5 min each
+    python -m benchmarks.real_quality --data DIR --quick                           # 2 folds, 5 epochs
+    python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["GOAL_AUC", "GOAL_ACCURACY", "motion_floor_score", "run_fold", "main"]
+
+GOAL_AUC = 0.90
+GOAL_ACCURACY = 0.85
+FLOOR_SIZE = 112  # short side of the grey frames the floor differences
+
+
+def motion_floor_score(path: Path, frame_rate: float) -> float:
+    """Mean absolute difference of consecutive grey frames at :data:`FLOOR_SIZE` px, taken at ``frame_rate``
+    by the contract's own resampling: a hand-made motion score with no training."""
+    import cv2
+
+    from edge_runtime.preprocess import PreprocessConfig
+    from training.data.frame_cache import decode_resized
+
+    cfg = PreprocessConfig.square(FLOOR_SIZE, frame_rate=frame_rate)
+    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in decode_resized(path, cfg)]).astype(
+        np.float32
+    )
+    return float(np.abs(np.diff(grey, axis=0)).mean()) if len(grey) > 1 else 0.0
+
+
+def _cli(args: list[str], log: Path, threads: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-m", "training.cli", *args], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"i3dmtn {args[0]} failed ({proc.returncode}), see {log}: {' | '.join(tail)}")
+
+
+def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> dict[str, Any]:
+    """Prepare, train and evaluate round ``fold``; returns its metrics and the floor's AUC on its test/."""
+    from sklearn.metrics import roc_auc_score
+
+    from training.configs import create_experiment_config, get_config
+    from training.data.records import scan_videos
+
+    here = work / f"fold{fold}"
+    data, run = here / "data", here / "run"
+    here.mkdir(parents=True, exist_ok=True)
+    prepare = ["data", "prepare", str(opts.data), "--out", str(data), "--folds", str(opts.folds)]
+    prepare += ["--fold", str(fold), "--seed", str(opts.seed), "--val", str(opts.val), "--force"]
+    _cli(prepare + (["--groups", str(opts.groups)] if opts.groups else []), here / "prepare.log", threads)
+    sets = [a for kv in opts.overrides for a in ("--set", kv)]
+    start = time.perf_counter()
+    train = [
+        "train",
+        "--config",
+        opts.config,
+        "--data_path",
+        str(data),
+        "--output",
+        str(run),
+        "--no-progress",
+    ]
+    _cli(train + ["--frame-cache", str(opts.frame_cache), *sets], here / "train.log", threads)
+    train_s = time.perf_counter() - start
+    evaluate = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(data / "test")]
+    _cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
+    video = json.loads((run / "eval" / "report.json").read_text())["video_metrics"]
+    from training.commands.common import parse_set
+
+    config = create_experiment_config(get_config(opts.config), **parse_set(opts.overrides))
+    records, _ = scan_videos(data / "test")
+    floor = [motion_floor_score(r.path, config["frame_rate"]) for r in records]
+    return {
+        "fold": fold,
+        "test_videos": video["n_videos"],
+        "auc": video["auc_roc"],
+        "ap": video["auc_pr"],
+        "eer": video["eer"],
+        "accuracy": video["accuracy_at_threshold"],
+        "threshold": video["threshold"],
+        "train_s": train_s,
+        "floor_auc": float(roc_auc_score([r.label for r in records], floor)),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> list[str]:
+    keys = ("auc", "ap", "accuracy", "eer", "floor_auc")
+    out = [
+        f"{'fold':>4} {'videos':>6} {'AUC':>6} {'AP':>6} {'acc@val':>7} {'EER':>6} {'floor':>6} {'train':>7}"
+    ]
+    for r in rows:
+        out.append(
+            f"{r['fold']:>4} {r['test_videos']:>6} {r['auc']:6.3f} {r['ap']:6.3f} {r['accuracy']:7.3f} "
+            f"{r['eer']:6.3f} {r['floor_auc']:6.3f} {r['train_s']:6.0f}s"
+        )
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in (*keys, "train_s")}
+    std = {k: float(np.std([r[k] for r in rows])) for k in keys}
+    out.append(
+        f"{'mean':>4} {sum(r['test_videos'] for r in rows):>6} {mean['auc']:6.3f} {mean['ap']:6.3f} "
+        f"{mean['accuracy']:7.3f} {mean['eer']:6.3f} {mean['floor_auc']:6.3f} {mean['train_s']:6.0f}s"
+    )
+    out.append(
+        f"{'std':>4} {'':>6} {std['auc']:6.3f} {std['ap']:6.3f} {std['accuracy']:7.3f} {std['eer']:6.3f} {std['floor_auc']:6.3f}"
+    )
+    return out
+
+
+def _default_data() -> Path:
+    return Path(__file__).resolve().parents[2] / "shared" / "data" / "surveillance-fight"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.real_quality",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--data", type=Path, default=_default_data(), help="SRC for i3dmtn data prepare")
+    parser.add_argument(
+        "--groups", type=Path, help="clip -> source JSON (default: DATA/groups.json if present)"
+    )
+    parser.add_argument("--folds", type=int, default=5, help="k of the k-fold (default 5)")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these folds (default: all)")
+    parser.add_argument("--val", type=float, default=0.2, help="share of each round's other folds for val/")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
+    parser.add_argument("--config", default="surveillance", help="preset to train (default: surveillance)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 folds of 5 epochs: checks the chain, not the goal"
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="rounds run at once, each on cores/jobs threads")
+    parser.add_argument("--work", type=Path, help="keep every round's data links, runs and logs here")
+    parser.add_argument(
+        "--frame-cache", type=Path, help="frame cache shared by the rounds (default: WORK/frames)"
+    )
+    opts = parser.parse_args(argv)
+    if not opts.data.is_dir():
+        parser.error(
+            f"--data {opts.data}: not a folder (the real clips; see ../shared/data/surveillance-fight)"
+        )
+    if opts.groups is None and (opts.data / "groups.json").is_file():
+        opts.groups = opts.data / "groups.json"
+    if opts.quick:
+        opts.overrides = ["epochs=5", *opts.overrides]
+    folds = opts.only if opts.only is not None else list(range(2 if opts.quick else opts.folds))
+    if any(not 0 <= f < opts.folds for f in folds):
+        parser.error(f"--only: folds must be in 0 .. {opts.folds - 1}, got {folds}")
+    with tempfile.TemporaryDirectory(prefix="i3dmtn-real-quality-") as tmp:
+        work = opts.work or Path(tmp)
+        opts.frame_cache = opts.frame_cache or work / "frames"
+        threads = max(1, (os.cpu_count() or 1) // max(1, opts.jobs))
+        print(f"{len(folds)} of {opts.folds} grouped folds of {opts.data} (groups: {opts.groups}); config "
+              f"{opts.config} {' '.join(opts.overrides)}; {opts.jobs} at once, {threads} thread(s) each", flush=True)  # fmt: skip
+        with ThreadPoolExecutor(max(1, opts.jobs)) as pool:
+            rows = list(pool.map(lambda f: run_fold(opts, f, work, threads), folds))
+    print("\n".join(_table(rows)))
+    mean_auc = float(np.mean([r["auc"] for r in rows]))
+    mean_acc = float(np.mean([r["accuracy"] for r in rows]))
+    met = mean_auc >= GOAL_AUC and mean_acc >= GOAL_ACCURACY
+    print(
+        f"goal: video AUC >= {GOAL_AUC} and accuracy >= {GOAL_ACCURACY} (grouped {opts.folds}-fold mean): "
+        f"{'met' if met else 'NOT met'} (AUC {mean_auc:.3f}, accuracy {mean_acc:.3f}; "
+        f"motion-difference floor AUC {np.mean([r['floor_auc'] for r in rows]):.3f})"
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
