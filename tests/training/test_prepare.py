@@ -325,7 +325,9 @@ def test_the_real_surveillance_fight_set_with_its_groups(tmp_path: Path) -> None
     assert len(list((tmp_path / "out").glob("*/*/*.mp4"))) == 200
 
 
-def test_folds_put_every_clip_in_exactly_one_test_fold_and_never_split_a_group(tmp_path: Path, videos) -> None:
+def test_folds_put_every_clip_in_exactly_one_test_fold_and_never_split_a_group(
+    tmp_path: Path, videos
+) -> None:
     src = fight_layout(tmp_path / "src", videos, n=20)
     rels = sorted(c.rel for c in find_clips(src).clips)
     groups = write_groups(tmp_path / "g.json", {rel: f"source{i % 10}" for i, rel in enumerate(rels)})
