@@ -1,0 +1,48 @@
+"""benchmarks.real_quality: the floor score, the options it refuses, the table and the goal."""
+
+import numpy as np
+import pytest
+
+from benchmarks import real_quality
+from edge_runtime.video import write_video
+
+
+def test_the_motion_floor_scores_moving_frames_above_still_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    still = np.repeat(rng.integers(0, 255, (1, 48, 64, 3), dtype=np.uint8), 20, axis=0)
+    moving = np.stack([np.roll(still[0], 3 * i, axis=1) for i in range(20)])
+    write_video(tmp_path / "still.mp4", still, 30.0)
+    write_video(tmp_path / "moving.mp4", moving, 30.0)
+    a = real_quality.motion_floor_score(tmp_path / "still.mp4", 15)
+    b = real_quality.motion_floor_score(tmp_path / "moving.mp4", 15)
+    assert b > a + 5
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--data", "/nonexistent"], "not a folder"), (["--only", "7"], "--only: folds must be in 0 .. 4")],
+)
+def test_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
+    if "--only" in argv:
+        argv = ["--data", str(tmp_path), *argv]
+    with pytest.raises(SystemExit) as exc:
+        real_quality.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_table_has_each_fold_a_mean_and_a_spread():
+    rows = [
+        {
+            "fold": i,
+            "test_videos": 40,
+            "auc": a,
+            "ap": a,
+            "accuracy": 0.8,
+            "eer": 0.2,
+            "floor_auc": 0.7,
+            "train_s": 100,
+        }
+        for i, a in enumerate((0.8, 0.9))
+    ]
+    table = real_quality._table(rows)
+    assert len(table) == 5 and "0.850" in table[3] and "0.050" in table[4]
