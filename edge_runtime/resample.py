@@ -36,9 +36,10 @@ def file_fps(fps: float) -> float:
     return float(fps) if fps and fps > 0 else ASSUMED_FPS
 
 
-# Timestamps are floats from containers (i / fps) and clocks: a sample time that equals a frame's timestamp
-# up to this many seconds counts as reached, so 30 -> 15 fps never loses a frame to rounding.
-_EPS = 1e-6
+# Timestamps are floats from containers (i / fps) and wall clocks (1.7e9 s, so about 1e-7 s of resolution): a
+# sample time that a frame's timestamp misses by less than this share of a sample interval counts as reached,
+# so 30 -> 15 fps never loses a frame to rounding and a file and a camera streaming it agree.
+_EPS = 1e-3
 
 
 class FrameResampler:

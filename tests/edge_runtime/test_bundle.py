@@ -198,6 +198,21 @@ def test_hash_check_can_be_skipped(bundle_dir):
     assert load_bundle(bundle_dir, verify_hashes=False).precision == "int8"
 
 
+def test_a_bundle_of_contract_1_loads_and_keeps_every_frame(bundle_dir):
+    # a manifest as written before the contract had a frame rate and a modality
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    pre = manifest["preprocess"]
+    assert pre["contract"] == "i3dmtn.preprocess/1" and "frame_rate" not in pre and "modality" not in pre
+    bundle = load_bundle(bundle_dir)
+    assert bundle.preprocess.frame_rate == 0.0 and bundle.preprocess.modality == "rgb"
+
+
+def test_a_contract_2_flow_bundle_needs_a_two_channel_backbone(bundle_dir):
+    edited = _edit(bundle_dir, lambda m: m["preprocess"].update(
+        contract="i3dmtn.preprocess/2", frame_rate=15.0, modality="flow"))  # fmt: skip
+    assert "input shape must be (N, C=2" in _refused(edited)
+
+
 def test_unimplemented_preprocessing_contract_is_refused(bundle_dir):
     message = _refused(_edit(bundle_dir, lambda m: m["preprocess"].update(contract="i3dmtn.preprocess/9")))
     assert "preprocess:" in message and "i3dmtn.preprocess/9" in message

@@ -248,3 +248,27 @@ def test_dataset_accepts_other_video_extensions(tmp_path, root):
     write_video(tmp_path / "anomaly" / "a.avi")
     ds = _dataset(tmp_path)
     assert sorted(r.key for r in ds.records) == ["anomaly/a.avi", "normal/n.MP4"]
+
+
+@pytest.mark.parametrize("fps", [12.0, 25.0, 30.0])
+def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path, fps):
+    from edge_runtime.resample import resample_indices
+    from edge_runtime.video import write_video
+    from edge_runtime.window import SnippetWindow
+    from training.data import iter_video_snippets
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    frames = np.stack([np.roll(base, 2 * i, axis=1) for i in range(int(fps * 2))])  # 2 s of motion
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames, fps)
+    cfg = PreprocessConfig.square(32, frame_rate=15.0, modality="flow")
+    whole = list(iter_video_snippets(path, 4, cfg))
+    window = SnippetWindow(cfg, snippet_length=4)
+    t0 = 1_700_000_000.0  # a camera's wall-clock timestamps
+    streamed = [s.array for i, f in enumerate(read_frames(path)) if (s := window.push(f, t0 + i / fps))]
+    assert len(whole) == int(np.ceil(len(resample_indices(len(frames), fps, 15.0)) / 4))
+    assert len(streamed) == len(resample_indices(len(frames), fps, 15.0)) // 4  # a camera never pads
+    for a, b in zip(streamed, whole, strict=False):
+        np.testing.assert_array_equal(a, b)
+    assert whole[1].shape == (2, 4, 32, 32) and np.abs(whole[1]).mean() > 0.05  # the motion is there

@@ -38,7 +38,7 @@ __all__ = ["CACHE_VERSION", "FrameCache"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the stored frames change meaning
+CACHE_VERSION = 2  # bump when the stored frames change meaning (2: resampling tolerance 1e-3 of a sample)
 
 
 def _file_sha256(path: Path) -> str:
