@@ -75,7 +75,7 @@ class SnippetWindow:
 
     @property
     def frames_seen(self) -> int:
-        """Frames pushed since creation or the last :meth:`reset`."""
+        """Frames taken (at the contract's rate, repeats included) since creation or the last :meth:`reset`."""
         return self._frames_seen
 
     @property
@@ -86,9 +86,10 @@ class SnippetWindow:
     def push(self, frame_bgr: np.ndarray, timestamp: float) -> Snippet | None:
         """Add one BGR uint8 frame (any size); return the snippet it completes, else None.
 
-        A frame the resampler repeats can complete at most one snippet: at the contract's rate a snippet
-        spans ``S * stride`` samples, more than one source frame ever fills (a source below the rate
-        repeats each frame a few times, not ``S`` times), so the rest of a repeat starts the next snippet.
+        A frame the resampler repeats (a source slower than the contract's rate) fills several samples; it
+        completes at most one snippet unless it fills more than ``S * stride`` of them (a source below
+        ``rate / (S * stride)`` fps, 2 fps for the surveillance recipe), and then only the newest snippet
+        is returned.
         """
         completed: Snippet | None = None
         for _ in range(self._resampler.count(timestamp)):
