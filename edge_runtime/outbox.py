@@ -23,7 +23,9 @@ Durability, and what each write costs (one fsync is the price of a durable commi
   acknowledged message; :meth:`pending` does too whenever a recorded id lies in the range it reads (a
   replay from the oldest row after a reconnect), so a replay sends only unacknowledged messages, in id
   order. (While sending, the rows read lie past every acknowledged one, so it reads without writing; an ack
-  recorded during that read can only make the message go twice, which consumers de-duplicate.) A SIGKILL before the delete loses
+  recorded during that read can only make the message go twice, which consumers de-duplicate.) When the
+  deletes fail (a full disk), the ids stay recorded, are retried by the next flush, and the reads leave them
+  out all the same. A SIGKILL before the delete loses
   only deletes (re-sends), as above. :meth:`ack` is the immediate form (one transaction, no fsync).
 
 Bounded size: when ``max_messages`` rows are waiting, the oldest ``update`` rows are dropped first (an
@@ -180,7 +182,7 @@ class Outbox:
                 self._drop_updates(oldest_new=ids[0])
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 with self._acks_lock:
                     self._acked |= acked
                 raise
@@ -241,17 +243,27 @@ class Outbox:
         with self._acks_lock:
             replay = any(row > after for row in self._acked)
         if replay:
-            self.flush_acks()
+            self._try_flush()
         with self._read_lock:
             rows = self._reader.execute(sql, params).fetchall()
-        return [OutboxItem(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        with self._acks_lock:  # recorded acks whose delete failed (a full disk) are left out here
+            acked = set(self._acked) if replay else set()
+        items = [OutboxItem(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        return [item for item in items if item.id not in acked] if acked else items
 
     @property
     def backlog(self) -> int:
         """How many messages wait for a PUBACK."""
         with self._lock:
-            self._flush_locked()
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self._try_flush_locked()
+            with self._acks_lock:  # recorded acks whose delete failed (a full disk): not waiting
+                acked = list(self._acked)
+            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            for start in range(0, len(acked), 500):
+                chunk = acked[start : start + 500]
+                sql = f"SELECT COUNT(*) FROM outbox WHERE id IN ({','.join('?' * len(chunk))})"
+                count -= self._db.execute(sql, chunk).fetchone()[0]
+            return count
 
     # ---- acks (cheap: no fsync) ------------------------------------------------------------------------
 
@@ -281,6 +293,18 @@ class Outbox:
         with self._lock:
             return self._flush_locked()
 
+    def _try_flush(self) -> None:
+        with self._lock:
+            self._try_flush_locked()
+
+    def _try_flush_locked(self) -> None:
+        """:meth:`_flush_locked` for a read: a delete that fails (a full disk) leaves the ids recorded, and the
+        read leaves them out."""
+        try:
+            self._flush_locked()
+        except sqlite3.Error as err:
+            log.debug("outbox %s: acknowledged rows not deleted yet (%s)", self.path, err)
+
     def _flush_locked(self) -> int:
         with self._acks_lock:
             acked, self._acked = self._acked, set()
@@ -305,12 +329,21 @@ class Outbox:
                 deleted = self._delete(ids)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         finally:
             self._db.execute("PRAGMA synchronous=FULL")  # every put stays durable
         self.acked += deleted
         return deleted
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already: after ``SQLITE_FULL`` or an I/O error SQLite
+        rolls back by itself, and a ROLLBACK then would raise over the real error."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                log.debug("outbox %s: rollback failed (%s)", self.path, err)
 
     def _delete(self, ids: Iterable[int]) -> int:
         """Inside a transaction: delete ``ids``; how many existed."""

@@ -303,3 +303,39 @@ def test_sigkill_during_batched_writes_and_acks_loses_no_put_and_no_partial_batc
         assert set(batch[1:]) <= present  # every returned put survived (its first row was acked)
     unreported = present - {row for batch in batches for row in batch}
     assert len(unreported) in (0, 5)  # a batch committed but not reported yet is whole, never cut
+
+
+def _put_until_full(box: Outbox, limit: int = 20000) -> sqlite3.Error:
+    """Put start rows until the disk refuses one; the error it raised."""
+    for _ in range(limit):
+        try:
+            box.put("i3dmtn/dev/events", b"x" * 400, kind="start")
+        except sqlite3.Error as err:
+            return err
+    raise AssertionError(f"{limit} puts on a full disk all succeeded")
+
+
+def test_a_full_disk_raises_sqlites_own_error_and_keeps_the_stored_rows(full_disk):
+    with Outbox(full_disk.folder / "o.sqlite") as box:
+        stored = [box.put("i3dmtn/dev/events", b"before", kind="start") for _ in range(3)]
+        full_disk.fill(box)
+        err = _put_until_full(box)
+        assert "database or disk is full" in str(err)  # not "cannot rollback - no transaction is active"
+        assert [i.id for i in box.pending()][:3] == stored
+        full_disk.free(box)
+        box.put("i3dmtn/dev/events", b"after", kind="start")  # the same connection writes again
+        assert box.integrity_ok()
+
+
+def test_acks_that_cannot_be_deleted_on_a_full_disk_are_neither_pending_nor_counted(full_disk):
+    with Outbox(full_disk.folder / "o.sqlite") as box:
+        rows = [box.put("i3dmtn/dev/events", b"y" * 400, kind="start") for _ in range(20)]
+        full_disk.fill(box)
+        _put_until_full(box)
+        for row in rows[:5]:
+            box.ack_later(row)
+        waiting = box.backlog  # the deletes may fail: reads still leave the acknowledged rows out
+        assert rows[0] not in [i.id for i in box.pending()]
+        assert waiting == len(box.pending())
+        full_disk.free(box)
+        assert box.flush_acks() in (0, 5) and rows[0] not in _rows_on_disk(box.path)
