@@ -232,10 +232,8 @@ def _run(args: argparse.Namespace) -> int:
     from devices.profiles import load_profile
 
     from .bundle import load_bundle
-    from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
     from .outbox import Outbox
-    from .runtime import Runtime, RuntimeConfig, load_models
     from .schema import SchemaError, validate_id
 
     try:
@@ -254,6 +252,16 @@ def _run(args: argparse.Namespace) -> int:
     if profile is not None:
         bundle.check_profile(profile)
     policy = _policy(args, profile, bundle.threshold)
+    outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
+    with Outbox(outbox_path) as outbox:  # every problem of the file is one line here, before the models load
+        return _run_with_outbox(args, device_id, settings, profile, cameras, bundle, policy, outbox)
+
+
+def _run_with_outbox(args: argparse.Namespace, device_id: str, settings: Any, profile: Any,
+                     cameras: list[tuple[str, Any]], bundle: Any, policy: Any, outbox: Any) -> int:  # fmt: skip
+    from .mqtt import MqttPublisher
+    from .runtime import Runtime, RuntimeConfig, load_models
+
     backend = args.backend or (profile.model.backend if profile is not None else None)
     models = load_models(
         bundle,
@@ -262,8 +270,6 @@ def _run(args: argparse.Namespace) -> int:
         device=args.inference_device or (profile.model.device if profile is not None else None),
         options=_engine_options(profile, backend) if backend else {},
     )
-    outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    outbox_path.parent.mkdir(parents=True, exist_ok=True)
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,
@@ -274,25 +280,22 @@ def _run(args: argparse.Namespace) -> int:
         audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
         ha_discovery=args.ha_discovery,
     )
-    with Outbox(outbox_path) as outbox:
-        publisher = MqttPublisher(settings, device_id, outbox)
-        runtime = Runtime(bundle, models, cameras, publisher, config)
-        stops = 0
+    publisher = MqttPublisher(settings, device_id, outbox)
+    runtime = Runtime(bundle, models, cameras, publisher, config)
+    stops = 0
 
-        def on_signal(signum: int, frame: Any) -> None:
-            nonlocal stops
-            stops += 1
-            log.info(
-                "%s: stopping%s", signal.Signals(signum).name, " (already stopping)" if stops > 1 else ""
-            )
-            runtime.request_stop()
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stops
+        stops += 1
+        log.info("%s: stopping%s", signal.Signals(signum).name, " (already stopping)" if stops > 1 else "")
+        runtime.request_stop()
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        try:
-            return runtime.run()
-        finally:
-            models.close()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        return runtime.run()
+    finally:
+        models.close()
 
 
 def _error(message: str, status: int) -> int:
@@ -315,13 +318,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .backends import BackendError
     from .bundle import BundleError
+    from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
     try:
         return _run(args)
     except (UsageError, SourceSpecError) as exc:
         return _error(str(exc), 2)
-    except (BundleError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
+    except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
         return _error(str(exc), 1)
     except KeyboardInterrupt:
         return _error("interrupted", 1)

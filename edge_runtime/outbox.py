@@ -57,7 +57,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Outbox", "OutboxItem", "OutboxMessage", "DROPPABLE_KIND"]
+from edge_runtime.outbox_file import OutboxError, connect
+
+__all__ = ["Outbox", "OutboxError", "OutboxItem", "OutboxMessage", "DROPPABLE_KIND"]
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,10 @@ def _row(message: OutboxMessage, now: float) -> tuple:
 
 
 class Outbox:
-    """SQLite outbox at ``path`` (created with its folder if missing); thread-safe; use as a context manager."""
+    """SQLite outbox at ``path`` (created with its folder if missing); thread-safe; use as a context manager.
+
+    A file that cannot be used (a folder, not an outbox, damaged, read-only, a full disk) raises a one-line
+    :class:`~edge_runtime.outbox_file.OutboxError` naming it (see :func:`edge_runtime.outbox_file.connect`)."""
 
     def __init__(self, path: str | Path, *, max_messages: int = 10000):
         if max_messages < 1:
@@ -135,24 +140,13 @@ class Outbox:
         self._read_lock = threading.Lock()  # the reading connection
         self._acks_lock = threading.Lock()  # _acked only: ack_later never waits for a database write
         self._acked: set[int] = set()  # acknowledged ids not deleted yet
+        self._db = connect(self.path, schema=(_SCHEMA, _INDEX, _OPEN_EVENTS))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: autocommit; every statement below is its own transaction unless
-            # wrapped in an explicit BEGIN IMMEDIATE ... COMMIT.
-            self._db = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-            self._db.execute(_INDEX)
-            self._db.execute(_OPEN_EVENTS)
             self._reader = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             self._reader.execute("PRAGMA query_only=1")
-        except sqlite3.DatabaseError as err:
-            raise ValueError(f"outbox {str(self.path)!r}: not a usable SQLite database ({err})") from None
-        if str(mode).lower() != "wal":
-            log.warning("outbox %s: WAL journal not available (got %s)", self.path, mode)
+        except sqlite3.Error as err:
+            self._db.close()
+            raise OutboxError(f"outbox {str(self.path)!r}: cannot be read ({err})") from None
         log.debug("outbox %s opened with %d waiting message(s)", self.path, self.backlog)
 
     # ---- writes of new messages (durable: synchronous=FULL) --------------------------------------------
