@@ -233,7 +233,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from .bundle import load_bundle
     from .mqtt_settings import MqttSettings
-    from .outbox import Outbox
+    from .outbox_fallback import FallbackOutbox
     from .schema import SchemaError, validate_id
 
     try:
@@ -253,7 +253,8 @@ def _run(args: argparse.Namespace) -> int:
         bundle.check_profile(profile)
     policy = _policy(args, profile, bundle.threshold)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    with Outbox(outbox_path) as outbox:  # every problem of the file is one line here, before the models load
+    # every problem of the file is one line here, before the models load; a full disk only degrades (memory)
+    with FallbackOutbox.open(outbox_path) as outbox:
         return _run_with_outbox(args, device_id, settings, profile, cameras, bundle, policy, outbox)
 
 

@@ -12,7 +12,9 @@
 - Events a killed process left open (the outbox keeps each event's newest message until its ``end`` is stored)
   get their ``end`` from :meth:`MqttPublisher.end_open_events` at the next start.
 - ``{prefix}/{device_id}/status`` (retained): ``online`` on connect, ``offline`` on :meth:`stop`, and
-  ``offline`` as the last will when the process dies or the network goes.
+  ``offline`` as the last will when the process dies or the network goes; ``degraded`` while the outbox
+  cannot store (a full disk: :mod:`edge_runtime.outbox_fallback` keeps the messages in memory and the sender
+  publishes them like stored rows; ``/stats`` carries the details under ``storage``).
 - ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
 - A failed connection attempt (refused TCP, a TLS certificate that does not verify, an unknown host) is
   logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with backoff.
@@ -39,6 +41,7 @@ from edge_runtime.event_messages import event_messages, interrupted_end_messages
 from edge_runtime.mqtt_settings import MqttSettings, make_client
 from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
+from edge_runtime.outbox_fallback import FallbackOutbox
 from edge_runtime.schema import (
     events_topic,
     snapshot_topic,
@@ -47,11 +50,11 @@ from edge_runtime.schema import (
     validate_id,
 )
 
-__all__ = ["MqttPublisher", "ONLINE", "OFFLINE"]
+__all__ = ["MqttPublisher", "ONLINE", "OFFLINE", "DEGRADED"]
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
+ONLINE, OFFLINE, DEGRADED = "online", "offline", "degraded"
 # Outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog). paho sends
 # _PAHO_INFLIGHT of them and queues the rest, sending the next one from its network thread as each PUBACK
 # arrives: the connection never goes quiet waiting for the sender (which would let the broker's Nagle hold
@@ -75,14 +78,14 @@ class MqttPublisher:
         self,
         settings: MqttSettings,
         device_id: str,
-        outbox: Outbox,
+        outbox: Outbox | FallbackOutbox,
         *,
         client_id: str | None = None,
         status_retain: bool = True,
     ):
         self.settings = settings
         self.device_id = validate_id(device_id, "device_id")
-        self.outbox = outbox
+        self.outbox = outbox if isinstance(outbox, FallbackOutbox) else FallbackOutbox(outbox.path, outbox)
         self.client_id = client_id or f"i3dmtn-{self.device_id}"
         self.status_retain = status_retain
         prefix = settings.topic_prefix
@@ -91,7 +94,7 @@ class MqttPublisher:
         self.stats_topic = stats_topic(prefix, self.device_id)
         self.reconnects = 0  # successful connects after the first
         self.published = 0  # outbox rows handed to the broker (replays included)
-        self._acked_before = outbox.acked  # the outbox counts rows deleted on PUBACK; see `acked`
+        self._acked_before = self.outbox.acked  # the outbox counts rows deleted on PUBACK; see `acked`
         # The outbox is the durable session, so the broker session can be clean.
         self._client = make_client(
             settings, self.client_id, clean_session=True, will=(self.status_topic, OFFLINE, 1, status_retain)
@@ -115,6 +118,7 @@ class MqttPublisher:
         self._unflushed_acks = 0  # PUBACKs recorded in the outbox since the sender last deleted them
         self._first_unflushed_at = 0.0  # time.monotonic() of the first of them
         self._failure_logged: str | None = None  # the connect failure reason last logged as a WARNING
+        self._status_shown: str | None = None  # ONLINE / DEGRADED as last published on this connection
         self._stop_sender = False
         self._sender: threading.Thread | None = None
 
@@ -137,8 +141,10 @@ class MqttPublisher:
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Wait up to ``flush_timeout`` s for the outbox to drain, publish ``offline``, disconnect.
 
-        Messages still waiting stay in the outbox for the next start."""
+        Messages still waiting stay in the outbox for the next start (those kept in memory because the disk
+        refused them are tried on the disk once more first)."""
         deadline = time.monotonic() + max(0.0, flush_timeout)
+        self.outbox.maintain(force=True)
         while self.outbox.backlog and time.monotonic() < deadline:
             with self._cond:  # woken when nothing is left in flight
                 self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
@@ -214,16 +220,36 @@ class MqttPublisher:
         """Put ``messages`` in the outbox (one transaction) and wake the sender."""
         rows = self.outbox.put_many(messages)
         if rows:
-            with self._cond:
-                self._work = True
-                self._cond.notify_all()
+            self._wake()
+        self._show_storage()
         return rows
 
+    def _wake(self) -> None:
+        with self._cond:
+            self._work = True
+            self._cond.notify_all()
+
+    def _show_storage(self) -> None:
+        """Retained status ``degraded`` while the outbox cannot store, ``online`` again once it can."""
+        wanted = ONLINE if self.outbox.failing is None else DEGRADED
+        with self._cond:
+            if not self._connected or self._status_shown == wanted:
+                return
+            self._status_shown = wanted
+        self._publish_raw(self.status_topic, wanted, qos=1, retain=self.status_retain)
+
     def publish_stats(self, stats: dict[str, Any]) -> bool:
-        """Best-effort QoS 0 stats (the outbox backlog is added); False when not connected."""
+        """Best-effort QoS 0 stats (the outbox backlog and storage condition are added); False when not
+        connected. While the disk refuses writes, retries it when due and logs the minute's summary."""
+        rewinds = self.outbox.rewinds
+        self.outbox.maintain()
+        if self.outbox.rewinds != rewinds:
+            self._wake()
+        self._show_storage()
         if not self.connected:
             return False
-        body = {"device_id": self.device_id, "timestamp": time.time(), "outbox_backlog": self.backlog}
+        body = {"device_id": self.device_id, "timestamp": time.time(), "outbox_backlog": self.backlog,
+                "storage": self.outbox.status()}  # fmt: skip
         body.update(stats)
         return (
             self._publish_raw(self.stats_topic, json.dumps(body, allow_nan=False, default=_plain), qos=0)
@@ -237,27 +263,14 @@ class MqttPublisher:
             return False
         return self._publish_raw(topic, bytes(jpeg), qos=0, retain=True) is not None
 
-    def publish_status(self, text: str) -> bool:
-        """Set the retained status (``online``/``offline`` or another word); False when not connected."""
-        if not self.connected:
-            return False
-        return self._publish_raw(self.status_topic, text, qos=1, retain=self.status_retain) is not None
-
-    def publish_discovery(
-        self, cameras: list[str], *, model_name: str = "i3d-mtn", discovery_prefix: str = "homeassistant"
-    ) -> int:
-        """Retained Home Assistant discovery configs (see :mod:`edge_runtime.ha_discovery`); how many were sent."""
+    def publish_discovery(self, cameras: list[str], **options: str) -> int:
+        """Retained Home Assistant discovery configs (:func:`edge_runtime.ha_discovery.discovery_messages`, with
+        its ``model_name`` / ``discovery_prefix`` options); how many were sent."""
         from edge_runtime.ha_discovery import discovery_messages
 
-        messages = discovery_messages(
-            self.settings.topic_prefix,
-            self.device_id,
-            cameras,
-            model_name=model_name,
-            discovery_prefix=discovery_prefix,
-        )
         if not self.connected:
             return 0
+        messages = discovery_messages(self.settings.topic_prefix, self.device_id, cameras, **options)
         return sum(self._publish_raw(t, p, qos=1, retain=True) is not None for t, p in messages)
 
     def _publish_raw(
@@ -286,7 +299,7 @@ class MqttPublisher:
     # ---- the sender thread -----------------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        generation, cursor = -1, 0
+        generation, cursor, rewinds = -1, 0, 0
         while True:
             with self._cond:
                 can_send = self._wait_for_work()
@@ -298,6 +311,8 @@ class MqttPublisher:
                     self._work = False
                     if self._generation != generation:  # a new connection: replay from the oldest row
                         generation, cursor = self._generation, 0
+                    if self.outbox.rewinds != rewinds:  # messages kept in memory were stored: new row ids
+                        rewinds, cursor = self.outbox.rewinds, 0
                     room = _WINDOW - len(self._in_flight)
             if not can_send:
                 self.outbox.flush_acks()
@@ -308,7 +323,10 @@ class MqttPublisher:
                     if self._generation != generation or self._stop_sender:
                         self._work = True
                         break
-                if self._publish_raw(item.topic, item.payload, qos=item.qos, retain=item.retain, row=item.id):
+                    sent = item.id in self._in_flight  # read again after a rewind
+                if not sent and self._publish_raw(
+                    item.topic, item.payload, qos=item.qos, retain=item.retain, row=item.id
+                ):
                     self.published += 1
                 cursor = item.id
             else:
@@ -347,7 +365,9 @@ class MqttPublisher:
             self._work = True
             self._cond.notify_all()
         log.info("MQTT: connected to %s", self.settings.url)
-        self._publish_raw(self.status_topic, ONLINE, qos=1, retain=self.status_retain)
+        with self._cond:
+            self._status_shown = None
+        self._show_storage()
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any

@@ -155,15 +155,17 @@ class Outbox:
         """Store a message durably (returns after fsync) and return its id; may drop old ``update`` rows."""
         return self.put_many([OutboxMessage(topic, payload, kind, qos, retain)])[0]
 
-    def put_many(self, messages: Sequence[OutboxMessage]) -> list[int]:
+    def put_many(self, messages: Sequence[OutboxMessage], *, ended: Iterable[str] = ()) -> list[int]:
         """Store several messages in ONE transaction (one fsync) and return their ids, in the given order.
 
         All or nothing: when it raises, none of them is stored. Acknowledged ids recorded by
         :meth:`ack_later` are deleted in the same transaction. May drop old ``update`` rows (see the module
-        docstring); rows of this call are never dropped by it."""
+        docstring); rows of this call are never dropped by it. ``ended``: ids of events whose ``end`` was
+        delivered without being stored (see :mod:`edge_runtime.outbox_fallback`), no longer open."""
         now = time.time()
         rows = [_row(m, now) for m in messages]  # validates every message before writing any
-        if not rows:
+        ended = list(ended)
+        if not rows and not ended:
             return []
         with self._lock:
             with self._acks_lock:
@@ -173,7 +175,9 @@ class Outbox:
                 deleted = self._delete(acked)
                 ids = [int(self._db.execute(_INSERT, row).lastrowid or 0) for row in rows]
                 self._track_open_events(messages)
-                self._drop_updates(oldest_new=ids[0])
+                self._db.executemany("DELETE FROM open_events WHERE event_id = ?", [(e,) for e in ended])
+                if ids:
+                    self._drop_updates(oldest_new=ids[0])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -202,6 +206,11 @@ class Outbox:
         with self._read_lock:
             rows = self._reader.execute("SELECT topic, payload FROM open_events ORDER BY rowid").fetchall()
         return [(r[0], bytes(r[1])) for r in rows]
+
+    def open_event_ids(self) -> set[str]:
+        """The ids of the events :meth:`open_events` gives."""
+        with self._read_lock:
+            return {r[0] for r in self._reader.execute("SELECT event_id FROM open_events")}
 
     def _drop_updates(self, *, oldest_new: int) -> None:
         """Inside a transaction: bring the row count back to the bound by dropping ``update`` rows older

@@ -99,7 +99,7 @@ class PageLimitDisk:
 
     @staticmethod
     def _writer(outbox: Any) -> sqlite3.Connection:
-        box = getattr(outbox, "outbox", outbox)  # an Outbox, or a StorageFallback holding one
+        box = getattr(outbox, "outbox", outbox)  # an Outbox, or a FallbackOutbox holding one
         return box._db  # the writing connection: the limit is per connection
 
     def fill(self, outbox: Any) -> int:

@@ -66,12 +66,13 @@ def test_subscriptions_use_share_group_for_events_only():
     assert all(not t.startswith("$share") for t in topics[1:])
 
 
-def test_status_other_than_online_offline_is_skipped(caplog):
+def test_status_other_than_online_offline_degraded_is_skipped(caplog):
     consumer, recorder, _ = _consumer()
     with caplog.at_level(logging.WARNING):
         consumer.handle("i3dmtn/cam-1/status", b"online")
         consumer.handle("i3dmtn/cam-1/status", b"<script>")
-    assert recorder.statuses == [("cam-1", "online")]
+        consumer.handle("i3dmtn/cam-1/status", b"degraded")
+    assert recorder.statuses == [("cam-1", "online"), ("cam-1", "degraded")]
     assert "status must be" in caplog.text
 
 
