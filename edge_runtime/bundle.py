@@ -31,6 +31,7 @@ from edge_runtime.bundle_manifest import (
     ModelFile,
     TensorSpec,
     Window,
+    check_preprocess_bounds,
     check_relative_path,
     check_shapes,
     parse_files,
@@ -185,6 +186,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         preprocess = PreprocessConfig.from_dict(f.get("preprocess", dict))
     except PreprocessError as exc:
         raise f.error(f"preprocess: {exc}") from None
+    check_preprocess_bounds(preprocess, where)
     window = parse_window(f.get("window", dict), where)
     threshold = f.number("threshold", 0.0, 1.0)
     files = parse_files(f.get("files", list), root, target, precision, where)
