@@ -20,6 +20,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devices.profiles import EVENT_SECONDS_MAX
+
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
 
@@ -45,14 +47,23 @@ class UsageError(ValueError):
     """A bad option value: one line, exit status 2."""
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+MAX_QUEUE = 300  # frames per camera: 10 s of 30 fps; 300 full-HD frames are 1.9 GB already
+MAX_STATS_INTERVAL_S, MAX_FLUSH_TIMEOUT_S = 3600.0, 600.0  # a stop that waits longer is killed by systemd
+
+
+def _seconds(high: float) -> Any:
+    """An argparse type: seconds in [0, high] (finite)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected seconds in [0, {high:g}], got {text!r}")
+        return value
+
+    return parse
 
 
 def _score(text: str) -> float:
@@ -93,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
     src.add_argument("--max-queue", type=int, default=32, metavar="N",
-                     help="frames buffered per camera before the oldest is dropped (default 32)")  # fmt: skip
+                     help=f"frames buffered per camera before the oldest is dropped (default 32, at most {MAX_QUEUE})")  # fmt: skip
     model = p.add_argument_group("model")
     model.add_argument("--device-profile", metavar="NAME|PATH",
                        help="device profile: shipped name (generic-cpu, intel-nuc, jetson-orin-nano, ...) or a "
@@ -110,11 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--on-threshold", type=_score, metavar="X", help="score that starts an event")
     ev.add_argument("--off-threshold", type=_score, metavar="Y",
                     help="score below which an event ends (default 0.8 x on)")  # fmt: skip
-    ev.add_argument("--min-duration", type=_positive, metavar="S",
+    ev.add_argument("--min-duration", type=_seconds(EVENT_SECONDS_MAX["min_duration_s"]), metavar="S",
                     help="seconds above the threshold before start is sent (default 1)")  # fmt: skip
-    ev.add_argument("--cooldown", type=_positive, metavar="S",
+    ev.add_argument("--cooldown", type=_seconds(EVENT_SECONDS_MAX["cooldown_s"]), metavar="S",
                     help="quiet seconds after an end before a new event (default 5)")  # fmt: skip
-    ev.add_argument("--update-interval", type=_positive, metavar="S",
+    ev.add_argument("--update-interval", type=_seconds(EVENT_SECONDS_MAX["update_interval_s"]), metavar="S",
                     help="an open event sends an update at least this often (default 2)")  # fmt: skip
     out = p.add_argument_group("publishing")
     out.add_argument("--device-id", required=True, metavar="ID",
@@ -122,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--outbox", metavar="PATH",
                      help="SQLite outbox of unsent events (default $STATE_DIRECTORY/outbox-<ID>.sqlite, else "
                      "~/.local/state/i3dmtn/outbox-<ID>.sqlite)")  # fmt: skip
-    out.add_argument("--stats-interval", type=_positive, default=10.0, metavar="S",
+    out.add_argument("--stats-interval", type=_seconds(MAX_STATS_INTERVAL_S), default=10.0, metavar="S",
                      help="seconds between /stats messages (default 10)")  # fmt: skip
-    out.add_argument("--flush-timeout", type=_positive, default=10.0, metavar="S",
+    out.add_argument("--flush-timeout", type=_seconds(MAX_FLUSH_TIMEOUT_S), default=10.0, metavar="S",
                      help="at stop, seconds to wait for the outbox to drain; the rest is sent on next start "
                      "(default 10)")  # fmt: skip
     out.add_argument("--ha-discovery", action="store_true",
@@ -241,8 +252,8 @@ def _run(args: argparse.Namespace) -> int:
         settings = MqttSettings.from_args(args)
     except (SchemaError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if args.max_queue < 1:
-        raise UsageError(f"--max-queue must be >= 1, got {args.max_queue}")
+    if not 1 <= args.max_queue <= MAX_QUEUE:
+        raise UsageError(f"--max-queue must be in [1, {MAX_QUEUE}], got {args.max_queue}")
     if not args.camera and not args.source:
         raise UsageError("give at least one --camera INDEX or --source [NAME=]SOURCE")
     setup_logging(args.log_format, args.log_level, secrets=[settings.password or ""])
