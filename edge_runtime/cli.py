@@ -1,8 +1,10 @@
 """``edge-runtime``: score live cameras with an exported bundle and publish anomaly events over MQTT.
 
-A device installs only this (no torch). Bad options exit 2 with one line; a refused bundle, an unreachable
-camera or a missing backend library exit 1 with one line (``edge-runtime: error: ...``). SIGTERM / SIGINT end
-open events, flush the outbox and publish ``offline`` before exiting 0; so does the end of every file source.
+A device installs only this (no torch). Bad options exit 2 with one line; a refused bundle, an unusable
+outbox, an unreachable camera or a missing backend library exit 1 with one line (``edge-runtime: error:
+...``). SIGTERM / SIGINT end open events, flush the outbox and publish ``offline`` before exiting 0; so does
+the end of every file source. During start-up (bundle, outbox, models) they abandon it and exit 0 at once:
+the outbox keeps what it holds for the next start.
 
 Example::
 
@@ -45,6 +47,31 @@ backend, a failed file source); 2 bad options.
 
 class UsageError(ValueError):
     """A bad option value: one line, exit status 2."""
+
+
+class _StartupStopped(BaseException):
+    """SIGTERM / SIGINT before the loop runs: start-up is abandoned, exit status 0."""
+
+
+class _Signals:
+    """SIGTERM / SIGINT: during start-up they raise :class:`_StartupStopped` (whatever is loading stops at
+    once, even a blocked read); once :attr:`runtime` is set they ask its loop to stop (a clean shutdown)."""
+
+    def __init__(self) -> None:
+        self.runtime: Any = None
+        self.count = 0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self)
+        signal.signal(signal.SIGINT, self)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.runtime is None:
+            raise _StartupStopped(name)
+        log.info("%s: stopping%s", name, " (already stopping)" if self.count > 1 else "")
+        self.runtime.request_stop()
 
 
 MAX_QUEUE = 300  # frames per camera: 10 s of 30 fps; 300 full-HD frames are 1.9 GB already
@@ -238,13 +265,15 @@ def _policy(args: argparse.Namespace, profile: Any, bundle_threshold: float) -> 
         ) from None
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, signals: _Signals) -> int:
     """Everything after parsing; raises UsageError (exit 2) or the one-line errors of the stages (exit 1)."""
     from devices.profiles import load_profile
 
     from .bundle import load_bundle
+    from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
     from .outbox_fallback import FallbackOutbox
+    from .runtime import Runtime, RuntimeConfig
     from .schema import SchemaError, validate_id
 
     try:
@@ -264,24 +293,6 @@ def _run(args: argparse.Namespace) -> int:
         bundle.check_profile(profile)
     policy = _policy(args, profile, bundle.threshold)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    # every problem of the file is one line here, before the models load; a full disk only degrades (memory)
-    with FallbackOutbox.open(outbox_path) as outbox:
-        return _run_with_outbox(args, device_id, settings, profile, cameras, bundle, policy, outbox)
-
-
-def _run_with_outbox(args: argparse.Namespace, device_id: str, settings: Any, profile: Any,
-                     cameras: list[tuple[str, Any]], bundle: Any, policy: Any, outbox: Any) -> int:  # fmt: skip
-    from .mqtt import MqttPublisher
-    from .runtime import Runtime, RuntimeConfig, load_models
-
-    backend = args.backend or (profile.model.backend if profile is not None else None)
-    models = load_models(
-        bundle,
-        precision=args.precision or (profile.model.precision if profile is not None else None),
-        backend=backend,
-        device=args.inference_device or (profile.model.device if profile is not None else None),
-        options=_engine_options(profile, backend) if backend else {},
-    )
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,
@@ -292,22 +303,28 @@ def _run_with_outbox(args: argparse.Namespace, device_id: str, settings: Any, pr
         audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
         ha_discovery=args.ha_discovery,
     )
-    publisher = MqttPublisher(settings, device_id, outbox)
-    runtime = Runtime(bundle, models, cameras, publisher, config)
-    stops = 0
+    # every problem of the file is one line here, before the models load; a full disk only degrades (memory)
+    with FallbackOutbox.open(outbox_path) as outbox:
+        models = _load_models(args, profile, bundle)
+        try:
+            publisher = MqttPublisher(settings, device_id, outbox)
+            signals.runtime = Runtime(bundle, models, cameras, publisher, config)  # signals now stop its loop
+            return signals.runtime.run()
+        finally:
+            models.close()
 
-    def on_signal(signum: int, frame: Any) -> None:
-        nonlocal stops
-        stops += 1
-        log.info("%s: stopping%s", signal.Signals(signum).name, " (already stopping)" if stops > 1 else "")
-        runtime.request_stop()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        return runtime.run()
-    finally:
-        models.close()
+def _load_models(args: argparse.Namespace, profile: Any, bundle: Any) -> Any:
+    from .runtime import load_models
+
+    backend = args.backend or (profile.model.backend if profile is not None else None)
+    return load_models(
+        bundle,
+        precision=args.precision or (profile.model.precision if profile is not None else None),
+        backend=backend,
+        device=args.inference_device or (profile.model.device if profile is not None else None),
+        options=_engine_options(profile, backend) if backend else {},
+    )
 
 
 def _error(message: str, status: int) -> int:
@@ -333,14 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
+    signals = _Signals()
+    signals.install()
     try:
-        return _run(args)
+        return _run(args, signals)
+    except _StartupStopped as stop:
+        log.info("%s during start-up: stopped before running (the outbox is kept for the next start)", stop)
+        return 0
     except (UsageError, SourceSpecError) as exc:
         return _error(str(exc), 2)
     except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
         return _error(str(exc), 1)
-    except KeyboardInterrupt:
-        return _error("interrupted", 1)
 
 
 if __name__ == "__main__":
