@@ -273,6 +273,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
     from .outbox_fallback import FallbackOutbox
+    from .outbox_file import OutboxLock
     from .runtime import Runtime, RuntimeConfig
     from .schema import SchemaError, validate_id
 
@@ -303,8 +304,9 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
         ha_discovery=args.ha_discovery,
     )
-    # every problem of the file is one line here, before the models load; a full disk only degrades (memory)
-    with FallbackOutbox.open(outbox_path) as outbox:
+    # one runtime per outbox; every problem of the file is one line here, before the models load; a full
+    # disk only degrades (events kept in memory)
+    with OutboxLock(outbox_path), FallbackOutbox.open(outbox_path) as outbox:
         models = _load_models(args, profile, bundle)
         try:
             publisher = MqttPublisher(settings, device_id, outbox)

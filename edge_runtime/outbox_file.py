@@ -7,7 +7,8 @@ it is an outbox (a database of another program is refused rather than written in
 a read-only file, folder or file system is refused here, not at the first event). Each problem raises
 :class:`OutboxError`, a ``ValueError`` with one line: ``outbox '<path>': <cause>``. ``OutboxError.full`` says
 that the cause is a full disk, which the runtime survives (see :mod:`edge_runtime.outbox_fallback`) instead of
-refusing to start.
+refusing to start. :class:`OutboxLock` keeps a second runtime off an outbox in use (it would send events of
+the first one's device under its event ids), naming the holder's pid.
 
 Example::
 
@@ -18,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -25,7 +27,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["OutboxError", "connect", "error_is_full", "OUTBOX_COLUMNS"]
+__all__ = ["OutboxError", "OutboxLock", "connect", "check_writable", "error_is_full", "OUTBOX_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ def _check_ours(db: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """The folder (WAL: SQLite creates ``-wal`` and ``-shm`` files beside the outbox) and the file, if there."""
     for target, what in ((path.parent, "its folder"), (path, "the file")):
         if not target.exists() or os.access(target, os.W_OK):
@@ -118,7 +120,7 @@ def connect(path: Path, *, schema: Sequence[str]) -> sqlite3.Connection:
             f"outbox {str(path)!r}: cannot create its folder {str(path.parent)!r} ({err.strerror})",
             full=err.errno in _FULL_ERRNOS,
         ) from None
-    _check_writable(path)
+    check_writable(path)
     db = None
     try:
         # isolation_level=None: autocommit; every statement is its own transaction unless wrapped in an
@@ -150,3 +152,65 @@ def connect(path: Path, *, schema: Sequence[str]) -> sqlite3.Connection:
         full = error_is_full(err, path.parent)
         raise OutboxError(f"outbox {str(path)!r}: {_cause(err, path.parent)}", full=full) from None
     return db
+
+
+class OutboxLock:
+    """One runtime per outbox: an exclusive ``flock`` on ``<outbox>.lock``, held until :meth:`release` (or the
+    process ends: the kernel drops it, even after a SIGKILL). The file holds the holder's pid, so a second
+    start is refused with one line naming it. On a disk too full to create the file the runtime runs
+    unlocked, with a warning (detection comes first).
+
+    Example::
+
+        with OutboxLock(Path("/var/lib/i3dmtn/outbox-dev1.sqlite")):
+            ...  # OutboxError: ... in use by another edge-runtime (pid 4242) ...
+    """
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox = Path(outbox)
+        self.path = self.outbox.with_name(self.outbox.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> OutboxLock:
+        where = f"outbox {str(self.outbox)!r}"
+        check_writable(self.outbox)
+        try:
+            self.outbox.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            if err.errno in _FULL_ERRNOS:
+                log.warning("%s: the disk is too full for its lock file %s; running without the "
+                            "one-runtime-per-outbox lock", where, self.path)  # fmt: skip
+                return self
+            raise OutboxError(
+                f"{where}: cannot create its lock file {str(self.path)!r} ({err.strerror})"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise OutboxError(f"{where}: cannot lock {str(self.path)!r} ({err.strerror})") from None
+            raise OutboxError(
+                f"{where}: in use by another edge-runtime (pid {holder}); one runtime per outbox and device id"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: the lock holds all the same, only the pid is not shown
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (the file stays: removing it would race with a starting runtime)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> OutboxLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -4,6 +4,7 @@ found before the models load."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -99,3 +100,39 @@ def test_a_read_only_outbox_file_is_refused_at_start(bundle, calm, tmp_path):
         _refused(_start(bundle, calm, outbox), outbox, "not writable: the file gives no write permission")
     finally:
         outbox.chmod(0o644)
+
+
+def test_a_second_runtime_on_the_same_outbox_is_refused_naming_the_first(bundle, tmp_path, broker):
+    from tests.edge_runtime.runtime_helpers import BRIGHT, Subscriber, finish, runtime_argv, start_runtime
+
+    outbox = tmp_path / "o.sqlite"
+    endless = make_video(tmp_path / "endless.mp4", [(0.5, DARK), (20, BRIGHT)])
+    sub = Subscriber(broker.port)
+    first = start_runtime(runtime_argv(bundle, broker.port, outbox, [f"hall={endless}"], "--realtime"))
+    try:
+        assert sub.wait_for(lambda s: any(e["type"] == "start" for e in s.events()), timeout=60)
+        second = _start(bundle, endless, outbox, "--broker", f"127.0.0.1:{broker.port}")
+        _refused(second, outbox, f"in use by another edge-runtime (pid {first.pid})")
+        assert first.poll() is None  # the first one runs on, untouched
+        event_ids = {e["event_id"] for e in sub.events()}
+    finally:
+        code, err = finish(first, sig=signal.SIGTERM)
+    sub.close()
+    assert code == 0, err[-2000:]
+    ends = [e for e in sub.events() if e["type"] == "end"]
+    assert len(ends) == 1 and {e["event_id"] for e in sub.events()} == event_ids  # no second device's end
+
+
+def test_the_lock_goes_with_the_process_even_after_sigkill(bundle, calm, tmp_path):
+    from tests.edge_runtime.runtime_helpers import runtime_argv, start_runtime
+
+    outbox = tmp_path / "o.sqlite"
+    endless = make_video(tmp_path / "endless.mp4", [(20, DARK)])
+    first = start_runtime(runtime_argv(bundle, 9, outbox, [f"hall={endless}"], "--realtime"))
+    assert first.stderr is not None
+    while "running:" not in (line := first.stderr.readline()):
+        assert line, "the first runtime ended early"
+    first.kill()
+    first.communicate()
+    result = _start(bundle, calm, outbox)
+    assert result.returncode == 0, result.stderr[-2000:]
