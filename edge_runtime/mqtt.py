@@ -17,7 +17,9 @@
   publishes them like stored rows; ``/stats`` carries the details under ``storage``).
 - ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
 - A failed connection attempt (refused TCP, a TLS certificate that does not verify, an unknown host) is
-  logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with backoff.
+  logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with a jittered backoff
+  capped at 5 s, and :meth:`~MqttPublisher.stop` makes one last attempt before its flush time ends (see
+  :mod:`edge_runtime.mqtt_connection`, which also flags two clients with one id).
 
 Example::
 
@@ -29,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -38,13 +39,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_runtime.event_messages import event_messages, interrupted_end_messages
+from edge_runtime.mqtt_best_effort import DEGRADED, OFFLINE, ONLINE, BestEffortMessages
+from edge_runtime.mqtt_connection import ConnectionLog, ReconnectBackoff
 from edge_runtime.mqtt_settings import MqttSettings, make_client
 from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
 from edge_runtime.outbox_fallback import FallbackOutbox
 from edge_runtime.schema import (
     events_topic,
-    snapshot_topic,
     stats_topic,
     status_topic,
     validate_id,
@@ -54,7 +56,6 @@ __all__ = ["MqttPublisher", "ONLINE", "OFFLINE", "DEGRADED"]
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE, DEGRADED = "online", "offline", "degraded"
 # Outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog). paho sends
 # _PAHO_INFLIGHT of them and queues the rest, sending the next one from its network thread as each PUBACK
 # arrives: the connection never goes quiet waiting for the sender (which would let the broker's Nagle hold
@@ -62,16 +63,10 @@ ONLINE, OFFLINE, DEGRADED = "online", "offline", "degraded"
 _WINDOW, _PAHO_INFLIGHT, _REFILL = 200, 100, 100
 _ACK_BATCH = 64  # acknowledged rows that make an idle sender delete them at once ...
 _ACK_FLUSH_S = 0.005  # ... or this long after the first of them arrived
+_LAST_TRY_S = 2.0  # stop(): a last connection attempt this long before the flush time ends
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars (``np.float32`` fps, ``np.int64`` counts) as plain numbers for JSON."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
-
-
-class MqttPublisher:
+class MqttPublisher(BestEffortMessages):
     """Publishes one device's events (via the outbox), status, stats and snapshots. Thread-safe."""
 
     def __init__(
@@ -105,6 +100,8 @@ class MqttPublisher:
         self._client.on_publish = self._on_publish
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_socket_open = set_no_delay  # no 40 ms Nagle stalls
+        self._backoff = ReconnectBackoff(self._client)
+        self._watch = ConnectionLog(settings.url, self.client_id)
         # Guards everything below. Never held while calling paho: paho calls on_publish holding its own lock.
         self._cond = threading.Condition(threading.Lock())
         self._connected = False
@@ -117,7 +114,6 @@ class MqttPublisher:
         self._window_full = False
         self._unflushed_acks = 0  # PUBACKs recorded in the outbox since the sender last deleted them
         self._first_unflushed_at = 0.0  # time.monotonic() of the first of them
-        self._failure_logged: str | None = None  # the connect failure reason last logged as a WARNING
         self._status_shown: str | None = None  # ONLINE / DEGRADED as last published on this connection
         self._stop_sender = False
         self._sender: threading.Thread | None = None
@@ -145,7 +141,11 @@ class MqttPublisher:
         refused them are tried on the disk once more first)."""
         deadline = time.monotonic() + max(0.0, flush_timeout)
         self.outbox.maintain(force=True)
+        last_try = deadline - min(_LAST_TRY_S, flush_timeout / 2)
         while self.outbox.backlog and time.monotonic() < deadline:
+            if last_try is not None and time.monotonic() >= last_try and not self.connected:
+                last_try = None
+                self._connect_now()
             with self._cond:  # woken when nothing is left in flight
                 self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
         with self._cond:
@@ -168,6 +168,16 @@ class MqttPublisher:
                         self.outbox.path)  # fmt: skip
         else:
             log.info("MQTT: stopped, outbox empty")
+
+    def _connect_now(self) -> None:
+        """One connection attempt now, at the end of the flush, not when paho's backoff wait ends."""
+        log.info("MQTT: one last connection attempt to %s before the flush time ends", self.settings.url)
+        self._client.loop_stop()  # paho's thread leaves its backoff wait (within 1 s)
+        try:
+            self._client.reconnect()  # TCP + CONNECT; the CONNACK is read by the restarted loop
+        except OSError as err:
+            self._watch.connect_failed(describe_error(err))
+        self._client.loop_start()
 
     def __enter__(self) -> MqttPublisher:
         return self.start()
@@ -228,50 +238,6 @@ class MqttPublisher:
         with self._cond:
             self._work = True
             self._cond.notify_all()
-
-    def _show_storage(self) -> None:
-        """Retained status ``degraded`` while the outbox cannot store, ``online`` again once it can."""
-        wanted = ONLINE if self.outbox.failing is None else DEGRADED
-        with self._cond:
-            if not self._connected or self._status_shown == wanted:
-                return
-            self._status_shown = wanted
-        self._publish_raw(self.status_topic, wanted, qos=1, retain=self.status_retain)
-
-    def publish_stats(self, stats: dict[str, Any]) -> bool:
-        """Best-effort QoS 0 stats (the outbox backlog and storage condition are added); False when not
-        connected. While the disk refuses writes, retries it when due and logs the minute's summary."""
-        rewinds = self.outbox.rewinds
-        self.outbox.maintain()
-        if self.outbox.rewinds != rewinds:
-            self._wake()
-        self._show_storage()
-        if not self.connected:
-            return False
-        body = {"device_id": self.device_id, "timestamp": time.time(), "outbox_backlog": self.backlog,
-                "storage": self.outbox.status()}  # fmt: skip
-        body.update(stats)
-        return (
-            self._publish_raw(self.stats_topic, json.dumps(body, allow_nan=False, default=_plain), qos=0)
-            is not None
-        )
-
-    def publish_snapshot(self, camera: str, jpeg: bytes) -> bool:
-        """Retained JPEG on ``/snapshot/{camera}`` (best effort); False when not connected."""
-        topic = snapshot_topic(self.settings.topic_prefix, self.device_id, camera)
-        if not self.connected:
-            return False
-        return self._publish_raw(topic, bytes(jpeg), qos=0, retain=True) is not None
-
-    def publish_discovery(self, cameras: list[str], **options: str) -> int:
-        """Retained Home Assistant discovery configs (:func:`edge_runtime.ha_discovery.discovery_messages`, with
-        its ``model_name`` / ``discovery_prefix`` options); how many were sent."""
-        from edge_runtime.ha_discovery import discovery_messages
-
-        if not self.connected:
-            return 0
-        messages = discovery_messages(self.settings.topic_prefix, self.device_id, cameras, **options)
-        return sum(self._publish_raw(t, p, qos=1, retain=True) is not None for t, p in messages)
 
     def _publish_raw(
         self, topic: str, payload: bytes | str, *, qos: int, retain: bool = False, row: int | None = None
@@ -356,7 +322,6 @@ class MqttPublisher:
             return
         with self._cond:
             self._connected = True
-            self._failure_logged = None
             self._generation += 1
             self._in_flight.clear()
             if self._ever_connected:
@@ -364,7 +329,8 @@ class MqttPublisher:
             self._ever_connected = True
             self._work = True
             self._cond.notify_all()
-        log.info("MQTT: connected to %s", self.settings.url)
+        self._backoff.connected()
+        self._watch.connected()
         with self._cond:
             self._status_shown = None
         self._show_storage()
@@ -377,23 +343,15 @@ class MqttPublisher:
             self._generation += 1
             stopping = self._stop_sender
             self._cond.notify_all()
-        if stopping:
-            log.debug("MQTT: disconnected (%s)", reason_code)
-        elif was_connected:
-            log.warning("MQTT: lost the connection to %s (%s); reconnecting", self.settings.url, reason_code)
-        else:
-            log.debug("MQTT: could not connect to %s (%s); retrying", self.settings.url, reason_code)
+        if not stopping:
+            self._backoff.failed()  # paho waits next: jittered, at most ~6 s
+        self._watch.disconnected(reason_code, was_connected=was_connected, stopping=stopping)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         """A connection attempt raised (paho calls this inside its ``except OSError`` block, so the error is
-        the one being handled): one WARNING per distinct reason until connected, then DEBUG."""
-        reason = describe_error(sys.exc_info()[1])
-        with self._cond:
-            first, self._failure_logged = self._failure_logged != reason, reason
-        level = logging.WARNING if first else logging.DEBUG
-        log.log(
-            level, "MQTT: cannot connect to %s: %s; retrying in the background", self.settings.url, reason
-        )
+        the one being handled); paho waits next."""
+        self._backoff.failed()
+        self._watch.connect_failed(describe_error(sys.exc_info()[1]))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:
