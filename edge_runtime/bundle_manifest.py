@@ -44,7 +44,6 @@ __all__ = [
     "parse_files",
     "parse_window",
     "check_shapes",
-    "check_preprocess_bounds",
 ]
 
 BUNDLE_SCHEMA = "i3dmtn.bundle/1"
@@ -64,8 +63,6 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SNIPPET_LENGTH = 128  # frames per snippet (I3D: 16 to 64)
 MAX_NUM_SNIPPETS = 1024  # snippets the head scores together (RTFM: 32)
 MAX_FRAME_STRIDE = 32  # one frame used every N: beyond, a snippet spans seconds and no fight is seen
-MAX_CROP = 1024  # model input side in pixels (I3D: 224)
-MAX_RESIZE = 4096  # short side after the resize, pixels (a 4K frame)
 MAX_FEATURE_DIM = 65536  # backbone feature width D (I3D: 1024); the head's ring holds K x D per camera
 _MISSING = object()
 
@@ -400,19 +397,3 @@ def check_shapes(
     if max(dims) > MAX_FEATURE_DIM:
         raise BundleError(f"{where}: feature width D must be at most {MAX_FEATURE_DIM}, got {max(dims)}")
     return dims.pop()
-
-
-def check_preprocess_bounds(config: Any, where: str) -> None:
-    """The preprocessing numbers (a :class:`~edge_runtime.preprocess.PreprocessConfig`) fit a device."""
-    crop, resize = config.crop_size, config.resize_short_side
-    if max(crop) > MAX_CROP:
-        raise BundleError(
-            f"{where}: preprocess.crop_size must be at most {MAX_CROP} per side, got {list(crop)}"
-        )
-    if resize > MAX_RESIZE:
-        raise BundleError(f"{where}: preprocess.resize_short_side must be at most {MAX_RESIZE}, got {resize}")
-    for key, values, low, high in (("mean", config.mean, -10.0, 10.0), ("std", config.std, 0.001, 10.0)):
-        if not all(math.isfinite(v) and low <= v <= high for v in values):
-            raise BundleError(
-                f"{where}: preprocess.{key} must be numbers in [{low:g}, {high:g}], got {list(values)}"
-            )
