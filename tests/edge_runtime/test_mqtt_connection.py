@@ -37,28 +37,26 @@ def test_reconnect_waits_double_up_to_about_five_seconds_with_jitter():
     assert client.delays[-1] < 1.0  # quick again after a connection
 
 
-def test_a_connection_closed_right_after_its_connack_three_times_says_another_client_has_the_id(caplog):
+def _connections(caplog, lasting: float) -> list[str]:
+    """Five connections that each last ``lasting`` s before the broker closes them; the ERROR lines logged."""
     now = [100.0]
     watch = ConnectionLog("mqtt://b:1883", "i3dmtn-dev1", clock=lambda: now[0])
     with caplog.at_level(logging.DEBUG, logger="edge_runtime.mqtt"):
         for _ in range(5):
             watch.connected()
-            now[0] += 1.0
+            now[0] += lasting
             watch.disconnected("unspecified error", was_connected=True, stopping=False)
             now[0] += 0.5
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+
+
+def test_a_connection_closed_right_after_its_connack_three_times_says_another_client_has_the_id(caplog):
+    errors = _connections(caplog, lasting=1.0)
     assert len(errors) == 1 and "'i3dmtn-dev1'" in errors[0] and "--device-id" in errors[0]
 
 
 def test_a_connection_that_lasted_is_not_a_takeover(caplog):
-    now = [100.0]
-    watch = ConnectionLog("mqtt://b:1883", "i3dmtn-dev1", clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="edge_runtime.mqtt"):
-        for _ in range(5):
-            watch.connected()
-            now[0] += 30.0
-            watch.disconnected("keepalive timeout", was_connected=True, stopping=False)
-    assert not [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert _connections(caplog, lasting=30.0) == []
 
 
 def test_two_publishers_with_one_device_id_are_flagged_by_an_error(broker, tmp_path, caplog):

@@ -36,19 +36,26 @@ def fights(tmp_path_factory):
     )
 
 
+def _run(bundle, video, outbox, audit, broker) -> tuple[int, str, set, Subscriber]:
+    """One edge-runtime run on ``video``: exit status, stderr, the messages it produced, the subscriber (closed
+    once all of them arrived, or after 20 s)."""
+    sub = Subscriber(broker.port)
+    argv = runtime_argv(bundle, broker.port, outbox, [f"hall={video}"], "--audit-log", str(audit))
+    code, err = finish(start_runtime(argv))
+    produced = {(r["event_id"], r["seq"]) for r in read_audit(audit)}
+    sub.wait_for(lambda s: set(dedup(s.events())) >= produced, timeout=20)
+    sub.close()
+    assert code == 0, err[-3000:]
+    return code, err, produced, sub
+
+
 def test_a_full_disk_neither_stops_the_runtime_nor_loses_an_event_with_the_broker_up(
     bundle, fights, small_disk, broker, tmp_path
 ):
-    outbox, audit = small_disk.folder / "outbox.sqlite", tmp_path / "audit.jsonl"
+    outbox = small_disk.folder / "outbox.sqlite"
     Outbox(outbox).close()  # the device's outbox, then its disk fills up (logs, recordings...)
     small_disk.fill()
-    sub = Subscriber(broker.port)
-    argv = runtime_argv(bundle, broker.port, outbox, [f"hall={fights}"], "--audit-log", str(audit))
-    code, err = finish(start_runtime(argv))
-    produced = {(r["event_id"], r["seq"]) for r in read_audit(audit)}
-    assert sub.wait_for(lambda s: set(dedup(s.events())) >= produced, timeout=20)
-    sub.close()
-    assert code == 0, err[-3000:]
+    code, err, produced, sub = _run(bundle, fights, outbox, tmp_path / "audit.jsonl", broker)
     assert len({e for e, _ in produced}) == 2 and set(dedup(sub.events())) == produced  # 2 fights, 0 lost
     logs = json_logs(err)
     faults = [r for r in logs if "cannot store events" in r["message"]]
@@ -60,13 +67,7 @@ def test_a_full_disk_neither_stops_the_runtime_nor_loses_an_event_with_the_broke
 
 
 def test_a_disk_too_full_to_create_the_outbox_still_runs(bundle, fights, small_disk, broker, tmp_path):
-    outbox, audit = small_disk.folder / "state" / "outbox.sqlite", tmp_path / "audit.jsonl"
     small_disk.fill()
-    sub = Subscriber(broker.port)
-    argv = runtime_argv(bundle, broker.port, outbox, [f"hall={fights}"], "--audit-log", str(audit))
-    code, err = finish(start_runtime(argv))
-    produced = {(r["event_id"], r["seq"]) for r in read_audit(audit)}
-    assert sub.wait_for(lambda s: set(dedup(s.events())) >= produced, timeout=20)
-    sub.close()
-    assert code == 0, err[-3000:]
+    outbox = small_disk.folder / "state" / "outbox.sqlite"
+    code, err, produced, sub = _run(bundle, fights, outbox, tmp_path / "audit.jsonl", broker)
     assert produced and set(dedup(sub.events())) == produced
