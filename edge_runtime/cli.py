@@ -60,10 +60,16 @@ class _Signals:
     def __init__(self) -> None:
         self.runtime: Any = None
         self.count = 0
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        signal.signal(signal.SIGTERM, self)
-        signal.signal(signal.SIGINT, self)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self)
+
+    def restore(self) -> None:
+        """The handlers from before :meth:`install` (``main`` called in a process that has its own)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.count += 1
@@ -342,6 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed usage + one error line, or --help
         return int(exc.code or 0)
+    signals = _Signals()
+    signals.install()  # from here on, SIGTERM / SIGINT exit 0 (the imports below take a while)
+    try:
+        return _run_reporting_errors(args, signals)
+    except _StartupStopped as stop:
+        log.info("%s during start-up: stopped before running (the outbox is kept for the next start)", stop)
+        return 0
+    finally:
+        signals.restore()
+
+
+def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
+    """:func:`_run`, each stage's one-line error printed with its exit status (2 usage, 1 the rest)."""
     import sqlite3
 
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings would bypass our log format
@@ -352,13 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
-    signals = _Signals()
-    signals.install()
     try:
         return _run(args, signals)
-    except _StartupStopped as stop:
-        log.info("%s during start-up: stopped before running (the outbox is kept for the next start)", stop)
-        return 0
     except (UsageError, SourceSpecError) as exc:
         return _error(str(exc), 2)
     except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
