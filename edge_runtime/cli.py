@@ -40,8 +40,9 @@ environment:
   STATE_DIRECTORY            default folder of the outbox (set by systemd's StateDirectory=)
   I3DMTN_ENGINE_CACHE        TensorRT engine cache folder (Jetson)
 
-exit status: 0 after a clean stop (signal, or every source ended); 1 runtime error (bundle, camera,
-backend, a failed file source); 2 bad options.
+exit status: 0 after a clean stop (signal, also during start-up, or every source ended); 1 runtime error
+(bundle, outbox unusable or in use by another runtime, camera, backend, a failed file source); 2 bad options.
+A full disk is not an error: events are kept in memory and still published; /status says "degraded".
 """
 
 
