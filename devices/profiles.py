@@ -25,19 +25,19 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     fps = 30                               # default 30
 
     [engine]                               # only the keys of the profile's backend
-    workspace_mb = 1024                    # tensorrt: builder workspace, >= 16; default 1024
+    workspace_mb = 1024                    # tensorrt: builder workspace, 16-65536; default 1024
     timing_cache = true                    # tensorrt: keep a timing cache beside the engine; default true
     builder_optimization_level = 3         # tensorrt: 0-5; default 3 (TensorRT's own default)
     performance_hint = "LATENCY"           # openvino: LATENCY | THROUGHPUT; default LATENCY
-    num_streams = 1                        # openvino: a positive integer or "AUTO"; default: from the hint
-    intra_op_threads = 0                   # onnxruntime: >= 0, 0 lets ONNX Runtime choose; default 0
+    num_streams = 1                        # openvino: 1-64 or "AUTO"; default: from the hint
+    intra_op_threads = 0                   # onnxruntime: 0-256, 0: ONNX Runtime's choice; default 0
 
     [events]
     on_threshold = 0.5                     # in (0, 1); default: the bundle's threshold
     off_ratio = 0.8                        # off threshold = on * off_ratio, in (0, 1]; default 0.8
-    min_duration_s = 1.0                   # score above on for this long before an event starts; default 1.0
-    cooldown_s = 5.0                       # quiet time after an end before a new start; default 5.0
-    update_interval_s = 2.0                # at most one update message per interval; default 2.0
+    min_duration_s = 1.0                   # above on this long (<= 3600 s) before a start; default 1.0
+    cooldown_s = 5.0                       # quiet time (<= 86400 s) after an end before a start; default 5
+    update_interval_s = 2.0                # one update per interval (<= 3600 s); default 2.0
 
 >>> load_profile("generic-cpu").model.backend
 'onnxruntime'
@@ -65,6 +65,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, published as tomli
 
 __all__ = [
     "BACKENDS",
+    "EVENT_SECONDS_MAX",
     "ProfileError",
     "DeviceInfo",
     "ModelSettings",
@@ -99,6 +100,9 @@ _ENGINE_KEYS = {
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
 _SECTIONS = ("device", "model", "camera", "engine", "events")
 _MISSING = object()
+# The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
+EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
+MAX_WORKSPACE_MB, MAX_THREADS, MAX_STREAMS = 65536, 256, 64
 
 
 class ProfileError(ValueError):
@@ -300,19 +304,23 @@ def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
             raise s.error(f"[engine] {key} applies to backend {owner}, not {backend}")
     if backend == "tensorrt":
         return EngineSettings(
-            workspace_mb=s.integer("workspace_mb", 16, None, 1024),
+            workspace_mb=s.integer("workspace_mb", 16, MAX_WORKSPACE_MB, 1024),
             timing_cache=s.get("timing_cache", (bool,), "true or false", True),
             builder_optimization_level=s.integer("builder_optimization_level", 0, 5, 3),
         )
     if backend == "openvino":
         streams = s.get("num_streams", (int, str), 'a positive integer or "AUTO"', None)
-        if streams is not None and (streams != "AUTO" if isinstance(streams, str) else streams < 1):
-            raise s.error(f'[engine] num_streams must be a positive integer or "AUTO", got {streams!r}')
+        if streams is not None and (
+            streams != "AUTO" if isinstance(streams, str) else not 1 <= streams <= MAX_STREAMS
+        ):
+            raise s.error(
+                f'[engine] num_streams must be a positive integer <= {MAX_STREAMS} or "AUTO", got {streams!r}'
+            )
         return EngineSettings(
             performance_hint=s.choice("performance_hint", ("LATENCY", "THROUGHPUT"), "LATENCY"),
             num_streams=streams,
         )
-    return EngineSettings(intra_op_threads=s.integer("intra_op_threads", 0, None, 0))
+    return EngineSettings(intra_op_threads=s.integer("intra_op_threads", 0, MAX_THREADS, 0))
 
 
 def _events(data: dict[str, Any], where: str) -> EventSettings:
@@ -321,9 +329,11 @@ def _events(data: dict[str, Any], where: str) -> EventSettings:
     return EventSettings(
         on_threshold=s.number("on_threshold", None, low=0.0, high=1.0, open_low=True, open_high=True),
         off_ratio=s.number("off_ratio", 0.8, low=0.0, high=1.0, open_low=True),
-        min_duration_s=s.number("min_duration_s", 1.0, low=0.0),
-        cooldown_s=s.number("cooldown_s", 5.0, low=0.0),
-        update_interval_s=s.number("update_interval_s", 2.0, low=0.0, open_low=True),
+        min_duration_s=s.number("min_duration_s", 1.0, low=0.0, high=EVENT_SECONDS_MAX["min_duration_s"]),
+        cooldown_s=s.number("cooldown_s", 5.0, low=0.0, high=EVENT_SECONDS_MAX["cooldown_s"]),
+        update_interval_s=s.number(
+            "update_interval_s", 2.0, low=0.0, open_low=True, high=EVENT_SECONDS_MAX["update_interval_s"]
+        ),
     )
 
 

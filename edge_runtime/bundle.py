@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,9 @@ _TOP_LEVEL = (
     "report",
     "calibration_set",
 )
+# The largest preprocessing numbers a device runs (the window's are in bundle_manifest); beyond: refused by key.
+MAX_CROP = 1024  # model input side in pixels (I3D: 224)
+MAX_RESIZE = 4096  # short side after the resize, pixels (a 4K frame)
 _CHUNK = 1 << 20  # hash in 1 MiB reads: a full-width I3D backbone is ~50 MB, never read whole into memory
 
 
@@ -159,6 +163,22 @@ def _optional_path(f: Field, key: str, root: Path) -> Path | None:
     return root / check_relative_path(value, key, f.where)
 
 
+def _check_preprocess_bounds(config: PreprocessConfig, where: str) -> None:
+    """The preprocessing numbers fit a device (contract checks are PreprocessConfig's own)."""
+    crop, resize = config.crop_size, config.resize_short_side
+    if max(crop) > MAX_CROP:
+        raise BundleError(
+            f"{where}: preprocess.crop_size must be at most {MAX_CROP} per side, got {list(crop)}"
+        )
+    if resize > MAX_RESIZE:
+        raise BundleError(f"{where}: preprocess.resize_short_side must be at most {MAX_RESIZE}, got {resize}")
+    for key, values, low, high in (("mean", config.mean, -10.0, 10.0), ("std", config.std, 0.001, 10.0)):
+        if not all(math.isfinite(v) and low <= v <= high for v in values):
+            raise BundleError(
+                f"{where}: preprocess.{key} must be numbers in [{low:g}, {high:g}], got {list(values)}"
+            )
+
+
 def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> Bundle:
     """Validate a parsed manifest against ``i3dmtn.bundle/1`` and build the :class:`Bundle` it describes for
     the folder ``root``. Checks the contract only; :func:`load_bundle` also checks the files on disk."""
@@ -185,6 +205,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         preprocess = PreprocessConfig.from_dict(f.get("preprocess", dict))
     except PreprocessError as exc:
         raise f.error(f"preprocess: {exc}") from None
+    _check_preprocess_bounds(preprocess, where)
     window = parse_window(f.get("window", dict), where)
     threshold = f.number("threshold", 0.0, 1.0)
     files = parse_files(f.get("files", list), root, target, precision, where)

@@ -59,6 +59,11 @@ DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64")
 HEAD_OUTPUTS = ("snippet_scores", "attention", "video_score")
 _SUFFIX = {"onnx": ".onnx", "onnx-qdq": ".onnx", "openvino": ".xml"}
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# The largest numbers a device runs (memory, time); a manifest beyond one is refused naming the key.
+MAX_SNIPPET_LENGTH = 128  # frames per snippet (I3D: 16 to 64)
+MAX_NUM_SNIPPETS = 1024  # snippets the head scores together (RTFM: 32)
+MAX_FRAME_STRIDE = 32  # one frame used every N: beyond, a snippet spans seconds and no fight is seen
+MAX_FEATURE_DIM = 65536  # backbone feature width D (I3D: 1024); the head's ring holds K x D per camera
 _MISSING = object()
 
 
@@ -165,10 +170,12 @@ class Field:
             raise self.error(f"{self.name(key)} must be one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def positive_int(self, key: str) -> int:
+    def positive_int(self, key: str, high: int | None = None) -> int:
         value = self.get(key, int)
         if value <= 0:
             raise self.error(f"{self.name(key)} must be a positive integer, got {value}")
+        if high is not None and value > high:
+            raise self.error(f"{self.name(key)} must be an integer in [1, {high}], got {value}")
         return value
 
     def number(self, key: str, low: float, high: float, *, low_open: bool = False) -> float:
@@ -333,9 +340,9 @@ def parse_window(obj: Any, where: str) -> Window:
     f = Field(obj, "window", where)
     f.only(("snippet_length", "num_snippets", "frame_stride", "fps"))
     return Window(
-        snippet_length=f.positive_int("snippet_length"),
-        num_snippets=f.positive_int("num_snippets"),
-        frame_stride=f.positive_int("frame_stride"),
+        snippet_length=f.positive_int("snippet_length", MAX_SNIPPET_LENGTH),
+        num_snippets=f.positive_int("num_snippets", MAX_NUM_SNIPPETS),
+        frame_stride=f.positive_int("frame_stride", MAX_FRAME_STRIDE),
         fps=f.number("fps", 0.0, 1000.0, low_open=True),
     )
 
@@ -387,4 +394,6 @@ def check_shapes(
                     )
     if len(dims) != 1:
         raise BundleError(f"{where}: backbone output D and head input D must agree, got {sorted(dims)}")
+    if max(dims) > MAX_FEATURE_DIM:
+        raise BundleError(f"{where}: feature width D must be at most {MAX_FEATURE_DIM}, got {max(dims)}")
     return dims.pop()

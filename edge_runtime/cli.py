@@ -1,8 +1,10 @@
 """``edge-runtime``: score live cameras with an exported bundle and publish anomaly events over MQTT.
 
-A device installs only this (no torch). Bad options exit 2 with one line; a refused bundle, an unreachable
-camera or a missing backend library exit 1 with one line (``edge-runtime: error: ...``). SIGTERM / SIGINT end
-open events, flush the outbox and publish ``offline`` before exiting 0; so does the end of every file source.
+A device installs only this (no torch). Bad options exit 2 with one line; a refused bundle, an unusable
+outbox, an unreachable camera or a missing backend library exit 1 with one line (``edge-runtime: error:
+...``). SIGTERM / SIGINT end open events, flush the outbox and publish ``offline`` before exiting 0; so does
+the end of every file source. During start-up (bundle, outbox, models) they abandon it and exit 0 at once:
+the outbox keeps what it holds for the next start.
 
 Example::
 
@@ -20,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devices.profiles import EVENT_SECONDS_MAX
+
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
 
@@ -36,8 +40,9 @@ environment:
   STATE_DIRECTORY            default folder of the outbox (set by systemd's StateDirectory=)
   I3DMTN_ENGINE_CACHE        TensorRT engine cache folder (Jetson)
 
-exit status: 0 after a clean stop (signal, or every source ended); 1 runtime error (bundle, camera,
-backend, a failed file source); 2 bad options.
+exit status: 0 after a clean stop (signal, also during start-up, or every source ended); 1 runtime error
+(bundle, outbox unusable or in use by another runtime, camera, backend, a failed file source); 2 bad options.
+A full disk is not an error: events are kept in memory and still published; /status says "degraded".
 """
 
 
@@ -45,14 +50,54 @@ class UsageError(ValueError):
     """A bad option value: one line, exit status 2."""
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+class _StartupStopped(BaseException):
+    """SIGTERM / SIGINT before the loop runs: start-up is abandoned, exit status 0."""
+
+
+class _Signals:
+    """SIGTERM / SIGINT: during start-up they raise :class:`_StartupStopped` (whatever is loading stops at
+    once, even a blocked read); once :attr:`runtime` is set they ask its loop to stop (a clean shutdown)."""
+
+    def __init__(self) -> None:
+        self.runtime: Any = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self)
+
+    def restore(self) -> None:
+        """The handlers from before :meth:`install` (``main`` called in a process that has its own)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.runtime is None:
+            raise _StartupStopped(name)
+        log.info("%s: stopping%s", name, " (already stopping)" if self.count > 1 else "")
+        self.runtime.request_stop()
+
+
+MAX_QUEUE = 300  # frames per camera: 10 s of 30 fps; 300 full-HD frames are 1.9 GB already
+MAX_STATS_INTERVAL_S, MAX_FLUSH_TIMEOUT_S = 3600.0, 600.0  # a stop that waits longer is killed by systemd
+
+
+def _seconds(high: float) -> Any:
+    """An argparse type: seconds in [0, high] (finite)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not 0 <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected seconds in [0, {high:g}], got {text!r}")
+        return value
+
+    return parse
 
 
 def _score(text: str) -> float:
@@ -93,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
     src.add_argument("--max-queue", type=int, default=32, metavar="N",
-                     help="frames buffered per camera before the oldest is dropped (default 32)")  # fmt: skip
+                     help=f"frames buffered per camera before the oldest is dropped (default 32, at most {MAX_QUEUE})")  # fmt: skip
     model = p.add_argument_group("model")
     model.add_argument("--device-profile", metavar="NAME|PATH",
                        help="device profile: shipped name (generic-cpu, intel-nuc, jetson-orin-nano, ...) or a "
@@ -110,11 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--on-threshold", type=_score, metavar="X", help="score that starts an event")
     ev.add_argument("--off-threshold", type=_score, metavar="Y",
                     help="score below which an event ends (default 0.8 x on)")  # fmt: skip
-    ev.add_argument("--min-duration", type=_positive, metavar="S",
+    ev.add_argument("--min-duration", type=_seconds(EVENT_SECONDS_MAX["min_duration_s"]), metavar="S",
                     help="seconds above the threshold before start is sent (default 1)")  # fmt: skip
-    ev.add_argument("--cooldown", type=_positive, metavar="S",
+    ev.add_argument("--cooldown", type=_seconds(EVENT_SECONDS_MAX["cooldown_s"]), metavar="S",
                     help="quiet seconds after an end before a new event (default 5)")  # fmt: skip
-    ev.add_argument("--update-interval", type=_positive, metavar="S",
+    ev.add_argument("--update-interval", type=_seconds(EVENT_SECONDS_MAX["update_interval_s"]), metavar="S",
                     help="an open event sends an update at least this often (default 2)")  # fmt: skip
     out = p.add_argument_group("publishing")
     out.add_argument("--device-id", required=True, metavar="ID",
@@ -122,9 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--outbox", metavar="PATH",
                      help="SQLite outbox of unsent events (default $STATE_DIRECTORY/outbox-<ID>.sqlite, else "
                      "~/.local/state/i3dmtn/outbox-<ID>.sqlite)")  # fmt: skip
-    out.add_argument("--stats-interval", type=_positive, default=10.0, metavar="S",
+    out.add_argument("--stats-interval", type=_seconds(MAX_STATS_INTERVAL_S), default=10.0, metavar="S",
                      help="seconds between /stats messages (default 10)")  # fmt: skip
-    out.add_argument("--flush-timeout", type=_positive, default=10.0, metavar="S",
+    out.add_argument("--flush-timeout", type=_seconds(MAX_FLUSH_TIMEOUT_S), default=10.0, metavar="S",
                      help="at stop, seconds to wait for the outbox to drain; the rest is sent on next start "
                      "(default 10)")  # fmt: skip
     out.add_argument("--ha-discovery", action="store_true",
@@ -227,15 +272,16 @@ def _policy(args: argparse.Namespace, profile: Any, bundle_threshold: float) -> 
         ) from None
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, signals: _Signals) -> int:
     """Everything after parsing; raises UsageError (exit 2) or the one-line errors of the stages (exit 1)."""
     from devices.profiles import load_profile
 
     from .bundle import load_bundle
     from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
-    from .outbox import Outbox
-    from .runtime import Runtime, RuntimeConfig, load_models
+    from .outbox_fallback import FallbackOutbox
+    from .outbox_file import OutboxLock
+    from .runtime import Runtime, RuntimeConfig
     from .schema import SchemaError, validate_id
 
     try:
@@ -243,8 +289,8 @@ def _run(args: argparse.Namespace) -> int:
         settings = MqttSettings.from_args(args)
     except (SchemaError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if args.max_queue < 1:
-        raise UsageError(f"--max-queue must be >= 1, got {args.max_queue}")
+    if not 1 <= args.max_queue <= MAX_QUEUE:
+        raise UsageError(f"--max-queue must be in [1, {MAX_QUEUE}], got {args.max_queue}")
     if not args.camera and not args.source:
         raise UsageError("give at least one --camera INDEX or --source [NAME=]SOURCE")
     setup_logging(args.log_format, args.log_level, secrets=[settings.password or ""])
@@ -254,16 +300,7 @@ def _run(args: argparse.Namespace) -> int:
     if profile is not None:
         bundle.check_profile(profile)
     policy = _policy(args, profile, bundle.threshold)
-    backend = args.backend or (profile.model.backend if profile is not None else None)
-    models = load_models(
-        bundle,
-        precision=args.precision or (profile.model.precision if profile is not None else None),
-        backend=backend,
-        device=args.inference_device or (profile.model.device if profile is not None else None),
-        options=_engine_options(profile, backend) if backend else {},
-    )
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    outbox_path.parent.mkdir(parents=True, exist_ok=True)
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,
@@ -274,25 +311,29 @@ def _run(args: argparse.Namespace) -> int:
         audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
         ha_discovery=args.ha_discovery,
     )
-    with Outbox(outbox_path) as outbox:
-        publisher = MqttPublisher(settings, device_id, outbox)
-        runtime = Runtime(bundle, models, cameras, publisher, config)
-        stops = 0
-
-        def on_signal(signum: int, frame: Any) -> None:
-            nonlocal stops
-            stops += 1
-            log.info(
-                "%s: stopping%s", signal.Signals(signum).name, " (already stopping)" if stops > 1 else ""
-            )
-            runtime.request_stop()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+    # one runtime per outbox; every problem of the file is one line here, before the models load; a full
+    # disk only degrades (events kept in memory)
+    with OutboxLock(outbox_path), FallbackOutbox.open(outbox_path) as outbox:
+        models = _load_models(args, profile, bundle)
         try:
-            return runtime.run()
+            publisher = MqttPublisher(settings, device_id, outbox)
+            signals.runtime = Runtime(bundle, models, cameras, publisher, config)  # signals now stop its loop
+            return signals.runtime.run()
         finally:
             models.close()
+
+
+def _load_models(args: argparse.Namespace, profile: Any, bundle: Any) -> Any:
+    from .runtime import load_models
+
+    backend = args.backend or (profile.model.backend if profile is not None else None)
+    return load_models(
+        bundle,
+        precision=args.precision or (profile.model.precision if profile is not None else None),
+        backend=backend,
+        device=args.inference_device or (profile.model.device if profile is not None else None),
+        options=_engine_options(profile, backend) if backend else {},
+    )
 
 
 def _error(message: str, status: int) -> int:
@@ -308,6 +349,19 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed usage + one error line, or --help
         return int(exc.code or 0)
+    signals = _Signals()
+    signals.install()  # from here on, SIGTERM / SIGINT exit 0 (the imports below take a while)
+    try:
+        return _run_reporting_errors(args, signals)
+    except _StartupStopped as stop:
+        log.info("%s during start-up: stopped before running (the outbox is kept for the next start)", stop)
+        return 0
+    finally:
+        signals.restore()
+
+
+def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
+    """:func:`_run`, each stage's one-line error printed with its exit status (2 usage, 1 the rest)."""
     import sqlite3
 
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's own warnings would bypass our log format
@@ -315,16 +369,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from .backends import BackendError
     from .bundle import BundleError
+    from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
     try:
-        return _run(args)
+        return _run(args, signals)
     except (UsageError, SourceSpecError) as exc:
         return _error(str(exc), 2)
-    except (BundleError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
+    except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
         return _error(str(exc), 1)
-    except KeyboardInterrupt:
-        return _error("interrupted", 1)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,14 @@
 - Events a killed process left open (the outbox keeps each event's newest message until its ``end`` is stored)
   get their ``end`` from :meth:`MqttPublisher.end_open_events` at the next start.
 - ``{prefix}/{device_id}/status`` (retained): ``online`` on connect, ``offline`` on :meth:`stop`, and
-  ``offline`` as the last will when the process dies or the network goes.
+  ``offline`` as the last will when the process dies or the network goes; ``degraded`` while the outbox
+  cannot store (a full disk: :mod:`edge_runtime.outbox_fallback` keeps the messages in memory and the sender
+  publishes them like stored rows; ``/stats`` carries the details under ``storage``).
 - ``/stats`` (QoS 0, not stored) and ``/snapshot/{camera}`` (retained JPEG, not stored) are best effort.
 - A failed connection attempt (refused TCP, a TLS certificate that does not verify, an unknown host) is
-  logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with backoff.
+  logged once as a WARNING naming the broker URL and the reason; paho keeps retrying with a jittered backoff
+  capped at 5 s, and :meth:`~MqttPublisher.stop` makes one last attempt before its flush time ends (see
+  :mod:`edge_runtime.mqtt_connection`, which also flags two clients with one id).
 
 Example::
 
@@ -27,7 +31,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
@@ -36,22 +39,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from edge_runtime.event_messages import event_messages, interrupted_end_messages
+from edge_runtime.mqtt_best_effort import DEGRADED, OFFLINE, ONLINE, BestEffortMessages
+from edge_runtime.mqtt_connection import ConnectionLog, ReconnectBackoff
 from edge_runtime.mqtt_settings import MqttSettings, make_client
 from edge_runtime.mqtt_socket import describe_error, set_no_delay
 from edge_runtime.outbox import Outbox, OutboxMessage
+from edge_runtime.outbox_fallback import FallbackOutbox
 from edge_runtime.schema import (
     events_topic,
-    snapshot_topic,
     stats_topic,
     status_topic,
     validate_id,
 )
 
-__all__ = ["MqttPublisher", "ONLINE", "OFFLINE"]
+__all__ = ["MqttPublisher", "ONLINE", "OFFLINE", "DEGRADED"]
 
 log = logging.getLogger(__name__)
 
-ONLINE, OFFLINE = "online", "offline"
 # Outbox rows handed to paho and not yet acknowledged, at most (bounds memory on a long backlog). paho sends
 # _PAHO_INFLIGHT of them and queues the rest, sending the next one from its network thread as each PUBACK
 # arrives: the connection never goes quiet waiting for the sender (which would let the broker's Nagle hold
@@ -59,30 +63,24 @@ ONLINE, OFFLINE = "online", "offline"
 _WINDOW, _PAHO_INFLIGHT, _REFILL = 200, 100, 100
 _ACK_BATCH = 64  # acknowledged rows that make an idle sender delete them at once ...
 _ACK_FLUSH_S = 0.005  # ... or this long after the first of them arrived
+_LAST_TRY_S = 2.0  # stop(): a last connection attempt this long before the flush time ends
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars (``np.float32`` fps, ``np.int64`` counts) as plain numbers for JSON."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"stats value of type {type(value).__name__} is not JSON serialisable")
-
-
-class MqttPublisher:
+class MqttPublisher(BestEffortMessages):
     """Publishes one device's events (via the outbox), status, stats and snapshots. Thread-safe."""
 
     def __init__(
         self,
         settings: MqttSettings,
         device_id: str,
-        outbox: Outbox,
+        outbox: Outbox | FallbackOutbox,
         *,
         client_id: str | None = None,
         status_retain: bool = True,
     ):
         self.settings = settings
         self.device_id = validate_id(device_id, "device_id")
-        self.outbox = outbox
+        self.outbox = outbox if isinstance(outbox, FallbackOutbox) else FallbackOutbox(outbox.path, outbox)
         self.client_id = client_id or f"i3dmtn-{self.device_id}"
         self.status_retain = status_retain
         prefix = settings.topic_prefix
@@ -91,7 +89,7 @@ class MqttPublisher:
         self.stats_topic = stats_topic(prefix, self.device_id)
         self.reconnects = 0  # successful connects after the first
         self.published = 0  # outbox rows handed to the broker (replays included)
-        self._acked_before = outbox.acked  # the outbox counts rows deleted on PUBACK; see `acked`
+        self._acked_before = self.outbox.acked  # the outbox counts rows deleted on PUBACK; see `acked`
         # The outbox is the durable session, so the broker session can be clean.
         self._client = make_client(
             settings, self.client_id, clean_session=True, will=(self.status_topic, OFFLINE, 1, status_retain)
@@ -102,6 +100,8 @@ class MqttPublisher:
         self._client.on_publish = self._on_publish
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_socket_open = set_no_delay  # no 40 ms Nagle stalls
+        self._backoff = ReconnectBackoff(self._client)
+        self._watch = ConnectionLog(settings.url, self.client_id)
         # Guards everything below. Never held while calling paho: paho calls on_publish holding its own lock.
         self._cond = threading.Condition(threading.Lock())
         self._connected = False
@@ -114,7 +114,7 @@ class MqttPublisher:
         self._window_full = False
         self._unflushed_acks = 0  # PUBACKs recorded in the outbox since the sender last deleted them
         self._first_unflushed_at = 0.0  # time.monotonic() of the first of them
-        self._failure_logged: str | None = None  # the connect failure reason last logged as a WARNING
+        self._status_shown: str | None = None  # ONLINE / DEGRADED as last published on this connection
         self._stop_sender = False
         self._sender: threading.Thread | None = None
 
@@ -137,9 +137,15 @@ class MqttPublisher:
     def stop(self, flush_timeout: float = 5.0) -> None:
         """Wait up to ``flush_timeout`` s for the outbox to drain, publish ``offline``, disconnect.
 
-        Messages still waiting stay in the outbox for the next start."""
+        Messages still waiting stay in the outbox for the next start (those kept in memory because the disk
+        refused them are tried on the disk once more first)."""
         deadline = time.monotonic() + max(0.0, flush_timeout)
+        self.outbox.maintain(force=True)
+        last_try = deadline - min(_LAST_TRY_S, flush_timeout / 2)
         while self.outbox.backlog and time.monotonic() < deadline:
+            if last_try is not None and time.monotonic() >= last_try and not self.connected:
+                last_try = None
+                self._connect_now()
             with self._cond:  # woken when nothing is left in flight
                 self._cond.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
         with self._cond:
@@ -162,6 +168,16 @@ class MqttPublisher:
                         self.outbox.path)  # fmt: skip
         else:
             log.info("MQTT: stopped, outbox empty")
+
+    def _connect_now(self) -> None:
+        """One connection attempt now, at the end of the flush, not when paho's backoff wait ends."""
+        log.info("MQTT: one last connection attempt to %s before the flush time ends", self.settings.url)
+        self._client.loop_stop()  # paho's thread leaves its backoff wait (within 1 s)
+        try:
+            self._client.reconnect()  # TCP + CONNECT; the CONNACK is read by the restarted loop
+        except OSError as err:
+            self._watch.connect_failed(describe_error(err))
+        self._client.loop_start()
 
     def __enter__(self) -> MqttPublisher:
         return self.start()
@@ -214,51 +230,14 @@ class MqttPublisher:
         """Put ``messages`` in the outbox (one transaction) and wake the sender."""
         rows = self.outbox.put_many(messages)
         if rows:
-            with self._cond:
-                self._work = True
-                self._cond.notify_all()
+            self._wake()
+        self._show_storage()
         return rows
 
-    def publish_stats(self, stats: dict[str, Any]) -> bool:
-        """Best-effort QoS 0 stats (the outbox backlog is added); False when not connected."""
-        if not self.connected:
-            return False
-        body = {"device_id": self.device_id, "timestamp": time.time(), "outbox_backlog": self.backlog}
-        body.update(stats)
-        return (
-            self._publish_raw(self.stats_topic, json.dumps(body, allow_nan=False, default=_plain), qos=0)
-            is not None
-        )
-
-    def publish_snapshot(self, camera: str, jpeg: bytes) -> bool:
-        """Retained JPEG on ``/snapshot/{camera}`` (best effort); False when not connected."""
-        topic = snapshot_topic(self.settings.topic_prefix, self.device_id, camera)
-        if not self.connected:
-            return False
-        return self._publish_raw(topic, bytes(jpeg), qos=0, retain=True) is not None
-
-    def publish_status(self, text: str) -> bool:
-        """Set the retained status (``online``/``offline`` or another word); False when not connected."""
-        if not self.connected:
-            return False
-        return self._publish_raw(self.status_topic, text, qos=1, retain=self.status_retain) is not None
-
-    def publish_discovery(
-        self, cameras: list[str], *, model_name: str = "i3d-mtn", discovery_prefix: str = "homeassistant"
-    ) -> int:
-        """Retained Home Assistant discovery configs (see :mod:`edge_runtime.ha_discovery`); how many were sent."""
-        from edge_runtime.ha_discovery import discovery_messages
-
-        messages = discovery_messages(
-            self.settings.topic_prefix,
-            self.device_id,
-            cameras,
-            model_name=model_name,
-            discovery_prefix=discovery_prefix,
-        )
-        if not self.connected:
-            return 0
-        return sum(self._publish_raw(t, p, qos=1, retain=True) is not None for t, p in messages)
+    def _wake(self) -> None:
+        with self._cond:
+            self._work = True
+            self._cond.notify_all()
 
     def _publish_raw(
         self, topic: str, payload: bytes | str, *, qos: int, retain: bool = False, row: int | None = None
@@ -286,7 +265,7 @@ class MqttPublisher:
     # ---- the sender thread -----------------------------------------------------------------------------
 
     def _send_loop(self) -> None:
-        generation, cursor = -1, 0
+        generation, cursor, rewinds = -1, 0, 0
         while True:
             with self._cond:
                 can_send = self._wait_for_work()
@@ -298,6 +277,8 @@ class MqttPublisher:
                     self._work = False
                     if self._generation != generation:  # a new connection: replay from the oldest row
                         generation, cursor = self._generation, 0
+                    if self.outbox.rewinds != rewinds:  # messages kept in memory were stored: new row ids
+                        rewinds, cursor = self.outbox.rewinds, 0
                     room = _WINDOW - len(self._in_flight)
             if not can_send:
                 self.outbox.flush_acks()
@@ -308,7 +289,10 @@ class MqttPublisher:
                     if self._generation != generation or self._stop_sender:
                         self._work = True
                         break
-                if self._publish_raw(item.topic, item.payload, qos=item.qos, retain=item.retain, row=item.id):
+                    sent = item.id in self._in_flight  # read again after a rewind
+                if not sent and self._publish_raw(
+                    item.topic, item.payload, qos=item.qos, retain=item.retain, row=item.id
+                ):
                     self.published += 1
                 cursor = item.id
             else:
@@ -338,7 +322,6 @@ class MqttPublisher:
             return
         with self._cond:
             self._connected = True
-            self._failure_logged = None
             self._generation += 1
             self._in_flight.clear()
             if self._ever_connected:
@@ -346,8 +329,11 @@ class MqttPublisher:
             self._ever_connected = True
             self._work = True
             self._cond.notify_all()
-        log.info("MQTT: connected to %s", self.settings.url)
-        self._publish_raw(self.status_topic, ONLINE, qos=1, retain=self.status_retain)
+        self._backoff.connected()
+        self._watch.connected()
+        with self._cond:
+            self._status_shown = None
+        self._show_storage()
 
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -357,23 +343,15 @@ class MqttPublisher:
             self._generation += 1
             stopping = self._stop_sender
             self._cond.notify_all()
-        if stopping:
-            log.debug("MQTT: disconnected (%s)", reason_code)
-        elif was_connected:
-            log.warning("MQTT: lost the connection to %s (%s); reconnecting", self.settings.url, reason_code)
-        else:
-            log.debug("MQTT: could not connect to %s (%s); retrying", self.settings.url, reason_code)
+        if not stopping:
+            self._backoff.failed()  # paho waits next: jittered, at most ~6 s
+        self._watch.disconnected(reason_code, was_connected=was_connected, stopping=stopping)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         """A connection attempt raised (paho calls this inside its ``except OSError`` block, so the error is
-        the one being handled): one WARNING per distinct reason until connected, then DEBUG."""
-        reason = describe_error(sys.exc_info()[1])
-        with self._cond:
-            first, self._failure_logged = self._failure_logged != reason, reason
-        level = logging.WARNING if first else logging.DEBUG
-        log.log(
-            level, "MQTT: cannot connect to %s: %s; retrying in the background", self.settings.url, reason
-        )
+        the one being handled); paho waits next."""
+        self._backoff.failed()
+        self._watch.connect_failed(describe_error(sys.exc_info()[1]))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
         with self._cond:

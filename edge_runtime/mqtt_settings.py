@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 ENV_USERNAME = "I3DMTN_MQTT_USERNAME"
 ENV_PASSWORD = "I3DMTN_MQTT_PASSWORD"
 ENV_PASSWORD_FILE = "I3DMTN_MQTT_PASSWORD_FILE"
-# paho doubles the delay after each failed attempt between these bounds: quick after a blip, gentle on an outage.
+# paho doubles the delay after each failed attempt between these bounds: quick after a blip, and at most a
+# few seconds apart after a long outage, so a broker that is back for 10 s is reached (the publisher adds
+# jitter: edge_runtime.mqtt_connection).
 RECONNECT_MIN_DELAY_S = 0.5
-RECONNECT_MAX_DELAY_S = 30.0
+RECONNECT_MAX_DELAY_S = 5.0
 
 _DEFAULT_PORT = 1883
 _DEFAULT_TLS_PORT = 8883

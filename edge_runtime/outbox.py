@@ -23,7 +23,9 @@ Durability, and what each write costs (one fsync is the price of a durable commi
   acknowledged message; :meth:`pending` does too whenever a recorded id lies in the range it reads (a
   replay from the oldest row after a reconnect), so a replay sends only unacknowledged messages, in id
   order. (While sending, the rows read lie past every acknowledged one, so it reads without writing; an ack
-  recorded during that read can only make the message go twice, which consumers de-duplicate.) A SIGKILL before the delete loses
+  recorded during that read can only make the message go twice, which consumers de-duplicate.) When the
+  deletes fail (a full disk), the ids stay recorded, are retried by the next flush, and the reads leave them
+  out all the same. A SIGKILL before the delete loses
   only deletes (re-sends), as above. :meth:`ack` is the immediate form (one transaction, no fsync).
 
 Bounded size: when ``max_messages`` rows are waiting, the oldest ``update`` rows are dropped first (an
@@ -55,7 +57,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Outbox", "OutboxItem", "OutboxMessage", "DROPPABLE_KIND"]
+from edge_runtime.outbox_file import OutboxError, connect
+
+__all__ = ["Outbox", "OutboxError", "OutboxItem", "OutboxMessage", "DROPPABLE_KIND"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,10 @@ def _row(message: OutboxMessage, now: float) -> tuple:
 
 
 class Outbox:
-    """SQLite outbox at ``path`` (created with its folder if missing); thread-safe; use as a context manager."""
+    """SQLite outbox at ``path`` (created with its folder if missing); thread-safe; use as a context manager.
+
+    A file that cannot be used (a folder, not an outbox, damaged, read-only, a full disk) raises a one-line
+    :class:`~edge_runtime.outbox_file.OutboxError` naming it (see :func:`edge_runtime.outbox_file.connect`)."""
 
     def __init__(self, path: str | Path, *, max_messages: int = 10000):
         if max_messages < 1:
@@ -133,24 +140,13 @@ class Outbox:
         self._read_lock = threading.Lock()  # the reading connection
         self._acks_lock = threading.Lock()  # _acked only: ack_later never waits for a database write
         self._acked: set[int] = set()  # acknowledged ids not deleted yet
+        self._db = connect(self.path, schema=(_SCHEMA, _INDEX, _OPEN_EVENTS))
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: autocommit; every statement below is its own transaction unless
-            # wrapped in an explicit BEGIN IMMEDIATE ... COMMIT.
-            self._db = sqlite3.connect(
-                str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-            self._db.execute(_INDEX)
-            self._db.execute(_OPEN_EVENTS)
             self._reader = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False)
             self._reader.execute("PRAGMA query_only=1")
-        except sqlite3.DatabaseError as err:
-            raise ValueError(f"outbox {str(self.path)!r}: not a usable SQLite database ({err})") from None
-        if str(mode).lower() != "wal":
-            log.warning("outbox %s: WAL journal not available (got %s)", self.path, mode)
+        except sqlite3.Error as err:
+            self._db.close()
+            raise OutboxError(f"outbox {str(self.path)!r}: cannot be read ({err})") from None
         log.debug("outbox %s opened with %d waiting message(s)", self.path, self.backlog)
 
     # ---- writes of new messages (durable: synchronous=FULL) --------------------------------------------
@@ -159,15 +155,17 @@ class Outbox:
         """Store a message durably (returns after fsync) and return its id; may drop old ``update`` rows."""
         return self.put_many([OutboxMessage(topic, payload, kind, qos, retain)])[0]
 
-    def put_many(self, messages: Sequence[OutboxMessage]) -> list[int]:
+    def put_many(self, messages: Sequence[OutboxMessage], *, ended: Iterable[str] = ()) -> list[int]:
         """Store several messages in ONE transaction (one fsync) and return their ids, in the given order.
 
         All or nothing: when it raises, none of them is stored. Acknowledged ids recorded by
         :meth:`ack_later` are deleted in the same transaction. May drop old ``update`` rows (see the module
-        docstring); rows of this call are never dropped by it."""
+        docstring); rows of this call are never dropped by it. ``ended``: ids of events whose ``end`` was
+        delivered without being stored (see :mod:`edge_runtime.outbox_fallback`), no longer open."""
         now = time.time()
         rows = [_row(m, now) for m in messages]  # validates every message before writing any
-        if not rows:
+        ended = list(ended)
+        if not rows and not ended:
             return []
         with self._lock:
             with self._acks_lock:
@@ -177,10 +175,12 @@ class Outbox:
                 deleted = self._delete(acked)
                 ids = [int(self._db.execute(_INSERT, row).lastrowid or 0) for row in rows]
                 self._track_open_events(messages)
-                self._drop_updates(oldest_new=ids[0])
+                self._db.executemany("DELETE FROM open_events WHERE event_id = ?", [(e,) for e in ended])
+                if ids:
+                    self._drop_updates(oldest_new=ids[0])
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 with self._acks_lock:
                     self._acked |= acked
                 raise
@@ -206,6 +206,11 @@ class Outbox:
         with self._read_lock:
             rows = self._reader.execute("SELECT topic, payload FROM open_events ORDER BY rowid").fetchall()
         return [(r[0], bytes(r[1])) for r in rows]
+
+    def open_event_ids(self) -> set[str]:
+        """The ids of the events :meth:`open_events` gives."""
+        with self._read_lock:
+            return {r[0] for r in self._reader.execute("SELECT event_id FROM open_events")}
 
     def _drop_updates(self, *, oldest_new: int) -> None:
         """Inside a transaction: bring the row count back to the bound by dropping ``update`` rows older
@@ -241,17 +246,27 @@ class Outbox:
         with self._acks_lock:
             replay = any(row > after for row in self._acked)
         if replay:
-            self.flush_acks()
+            self._try_flush()
         with self._read_lock:
             rows = self._reader.execute(sql, params).fetchall()
-        return [OutboxItem(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        with self._acks_lock:  # recorded acks whose delete failed (a full disk) are left out here
+            acked = set(self._acked) if replay else set()
+        items = [OutboxItem(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5], r[6]) for r in rows]
+        return [item for item in items if item.id not in acked] if acked else items
 
     @property
     def backlog(self) -> int:
         """How many messages wait for a PUBACK."""
         with self._lock:
-            self._flush_locked()
-            return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self._try_flush_locked()
+            with self._acks_lock:  # recorded acks whose delete failed (a full disk): not waiting
+                acked = list(self._acked)
+            count = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            for start in range(0, len(acked), 500):
+                chunk = acked[start : start + 500]
+                sql = f"SELECT COUNT(*) FROM outbox WHERE id IN ({','.join('?' * len(chunk))})"
+                count -= self._db.execute(sql, chunk).fetchone()[0]
+            return count
 
     # ---- acks (cheap: no fsync) ------------------------------------------------------------------------
 
@@ -281,6 +296,18 @@ class Outbox:
         with self._lock:
             return self._flush_locked()
 
+    def _try_flush(self) -> None:
+        with self._lock:
+            self._try_flush_locked()
+
+    def _try_flush_locked(self) -> None:
+        """:meth:`_flush_locked` for a read: a delete that fails (a full disk) leaves the ids recorded, and the
+        read leaves them out."""
+        try:
+            self._flush_locked()
+        except sqlite3.Error as err:
+            log.debug("outbox %s: acknowledged rows not deleted yet (%s)", self.path, err)
+
     def _flush_locked(self) -> int:
         with self._acks_lock:
             acked, self._acked = self._acked, set()
@@ -305,12 +332,21 @@ class Outbox:
                 deleted = self._delete(ids)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
         finally:
             self._db.execute("PRAGMA synchronous=FULL")  # every put stays durable
         self.acked += deleted
         return deleted
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, if SQLite has not already: after ``SQLITE_FULL`` or an I/O error SQLite
+        rolls back by itself, and a ROLLBACK then would raise over the real error."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                log.debug("outbox %s: rollback failed (%s)", self.path, err)
 
     def _delete(self, ids: Iterable[int]) -> int:
         """Inside a transaction: delete ``ids``; how many existed."""

@@ -13,6 +13,7 @@ __all__ = [
     "EVENT_SCHEMA",
     "EVENT_TYPES",
     "EVENT_FIELDS",
+    "DEVICE_STATUSES",
     "SchemaError",
     "validate_id",
     "validate_event",
@@ -25,6 +26,8 @@ __all__ = [
 
 EVENT_SCHEMA = "i3dmtn.event/1"
 EVENT_TYPES = ("start", "update", "end")
+# the retained /status payloads: degraded = running, but the outbox cannot store (events come without it)
+DEVICE_STATUSES = ("online", "offline", "degraded")
 # field -> accepted Python types (after json.loads). ``ended_at`` is null until the ``end`` message.
 EVENT_FIELDS: dict[str, tuple[type, ...]] = {
     "schema": (str,),

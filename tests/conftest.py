@@ -12,3 +12,37 @@ def broker():
     """A real broker (Mosquitto if installed, else amqtt) on 127.0.0.1; ``broker.port``, ``broker.restart()``."""
     with LocalBroker() as b:
         yield b
+
+
+def _mounted_disk(tmp_path):
+    from tests.disk_helpers import SmallDisk
+
+    disk = SmallDisk(tmp_path / "disk")
+    why = disk.mount()
+    if why is not None:
+        pytest.skip(why)
+    return disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (``small_disk.folder``) the test fills, frees or makes read-only; skipped where
+    mounting is not allowed (mounting needs root)."""
+    disk = _mounted_disk(tmp_path)
+    try:
+        yield disk
+    finally:
+        disk.unmount()
+
+
+@pytest.fixture(params=["tmpfs", "page_limit"])
+def full_disk(request, tmp_path):
+    """A disk the test fills and frees: the real tmpfs where it can be mounted, and SQLite's page limit
+    (``PRAGMA max_page_count``) everywhere; ``full_disk.fill(outbox)`` / ``full_disk.free(outbox)``."""
+    from tests.disk_helpers import PageLimitDisk
+
+    disk = PageLimitDisk(tmp_path / "disk") if request.param == "page_limit" else _mounted_disk(tmp_path)
+    try:
+        yield disk
+    finally:
+        disk.unmount()

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from edge_runtime.schema import SchemaError, validate_event, validate_id
+from edge_runtime.schema import DEVICE_STATUSES, SchemaError, validate_event, validate_id
 
 __all__ = ["AlertSink", "SeenKeys", "AlertConsumer", "parse_event", "is_jpeg"]
 
@@ -78,7 +78,8 @@ class AlertSink:
         """A new (not duplicate) valid event."""
 
     def on_status(self, device_id: str, status: str) -> None:
-        """``online`` / ``offline`` (retained by the broker, so known at subscribe time)."""
+        """``online`` / ``offline`` / ``degraded`` (the device's outbox cannot store: its events still come,
+        without the disk's safety net); retained by the broker, so known at subscribe time."""
 
     def on_stats(self, device_id: str, stats: dict[str, Any]) -> None:
         """The device's periodic stats JSON object."""
@@ -177,8 +178,8 @@ class AlertConsumer:
 
     def _on_status(self, device_id: str, rest: list[str], payload: bytes, retained: bool) -> None:
         status = payload.decode("utf-8", "replace").strip()
-        if rest or status not in ("online", "offline"):
-            raise SchemaError(f"status must be 'online' or 'offline', got {status[:40]!r}")
+        if rest or status not in DEVICE_STATUSES:
+            raise SchemaError(f"status must be one of {', '.join(DEVICE_STATUSES)}, got {status[:40]!r}")
         self._emit("on_status", device_id, status)
 
     def _on_stats(self, device_id: str, rest: list[str], payload: bytes, retained: bool) -> None:

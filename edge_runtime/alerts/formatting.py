@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from typing import Any
 
 __all__ = ["format_duration", "format_local_time", "format_event_line", "format_event_json", "event_duration"]
 
 # "device/camera" column width: ids are at most 64 chars each, most are short; longer ones just push the row.
 _WHERE_WIDTH = 17
+_LONGEST_S = 100 * 365 * 86400.0  # a longer duration is a wrong clock, shown as unknown
 
 
 def format_local_time(timestamp: float) -> str:
@@ -28,8 +30,12 @@ def format_local_time(timestamp: float) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``4.2s``, ``1m 05s``, ``2h 03m``: short and unambiguous."""
-    seconds = max(0.0, float(seconds))
+    """``4.2s``, ``1m 05s``, ``2h 03m``: short and unambiguous; ``unknown`` for what no event lasts (times
+    from a device whose clock is wrong or hostile: the difference of two finite times can even overflow)."""
+    seconds = float(seconds)
+    if not math.isfinite(seconds) or seconds > _LONGEST_S:
+        return "unknown"
+    seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
     minutes, secs = divmod(int(round(seconds)), 60)

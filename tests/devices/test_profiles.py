@@ -144,3 +144,19 @@ def test_toml_syntax_error_names_file_and_line(tmp_path):
     message = _error(_write(tmp_path, text))
     assert "invalid TOML" in message
     assert f"line {len(text.splitlines())}," in message
+
+
+@pytest.mark.parametrize(
+    ("backend", "section", "line", "says"),
+    [
+        ("openvino", "events", "cooldown_s = 1e12", "[events] cooldown_s must be a number in [0, 86400]"),
+        ("openvino", "events", "min_duration_s = 1e9", "[events] min_duration_s must be a number in [0, 3600]"),
+        ("openvino", "events", "update_interval_s = 1e9", "[events] update_interval_s must be a number in (0, 3600]"),
+        ("tensorrt", "engine", "workspace_mb = 1000000000", "[engine] workspace_mb must be an integer in [16, 65536]"),
+        ("onnxruntime", "engine", "intra_op_threads = 100000", "[engine] intra_op_threads must be an integer in [0, 256]"),
+        ("openvino", "engine", "num_streams = 100000", "[engine] num_streams must be a positive integer <= 64"),
+    ],
+)  # fmt: skip
+def test_numbers_beyond_what_a_device_runs_are_refused_by_key(tmp_path, backend, section, line, says):
+    text = MINIMAL.replace('"openvino"', f'"{backend}"') + f"[{section}]\n{line}\n"
+    assert says in _error(_write(tmp_path, text))

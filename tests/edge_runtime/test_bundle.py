@@ -289,3 +289,56 @@ def test_profile_for_another_target_is_refused(bundle_dir):
     bundle.check_profile(load_profile("intel-nuc"))
     with pytest.raises(BundleError, match="the bundle is for target 'openvino', the profile wants 'onnx'"):
         bundle.check_profile(load_profile("generic-cpu"))
+
+
+def _dynamic_k(m: dict[str, Any]) -> None:
+    """A head that takes any number of snippets (as exports with a dynamic K axis write it)."""
+    for f in m["files"]:
+        if f["role"] == "head":
+            f["inputs"][0]["shape"] = ["N", "K", D]
+
+
+@pytest.mark.parametrize(
+    ("key", "change", "bound"),
+    [
+        ("window.num_snippets", lambda m: m["window"].update(num_snippets=10**9), "[1, 1024]"),
+        ("window.frame_stride", lambda m: m["window"].update(frame_stride=10**12), "[1, 32]"),
+        ("window.snippet_length", lambda m: m["window"].update(snippet_length=10**6), "[1, 128]"),
+        ("preprocess.resize_short_side", lambda m: m["preprocess"].update(resize_short_side=10**9), "4096"),
+        (
+            "preprocess.crop_size",
+            lambda m: m["preprocess"].update(crop_size=[10**5, 10**5], resize_short_side=10**5),
+            "1024",
+        ),
+        ("preprocess.std", lambda m: m["preprocess"].update(std=[1e-300, 0.5, 0.5]), "[0.001, 10]"),
+        ("preprocess.mean", lambda m: m["preprocess"].update(mean=[1e300, 0.5, 0.5]), "[-10, 10]"),
+    ],
+)
+def test_numbers_beyond_what_a_device_runs_are_refused_by_name(bundle_dir, key, change, bound):
+    def hostile(m):
+        _dynamic_k(m)
+        change(m)
+
+    message = _refused(_edit(bundle_dir, hostile), verify_hashes=False)
+    assert key in message and bound in message, message
+
+
+def test_a_feature_width_beyond_what_a_device_runs_is_refused(bundle_dir):
+    def wide(m):
+        for f in m["files"]:
+            if f["role"] == "backbone":
+                f["outputs"][0]["shape"] = ["N", 10**9]
+            else:
+                f["inputs"][0]["shape"] = ["N", K, 10**9]
+
+    message = _refused(_edit(bundle_dir, wide), verify_hashes=False)
+    assert "feature width D" in message and "65536" in message, message
+
+
+def test_the_largest_accepted_window_loads(bundle_dir):
+    def largest(m):
+        _dynamic_k(m)
+        m["window"].update(num_snippets=1024, frame_stride=32)
+
+    window = load_bundle(_edit(bundle_dir, largest), verify_hashes=False).window
+    assert (window.num_snippets, window.frame_stride) == (1024, 32)

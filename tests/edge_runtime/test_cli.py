@@ -161,3 +161,22 @@ def test_password_from_the_environment_is_never_in_argv_or_the_debug_log(bundle,
     assert secret.encode() not in cmdline and b"--username" in cmdline
     assert code == 0, err[-2000:]
     assert '"level": "DEBUG"' in err and secret not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--max-queue", "100000000", "--max-queue must be in [1, 300]"),
+        ("--flush-timeout", "inf", "expected seconds in [0, 600]"),
+        ("--stats-interval", "1e12", "expected seconds in [0, 3600]"),
+        ("--min-duration", "1e9", "expected seconds in [0, 3600]"),
+        ("--cooldown", "1e300", "expected seconds in [0, 86400]"),
+        ("--update-interval", "1e9", "expected seconds in [0, 3600]"),
+    ],
+)
+def test_numbers_beyond_what_a_device_runs_are_usage_errors(bundle, calm, tmp_path, option, value, says):
+    result = _cli("--bundle", str(bundle), "--device-id", "dev1", "--source", str(calm),
+                  "--outbox", str(tmp_path / "o.sqlite"), option, value)  # fmt: skip
+    assert result.returncode == 2
+    line = _one_error_line(result)
+    assert option in line and says in line, line

@@ -86,7 +86,7 @@
     card.dataset.deviceId = device.device_id;
     const head = el("div", "card-head");
     head.appendChild(el("span", "card-title", device.device_id));
-    const status = ["online", "offline"].includes(device.status) ? device.status : "unknown";
+    const status = ["online", "offline", "degraded"].includes(device.status) ? device.status : "unknown";
     const badge = el("span", "badge badge-" + status, status);
     badge.dataset.role = "status";
     head.appendChild(badge);

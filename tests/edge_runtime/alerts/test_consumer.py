@@ -66,12 +66,13 @@ def test_subscriptions_use_share_group_for_events_only():
     assert all(not t.startswith("$share") for t in topics[1:])
 
 
-def test_status_other_than_online_offline_is_skipped(caplog):
+def test_status_other_than_online_offline_degraded_is_skipped(caplog):
     consumer, recorder, _ = _consumer()
     with caplog.at_level(logging.WARNING):
         consumer.handle("i3dmtn/cam-1/status", b"online")
         consumer.handle("i3dmtn/cam-1/status", b"<script>")
-    assert recorder.statuses == [("cam-1", "online")]
+        consumer.handle("i3dmtn/cam-1/status", b"degraded")
+    assert recorder.statuses == [("cam-1", "online"), ("cam-1", "degraded")]
     assert "status must be" in caplog.text
 
 
@@ -162,3 +163,19 @@ def test_json_integer_of_too_many_digits_is_skipped_with_a_warning(caplog):
         consumer.handle("i3dmtn/cam-door/events", b'{"seq": ' + b"9" * 5000 + b"}")
         consumer.handle("i3dmtn/cam-door/stats", b'{"fps": ' + b"9" * 5000 + b"}")
     assert recorder.events == [] and caplog.text.count("skipped invalid message") == 2
+
+
+@pytest.mark.parametrize("type_", ["update", "end"])
+def test_an_event_whose_duration_overflows_is_printed_without_an_error(type_, caplog):
+    import io
+
+    from edge_runtime.alerts.actions import TerminalPrinter
+
+    stream = io.StringIO()
+    consumer = AlertConsumer("i3dmtn", [TerminalPrinter(stream)], clock=Clock())
+    event = make_event(type_, seq=1)
+    event.update(started_at=-1.7e308, timestamp=1.7e308, ended_at=1.7e308 if type_ == "end" else None)
+    with caplog.at_level(logging.WARNING):
+        _send(consumer, event)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert type_.upper() in stream.getvalue() and "unknown" in stream.getvalue()

@@ -31,3 +31,8 @@ def test_json_line_is_one_line_and_round_trips():
     event = make_event("end", seq=2)
     text = format_event_json(event)
     assert "\n" not in text and json.loads(text) == event
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), 1.7e308, 3.4e308 / 2])
+def test_a_duration_too_large_to_show_is_unknown(seconds):
+    assert format_duration(seconds) == "unknown"
