@@ -55,7 +55,7 @@ def test_get_config_returns_a_fresh_copy():
 
 
 def test_unknown_config_name_lists_the_known_names():
-    with pytest.raises(ConfigError, match="known configs: default, fight, violence, debug"):
+    with pytest.raises(ConfigError, match="known configs: default, fight, violence, surveillance, debug"):
         get_config("nope")
 
 
