@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge_runtime.bundle import sha256_file
 from edge_runtime.preprocess import PreprocessConfig, resize_frame
 from edge_runtime.resample import resample_indices
 from edge_runtime.video import VideoReadError, iter_frames, probe_video
@@ -39,14 +40,6 @@ __all__ = ["CACHE_VERSION", "FrameCache"]
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when the stored frames change meaning (2: resampling tolerance 1e-3 of a sample)
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def decode_resized(path: Path, cfg: PreprocessConfig) -> np.ndarray:
@@ -89,7 +82,7 @@ class FrameCache:
     def key(self, path: Path) -> str:
         """The cache key of a video: its bytes' hash and the parameters' hash (hashed once per cache)."""
         if path not in self._keys:
-            self._keys[path] = f"{_file_sha256(path)[:32]}-{self.params_key}"
+            self._keys[path] = f"{sha256_file(path)[:32]}-{self.params_key}"
         return self._keys[path]
 
     def entry(self, path: Path) -> Path:
