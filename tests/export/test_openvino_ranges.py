@@ -40,3 +40,19 @@ def test_a_rare_strong_calibration_item_is_not_clipped(spiky):
     with torch.no_grad():
         fp32 = net(torch.from_numpy(x)).numpy()
     assert np.linalg.norm(int8 - fp32) / np.linalg.norm(fp32) < 0.05
+
+
+def test_weights_use_seven_bits_so_cpus_without_vnni_do_not_saturate(spiky):
+    """u8 x s8 pairs summed in 16 bits (AVX2, AVX-512 without VNNI) overflow with full-range int8 weights."""
+    import openvino as ov
+
+    _, xml, _, settings = spiky
+    assert settings["overflow_fix"] == "enable"
+    model = ov.Core().read_model(str(xml))
+    weights = [
+        op.get_data()
+        for op in model.get_ops()
+        if op.get_type_name() == "Constant" and op.get_data().dtype == np.int8
+    ]
+    assert len(weights) == 2  # both Linear layers, not only the first
+    assert max(int(np.abs(w.astype(np.int16)).max()) for w in weights) <= 64
