@@ -21,6 +21,15 @@ def _cli(ckpt, calib, out, *extra):
                  "--out", str(out), *map(str, extra)])  # fmt: skip
 
 
+def _refusal(code, capsys, out) -> str:
+    """The one-line error of an export that exited 1 and wrote nothing (not even a temp folder)."""
+    assert code == 1
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and message.startswith("i3dmtn export: ")
+    assert not out.exists() and not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]
+    return message
+
+
 @pytest.fixture(scope="module")
 def good(trained_ckpt, contrast_root, tmp_path_factory):
     return helpers.export(
@@ -51,11 +60,7 @@ def test_gate_fails_on_a_constant_calibration_clip_and_writes_nothing(
 ):
     out = tmp_path / "broken"
     code = _cli(trained_ckpt, constant_root, out, "--eval-data", contrast_root, "--calib-snippets", 1)
-    assert code == 1
-    message = capsys.readouterr().err.strip()
-    assert message.startswith("i3dmtn export: accuracy gate: INT8 video AUC") and "\n" not in message
-    assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".broken.")]
+    assert _refusal(code, capsys, out).startswith("i3dmtn export: accuracy gate: INT8 video AUC")
 
 
 def test_allowing_the_auc_drop_does_not_allow_losing_the_fights_events(
@@ -65,11 +70,9 @@ def test_allowing_the_auc_drop_does_not_allow_losing_the_fights_events(
     out = tmp_path / "events_lost"
     code = _cli(trained_ckpt, constant_root, out, "--eval-data", contrast_root, "--calib-snippets", 1,
                 "--allow-accuracy-drop")  # fmt: skip
-    assert code == 1
-    message = capsys.readouterr().err.strip()
+    message = _refusal(code, capsys, out)
     assert message.startswith("i3dmtn export: event gate: INT8 alerts 0 of 3 held-out fights, FP32 3")
-    assert "--allow-event-loss" in message and "\n" not in message
-    assert not out.exists()
+    assert message.endswith("pass --allow-event-loss")
 
 
 def test_allowing_both_losses_writes_the_bundle_with_both_gates_overridden(
