@@ -32,10 +32,14 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     num_streams = 1                        # openvino: 1-64 or "AUTO"; default: from the hint
     intra_op_threads = 0                   # onnxruntime: 0-256, 0: ONNX Runtime's choice; default 0
 
-    [events]
-    on_threshold = 0.5                     # in (0, 1); default: the bundle's threshold
-    off_ratio = 0.8                        # off threshold = on * off_ratio, in (0, 1]; default 0.8
-    min_duration_s = 1.0                   # above on this long (<= 3600 s) before a start; default 1.0
+    [events]                               # the first three override the bundle's event policy (chosen at
+                                           # export on validation videos); unset, the bundle's is used
+    on_threshold = 0.5                     # in (0, 1); default: the bundle's (a bundle without a policy: its
+                                           # threshold)
+    off_ratio = 0.8                        # off threshold = on * off_ratio, in (0, 1]; default: the bundle's
+                                           # off threshold, or its off/on ratio for another on (else 0.8)
+    min_duration_s = 1.0                   # score above off this long (<= 3600 s) before a start; default:
+                                           # the bundle's (else 1.0)
     cooldown_s = 5.0                       # quiet time (<= 86400 s) after an end before a start; default 5
     update_interval_s = 2.0                # one update per interval (<= 3600 s); default 2.0
 
@@ -146,9 +150,10 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class EventSettings:
-    on_threshold: float | None = None  # None: the bundle's threshold
-    off_ratio: float = 0.8  # hysteresis: a score must fall well below "on" to end an event
-    min_duration_s: float = 1.0  # one noisy snippet does not start an event
+    # None: not set here, so the bundle's event policy decides (edge_runtime.cli.event_policy)
+    on_threshold: float | None = None
+    off_ratio: float | None = None  # hysteresis: a score must fall well below "on" to end an event
+    min_duration_s: float | None = None  # one noisy snippet does not start an event
     cooldown_s: float = 5.0  # one fight is one event, not a burst of them
     update_interval_s: float = 2.0  # keeps MQTT traffic bounded during a long event
 
@@ -171,11 +176,6 @@ class DeviceProfile:
             return None
         c = self.camera
         return c.pipeline.format(sensor_id=int(sensor_id), width=c.width, height=c.height, fps=c.fps)
-
-    def thresholds(self, bundle_threshold: float) -> tuple[float, float]:
-        """``(on, off)`` event thresholds: the profile's ``on_threshold`` or the bundle's, and on * off_ratio."""
-        on = self.events.on_threshold if self.events.on_threshold is not None else float(bundle_threshold)
-        return on, on * self.events.off_ratio
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -328,8 +328,8 @@ def _events(data: dict[str, Any], where: str) -> EventSettings:
     s.only(tuple(f.name for f in dataclasses.fields(EventSettings)))
     return EventSettings(
         on_threshold=s.number("on_threshold", None, low=0.0, high=1.0, open_low=True, open_high=True),
-        off_ratio=s.number("off_ratio", 0.8, low=0.0, high=1.0, open_low=True),
-        min_duration_s=s.number("min_duration_s", 1.0, low=0.0, high=EVENT_SECONDS_MAX["min_duration_s"]),
+        off_ratio=s.number("off_ratio", None, low=0.0, high=1.0, open_low=True),
+        min_duration_s=s.number("min_duration_s", None, low=0.0, high=EVENT_SECONDS_MAX["min_duration_s"]),
         cooldown_s=s.number("cooldown_s", 5.0, low=0.0, high=EVENT_SECONDS_MAX["cooldown_s"]),
         update_interval_s=s.number(
             "update_interval_s", 2.0, low=0.0, open_low=True, high=EVENT_SECONDS_MAX["update_interval_s"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_runtime.bundle_event_policy import BundleEventPolicy, parse_event_policy
 from edge_runtime.bundle_manifest import (
     BUNDLE_SCHEMA,
     GATES,
@@ -50,6 +51,7 @@ __all__ = [
     "Companion",
     "ModelFile",
     "Window",
+    "BundleEventPolicy",
     "Bundle",
     "parse_manifest",
     "load_bundle",
@@ -66,6 +68,7 @@ _TOP_LEVEL = (
     "preprocess",
     "window",
     "threshold",
+    "event_policy",
     "files",
     "accuracy",
     "report",
@@ -95,6 +98,7 @@ class Bundle:
     feature_dim: int  # D: backbone output width == head input width
     report: Path | None = None
     calibration_set: Path | None = None
+    event_policy: BundleEventPolicy | None = None  # None: a bundle from before it, the runtime's defaults
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -212,6 +216,9 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
     feature_dim = check_shapes(files, window, preprocess.crop_size, where, preprocess.channels)
     accuracy = Field(f.get("accuracy", dict), "accuracy", where)
     accuracy.choice("gate", GATES)
+    if "event_gate" in accuracy.obj:
+        accuracy.choice("event_gate", GATES)
+    policy = f.get("event_policy", dict, None)
     return Bundle(
         path=root,
         manifest=dict(data),
@@ -227,6 +234,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         feature_dim=feature_dim,
         report=_optional_path(f, "report", root),
         calibration_set=_optional_path(f, "calibration_set", root),
+        event_policy=parse_event_policy(policy, where) if policy is not None else None,
     )
 
 

@@ -27,7 +27,7 @@ from devices.profiles import EVENT_SECONDS_MAX
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
 
-__all__ = ["build_parser", "default_outbox", "main"]
+__all__ = ["build_parser", "default_outbox", "event_policy", "main"]
 
 log = logging.getLogger("edge_runtime.cli")
 
@@ -151,12 +151,15 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--inference-device", metavar="DEV",
                        help="where the backend runs: CPU, GPU, NPU, AUTO (OpenVINO), cuda:0 (TensorRT); "
                        "default: the profile's")  # fmt: skip
-    ev = p.add_argument_group("events (defaults: the profile's [events], else the bundle's threshold)")
+    ev = p.add_argument_group(
+        "events (defaults: the profile's [events], else the bundle's event policy chosen at export, else the "
+        "bundle's threshold)"
+    )
     ev.add_argument("--on-threshold", type=_score, metavar="X", help="score that starts an event")
     ev.add_argument("--off-threshold", type=_score, metavar="Y",
-                    help="score below which an event ends (default 0.8 x on)")  # fmt: skip
+                    help="score below which an event ends (default: the bundle's, else 0.8 x on)")  # fmt: skip
     ev.add_argument("--min-duration", type=_seconds(EVENT_SECONDS_MAX["min_duration_s"]), metavar="S",
-                    help="seconds above the threshold before start is sent (default 1)")  # fmt: skip
+                    help="seconds above the threshold before start is sent (default: the bundle's, else 1)")  # fmt: skip
     ev.add_argument("--cooldown", type=_seconds(EVENT_SECONDS_MAX["cooldown_s"]), metavar="S",
                     help="quiet seconds after an end before a new event (default 5)")  # fmt: skip
     ev.add_argument("--update-interval", type=_seconds(EVENT_SECONDS_MAX["update_interval_s"]), metavar="S",
@@ -241,35 +244,54 @@ def _engine_options(profile: Any, backend: str) -> dict[str, Any]:
     return {}
 
 
-def _policy(args: argparse.Namespace, profile: Any, bundle_threshold: float) -> Any:
+def event_policy(args: argparse.Namespace, profile: Any, bundle: Any) -> Any:
+    """The event policy: each setting from its option, else the device profile's ``[events]`` key, else the
+    bundle's event policy (chosen at export on validation videos; a bundle from before it: its threshold), else
+    the runtime's default. An off threshold not given follows the on threshold at the profile's ``off_ratio``,
+    else at the bundle's off/on ratio (0.8 for a bundle without an event policy)."""
     from .events import EventPolicy
 
     ev = profile.events if profile is not None else None
-    if profile is not None:
-        on, off = profile.thresholds(bundle_threshold)
+    base = bundle.event_policy
+    bundle_src = "bundle event policy" if base is not None else "default"
+
+    def pick(option: str, key: str, fallback: Any, fallback_src: str) -> tuple[Any, str]:
+        if getattr(args, option) is not None:
+            return getattr(args, option), "--" + option.replace("_", "-")
+        if ev is not None and getattr(ev, key) is not None:
+            return getattr(ev, key), f"profile {profile.name}"
+        return fallback, fallback_src
+
+    on, on_src = pick("on_threshold", "on_threshold", base.on_threshold if base else bundle.threshold,
+                      "bundle event policy" if base is not None else "bundle threshold")  # fmt: skip
+    if args.off_threshold is not None:
+        off, off_src = args.off_threshold, "--off-threshold"
+    elif ev is not None and ev.off_ratio is not None:
+        off, off_src = on * ev.off_ratio, f"profile {profile.name} off_ratio"
+    elif base is not None:
+        same = on == base.on_threshold
+        off = base.off_threshold if same else on * base.off_threshold / base.on_threshold
+        off_src = "bundle event policy" if same else "the bundle event policy's off/on ratio"
     else:
-        on, off = bundle_threshold, None
-    if args.on_threshold is not None:
-        on = args.on_threshold
-        off = on * ev.off_ratio if ev is not None else None
-    off = args.off_threshold if args.off_threshold is not None else off
+        off, off_src = None, "0.8 x on"
     defaults = EventPolicy(on_threshold=on)
+    min_s, min_src = pick("min_duration", "min_duration_s",
+                          base.min_duration_s if base else defaults.min_duration_s, bundle_src)  # fmt: skip
+    cool_s, cool_src = pick("cooldown", "cooldown_s", defaults.cooldown_s, "default")
+    every_s, _ = pick("update_interval", "update_interval_s", defaults.update_interval_s, "default")
     try:
-        return EventPolicy(
-            on_threshold=on,
-            off_threshold=off,
-            min_duration_s=args.min_duration
-            if args.min_duration is not None
-            else (ev or defaults).min_duration_s,
-            cooldown_s=args.cooldown if args.cooldown is not None else (ev or defaults).cooldown_s,
-            update_interval_s=args.update_interval
-            if args.update_interval is not None
-            else (ev or defaults).update_interval_s,
-        )
+        policy = EventPolicy(on_threshold=on, off_threshold=off, min_duration_s=min_s, cooldown_s=cool_s,
+                             update_interval_s=every_s)  # fmt: skip
     except ValueError as exc:
         raise UsageError(
             str(exc).replace("event policy ", "--").replace("_threshold", "-threshold")
         ) from None
+    log.info(
+        "event policy: on %.3f (%s), off %.3f (%s), min duration %g s (%s), cooldown %g s (%s)",
+        policy.on_threshold, on_src, policy.off_threshold, off_src, policy.min_duration_s, min_src,
+        policy.cooldown_s, cool_src,
+    )  # fmt: skip
+    return policy
 
 
 def _run(args: argparse.Namespace, signals: _Signals) -> int:
@@ -299,7 +321,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     bundle = load_bundle(args.bundle)
     if profile is not None:
         bundle.check_profile(profile)
-    policy = _policy(args, profile, bundle.threshold)
+    policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
     config = RuntimeConfig(
         device_id=device_id,

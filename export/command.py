@@ -5,8 +5,9 @@ Examples::
     i3dmtn export --checkpoint runs/fight/best.pt --target openvino --calib-data data/ --out bundles/nuc
     i3dmtn export --checkpoint best.pt --device-profile jetson-orin-nano --calib-data data/ --out bundles/orin
 
-Exit status: 0 written; 1 the accuracy gate failed (INT8 lost more video AUC than ``--max-auc-drop``; nothing
-written); 2 bad options or input (one line naming the option).
+Exit status: 0 written; 1 a gate failed, nothing written: the accuracy gate (INT8 lost more video AUC than
+``--max-auc-drop``) or the event gate (INT8 alerts fewer held-out fights than FP32 under the bundle's event
+policy); 2 bad options or input (one line naming the option).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calib-data", type=Path, required=True,
         help="data set root (train/ [val/ test/] with normal/ and anomaly/ videos): calibration clips come "
-        "from train/, the threshold from val/, the FP32-vs-INT8 report from test/ unless --eval-data has them",
+        "from train/, the threshold and the event policy from val/, the FP32-vs-INT8 report from test/ unless "
+        "--eval-data has them",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (atomically)")
     parser.add_argument(
@@ -56,6 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-accuracy-drop", action="store_true",
         help="write the bundle even when the gate fails; the manifest records gate 'overridden'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-event-loss", action="store_true",
+        help="write the bundle even when INT8 alerts fewer held-out fights than FP32 (device events replayed "
+        "under the bundle's event policy); the manifest records event_gate 'overridden'",
     )  # fmt: skip
     parser.add_argument(
         "--accuracy-control", action="store_true",
@@ -107,13 +114,14 @@ def _options(args: argparse.Namespace):  # -> ExportOptions
     return ExportOptions(
         checkpoint=args.checkpoint, calib_data=args.calib_data, out=args.out, target=target, precision=precision,
         eval_data=args.eval_data, calib_snippets=args.calib_snippets, max_auc_drop=args.max_auc_drop,
-        allow_accuracy_drop=args.allow_accuracy_drop, accuracy_control=args.accuracy_control,
+        allow_accuracy_drop=args.allow_accuracy_drop, allow_event_loss=args.allow_event_loss,
+        accuracy_control=args.accuracy_control,
         overwrite=args.overwrite, seed=args.seed, preset=args.preset, profile=profile.name if profile else None,
     )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the export; 0 on success, 1 when the accuracy gate fails."""
+    """Run the export; 0 on success, 1 when the accuracy or the event gate fails."""
     from calibration.select import CalibrationError
     from edge_runtime.bundle import BundleError
     from export.pipeline import ExportError, run_export
@@ -132,13 +140,17 @@ def run(args: argparse.Namespace) -> int:
     acc = result.report["accuracy"]
     print(
         f"wrote {result.bundle} ({opts.target}, {opts.precision}; threshold {result.report['threshold']:.4f}; "
-        f"accuracy gate {acc['gate']})"
+        f"accuracy gate {acc['gate']}, event gate {acc.get('event_gate', 'not_checked')})"
     )
     events = result.report["comparison"].get("events")
     if events:
+        p, source = events["policy"], result.report["event_policy"]["source"]
+        alerted, alarms, n = events["fights_alerted"], events["false_alarms"], events["fights"]
+        name = opts.precision.upper()
         print(
-            f"device events on the {result.report['comparison']['videos']} held-out videos (runtime's default "
-            f"event policy, min duration {events['policy']['min_duration_s']:g} s): FP32 {events['fp32']}, "
-            f"{opts.precision.upper()} {events['int8']}; same count on {events['agreement']:.0%} of videos"
+            f"device events on the {result.report['comparison']['videos']} held-out videos (event policy on "
+            f"{p['on_threshold']:.3f}, off {p['off_threshold']:.3f}, min duration {p['min_duration_s']:g} s; "
+            f"{source}): fights alerted FP32 {alerted['fp32']}/{n}, {name} {alerted['int8']}/{n}; false alarms "
+            f"FP32 {alarms['fp32']}, {name} {alarms['int8']}"
         )
     return 0

@@ -4,14 +4,16 @@ On the held-out (test split) videos, scored through the runtime backends (:mod:`
 video AUC / AP and frame AUC of FP32 and INT8, per-video score differences, agreement of alert decisions at
 the operating threshold, and the **events** each would raise on the device: every video's snippet scores are
 replayed through the runtime's event state machine (hysteresis, minimum duration, cool-down) at the video's
-frame rate. Video-level AUC only sees each video's peak; an INT8 backbone can keep the peak and still pull a
-fight's neighbouring snippets under the off threshold, so that the device never opens the event. Plus file
-sizes, batch-1 backbone latency, the calibration summary and the
-quantization settings. Plots: FP32 vs INT8 video-score scatter and both ROC curves.
+frame rate, under the bundle's event policy (:mod:`export.event_policy`). Video-level AUC only sees each
+video's peak; an INT8 backbone can keep the peak and still pull a fight's neighbouring snippets under the off
+threshold, so that the device never opens the event. Plus file sizes, batch-1 backbone latency, the
+calibration summary and the quantization settings. Plots: FP32 vs INT8 video-score scatter and both ROC curves.
 
-**The gate**: INT8 video AUC may be at most ``max_auc_drop`` below FP32's. :func:`gate` returns the
-manifest's ``accuracy`` object, or raises :class:`AccuracyGateError` (one line) unless the drop is allowed,
-in which case the gate is recorded as ``"overridden"``.
+**The gates** build the manifest's ``accuracy`` object; each raises :class:`AccuracyGateError` (one line)
+unless its loss is allowed, and is then recorded as ``"overridden"``:
+
+- :func:`gate`: INT8 video AUC may be at most ``max_auc_drop`` below FP32's (``--allow-accuracy-drop``);
+- :func:`event_gate`: INT8 must alert as many held-out fights as FP32 (``--allow-event-loss``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ from edge_runtime.logging_setup import quiet_logger
 from export.scoring import VideoScores
 from training.metrics import frame_metrics, json_safe, video_metrics
 
-__all__ = ["AccuracyGateError", "compare", "count_events", "gate", "write_plots", "latency_ms"]
+__all__ = ["AccuracyGateError", "compare", "count_events", "event_gate", "gate", "write_plots", "latency_ms"]
 
 log = logging.getLogger(__name__)
 
 
 class AccuracyGateError(RuntimeError):
-    """INT8 lost more video AUC than allowed; the message is one line."""
+    """INT8 lost more than allowed (video AUC, or fights alerted); the message is one line."""
 
 
 def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
@@ -66,9 +68,13 @@ def count_events(scores: VideoScores, snippet_frames: int, policy: EventPolicy) 
     return counts
 
 
-def _events(fp32: VideoScores, int8: VideoScores, snippet_frames: int, threshold: float) -> dict[str, Any]:
-    policy = EventPolicy(on_threshold=threshold)  # the runtime's defaults: what a camera does unless told
+def _events(fp32: VideoScores, int8: VideoScores, snippet_frames: int, policy: EventPolicy) -> dict[str, Any]:
     a, b = count_events(fp32, snippet_frames, policy), count_events(int8, snippet_frames, policy)
+    labels = fp32.labels
+
+    def alerted(counts: list[int], label: int) -> int:
+        return sum(c > 0 for c, y in zip(counts, labels, strict=True) if y == label)
+
     return {
         "policy": {
             k: getattr(policy, k) for k in ("on_threshold", "off_threshold", "min_duration_s", "cooldown_s")
@@ -76,15 +82,25 @@ def _events(fp32: VideoScores, int8: VideoScores, snippet_frames: int, threshold
         "fp32": int(sum(a)),
         "int8": int(sum(b)),
         "agreement": float(np.mean([x == y for x, y in zip(a, b, strict=True)])) if a else math.nan,
+        "fights": sum(y == 1 for y in labels),
+        "fights_alerted": {"fp32": alerted(a, 1), "int8": alerted(b, 1)},
+        "false_alarms": {"fp32": alerted(a, 0), "int8": alerted(b, 0)},
         "per_video": {k: {"fp32": x, "int8": y} for k, x, y in zip(fp32.keys, a, b, strict=True)},
     }
 
 
 def compare(
-    fp32: VideoScores, int8: VideoScores, threshold: float, *, snippet_frames: int | None = None
+    fp32: VideoScores,
+    int8: VideoScores,
+    threshold: float,
+    *,
+    snippet_frames: int | None = None,
+    policy: EventPolicy | None = None,
 ) -> dict[str, Any]:
     """Metrics of both and their differences on the same videos (same order); with ``snippet_frames``
-    (frames per snippet: ``S * frame_stride``) also the device's events under the default event policy."""
+    (frames per snippet: ``S * frame_stride``) also the device's events under ``policy`` (default: the
+    runtime's defaults at ``threshold``)."""
+    policy = policy or EventPolicy(on_threshold=threshold)
     if fp32.keys != int8.keys:
         raise ValueError("FP32 and INT8 were scored on different videos")
     a, b = fp32.video_scores, int8.video_scores
@@ -107,7 +123,7 @@ def compare(
             {"video": k, "label": lab, "fp32": float(x), "int8": float(y)}
             for k, lab, x, y in zip(fp32.keys, fp32.labels, a, b, strict=True)
         ],
-        **({"events": _events(fp32, int8, snippet_frames, threshold)} if snippet_frames else {}),
+        **({"events": _events(fp32, int8, snippet_frames, policy)} if snippet_frames else {}),
     }
 
 
@@ -135,6 +151,38 @@ def gate(comparison: Mapping[str, Any], max_auc_drop: float, allow_drop: bool) -
         raise AccuracyGateError(message)
     log.warning("%s: overridden by --allow-accuracy-drop", message)
     return json_safe({**base, "gate": "overridden"})
+
+
+def event_gate(comparison: Mapping[str, Any], allow_loss: bool) -> dict[str, Any]:
+    """The event part of the manifest's ``accuracy`` object; raises :class:`AccuracyGateError` when INT8
+    alerts fewer held-out fights than FP32 under the bundle's event policy (a fight alerts when it raises at
+    least one event), unless ``allow_loss``."""
+    events = comparison.get("events")
+    if not events or not events["fights"]:
+        why = "no event replay" if not events else "no anomalous held-out videos"
+        return {"event_gate": "not_checked", "event_gate_reason": why}
+    a, b = events["fights_alerted"]["fp32"], events["fights_alerted"]["int8"]
+    base = {"fights": events["fights"], "fp32_fights_alerted": a, "int8_fights_alerted": b}
+    alarms = events["false_alarms"]
+    if alarms["int8"] > alarms["fp32"]:  # not a gate: the policy was chosen for no false alarm on val/
+        log.warning(
+            "INT8 raises false alarms on %d calm held-out videos, FP32 on %d", alarms["int8"], alarms["fp32"]
+        )
+    if b >= a:
+        return {**base, "event_gate": "passed"}
+    fights = {row["video"] for row in comparison["per_video"] if row["label"] == 1}
+    lost = [k for k, v in events["per_video"].items() if k in fights and v["fp32"] > 0 and v["int8"] == 0]
+    p = events["policy"]
+    message = (
+        f"event gate: INT8 alerts {b} of {events['fights']} held-out fights, FP32 {a} (no INT8 event on "
+        f"{', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}; event policy on {p['on_threshold']:.3f}, "
+        f"off {p['off_threshold']:.3f}, min duration {p['min_duration_s']:g} s); check the calibration data, "
+        "or pass --allow-event-loss"
+    )
+    if not allow_loss:
+        raise AccuracyGateError(message)
+    log.warning("%s: overridden by --allow-event-loss", message)
+    return {**base, "event_gate": "overridden"}
 
 
 def latency_ms(backend: Any, snippet: np.ndarray, repeats: int = 5, warmup: int = 2) -> float:

@@ -72,11 +72,18 @@ def test_profile_loads_from_a_path_with_defaults(tmp_path):
     assert profile.engine.workspace_mb is None
 
 
-def test_thresholds_default_to_the_bundle_and_the_off_ratio(tmp_path):
-    profile = load_profile(_write(tmp_path, MINIMAL + "[events]\noff_ratio = 0.5\n"))
-    assert profile.thresholds(0.6) == pytest.approx((0.6, 0.3))
-    pinned = load_profile(_write(tmp_path, MINIMAL + "[events]\non_threshold = 0.7\n", "b.toml"))
-    assert pinned.thresholds(0.6) == pytest.approx((0.7, 0.56))
+def test_event_keys_left_out_stay_unset_so_the_bundle_decides(tmp_path):
+    # how the runtime combines them with the bundle's event policy: tests/edge_runtime/test_event_policy_choice.py
+    events = load_profile(_write(tmp_path, MINIMAL + "[events]\noff_ratio = 0.5\n")).events
+    assert events.off_ratio == 0.5
+    assert events.on_threshold is None and events.min_duration_s is None
+    assert events.cooldown_s == 5.0 and events.update_interval_s == 2.0
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_leave_the_event_policy_to_the_bundle(name):
+    events = load_profile(name).events
+    assert (events.on_threshold, events.off_ratio, events.min_duration_s) == (None, None, None)
 
 
 def test_unknown_bare_name_lists_the_shipped_profiles():

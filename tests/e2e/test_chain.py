@@ -64,9 +64,27 @@ def test_bundle_has_its_report_and_passed_the_gate(demo):
     manifest = json.loads((out / "bundle" / "manifest.json").read_text())
     report = json.loads((out / "bundle" / "report.json").read_text())
     assert manifest["precision"] == "int8" and manifest["target"] == "openvino"
-    assert manifest["accuracy"]["gate"] == "passed"
+    assert manifest["accuracy"]["gate"] == "passed" and manifest["accuracy"]["event_gate"] == "passed"
     assert report  # FP32-vs-INT8 comparison written beside the models
     assert (out / "evaluation" / "report.json").is_file()
+
+
+def test_the_event_policy_chosen_on_validation_alerts_every_held_out_fight_and_no_calm_scene(demo):
+    # the device above ran with the bundle's policy (the demo sets no threshold or minimum duration);
+    # here the export's replay of the same videos through the same rules, with FP32 and with INT8
+    out, stdout = demo
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    report = json.loads((out / "bundle" / "report.json").read_text())
+    assert manifest["event_policy"]["schema"] == "i3dmtn.event_policy/1"
+    assert report["event_policy"]["source"] == "chosen on the validation videos"
+    assert report["event_policy"]["validation"]["false_alarms"] == 0
+    events = report["comparison"]["events"]
+    assert events["policy"]["min_duration_s"] == manifest["event_policy"]["min_duration_s"]
+    assert (
+        events["fights_alerted"] == {"fp32": events["fights"], "int8": events["fights"]} and events["fights"]
+    )
+    assert events["false_alarms"] == {"fp32": 0, "int8": 0}
+    assert "fp32_video_auc" in stdout and "int8_video_auc" in stdout  # the closing summary gives both AUCs
 
 
 def test_nothing_is_left_running(demo):

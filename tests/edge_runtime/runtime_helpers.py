@@ -82,9 +82,16 @@ def write_brightness_head(path: Path, gain: float = GAIN) -> Path:
     return _save(graph, path)
 
 
-def make_bundle(folder: Path, *, broken_int8: bool = False, threshold: float = 0.5) -> Path:
+def make_bundle(
+    folder: Path,
+    *,
+    broken_int8: bool = False,
+    threshold: float = 0.5,
+    event_policy: dict[str, Any] | None = None,
+) -> Path:
     """A target-``onnx`` bundle of the brightness model at ``folder/bundle``; with ``broken_int8`` it also
-    lists int8 files that no backend can load (and is an int8 bundle), to exercise the fp32 fallback."""
+    lists int8 files that no backend can load (and is an int8 bundle), to exercise the fp32 fallback;
+    ``event_policy`` is the manifest's object of that name (absent by default, as in older bundles)."""
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
     backbone = write_brightness_backbone(models / "backbone_fp32.onnx")
@@ -112,6 +119,7 @@ def make_bundle(folder: Path, *, broken_int8: bool = False, threshold: float = 0
         "window": {"snippet_length": S, "num_snippets": K, "frame_stride": 1, "fps": FPS},
         "threshold": threshold,
         "accuracy": {"gate": "not_checked"},
+        **({"event_policy": event_policy} if event_policy is not None else {}),
     }
     return write_bundle(folder / "bundle", manifest=manifest, files=files)
 

@@ -1,4 +1,5 @@
-"""The export report replays each held-out video's snippet scores through the runtime's event state machine."""
+"""The export report replays each held-out video's snippet scores through the runtime's event state machine, and
+the event gate fails an export whose INT8 model alerts fewer of those fights than FP32."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.events import EventPolicy
-from export.report import compare, count_events
+from export.report import AccuracyGateError, compare, count_events, event_gate, gate
 from export.scoring import VideoScores
 
 
@@ -52,3 +53,41 @@ def test_report_counts_the_events_int8_loses_while_video_auc_stays_perfect():
 
 def test_without_snippet_frames_the_report_has_no_event_replay():
     assert "events" not in compare(_scores([FIGHT, CALM]), _scores([FIGHT, CALM]), 0.5)
+
+
+def test_the_event_gate_fails_when_int8_loses_a_fight_though_video_auc_is_perfect():
+    report = compare(_scores([FIGHT, CALM]), _scores([FIGHT_DIPPED, CALM]), 0.5, snippet_frames=8)
+    assert report["fp32"]["video_auc"] == report["int8"]["video_auc"] == 1.0
+    assert gate(report, 0.01, allow_drop=False)["gate"] == "passed"  # the AUC gate alone lets it through
+    with pytest.raises(AccuracyGateError) as info:
+        event_gate(report, allow_loss=False)
+    message = str(info.value)
+    assert message.startswith(
+        "event gate: INT8 alerts 0 of 1 held-out fights, FP32 1 (no INT8 event on anomaly/v0"
+    )
+    assert "min duration 1 s" in message and message.endswith("--allow-event-loss") and "\n" not in message
+
+
+def test_allowing_the_event_loss_records_the_event_gate_overridden():
+    report = compare(_scores([FIGHT, CALM]), _scores([FIGHT_DIPPED, CALM]), 0.5, snippet_frames=8)
+    assert event_gate(report, allow_loss=True) == {
+        "fights": 1,
+        "fp32_fights_alerted": 1,
+        "int8_fights_alerted": 0,
+        "event_gate": "overridden",
+    }
+
+
+def test_the_event_gate_replays_with_the_policy_it_is_given():
+    # an off threshold under the dipped snippet (0.3) keeps INT8's event open: the same scores now pass
+    policy = EventPolicy(on_threshold=0.5, off_threshold=0.25)
+    report = compare(
+        _scores([FIGHT, CALM]), _scores([FIGHT_DIPPED, CALM]), 0.5, snippet_frames=8, policy=policy
+    )
+    assert report["events"]["policy"]["off_threshold"] == 0.25
+    assert event_gate(report, allow_loss=False)["event_gate"] == "passed"
+
+
+def test_without_held_out_fights_the_event_gate_is_not_checked():
+    report = compare(_scores([CALM]), _scores([CALM]), 0.5, snippet_frames=8)
+    assert event_gate(report, allow_loss=False)["event_gate"] == "not_checked"
