@@ -1,8 +1,10 @@
 """The runtime's health numbers, published on ``{prefix}/{device_id}/stats`` every ``--stats-interval`` seconds.
 
 :class:`RuntimeStats` counts what the loop does (frames, snippets, batched backbone calls, the newest score per
-camera) and, on :meth:`RuntimeStats.snapshot`, adds what the capture threads and the scorer counted, plus the
-process's CPU share. Rates (fps, CPU) are over the time since the previous snapshot. The alerts page reads the
+camera, the seconds the loop spent preprocessing) and, on :meth:`RuntimeStats.snapshot`, adds what the capture
+threads and the scorer counted (including its seconds in the backbone and the heads), plus the process's CPU
+share. Rates (fps, CPU) are over the time since the previous snapshot; counters and seconds are since the start,
+so ``preprocess_s / uptime_s`` is the share of the loop's time spent preprocessing. The alerts page reads the
 per-camera scores as ``{"cameras": {"<camera>": {"score": x, ...}}}``.
 
 >>> stats = RuntimeStats(["door"])
@@ -48,13 +50,16 @@ class RuntimeStats:
         self.batched = 0  # of them with more than one camera's snippet
         self.max_batch = 0
         self.messages = 0  # event messages produced (start / update / end)
+        self.preprocess_s = 0.0  # seconds the loop spent putting frames into the snippet windows
         self._last_at = self.started
         self._last_cpu = cpu_seconds()
         self._last_frames = dict(self.frames)
 
-    def frame(self, camera: str) -> None:
-        """One frame of ``camera`` went into its window."""
+    def frame(self, camera: str, preprocess_s: float = 0.0) -> None:
+        """One frame of ``camera`` went into its window, which took ``preprocess_s`` seconds (resampling,
+        resize, colour or flow, and stacking the snippet it completes)."""
         self.frames[camera] += 1
+        self.preprocess_s += preprocess_s
 
     def snippet(self, camera: str, score: float) -> None:
         """``camera``'s newest snippet scored ``score``."""
@@ -111,6 +116,7 @@ class RuntimeStats:
             "event_messages": self.messages,
             "cpu_cores_used": round(cpu_share, 3),
             "cpu_percent": round(100.0 * cpu_share / self.cpu_count, 2),  # of the whole machine
+            "preprocess_s": round(self.preprocess_s, 4),
             "cameras": cameras,
         }
         body.update(dict(scorer or {}))
