@@ -7,7 +7,8 @@ of the loop takes each camera's queued frames until its next snippet is complete
 pass go to ONE backbone call; each camera's newest snippet score is observed at the snippet's last frame time,
 and the messages go to the publisher (outbox first). The peak frame is published as a snapshot on ``start``
 and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``, with the
-seconds the loop has spent in the snippet windows (preprocessing), the backbone and the heads.
+seconds the loop has spent in the snippet windows (preprocessing), the backbone, the heads, and waiting idle
+for frames.
 
 Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
 events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
@@ -228,7 +229,9 @@ class Runtime:
                 self._publish_stats()
                 next_stats = time.monotonic() + self.config.stats_interval_s
             if not ready and not consumed:
+                started = time.perf_counter()
                 self._stop.wait(_IDLE_WAIT_S)
+                self.stats.idle(time.perf_counter() - started)
 
     def _collect(self) -> tuple[dict[str, Snippet], int]:
         """Each camera's next complete snippet, from the frames queued now; also how many frames were taken."""
@@ -352,6 +355,7 @@ class Runtime:
                 "preprocess_s",
                 "backbone_s",
                 "head_s",
+                "idle_s",
             )  # fmt: skip
         }
         log.info("finished: %s", " ".join(f"{k}={v}" for k, v in summary.items()), extra=summary)
