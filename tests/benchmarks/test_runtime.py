@@ -6,8 +6,6 @@ videos, a real broker, and the real device loop, with sizes small enough to take
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,43 +15,17 @@ from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import load_bundle
 from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig
 from edge_runtime.runtime import load_models
-from export.bundle import BundleFileSpec, write_bundle
-from tests.edge_runtime.runtime_helpers import make_bundle
-from tests.edge_runtime.tiny_onnx import write_backbone, write_head
+from tests.edge_runtime.runtime_helpers import S, make_bundle
 
-S, K, CROP, RATE = 4, 3, 16, 15.0
-FLOW = PreprocessConfig.square(CROP, modality="flow", frame_rate=RATE)
-
-
-def _flow_bundle(folder: Path) -> Path:
-    """A target-``onnx`` bundle of the tiny models on 2-channel flow at 15 fps (the surveillance recipe's kind)."""
-    backbone = write_backbone(folder / "models" / "backbone_fp32.onnx", channels=2)
-    head = write_head(folder / "models" / "head_fp32.onnx")
-    io = {
-        "backbone": ([{"name": "snippets", "shape": ["N", 2, S, CROP, CROP]}], [{"name": "features", "shape": ["N", 8]}]),
-        "head": ([{"name": "features", "shape": ["N", "K", 8]}],
-                 [{"name": n, "shape": s} for n, s in (("snippet_scores", ["N", "K"]), ("attention", ["N", "K"]),
-                                                      ("video_score", ["N"]))]),
-    }  # fmt: skip
-    manifest = {
-        "model": {"name": "tiny-flow", "version": "0.0.1"},
-        "target": "onnx",
-        "precision": "fp32",
-        "preprocess": FLOW.to_dict(),
-        "window": {"snippet_length": S, "num_snippets": K, "frame_stride": 1, "fps": FPS},
-        "threshold": 0.5,
-        "accuracy": {"gate": "not_checked"},
-    }
-    files = [
-        BundleFileSpec(p, role, "fp32", "onnx", *io[role])
-        for role, p in (("backbone", backbone), ("head", head))
-    ]
-    return write_bundle(folder / "bundle", manifest=manifest, files=files)
+RATE = 15.0
+FLOW = PreprocessConfig.square(
+    16, modality="flow", frame_rate=RATE
+)  # the surveillance recipe's kind of input
 
 
 @pytest.fixture(scope="module")
 def flow_bundle(tmp_path_factory):
-    return _flow_bundle(tmp_path_factory.mktemp("bench_flow_bundle"))
+    return make_bundle(tmp_path_factory.mktemp("bench_flow_bundle"), preprocess=FLOW)
 
 
 def _mean_flow(frames) -> float:
@@ -133,7 +105,7 @@ def _results(sustained: int, cap: int, cpu_one: float) -> dict:
     return {
         "a": {"e2e_fps": 100.0, "limit_fps": 400.0, "ratio": 0.25, "loop": loop},
         "b": {"sustained": sustained, "cap": cap, "cpu_share_one": cpu_one, "best": best, "trials": trials},
-        "e": {"snippets": 10, "k": K, "streaming": 10, "rescoring": 27, "saving": 2.7},
+        "e": {"snippets": 10, "k": 3, "streaming": 10, "rescoring": 27, "saving": 2.7},
     }
 
 

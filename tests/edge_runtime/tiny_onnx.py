@@ -1,6 +1,6 @@
 """Tiny ONNX stand-ins for the backbone and head, built with ``onnx.helper`` (no torch, no model code).
 
-- backbone ``snippets (N,C,S,H,W) -> features (N,D)``: mean over (S,H,W), MatMul to D, Tanh.
+- backbone ``snippets (N,3,S,H,W) -> features (N,D)``: mean over (S,H,W), MatMul to D, Tanh.
 - head ``features (N,K,D) -> snippet_scores (N,K), attention (N,K), video_score (N,)``: a temporal Conv over K
   (kernel 3, padding 1, so each score depends on its neighbours and the newest on the previous snippet),
   Sigmoid; attention = Softmax over K of a second Conv; video score = attention-weighted sum of the scores.
@@ -26,19 +26,19 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
     return path
 
 
-def write_backbone(path: Path, feature_dim: int = 8, seed: int = 0, channels: int = 3) -> Path:
-    """``snippets`` (N,C,S,H,W) float32 -> ``features`` (N,D); dynamic N, S, H, W; C 3 (RGB) or 2 (flow)."""
+def write_backbone(path: Path, feature_dim: int = 8, seed: int = 0) -> Path:
+    """``snippets`` (N,3,S,H,W) float32 -> ``features`` (N,D); dynamic N, S, H, W."""
     rng = np.random.default_rng(seed)
-    w = numpy_helper.from_array(rng.normal(size=(channels, feature_dim)).astype(np.float32), "w")
+    w = numpy_helper.from_array(rng.normal(size=(3, feature_dim)).astype(np.float32), "w")
     nodes = [
-        helper.make_node("ReduceMean", ["snippets"], ["pooled"], axes=[2, 3, 4], keepdims=0),  # (N, C)
+        helper.make_node("ReduceMean", ["snippets"], ["pooled"], axes=[2, 3, 4], keepdims=0),  # (N, 3)
         helper.make_node("MatMul", ["pooled", "w"], ["proj"]),  # (N, D)
         helper.make_node("Tanh", ["proj"], ["features"]),
     ]
     graph = helper.make_graph(
         nodes,
         "tiny_backbone",
-        [helper.make_tensor_value_info("snippets", TensorProto.FLOAT, ["N", channels, "S", "H", "W"])],
+        [helper.make_tensor_value_info("snippets", TensorProto.FLOAT, ["N", 3, "S", "H", "W"])],
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", feature_dim])],
         [w],
     )
