@@ -1,4 +1,5 @@
-"""The bundle the runtime benchmark runs: full-width I3D (random init) at 224 px as an OpenVINO INT8 bundle.
+"""What the runtime benchmark runs: full-width I3D (random init) at 224 px as an OpenVINO INT8 bundle, and its
+test videos (flat frames for that bundle; 640x360 moving shapes for an exported bundle, so flow has work to do).
 
 The backbone is the real cost (I3D, ~1024-d features, NNCF INT8 IR). The head is a linear probe on those
 features, calibrated on a dark and a bright snippet so that "bright" scores ~1 and "dark" ~0: a random-init
@@ -9,8 +10,10 @@ The head is tiny, so it stays FP32 (its IR is listed as the int8 head; the cost 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -18,7 +21,18 @@ from onnx import TensorProto, helper, numpy_helper
 from edge_runtime.preprocess import PreprocessConfig, preprocess_clip
 from export.bundle import BundleFileSpec, write_bundle
 
-__all__ = ["CROP", "S", "K", "FPS", "DARK", "BRIGHT", "flat_frames", "build_bundle"]
+__all__ = [
+    "CROP",
+    "S",
+    "K",
+    "FPS",
+    "DARK",
+    "BRIGHT",
+    "CAMERA_FRAME",
+    "flat_frames",
+    "moving_frames",
+    "build_bundle",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +45,38 @@ def flat_frames(value: int, count: int, seed: int = 0) -> list[np.ndarray]:
     """``count`` BGR frames of a flat ``value`` with a little noise."""
     rng = np.random.default_rng(seed)
     return [np.clip(value + rng.integers(-3, 4, (*FRAME, 3)), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+CAMERA_FRAME = (360, 640)  # h, w of the moving-shapes videos (a typical camera sub-stream)
+
+
+def _texture(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
+    """Smooth random BGR texture ``(h, w, 3)``: noise on a ``cell``-pixel grid, upscaled (gives flow edges)."""
+    coarse = rng.integers(0, 256, (max(2, h // cell), max(2, w // cell), 3), dtype=np.uint8)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def moving_frames(count: int, seed: int = 0, shapes: int = 6) -> Iterator[np.ndarray]:
+    """``count`` BGR frames of :data:`CAMERA_FRAME`: textured patches (80-160 px) moving 2-8 px per frame over
+    a textured background, bouncing at the borders, with a little sensor noise. The textures are coarse enough
+    that a flow contract's small frames (72 px) still see the motion."""
+    rng = np.random.default_rng(seed)
+    h, w = CAMERA_FRAME
+    background = _texture(rng, h, w, 48)
+    sizes = rng.integers(80, 160, (shapes, 2))  # (h, w) per patch
+    patches = [_texture(rng, int(ph), int(pw), 20) for ph, pw in sizes]
+    room = np.array([h, w]) - sizes  # the top-left corner's range per patch
+    pos = rng.uniform(0, 1, (shapes, 2)) * room  # top-left (y, x)
+    vel = rng.uniform(2, 8, (shapes, 2)) * rng.choice([-1, 1], (shapes, 2))
+    for _ in range(count):
+        frame = background.copy()
+        for (ph, pw), patch, (y, x) in zip(sizes, patches, pos.astype(int), strict=True):
+            frame[y : y + ph, x : x + pw] = patch
+        noise = rng.integers(-3, 4, frame.shape)
+        yield np.clip(frame + noise, 0, 255).astype(np.uint8)
+        pos += vel
+        vel[(pos < 0) | (pos > room)] *= -1
+        pos = np.clip(pos, 0, room)
 
 
 def _export_backbone(path: Path) -> None:

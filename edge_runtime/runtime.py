@@ -6,7 +6,9 @@ capture), a :class:`~edge_runtime.window.SnippetWindow`, a ring in the shared
 of the loop takes each camera's queued frames until its next snippet is complete; the snippets ready in that
 pass go to ONE backbone call; each camera's newest snippet score is observed at the snippet's last frame time,
 and the messages go to the publisher (outbox first). The peak frame is published as a snapshot on ``start``
-and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``.
+and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``, with the
+seconds the loop has spent in the snippet windows (preprocessing), the backbone, the heads, and waiting idle
+for frames.
 
 Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
 events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
@@ -227,7 +229,9 @@ class Runtime:
                 self._publish_stats()
                 next_stats = time.monotonic() + self.config.stats_interval_s
             if not ready and not consumed:
+                started = time.perf_counter()
                 self._stop.wait(_IDLE_WAIT_S)
+                self.stats.idle(time.perf_counter() - started)
 
     def _collect(self) -> tuple[dict[str, Snippet], int]:
         """Each camera's next complete snippet, from the frames queued now; also how many frames were taken."""
@@ -247,9 +251,10 @@ class Runtime:
                     cam.segment = frame.segment
                     cam.window.reset()
                     self.scorer.reset(cam.name)
-                self.stats.frame(cam.name)
                 cam.last_ts = frame.timestamp
+                started = time.perf_counter()
                 snippet = cam.window.push(frame.image, frame.timestamp)
+                self.stats.frame(cam.name, time.perf_counter() - started)
                 if snippet is not None:
                     ready[cam.name] = snippet
                     break
@@ -347,6 +352,10 @@ class Runtime:
                 "event_messages",
                 "latency_ms_p50",
                 "latency_ms_p95",
+                "preprocess_s",
+                "backbone_s",
+                "head_s",
+                "idle_s",
             )  # fmt: skip
         }
         log.info("finished: %s", " ".join(f"{k}={v}" for k, v in summary.items()), extra=summary)

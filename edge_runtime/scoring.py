@@ -4,7 +4,8 @@ Each new snippet costs one backbone pass; its feature joins the camera's :class:
 of the last ``K`` features, and the head scores that window. The camera's score is the head's score of its
 newest snippet (``snippet_scores[0, -1]``). Snippets ready on several cameras at once share one backbone
 call ``(N,3,S,H,W) -> (N,D)``, as DeepStream batches streams; heads of cameras whose rings hold the same
-number of features share one call ``(n,K',D)``.
+number of features share one call ``(n,K',D)``. The scorer counts its calls and the seconds spent in the
+backbone and in the heads (one clock read around each call: cheap next to any inference).
 
 Whole-clip scoring (:func:`score_clip`) gives the same numbers where the windows align: after snippet ``k``
 (``k <= K``) the streaming score equals ``score_clip`` of the first ``k`` snippets' last score.
@@ -138,6 +139,8 @@ class StreamingScorer:
         self.backbone_calls = 0
         self.head_calls = 0
         self.snippets_scored = 0
+        self.backbone_s = 0.0  # seconds spent in backbone calls (wall clock, this thread)
+        self.head_s = 0.0  # seconds spent in head calls
 
     def ring(self, camera: str) -> FeatureRing | None:
         """The feature ring of ``camera`` (None before its first snippet)."""
@@ -169,7 +172,9 @@ class StreamingScorer:
                 f"snippets ready together must share one shape (3, S, H, W), got {sorted(shapes)}"
             )
         batch = _check_snippets(np.stack([np.asarray(snippets[c]) for c in names]), "snippets")  # (N,3,S,H,W)
+        t_backbone = time.perf_counter()
         feats, calls = _backbone_features(self.backbone, batch, self.max_batch)  # (N, D)
+        self.backbone_s += time.perf_counter() - t_backbone
         self.backbone_calls += calls
         for camera, feature in zip(names, feats, strict=True):
             ring = self._rings.get(camera)
@@ -182,7 +187,9 @@ class StreamingScorer:
         scores: dict[str, float] = {}
         for group in by_length.values():
             windows = np.stack([self._rings[c].window() for c in group])  # (n, K', D)
+            t_head = time.perf_counter()
             out = np.asarray(self.head.infer({self._head_in: windows})[self._head_out])  # (n, K')
+            self.head_s += time.perf_counter() - t_head
             self.head_calls += 1
             if out.shape != windows.shape[:2]:
                 raise ScoringError(
@@ -201,12 +208,15 @@ class StreamingScorer:
         return LatencyStats(len(self._latency_ms), float(p50), float(p95))
 
     def stats(self) -> dict[str, float | int | None]:
-        """Counters and latency as a flat JSON-able dict (for the ``/stats`` topic); latency None before any call."""
+        """Counters, seconds in the backbone / heads so far, and latency as a flat JSON-able dict (for the
+        ``/stats`` topic); latency None before any call."""
         lat = self.latency()
         return {
             "backbone_calls": self.backbone_calls,
             "head_calls": self.head_calls,
             "snippets_scored": self.snippets_scored,
+            "backbone_s": round(self.backbone_s, 4),
+            "head_s": round(self.head_s, 4),
             "latency_ms_p50": round(lat.p50_ms, 3) if lat.count else None,
             "latency_ms_p95": round(lat.p95_ms, 3) if lat.count else None,
         }

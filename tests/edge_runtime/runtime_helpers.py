@@ -42,8 +42,8 @@ def _save(graph: onnx.GraphProto, path: Path) -> Path:
     return path
 
 
-def write_brightness_backbone(path: Path) -> Path:
-    """``snippets (N,3,S,H,W) -> features (N,1)``: the mean value of the snippet."""
+def write_brightness_backbone(path: Path, channels: int = 3, crop: int = CROP) -> Path:
+    """``snippets (N,C,S,H,W) -> features (N,1)``: the mean value of the snippet (C 3 for RGB, 2 for flow)."""
     shape = numpy_helper.from_array(np.array([-1, 1], np.int64), "shape")
     nodes = [
         helper.make_node("ReduceMean", ["snippets"], ["mean"], axes=[1, 2, 3, 4], keepdims=0),  # (N,)
@@ -51,7 +51,7 @@ def write_brightness_backbone(path: Path) -> Path:
     ]
     graph = helper.make_graph(
         nodes, "brightness_backbone",
-        [helper.make_tensor_value_info("snippets", TensorProto.FLOAT, ["N", 3, S, CROP, CROP])],
+        [helper.make_tensor_value_info("snippets", TensorProto.FLOAT, ["N", channels, S, crop, crop])],
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 1])], [shape],
     )  # fmt: skip
     return _save(graph, path)
@@ -88,16 +88,21 @@ def make_bundle(
     broken_int8: bool = False,
     threshold: float = 0.5,
     event_policy: dict[str, Any] | None = None,
+    preprocess: PreprocessConfig | None = None,
 ) -> Path:
     """A target-``onnx`` bundle of the brightness model at ``folder/bundle``; with ``broken_int8`` it also
     lists int8 files that no backend can load (and is an int8 bundle), to exercise the fp32 fallback;
-    ``event_policy`` is the manifest's object of that name (absent by default, as in older bundles)."""
+    ``event_policy`` is the manifest's object of that name (absent by default, as in older bundles);
+    ``preprocess`` (a square crop; default ``CROP`` px RGB at every frame) may ask for flow or a frame rate."""
+    cfg = preprocess or PreprocessConfig.square(CROP)
+    crop = cfg.crop_size[0]
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
-    backbone = write_brightness_backbone(models / "backbone_fp32.onnx")
+    backbone = write_brightness_backbone(models / "backbone_fp32.onnx", cfg.channels, crop)
     head = write_brightness_head(models / "head_fp32.onnx")
     io = {
-        "backbone": ([{"name": "snippets", "shape": ["N", 3, S, CROP, CROP]}], [{"name": "features", "shape": ["N", 1]}]),
+        "backbone": ([{"name": "snippets", "shape": ["N", cfg.channels, S, crop, crop]}],
+                     [{"name": "features", "shape": ["N", 1]}]),
         "head": ([{"name": "features", "shape": ["N", "K", 1]}],
                  [{"name": n, "shape": s} for n, s in (("snippet_scores", ["N", "K"]), ("attention", ["N", "K"]),
                                                       ("video_score", ["N"]))]),
@@ -115,7 +120,7 @@ def make_bundle(
         "model": {"name": "brightness-test", "version": "0.0.1"},
         "target": "onnx",
         "precision": "int8" if broken_int8 else "fp32",
-        "preprocess": PreprocessConfig.square(CROP).to_dict(),
+        "preprocess": cfg.to_dict(),
         "window": {"snippet_length": S, "num_snippets": K, "frame_stride": 1, "fps": FPS},
         "threshold": threshold,
         "accuracy": {"gate": "not_checked"},

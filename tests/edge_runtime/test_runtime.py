@@ -6,6 +6,7 @@ The tiny bundle's "fight" is brightness (see runtime_helpers), so a bright inter
 from __future__ import annotations
 
 import getpass
+import itertools
 import signal
 import time
 
@@ -110,6 +111,23 @@ def test_stats_carry_each_cameras_score(three_cameras):
     assert set(last["cameras"]) == {"fight", "other", "calm"}
     assert last["cameras"]["calm"]["score"] < 0.5
     assert {"fps", "latency_ms_p95", "dropped_frames", "outbox_backlog", "cpu_percent"} <= set(last)
+
+
+def test_stats_carry_the_loops_seconds_in_preprocessing_backbone_head_and_idle(three_cameras):
+    import json
+
+    stats = [json.loads(p) for p in three_cameras["sub"].payloads("/stats")]
+    parts = ("preprocess_s", "backbone_s", "head_s", "idle_s")
+    assert stats and all(set(parts) <= set(s) for s in stats)
+    last = stats[-1]
+    assert (
+        all(last[p] > 0 for p in parts[:3]) and last["idle_s"] >= 0
+    )  # files as fast as possible: rarely idle
+    assert sum(last[p] for p in parts) <= last["uptime_s"] + 0.1  # parts of the loop's time (uptime rounded)
+    for earlier, later in itertools.pairwise(stats):  # counted since the start: never decrease
+        assert all(later[p] >= earlier[p] for p in parts)
+    final = [d for d in json_logs(three_cameras["stderr"]) if d["message"].startswith("finished:")]
+    assert final and all(final[-1][p] == last[p] for p in parts)
 
 
 def test_snapshot_of_the_peak_frame_is_published_on_start(three_cameras):

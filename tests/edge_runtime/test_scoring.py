@@ -1,11 +1,12 @@
 """Streaming scoring equals whole-clip scoring where windows align; snippets of several cameras share calls."""
 
 import json
+import time
 
 import numpy as np
 import pytest
 
-from edge_runtime.backends import create_backend
+from edge_runtime.backends import Backend, create_backend
 from edge_runtime.preprocess import PreprocessConfig, preprocess_clip
 from edge_runtime.scoring import ScoringError, StreamingScorer, score_clip
 from edge_runtime.snippets import snippet_frame_indices
@@ -130,6 +131,64 @@ def test_latency_stats_cover_each_call_and_are_json(nets):
     assert lat.count == 2 and 0 < lat.p50_ms <= lat.p95_ms
     stats = json.loads(json.dumps(scorer.stats(), allow_nan=False))
     assert stats["snippets_scored"] == 3 and stats["backbone_calls"] == 3
+
+
+class _Delayed(Backend):
+    """A loaded real backend whose every call takes ``delay_s`` longer: a slow model, without a big test model."""
+
+    kind = "delayed"
+
+    def __init__(self, inner: Backend, delay_s: float) -> None:
+        self._inner, self._delay_s, self._name = inner, delay_s, inner.name
+
+    @classmethod
+    def from_model_file(cls, model_path, fmt="onnx", *, device=None, options=None):
+        raise NotImplementedError("_Delayed wraps an already loaded backend")
+
+    @property
+    def input_names(self):
+        return self._inner.input_names
+
+    @property
+    def output_names(self):
+        return self._inner.output_names
+
+    def _run(self, inputs):
+        time.sleep(self._delay_s)
+        return self._inner.infer(inputs)
+
+
+@pytest.mark.parametrize("slow", ["backbone", "head"])
+def test_seconds_in_the_backbone_and_the_head_are_counted_apart(nets, slow):
+    backbone, head = nets
+    delay = 0.05
+    if slow == "backbone":
+        backbone = _Delayed(backbone, delay)
+    else:
+        head = _Delayed(head, delay)
+    scorer = StreamingScorer(backbone, head, ["cam0"], K)
+    for snippet in _clip_snippets(_frames(3 * S * STRIDE, 5), 3):
+        scorer.score({"cam0": snippet})
+    seconds = {"backbone": scorer.backbone_s, "head": scorer.head_s}
+    fast = "head" if slow == "backbone" else "backbone"
+    assert seconds[slow] >= 3 * delay  # three calls, each at least the delay
+    assert 0 < seconds[fast] < 3 * delay  # the slow part's time is not counted here
+    stats = json.loads(json.dumps(scorer.stats(), allow_nan=False))
+    assert stats[f"{slow}_s"] == pytest.approx(seconds[slow], abs=1e-4)
+
+
+def test_seconds_in_the_backbone_and_the_head_fit_in_the_scoring_calls(nets):
+    backbone, head = nets
+    scorer = StreamingScorer(backbone, head, ["cam0", "cam1"], K)
+    snippets = _clip_snippets(_frames(4 * S * STRIDE, 6), 4)
+    started = time.perf_counter()
+    scorer.score({"cam0": snippets[0]})
+    scorer.score({"cam0": snippets[1], "cam1": snippets[2]})  # rings of 2 and 1: two head calls
+    scorer.score({"cam1": snippets[3]})
+    elapsed = time.perf_counter() - started
+    assert scorer.head_calls == 4 and scorer.backbone_calls == 3
+    assert scorer.backbone_s > 0 and scorer.head_s > 0
+    assert scorer.backbone_s + scorer.head_s <= elapsed
 
 
 def test_reset_restarts_a_cameras_window(nets):
