@@ -38,7 +38,9 @@ def test_moving_frames_are_camera_sized_and_give_flow_where_flat_frames_give_alm
     moving = list(moving_frames(12))
     assert all(f.shape == (*CAMERA_FRAME, 3) and f.dtype == np.uint8 for f in moving)
     at_15_fps = moving[::2]
-    assert _mean_flow(at_15_fps) > 0.02  # the moving patches cover much of the crop (measured 0.044: 0.7 px a frame on average, 16 px = 1)
+    assert (
+        _mean_flow(at_15_fps) > 0.02
+    )  # the moving patches cover much of the crop (measured 0.044: 0.7 px a frame on average, 16 px = 1)
     assert _mean_flow(flat_frames(DARK, 6)) < _mean_flow(at_15_fps) / 4
 
 
