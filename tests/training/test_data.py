@@ -271,4 +271,4 @@ def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path
     assert len(streamed) == len(resample_indices(len(frames), fps, 15.0)) // 4  # a camera never pads
     for a, b in zip(streamed, whole, strict=False):
         np.testing.assert_array_equal(a, b)
-    assert whole[1].shape == (2, 4, 32, 32) and np.abs(whole[1]).mean() > 0.05  # the motion is there
+    assert whole[1].shape == (2, 4, 32, 32) and np.abs(whole[1]).mean() > 0.02  # the motion is there
