@@ -12,7 +12,7 @@ Beside it, in the same run, the floor any trained detector must clear: a score w
 mean absolute difference of consecutive grey frames (112 px, at the recipe's frame rate), on the same test
 folds. The goal is the project's: mean video AUC >= 0.90 and accuracy >= 0.85; exit status 1 when missed.
 
-    python -m benchmarks.real_quality --data ../shared/data/surveillance-fight     # 5 folds, ~5 min each
+    python -m benchmarks.real_quality --data DIR --groups DIR/groups.json          # 5 folds, ~7 min each alone
     python -m benchmarks.real_quality --data DIR --quick                           # 2 folds, 5 epochs
     python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
 """
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     if not opts.data.is_dir():
         parser.error(
-            f"--data {opts.data}: not a folder (the real clips; see ../shared/data/surveillance-fight)"
+            f"--data {opts.data}: not a folder (a data set of real clips that i3dmtn data prepare reads)"
         )
     if opts.groups is None and (opts.data / "groups.json").is_file():
         opts.groups = opts.data / "groups.json"
