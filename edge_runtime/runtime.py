@@ -73,7 +73,12 @@ def _load_pair(bundle: Bundle, precision: str, backend: str | None, device: str 
     nets = []
     try:
         for mf in files:
-            nets.append(create_backend(kind, mf.path, fmt=mf.format, device=device, options=opts))
+            model_opts = dict(opts)
+            if kind == "tensorrt":  # the head's K: the ring holds 1 .. window features
+                from .backends.tensorrt import bundle_ranges
+
+                model_opts.setdefault("input_ranges", bundle_ranges(mf.inputs, bundle.window.num_snippets))
+            nets.append(create_backend(kind, mf.path, fmt=mf.format, device=device, options=model_opts))
     except BaseException:
         for net in nets:
             net.close()
