@@ -34,7 +34,9 @@ def jetson(tmp_path_factory):
     ckpt = helpers.save_ckpt(
         tmp_path_factory.mktemp("trt_ckpt") / "m.pt", helpers.untrained_model(config), config
     )
-    result = helpers.export(ckpt, root, tmp_path_factory.mktemp("trt_bundle") / "bundle", target="jetson")
+    result = helpers.export(
+        ckpt, root, tmp_path_factory.mktemp("trt_bundle") / "bundle", target="jetson", calib_snippets=8
+    )
     return result.bundle, sorted((root / "test").rglob("*.mp4"))[0]
 
 
@@ -239,3 +241,62 @@ def test_edge_runtime_with_a_jetson_bundle_scores_a_video_as_onnxruntime_does(je
     assert trt["snippets"] == ort["snippets"] > 0
     assert trt["cameras"]["cam"]["score"] == ort["cameras"]["cam"]["score"]
     assert api.called("execute_async_v3") and api.violations == []
+
+
+# ---- scripts/check-tensorrt ----------------------------------------------------------------------------------
+
+
+def test_check_tensorrt_without_tensorrt_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run([str(root / "scripts" / "check-tensorrt"), "--bundle", str(tmp_path), "--videos",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable})  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("check-tensorrt: error: needs tensorrt and pycuda (not installed here)")
+
+
+@pytest.mark.parametrize("major", FLAVOURS)
+def test_check_tensorrt_prints_each_precision_against_onnxruntime(
+    jetson, tmp_path, monkeypatch, capsys, major
+):
+    from edge_runtime.tensorrt_check import main as check
+
+    api = standin.install(monkeypatch, major)
+    monkeypatch.setenv("I3DMTN_ENGINE_CACHE", str(tmp_path))
+    bundle, video = jetson
+    check(["--bundle", str(bundle), "--videos", str(video), "--runs", "1"])
+    out = capsys.readouterr().out
+    int8 = re.search(r"^int8 +(\d\.\d{4}) +([01])/1 +[\d.]+ +[\d.]+", out, re.M)
+    assert int8 and 0 < float(int8.group(1)) < 0.05, out  # the Q/DQ model's scores: close to FP32, not equal
+    if major == "10":  # FP16 from the FP32 ONNX (on the stand-in: the FP32 scores, so no difference)
+        assert re.search(r"^fp16 +0\.0000 +1/1 ", out, re.M), out
+    else:  # no FP16 flag on 11, and bundles hold no FP16 ONNX: said by name
+        assert re.search(r"^fp16 +not built: TensorRT 11\.4\.0 has no BuilderFlag\.FP16", out, re.M), out
+    assert api.violations == []
+
+
+def test_check_tensorrt_passes_when_tensorrt_agrees(jetson, tmp_path, monkeypatch, capsys):
+    from edge_runtime.tensorrt_check import main as check
+
+    standin.install(monkeypatch, "10")
+    monkeypatch.setenv("I3DMTN_ENGINE_CACHE", str(tmp_path))
+    bundle, video = jetson
+    code = check(["--bundle", str(bundle), "--videos", str(video), "--runs", "1", "--precisions", "fp16"])
+    assert code == 0 and capsys.readouterr().out.rstrip().endswith("OK")
+
+
+def test_check_tensorrt_fails_on_a_disagreement(jetson, tmp_path, monkeypatch, capsys):
+    from edge_runtime.tensorrt_check import main as check
+
+    standin.install(monkeypatch, "10")
+    monkeypatch.setenv("I3DMTN_ENGINE_CACHE", str(tmp_path))
+    bundle, video = jetson
+    code = check(["--bundle", str(bundle), "--videos", str(video), "--runs", "1", "--precisions", "int8",
+                  "--max-diff", "0"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and "DISAGREES" in out and "FAILED" in out
