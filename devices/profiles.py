@@ -26,8 +26,13 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
 
     [engine]                               # only the keys of the profile's backend
     workspace_mb = 1024                    # tensorrt: builder workspace, 16-65536; default 1024
-    timing_cache = true                    # tensorrt: keep a timing cache beside the engine; default true
+    timing_cache = true                    # tensorrt: true (beside the engines), false, or an absolute path
+                                           # of the cache file; default true
     builder_optimization_level = 3         # tensorrt: 0-5; default 3 (TensorRT's own default)
+    max_batch = 4                          # tensorrt: most snippets per backbone call (engine profile), 1-64;
+                                           # default 4
+    opt_batch = 1                          # tensorrt: the batch the engine is tuned for (usually the number of
+                                           # cameras), 1-max_batch; default 1
     performance_hint = "LATENCY"           # openvino: LATENCY | THROUGHPUT; default LATENCY
     num_streams = 1                        # openvino: 1-64 or "AUTO"; default: from the hint
     intra_op_threads = 0                   # onnxruntime: 0-256, 0: ONNX Runtime's choice; default 0
@@ -97,7 +102,7 @@ _DEVICE = {
     "onnxruntime": (r"CPU", "CPU", "CPU"),
 }
 _ENGINE_KEYS = {
-    "tensorrt": ("workspace_mb", "timing_cache", "builder_optimization_level"),
+    "tensorrt": ("workspace_mb", "timing_cache", "builder_optimization_level", "max_batch", "opt_batch"),
     "openvino": ("performance_hint", "num_streams"),
     "onnxruntime": ("intra_op_threads",),
 }
@@ -106,7 +111,7 @@ _SECTIONS = ("device", "model", "camera", "engine", "events")
 _MISSING = object()
 # The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
 EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
-MAX_WORKSPACE_MB, MAX_THREADS, MAX_STREAMS = 65536, 256, 64
+MAX_WORKSPACE_MB, MAX_THREADS, MAX_STREAMS, MAX_BATCH = 65536, 256, 64, 64
 
 
 class ProfileError(ValueError):
@@ -141,8 +146,10 @@ class EngineSettings:
     """Backend options; those of other backends stay None."""
 
     workspace_mb: int | None = None
-    timing_cache: bool | None = None
+    timing_cache: bool | str | None = None  # tensorrt: True, False or an absolute path
     builder_optimization_level: int | None = None
+    max_batch: int | None = None
+    opt_batch: int | None = None
     performance_hint: str | None = None
     num_streams: int | str | None = None
     intra_op_threads: int | None = None
@@ -303,10 +310,16 @@ def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
         if owner != backend:
             raise s.error(f"[engine] {key} applies to backend {owner}, not {backend}")
     if backend == "tensorrt":
+        cache = s.get("timing_cache", (bool, str), "true, false or an absolute path", True)
+        if isinstance(cache, str) and not Path(cache).expanduser().is_absolute():
+            raise s.error(f"[engine] timing_cache must be true, false or an absolute path, got {cache!r}")
+        max_batch = s.integer("max_batch", 1, MAX_BATCH, 4)
         return EngineSettings(
             workspace_mb=s.integer("workspace_mb", 16, MAX_WORKSPACE_MB, 1024),
-            timing_cache=s.get("timing_cache", (bool,), "true or false", True),
+            timing_cache=cache,
             builder_optimization_level=s.integer("builder_optimization_level", 0, 5, 3),
+            max_batch=max_batch,
+            opt_batch=s.integer("opt_batch", 1, max_batch, 1),
         )
     if backend == "openvino":
         streams = s.get("num_streams", (int, str), 'a positive integer or "AUTO"', None)

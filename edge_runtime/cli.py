@@ -240,7 +240,8 @@ def _engine_options(profile: Any, backend: str) -> dict[str, Any]:
     if backend == "openvino" and e.performance_hint is not None:
         return {"performance_hint": e.performance_hint}
     if backend == "tensorrt" and e.workspace_mb is not None:
-        return {"workspace_mb": e.workspace_mb}
+        return {"workspace_mb": e.workspace_mb, "timing_cache": e.timing_cache, "max_batch": e.max_batch,
+                "opt_batch": e.opt_batch, "builder_optimization_level": e.builder_optimization_level}  # fmt: skip
     return {}
 
 

@@ -73,7 +73,12 @@ def _load_pair(bundle: Bundle, precision: str, backend: str | None, device: str 
     nets = []
     try:
         for mf in files:
-            nets.append(create_backend(kind, mf.path, fmt=mf.format, device=device, options=opts))
+            model_opts = dict(opts)
+            if kind == "tensorrt":  # the head's K: the ring holds 1 .. window features
+                from .backends.tensorrt import bundle_ranges
+
+                model_opts.setdefault("input_ranges", bundle_ranges(mf.inputs, bundle.window.num_snippets))
+            nets.append(create_backend(kind, mf.path, fmt=mf.format, device=device, options=model_opts))
     except BaseException:
         for net in nets:
             net.close()
@@ -88,11 +93,13 @@ def load_models(
     backend: str | None = None,
     device: str | None = None,
     options: Mapping[str, Any] | None = None,
+    fallback: bool = True,
 ) -> LoadedModels:
     """Load the bundle's backbone and head at ``precision`` (default: the bundle's) with ``backend`` (default:
     the one for the files' format). When the reduced-precision files cannot be loaded (not in the bundle, or
-    the backend refuses them) a warning is logged and the fp32 files, which every bundle has, are used.
-    A missing toolkit (:class:`BackendUnavailable`) is never a reason to fall back: it is raised."""
+    the backend refuses them) a warning is logged and the fp32 files, which every bundle has, are used (with
+    ``fallback=False`` the error is raised instead). A missing toolkit (:class:`BackendUnavailable`) is never
+    a reason to fall back: it is raised."""
     wanted = precision or bundle.precision
     if wanted != "fp32":
         try:
@@ -104,6 +111,8 @@ def load_models(
         except BackendUnavailable:
             raise
         except (BackendError, ValueError) as exc:  # BundleError (no such files) is a ValueError
+            if not fallback:
+                raise
             log.warning("cannot use the %s models (%s); falling back to fp32", wanted, exc)
     models = _load_pair(bundle, "fp32", backend, device, options)
     log.info("models: %s backbone + head at %s on %s", models.backend, models.precision, device or "default")

@@ -167,3 +167,26 @@ def test_toml_syntax_error_names_file_and_line(tmp_path):
 def test_numbers_beyond_what_a_device_runs_are_refused_by_key(tmp_path, backend, section, line, says):
     text = MINIMAL.replace('"openvino"', f'"{backend}"') + f"[{section}]\n{line}\n"
     assert says in _error(_write(tmp_path, text))
+
+
+TENSORRT = '[device]\nname = "jet"\n[model]\nbackend = "tensorrt"\n[engine]\n'
+
+
+def test_tensorrt_engine_keys_batch_sizes_and_a_timing_cache_path(tmp_path):
+    engine = load_profile(
+        _write(tmp_path, TENSORRT + 'max_batch = 8\nopt_batch = 2\ntiming_cache = "/var/cache/t"\n')
+    ).engine
+    assert (engine.max_batch, engine.opt_batch, engine.timing_cache) == (8, 2, "/var/cache/t")
+    assert load_profile(_write(tmp_path, TENSORRT)).engine.max_batch == 4
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('timing_cache = "cache/t"', "timing_cache must be true, false or an absolute path, got 'cache/t'"),
+        ("max_batch = 2\nopt_batch = 3", "[engine] opt_batch must be an integer in [1, 2], got 3"),
+        ("max_batch = 0", "[engine] max_batch must be an integer in [1, 64], got 0"),
+    ],
+)
+def test_bad_tensorrt_batch_or_timing_cache_is_refused_by_name(tmp_path, line, says):
+    assert says in _error(_write(tmp_path, TENSORRT + line + "\n"))
