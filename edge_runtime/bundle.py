@@ -1,4 +1,4 @@
-"""Reading an exported bundle: the one contract between the workstation and the device (DESIGN "Bundle").
+"""Reading a bundle: the one contract between workstation and device (docs/architecture.md, "The bundle").
 
 A bundle is a folder with ``manifest.json`` (schema ``i3dmtn.bundle/1``) and the model files it lists.
 :func:`load_bundle` refuses, with a one-line :class:`BundleError` naming the file, a bundle that is missing,

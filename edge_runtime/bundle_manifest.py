@@ -4,7 +4,7 @@ Pure checks on the parsed JSON (no file reads): :mod:`edge_runtime.bundle` build
 the writer (``export.bundle``) runs the same checks before it copies anything, so a bundle that is written is a
 bundle that loads. Every error is one line: ``<manifest path>: <field> <what was expected>, got <what came>``.
 
-Vocabulary (DESIGN "Bundle"):
+Vocabulary (docs/architecture.md, "The bundle"):
 
 - targets: ``onnx`` (ONNX Runtime), ``openvino`` (OpenVINO IR), ``jetson`` (TensorRT, engine built on the device);
 - formats: ``onnx`` (FP32 or ONNX Runtime INT8), ``onnx-qdq`` (explicit Q/DQ for TensorRT), ``openvino``

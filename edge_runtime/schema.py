@@ -1,4 +1,4 @@
-"""The event contract on MQTT (DESIGN "Events over MQTT") and the validation of ids used in topics.
+"""The event contract on MQTT and the validation of ids in topics (docs/architecture.md, "Events over MQTT").
 
 Shared by the producer (the runtime) and the consumers (``i3dmtn alerts``), so both read the same rules.
 """

@@ -116,6 +116,9 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
+_WHAT_A_CHECKPOINT_IS = "one is written by `i3dmtn train`: plain tensors and JSON, read without unpickling"
+
+
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The checkpoint dict (weights_only load) with its config validated; errors name the file."""
     path = Path(path)
@@ -123,11 +126,16 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for a bad file; the message is what matters
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    except Exception:  # not a torch file, or one holding pickled objects: torch's advice to unpickle is wrong
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project ({_WHAT_A_CHECKPOINT_IS})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise CheckpointError(f"{path} is not an {CHECKPOINT_FORMAT} checkpoint (no format / model keys)")
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this project (no {CHECKPOINT_FORMAT} format / model keys)"
+        )
     try:
         ckpt["config"] = config_from_json(json.dumps(ckpt.get("config", {})), source=str(path))
     except (ConfigError, TypeError) as exc:

@@ -15,8 +15,11 @@ to a run, and read back without any code of ours (``json.load``). Presets:
 
 Pure Python: no torch, so the CLI can read configs instantly.
 
->>> cfg = create_experiment_config(get_config("debug"), epochs=2)
->>> cfg["epochs"], cfg["clip_length"], topk_count(cfg["num_snippets"], cfg["topk_ratio"])
+A config also reads as attributes, by key or by the seed's upper-case name (``cfg.CLIP_LENGTH`` is
+``cfg["clip_length"]``; see :class:`Config`), and a preset name may stand for a base config:
+
+>>> cfg = create_experiment_config("debug", epochs=2)
+>>> cfg["epochs"], cfg.CLIP_LENGTH, topk_count(cfg["num_snippets"], cfg["topk_ratio"])
 (2, 8, 1)
 """
 
@@ -36,6 +39,7 @@ __all__ = [
     "INPUT_MODALITIES",
     "CONFIG_NAMES",
     "SAMPLING_MODES",
+    "Config",
     "ConfigError",
     "config_from_json",
     "config_to_json",
@@ -60,6 +64,37 @@ SAMPLING_MODES = (
 
 class ConfigError(ValueError):
     """A bad config name, key or value."""
+
+
+class Config(dict):
+    """A validated config: a plain ``dict`` (JSON-able as it is) whose keys also read as attributes.
+
+    ``cfg.clip_length`` and the seed's upper-case ``cfg.CLIP_LENGTH`` are ``cfg["clip_length"]``. Three of the
+    seed's names are not keys: ``NUM_EPOCHS`` is ``epochs``, ``FRAME_SIZE`` is the crop as ``(H, W)``, and
+    ``I3D_BACKBONE`` builds the backbone this config describes (width, input channels, BatchNorm momentum,
+    stem initialisation), for ``I3D_MTN_AnomalyDetector(i3d_backbone=cfg.I3D_BACKBONE, ...)``. Attributes are
+    read-only: change a config with :func:`create_experiment_config`, which validates.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "NUM_EPOCHS":
+            return self["epochs"]
+        if name == "FRAME_SIZE":
+            return (self["frame_size"], self["frame_size"])
+        if name == "I3D_BACKBONE":
+            from training.model import build_backbone  # lazy: configs stay torch-free
+
+            return build_backbone(self)
+        if name.lower() in self:
+            return self[name.lower()]
+        raise AttributeError(f"config has no key {name.lower()!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(
+            f"config keys are read-only: create_experiment_config(config, {name.lower()}=...)"
+        )
 
 
 _DEFAULT: dict[str, Any] = {
@@ -247,11 +282,11 @@ _NON_NEGATIVE = (
 )
 
 
-def get_config(name: str = "default") -> dict[str, Any]:
+def get_config(name: str = "default") -> Config:
     """A fresh copy of the preset ``name`` (one of :data:`CONFIG_NAMES`)."""
     if name not in _PRESETS:
         raise ConfigError(f"unknown config {name!r}; known configs: {', '.join(CONFIG_NAMES)}")
-    return {**_DEFAULT, **_PRESETS[name]}
+    return Config({**_DEFAULT, **_PRESETS[name]})
 
 
 def _type_name(value: Any) -> str:
@@ -282,17 +317,18 @@ def _unknown_key_error(key: str, known: Any) -> ConfigError:
     return ConfigError(f"unknown config key {key!r}{hint}")
 
 
-def create_experiment_config(base_config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
-    """A new config: ``base_config`` with ``overrides`` applied, type-checked and validated.
+def create_experiment_config(base_config: Mapping[str, Any] | str, **overrides: Any) -> Config:
+    """A new config: ``base_config`` (a config, or a preset name) with ``overrides`` applied, type-checked
+    and validated.
 
     Unknown keys are refused with the closest known key named; ``base_config`` is not modified.
     """
-    config = dict(base_config)
+    config = dict(get_config(base_config) if isinstance(base_config, str) else base_config)
     for key, value in overrides.items():
         if key not in config:
             raise _unknown_key_error(key, config)
         config[key] = _coerce(key, value, config[key])
-    return validate_config(config)
+    return Config(validate_config(config))
 
 
 def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:

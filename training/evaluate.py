@@ -174,10 +174,12 @@ def _plots(
             title=title,
         )
         visualize_attention_weights(
-            r.attention, out / "attention" / f"{name}.png", snippet_scores=r.snippet_scores
+            r.attention, r.snippet_scores, save_path=out / "attention" / f"{name}.png"
         )
     if history is not None and history.is_file():
-        plot_training_curves(json.loads(history.read_text(encoding="utf-8")), out / "training_curves.png")
+        plot_training_curves(
+            json.loads(history.read_text(encoding="utf-8")), save_path=out / "training_curves.png"
+        )
     # a few videos with the score drawn in: the highest-scored anomalous ones and the highest-scored normal one
     ranked = sorted(results, key=lambda r: -r.video_score)
     chosen = [r for r in ranked if r.record.label == 1][: max(annotate - 1, 0)] + [

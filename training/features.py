@@ -32,6 +32,7 @@ from training.data import (
     iter_snippet_batches,
     list_videos,
     load_annotations,
+    match_annotations,
     resolve_frame_labels,
 )
 from training.feature_cache import (
@@ -177,7 +178,9 @@ def extract_features(
             continue
         if folder not in annotations:
             ann_file = folder / ANNOTATIONS_FILE
-            annotations[folder] = load_annotations(ann_file) if ann_file.is_file() else {}
+            written = load_annotations(ann_file) if ann_file.is_file() else {}
+            keys = {p.relative_to(folder).as_posix() for p, _ in list_videos(folder)}
+            annotations[folder] = match_annotations(folder, written, keys)
         rel = path.relative_to(folder).as_posix()
         try:
             num_frames = probe_video(path).num_frames

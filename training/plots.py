@@ -2,8 +2,9 @@
 
 Figures are drawn with matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasAgg``): no pyplot,
 no global backend switch, no figure registry to leak, and it works on a headless machine. Every function
-creates the parent folder of ``out_path``, writes via a temporary file (a crash never leaves half a file)
-and returns the written :class:`~pathlib.Path`.
+takes the seed's arguments (``plot_training_curves(train_losses, val_losses, save_path=...)``), creates the
+parent folder of ``save_path``, writes via a temporary file (a crash never leaves half a file) and returns
+the written :class:`~pathlib.Path`; without a ``save_path`` a plot returns its ``Figure`` (shown in a notebook).
 
 The annotated video is read with :mod:`edge_runtime.video` and written with OpenCV's ``mp4v`` writer: per frame
 a score bar (green below the threshold, orange at or above), a white tick at the threshold, the numeric score,
@@ -49,7 +50,10 @@ _SKIP = {"epoch", "step", "time", "seconds", "duration"}
 ALERT_BGR = (0, 0, 255)  # the banner's colour (pure red in BGR)
 
 
-def _save(fig: Figure, out_path: PathLike) -> Path:
+def _save(fig: Figure, out_path: PathLike | None) -> Path | Figure:
+    if out_path is None:
+        FigureCanvasAgg(fig)
+        return fig
     path = Path(out_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix or '.png'}")
@@ -81,14 +85,24 @@ def _history_columns(
 
 
 def plot_training_curves(
-    history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]], out_path: PathLike
-) -> Path:
+    history: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | Sequence[float],
+    val_losses: Sequence[float] | None = None,
+    save_path: PathLike | None = None,
+) -> Path | Figure:
     """Loss parts (left, log scale when all positive) and validation metrics such as AUC (right) per epoch.
 
-    ``history`` is one dict per epoch or a dict of per-epoch lists. ``epoch`` (if present) is the x axis;
+    ``history`` is one dict per epoch or a dict of per-epoch lists, or the seed's list of training losses
+    with ``val_losses`` its list of validation losses. ``epoch`` (if present) is the x axis;
     columns whose ``_``-separated name has a token like ``auc``, ``ap``, ``eer``, ``iou``, ``acc`` go to the
     metrics panel, ``lr`` / ``learning_rate`` to a third panel, everything else numeric to the loss panel.
     """
+    if val_losses is not None or (
+        len(history) and not isinstance(history, Mapping) and _is_number(history[0])
+    ):
+        history = {
+            "train_loss": list(history),
+            **({"val_loss": list(val_losses)} if val_losses is not None else {}),
+        }
     cols = _history_columns(history)
     n = max((len(v) for v in cols.values()), default=0)
     x = cols.pop("epoch", np.arange(1, n + 1, dtype=np.float64))
@@ -119,7 +133,11 @@ def plot_training_curves(
         ax.set_xlabel("epoch")
         ax.set_title(titles[name])
         ax.grid(alpha=0.3)
-    return _save(fig, out_path)
+    return _save(fig, save_path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
 
 
 def plot_roc_pr(labels: Any, scores: Any, out_path: PathLike, *, threshold: float | None = None) -> Path:
@@ -166,12 +184,12 @@ def plot_roc_pr(labels: Any, scores: Any, out_path: PathLike, *, threshold: floa
 
 def plot_anomaly_scores_timeline(
     frame_scores: Any,
-    out_path: PathLike,
+    save_path: PathLike | None = None,
     *,
-    threshold: float,
+    threshold: float = 0.5,
     frame_labels: Any = None,
     title: str | None = None,
-) -> Path:
+) -> Path | Figure:
     """Per-frame anomaly score over time, the threshold line, and annotated anomalous frames shaded."""
     s = np.asarray(frame_scores, dtype=np.float64).ravel()
     fig = Figure(figsize=(10, 3.5))
@@ -194,19 +212,27 @@ def plot_anomaly_scores_timeline(
     ax.set_xlim(-0.5, max(s.size - 0.5, 0.5))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    return _save(fig, out_path)
+    return _save(fig, save_path)
 
 
-def visualize_attention_weights(attention: Any, out_path: PathLike, snippet_scores: Any = None) -> Path:
+def visualize_attention_weights(
+    attention: Any, snippet_scores: Any = None, save_path: PathLike | None = None
+) -> Path | Figure:
     """MIL attention over snippets: bars for one video ``(K,)``, a heat map for many ``(N, K)``.
 
-    ``snippet_scores`` (same shape) is drawn as a line on a second axis for one video, or as a second heat map.
+    ``snippet_scores`` is drawn as a line on a second axis for one video, or as a second heat map (same shape)
+    for many. For one video it may also be the frame scores ``(T,)`` (the seed's ``frame_scores``): they are
+    drawn across the snippets they cover.
     """
     att = np.asarray(attention, dtype=np.float64)
     if att.ndim not in (1, 2) or att.size == 0:
         raise ValueError(f"attention must have shape (K,) or (N, K) with K > 0, got {att.shape}")
     scores = None if snippet_scores is None else np.asarray(snippet_scores, dtype=np.float64)
-    if scores is not None and scores.shape != att.shape:
+    if (
+        scores is not None
+        and scores.shape != att.shape
+        and not (att.ndim == scores.ndim == 1 and scores.size)
+    ):
         raise ValueError(f"snippet_scores must have the attention's shape {att.shape}, got {scores.shape}")
     if att.ndim == 1:
         fig = Figure(figsize=(8, 3.5))
@@ -216,7 +242,14 @@ def visualize_attention_weights(attention: Any, out_path: PathLike, snippet_scor
         ax.set(xlabel="snippet", ylabel="attention weight", title="MIL attention over snippets")
         if scores is not None:
             ax2 = ax.twinx()
-            ax2.plot(k, scores, color="tab:red", marker="o", markersize=3, label="snippet score")
+            # T frame scores over K snippets: frame i sits at (i + 0.5) * K / T - 0.5 on the snippet axis
+            x = (
+                k
+                if scores.size == att.size
+                else (np.arange(scores.size) + 0.5) * att.size / scores.size - 0.5
+            )
+            label = "snippet score" if scores.size == att.size else "frame score"
+            ax2.plot(x, scores, color="tab:red", marker="o", markersize=3, label=label)
             ax2.set_ylabel("snippet score")
             ax2.set_ylim(0, max(1.0, float(np.nanmax(scores))) * 1.02)
             ax2.legend(loc="upper right", fontsize=8)
@@ -229,7 +262,7 @@ def visualize_attention_weights(attention: Any, out_path: PathLike, snippet_scor
             image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap="viridis")
             fig.colorbar(image, ax=ax)
             ax.set(xlabel="snippet", ylabel="video", title=name)
-    return _save(fig, out_path)
+    return _save(fig, save_path)
 
 
 def _draw_overlay(frame: np.ndarray, score: float | None, threshold: float, anomalous_gt: bool) -> np.ndarray:
@@ -278,12 +311,13 @@ def _draw_overlay(frame: np.ndarray, score: float | None, threshold: float, anom
 def create_video_with_annotations(
     video_path: PathLike,
     frame_scores: Any,
-    out_path: PathLike,
+    output_path: PathLike,
     *,
-    threshold: float,
+    threshold: float = 0.5,
     frame_labels: Any = None,
 ) -> Path:
-    """Write ``video_path`` with the per-frame score overlaid (see the module docstring) to ``out_path`` (mp4v).
+    """Write ``video_path`` with the per-frame score overlaid (see the module docstring) to ``output_path``
+    (mp4v).
 
     The output has exactly the input's frames and fps. Scores beyond the video's end (a padded last snippet)
     are ignored; frames beyond the scores' end are written with ``score n/a`` and no banner.
@@ -313,7 +347,7 @@ def create_video_with_annotations(
                 frame, score, float(threshold), gt is not None and i < gt.size and bool(gt[i])
             )
 
-    path = Path(out_path)
+    path = Path(output_path)
     tmp = path.with_name(f".{path.stem}.tmp.mp4")
     try:
         write_video(tmp, annotated(), fps=info.fps if info.fps > 0 else 25.0, fourcc="mp4v")

@@ -19,6 +19,10 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
   sampling and augmentation, dropout), and ``last.pt`` stores the random states so ``resume`` continues the
   same run.
 
+The seed's call ``I3D_MTN_Trainer(model, config).train(train_loader, val_loader, num_epochs=50)`` is
+:meth:`I3D_MTN_Trainer.fit` on DataLoaders: a training DataLoader is used as it is, and ``output_dir``
+defaults to ``runs/<config name>`` as for ``i3dmtn train``.
+
 Two modes, picked from the training set: :class:`~training.data.AnomalyVideoDataset` items (``clips``) train
 the whole model; :class:`~training.feature_dataset.FeatureDataset` items (``features``) train ``model.head``
 only, with the backbone frozen (the checkpoint still holds the whole model). Under ``torchrun`` the trained
@@ -75,7 +79,7 @@ class I3D_MTN_Trainer:
         model: nn.Module,
         config: Mapping[str, Any],
         *,
-        output_dir: str | Path,
+        output_dir: str | Path | None = None,
         device: str | torch.device | None = None,
         progress: bool = True,
         streaming_loss_weight: float | None = None,
@@ -87,7 +91,7 @@ class I3D_MTN_Trainer:
         self.dist: DistInfo = init_distributed(device)
         self.device = self.dist.device
         self.model = model.to(self.device)
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path("runs") / self.config["name"] if output_dir is None else Path(output_dir)
         self.progress = progress and self.dist.is_main
         self.loss_fn = AnomalyLoss(self.config)
         self.history: list[dict[str, Any]] = []
@@ -164,7 +168,9 @@ class I3D_MTN_Trainer:
             set_rng_state(ckpt["rng"])
         logger.info("resumed from %s after epoch %d (best val_auc %.4f)", path, self.epoch, self.best_metric)
 
-    def _loader(self, dataset: Dataset, epoch: int, *, train: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset | DataLoader, epoch: int, *, train: bool) -> DataLoader:
+        if isinstance(dataset, DataLoader):
+            return dataset  # the caller's own loader (the seed's ``train``): its batches as they are
         cfg = self.config
         if train and self.dist.distributed:
             sampler = DistributedSampler(
@@ -230,8 +236,8 @@ class I3D_MTN_Trainer:
         self.wrapped.train()
         if self.head_only:
             self.model.backbone.eval()
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
+        if hasattr(_dataset_of(dataset), "set_epoch"):
+            _dataset_of(dataset).set_epoch(epoch)
         loader = self._loader(dataset, epoch, train=True)
         accum = self.config["grad_accum_steps"]
         updates = math.ceil(len(loader) / accum)
@@ -330,15 +336,41 @@ class I3D_MTN_Trainer:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(self.output_dir / "history.json")
 
-    def fit(
-        self, train_dataset: Dataset, val_dataset: Dataset, *, resume: bool = False
+    def train(
+        self,
+        train_loader: Dataset | DataLoader,
+        val_loader: Dataset | DataLoader,
+        num_epochs: int | None = None,
+        *,
+        resume: bool = False,
     ) -> list[dict[str, Any]]:
-        """Train for ``config["epochs"]`` epochs (or until early stopping); returns the per-epoch history."""
+        """The seed's call: :meth:`fit` for ``num_epochs`` epochs (default: the config's ``epochs``)."""
+        if num_epochs is not None:
+            warmup = min(self.config["warmup_epochs"], num_epochs)
+            if warmup != self.config["warmup_epochs"]:
+                logger.info(
+                    "warmup_epochs %s > num_epochs: warming up for %s", self.config["warmup_epochs"], warmup
+                )
+            self.config = validate_config({**self.config, "epochs": num_epochs, "warmup_epochs": warmup})
+        return self.fit(train_loader, val_loader, resume=resume)
+
+    def fit(
+        self, train_dataset: Dataset | DataLoader, val_dataset: Dataset | DataLoader, *, resume: bool = False
+    ) -> list[dict[str, Any]]:
+        """Train for ``config["epochs"]`` epochs (or until early stopping); returns the per-epoch history.
+
+        Either argument may be a DataLoader: the training one is iterated as it is (under ``torchrun`` pass
+        data sets, which are sharded); the validation one gives its data set, which every rank shares."""
+        if self.dist.distributed and isinstance(train_dataset, DataLoader):
+            raise ValueError(
+                "under torchrun pass the training data set, not a DataLoader (it is sharded here)"
+            )
+        val_dataset = _dataset_of(val_dataset)
         if len(train_dataset) == 0 or len(val_dataset) == 0:
             raise ValueError(
                 f"need training and validation videos, got {len(train_dataset)} and {len(val_dataset)}"
             )
-        self._setup(isinstance(train_dataset, FeatureDataset))
+        self._setup(isinstance(_dataset_of(train_dataset), FeatureDataset))
         self._seed()
         if resume:
             self._resume(self.output_dir / "last.pt")
@@ -350,7 +382,7 @@ class I3D_MTN_Trainer:
         logger.info(
             "training %s: %d train / %d val videos on %s",
             mode,
-            len(train_dataset),
+            len(_dataset_of(train_dataset)),
             len(val_dataset),
             self.device,
         )
@@ -397,6 +429,11 @@ class I3D_MTN_Trainer:
     def _epochs_since_best(self) -> int:
         keys = [(_selection_metric(r["val_auc"], r["val_loss"]), -r["val_loss"]) for r in self.history]
         return len(keys) - 1 - max(range(len(keys)), key=keys.__getitem__)  # max: the first of equals
+
+
+def _dataset_of(data: Dataset | DataLoader) -> Dataset:
+    """The data set behind a DataLoader, or ``data`` itself."""
+    return data.dataset if isinstance(data, DataLoader) else data
 
 
 def _selection_metric(auc: float | None, loss: float) -> float:

@@ -27,7 +27,7 @@ __all__ = ["add_arguments", "run"]
 log = logging.getLogger(__name__)
 
 EPILOG = f"""\
-Topics (see DESIGN "Events over MQTT"): PREFIX/DEVICE/events (QoS 1 JSON, schema i3dmtn.event/1),
+Topics (docs/architecture.md, "Events over MQTT"): PREFIX/DEVICE/events (QoS 1 JSON, schema i3dmtn.event/1),
 PREFIX/DEVICE/status (retained online/offline/degraded), PREFIX/DEVICE/stats (JSON), PREFIX/DEVICE/snapshot/CAMERA
 (retained JPEG). Events are de-duplicated by event_id + seq; invalid messages are skipped with a warning.
 

@@ -219,7 +219,7 @@ def test_window_dataset_items_hold_consecutive_frames(root):
 
 def test_preprocess_video_holds_every_snippet_padded(root):
     path = next((root / "test" / "anomaly").glob("*.mp4"))
-    x = preprocess_video(path, 5, frame_size=32)
+    x = preprocess_video(path, 5, frame_size=32).numpy()
     n = num_snippets(32, 5)
     assert x.shape == (3, n * 5, 32, 32)
     frames = read_frames(path)

@@ -62,7 +62,7 @@ def test_cache_holds_every_snippet_feature_and_the_contract(root, config, model,
     assert index["preprocess"]["crop_size"] == [32, 32]
     video = sorted((root / "test" / "anomaly").glob("*.mp4"))[0]
     feats = np.load(feature_paths(tmp_path, f"anomaly/{video.name}")[0], allow_pickle=False)
-    clip = torch.from_numpy(preprocess_video(video, 4, frame_size=32))  # (3, n*S, H, W)
+    clip = preprocess_video(video, 4, frame_size=32)  # (3, n*S, H, W)
     with torch.no_grad():
         expected = model.backbone(model.snippets(clip[None])).numpy()  # (n, D)
     assert feats.dtype == np.float32 and feats.shape == expected.shape == (8, model.feature_dim)

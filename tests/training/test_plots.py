@@ -26,12 +26,12 @@ def test_training_curves_from_rows_or_columns(tmp_path, as_rows):
         for e in range(1, 6)
     ]
     history = rows if as_rows else {k: [r[k] for r in rows] for k in rows[0]}
-    assert_png(plot_training_curves(history, tmp_path / "new" / "curves.png"))
+    assert_png(plot_training_curves(history, save_path=tmp_path / "new" / "curves.png"))
 
 
 def test_training_curves_tolerate_missing_values(tmp_path):
     history = [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.5, "val_auc": None, "note": "x"}]
-    assert_png(plot_training_curves(history, tmp_path / "curves.png"))
+    assert_png(plot_training_curves(history, save_path=tmp_path / "curves.png"))
 
 
 def test_roc_pr_with_threshold(tmp_path):
@@ -63,12 +63,19 @@ def test_timeline_with_ground_truth(tmp_path):
 def test_attention_one_video_or_many(tmp_path, shape):
     rng = np.random.default_rng(1)
     att = rng.dirichlet(np.ones(8), size=shape[:-1] or None)
-    assert_png(visualize_attention_weights(att, tmp_path / "att.png", snippet_scores=rng.uniform(size=shape)))
+    assert_png(visualize_attention_weights(att, rng.uniform(size=shape), save_path=tmp_path / "att.png"))
 
 
 def test_attention_shape_mismatch_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="snippet_scores"):
-        visualize_attention_weights(np.ones(4) / 4, tmp_path / "a.png", snippet_scores=np.ones(5))
+        visualize_attention_weights(np.ones((2, 4)) / 4, np.ones((2, 5)), save_path=tmp_path / "a.png")
+
+
+def test_attention_of_one_video_is_drawn_with_its_frame_scores(tmp_path):
+    fig = visualize_attention_weights(np.ones(4) / 4, np.linspace(0, 1, 32))
+    scores = fig.axes[1].lines[0]
+    assert scores.get_label() == "frame score" and len(scores.get_xdata()) == 32
+    assert scores.get_xdata()[0] > -0.5 and scores.get_xdata()[-1] < 3.5  # across the 4 snippets
 
 
 def grey_video(path, n=12, h=96, w=128):

@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
     if trainer.dist.is_main:
         from training.plots import plot_training_curves
 
-        plot_training_curves(history, output / "training_curves.png")
+        plot_training_curves(history, save_path=output / "training_curves.png")
         best = max((r["val_auc"] for r in history if r["val_auc"] == r["val_auc"]), default=float("nan"))
         print(f"trained {len(history)} epochs -> {output} (best val_auc {best:.4f})")
     from training.distributed import cleanup_distributed

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ __all__ = [
     "Annotation",
     "ANNOTATIONS_FILE",
     "load_annotations",
+    "match_annotations",
     "read_json",
     "list_videos",
     "resolve_frame_labels",
@@ -59,7 +61,9 @@ class DatasetError(ValueError):
 class Annotation:
     """One validated record of ``annotations.json``."""
 
-    video_path: str  # relative to the split folder, POSIX separators: "anomaly/x.mp4"
+    video_path: (
+        str  # as written: relative to the split folder ("anomaly/x.mp4"), absolute, or data-folder-prefixed
+    )
     label: int  # 0 normal, 1 anomaly
     num_frames: int
     fps: float
@@ -149,16 +153,34 @@ def read_json(path: Path, where: str | Path, what: str) -> Any:
         raise DatasetError(f"{where}: not valid JSON (nested too deeply)") from None
 
 
+def _json_lines(path: Path) -> list[Any] | None:
+    """The values of a file of one JSON value per line, or None when it is not one."""
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        return [json.loads(ln) for ln in lines] if len(lines) > 1 else None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+
+
 def load_annotations(path: str | Path) -> dict[str, Annotation]:
     """Read and validate an ``annotations.json``: ``{video_path: Annotation}``.
 
-    Raises :class:`DatasetError` naming the file (and the record index) for unreadable JSON, a top level that
-    is not a list, a record with missing or mistyped fields, or the same video listed twice.
+    The file is a JSON list of records, or the seed's form: one JSON object per video (one object, or one
+    per line). Raises :class:`DatasetError` naming the file (and the record index) for unreadable JSON,
+    another top level, a record with missing or mistyped fields, or the same video listed twice.
     """
     p = Path(path)
-    data = read_json(p, p, "annotation file")
+    try:
+        data = read_json(p, p, "annotation file")
+    except DatasetError:
+        data = _json_lines(p)
+        if data is None:
+            raise
+    data = [data] if isinstance(data, dict) else data
     if not isinstance(data, list):
-        raise DatasetError(f"{p}: expected a JSON list of video records, got {type(data).__name__}")
+        raise DatasetError(
+            f"{p}: expected a JSON list of video records or one object per video, got {type(data).__name__}"
+        )
     out: dict[str, Annotation] = {}
     for i, raw in enumerate(data):
         ann = _parse_record(p, i, raw)
@@ -166,6 +188,44 @@ def load_annotations(path: str | Path) -> dict[str, Annotation]:
             raise _record_error(p, i, f"video {ann.video_path!r} is listed twice")
         out[ann.video_path] = ann
     return out
+
+
+def match_annotations(
+    root: Path, annotations: Mapping[str, Annotation], keys: Collection[str]
+) -> dict[str, Annotation]:
+    """``annotations`` keyed by the video each names among ``keys`` (paths relative to the split folder
+    ``root``). A ``video_path`` may be relative to ``root``, absolute, or start with (the end of) the path of
+    ``root`` (``data/train/anomaly/x.mp4``). One that names no video is a warning naming it."""
+    where = root / ANNOTATIONS_FILE
+    out: dict[str, Annotation] = {}
+    for written, ann in annotations.items():
+        key = _video_key(written, root, keys)
+        if key is None:
+            logger.warning("%s: annotation of %r names no video of %s; not used", where, written, root)
+            continue
+        if key in out:
+            raise DatasetError(f"{where}: video {key!r} is annotated twice")
+        out[key] = ann
+    return out
+
+
+def _video_key(written: str, root: Path, keys: Collection[str]) -> str | None:
+    if written in keys:
+        return written
+    base = Path(os.path.abspath(root))  # not resolve(): the videos may be links (`i3dmtn data prepare`)
+    path = PurePosixPath(written)
+    if path.is_absolute():
+        try:
+            rel = Path(os.path.abspath(written)).relative_to(base).as_posix()
+        except ValueError:
+            return None
+        return rel if rel in keys else None
+    parts = [p for p in path.parts if p != "."]
+    for i in range(1, len(parts)):
+        prefix, rest = parts[:i], "/".join(parts[i:])
+        if rest in keys and list(base.parts[-len(prefix) :]) == prefix:
+            return rest
+    return None
 
 
 def list_videos(data_path: str | Path) -> list[tuple[Path, int]]:
@@ -234,6 +294,7 @@ def scan_videos(data_path: str | Path) -> tuple[list[VideoRecord], list[SkippedV
     videos = list_videos(root)
     ann_file = root / ANNOTATIONS_FILE
     annotations = load_annotations(ann_file) if ann_file.is_file() else {}
+    annotations = match_annotations(root, annotations, {p.relative_to(root).as_posix() for p, _ in videos})
     records: list[VideoRecord] = []
     skipped: list[SkippedVideo] = []
     for path, label in videos:

@@ -54,16 +54,19 @@ class AnomalyVideoDataset(Dataset):
     (``self.skipped``); a video that fails later while decoding is replaced by the next readable one of the
     same label, with a warning. Pass ``records`` (e.g. from :func:`training.data.split_records`) to use a
     subset instead of scanning; ``preprocess`` to give the whole contract (frame rate, modality).
+
+    ``frame_size`` is the crop, square or ``(H, W)``. ``num_snippets`` defaults to 1: an item is then one clip
+    of ``clip_length`` frames, as the seed's ``AnomalyVideoDataset(data_path, clip_length, frame_size)`` gave.
     """
 
     def __init__(
         self,
         data_path: str | Path,
         clip_length: int,
-        frame_size: int,
+        frame_size: int | tuple[int, int],
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         *,
-        num_snippets: int,
+        num_snippets: int = 1,
         frame_stride: int = 1,
         resize_short_side: int | None = None,
         train: bool = False,
@@ -82,7 +85,8 @@ class AnomalyVideoDataset(Dataset):
         self.num_snippets = int(num_snippets)
         self.frame_stride = int(frame_stride)
         self.preprocess = preprocess or preprocess_config(frame_size, resize_short_side)
-        if self.preprocess.crop_size != (frame_size, frame_size):
+        crop = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+        if self.preprocess.crop_size != crop:
             raise ValueError(
                 f"preprocess crop {self.preprocess.crop_size} does not match frame_size {frame_size}"
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,14 +18,18 @@ from edge_runtime.resample import file_fps
 from edge_runtime.video import iter_frames, probe_video
 from edge_runtime.window import SnippetWindow
 
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["preprocess_config", "iter_video_snippets", "iter_snippet_batches", "preprocess_video"]
 
 
-def preprocess_config(frame_size: int, resize_short_side: int | None = None) -> PreprocessConfig:
-    """The preprocessing contract for a square model input of ``frame_size`` pixels."""
-    return PreprocessConfig(
-        crop_size=(frame_size, frame_size), resize_short_side=resize_short_side or frame_size
-    )
+def preprocess_config(
+    frame_size: int | tuple[int, int], resize_short_side: int | None = None
+) -> PreprocessConfig:
+    """The preprocessing contract for a model input of ``frame_size`` pixels, or ``(H, W)``."""
+    crop = (frame_size, frame_size) if isinstance(frame_size, int) else tuple(frame_size)
+    return PreprocessConfig(crop_size=crop, resize_short_side=resize_short_side or max(crop))
 
 
 def iter_video_snippets(
@@ -64,17 +69,19 @@ def iter_snippet_batches(
 
 def preprocess_video(
     path: str | Path,
-    clip_length: int,
+    clip_length: int = 16,
     *,
-    frame_size: int = 224,
+    frame_size: int | tuple[int, int] = 224,
     resize_short_side: int | None = None,
     frame_stride: int = 1,
-) -> np.ndarray:
-    """A whole video as model input: float32 ``(3, T', H, W)`` with ``T' = n * clip_length`` for its ``n``
-    snippets (the last one padded), ready for ``I3D_MTN_AnomalyDetector`` after ``torch.from_numpy(x)[None]``.
+) -> torch.Tensor:
+    """A whole video as model input: a float32 tensor ``(3, T', H, W)`` with ``T' = n * clip_length`` for its
+    ``n`` snippets (the last one padded), so ``model(preprocess_video(path).unsqueeze(0))`` scores it.
 
     Holds the whole preprocessed video in memory; for long videos use :func:`iter_snippet_batches`.
     """
+    import torch  # lazy: the rest of this module is torch-free (calibration lists videos with it)
+
     cfg = preprocess_config(frame_size, resize_short_side)
     snippets = list(iter_video_snippets(path, clip_length, cfg, frame_stride))
-    return np.ascontiguousarray(np.concatenate(snippets, axis=1))
+    return torch.from_numpy(np.ascontiguousarray(np.concatenate(snippets, axis=1)))

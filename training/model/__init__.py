@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_KEYS",
     "INPUT_CHANNELS",
     "build_model",
+    "build_backbone",
     "model_config",
     "I3D_MTN_AnomalyDetector",
     "AnomalyHead",
@@ -99,6 +100,11 @@ def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
         **({} if motion is None else {"motion_filters": float(motion)}),
     )
     return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
+
+
+def build_backbone(config: Mapping[str, Any]) -> InceptionI3d:
+    """The backbone :func:`build_model` builds for ``config`` (``config.I3D_BACKBONE`` in the seed's usage)."""
+    return build_model(config).backbone
 
 
 def model_config(model: I3D_MTN_AnomalyDetector) -> dict[str, Any]:

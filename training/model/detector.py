@@ -1,6 +1,6 @@
 """The detector: I3D backbone per snippet, then the MTN + MIL head over a video's snippets.
 
-The model is split where the device splits it (see DESIGN.md, "The model, split for streaming"):
+The model is split where the device splits it (docs/architecture.md, "The model, split for streaming"):
 
 - ``backbone`` (:class:`~training.model.i3d.InceptionI3d`): snippet ``(N, 3, S, H, W)`` -> feature ``(N, D)``;
 - ``head`` (:class:`AnomalyHead`): ``K`` features ``(N, K, D)`` -> :class:`HeadOutput` (snippet scores,

@@ -23,7 +23,7 @@ def _num_params(module: torch.nn.Module) -> int:
 
 
 def _expected_full_width_params() -> int:
-    """Parameters of I3D computed from the published widths (DESIGN.md), independently of the model code."""
+    """Parameters of I3D from the published widths (docs/architecture.md), independently of the model code."""
     total = 0
 
     def unit(cin: int, cout: int, k: int) -> None:
