@@ -36,6 +36,8 @@ __all__ = ["BackoffPolicy", "CaptureStats", "CaptureThread", "Frame"]
 
 log = logging.getLogger(__name__)
 
+_FPS_WINDOW = 64  # frames the measured frame rate is taken over: about 2 s of a 30 fps camera
+
 
 @dataclass(frozen=True)
 class BackoffPolicy:
@@ -75,6 +77,8 @@ class CaptureStats:
     reconnect_attempts: int = 0  # reopen attempts, successful or not
     empty_frames: int = 0  # reads that gave no image
     resolution_changes: int = 0  # frames whose size differs from the previous frame's
+    stream_fps: float = 0.0  # frames per second the source really delivers (by timestamp, the last ~2 s)
+    declared_fps: float = 0.0  # frames per second the source says it has (0.0: it does not say)
     last_error: str | None = None  # the latest failure, one line
 
     def as_dict(self) -> dict[str, int | str | None]:
@@ -120,6 +124,7 @@ class CaptureThread:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._shape: tuple[int, ...] | None = None
+        self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)  # timestamps of the newest frames
 
     # -- consumer side ------------------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -130,7 +135,7 @@ class CaptureThread:
         opened = True
         try:
             self.source.open()
-            log.info("%s: opened %s", self.name, self.source.description)
+            self._opened()
         except SourceError as exc:
             if not self.source.waits_at_start:
                 raise
@@ -249,6 +254,14 @@ class CaptureThread:
                 self._ended = True
                 self._cond.notify_all()
 
+    def _opened(self, verb: str = "opened") -> None:
+        declared = float(getattr(self.source, "fps", 0.0) or 0.0)
+        with self._cond:
+            self._stats.declared_fps = declared
+            self._recent.clear()  # a reopened stream's rate is measured afresh
+        rate = f" ({declared:g} fps declared)" if declared else ""
+        log.info("%s: %s %s%s", self.name, verb, self.source.description, rate)
+
     def _record_error(self, message: str) -> None:
         with self._cond:
             self._stats.last_error = message
@@ -262,6 +275,10 @@ class CaptureThread:
             frame = Frame(self.name, self._index, self.source.timestamp(), image, self._stats.reconnects)
             self._index += 1
             self._stats.frames_read += 1
+            self._recent.append(frame.timestamp)
+            span = self._recent[-1] - self._recent[0]
+            if span > 0.5:
+                self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
             if self.source.live:
                 if len(self._queue) >= self.max_queue:
                     self._queue.popleft()
@@ -294,6 +311,6 @@ class CaptureThread:
                 continue
             with self._cond:
                 self._stats.reconnects += 1
-            log.info("%s: reconnected to %s", self.name, self.source.description)
+            self._opened("reconnected to")
             break
         return attempt

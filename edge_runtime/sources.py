@@ -17,6 +17,7 @@ scores are deterministic. Stream URLs are shown with their password masked: cred
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import time
@@ -203,10 +204,17 @@ class StreamSource(_OpenCVSource):
     """A network stream (``rtsp://``, ``http(s)://``, ...) read with OpenCV's FFmpeg backend.
 
     ``open_timeout_s`` / ``read_timeout_s`` bound how long FFmpeg waits, so a dead stream fails (and is
-    reconnected) instead of blocking forever.
+    reconnected) instead of blocking forever. RTSP goes over TCP (interleaved), as most NVRs do: no frame is
+    torn by a lost UDP packet; set ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise.
+
+    Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
+    that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
+    opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
+    declares (0.0 when it does not say); the rate it really delivers is measured by the capture thread.
     """
 
     kind = "stream"
+    _REANCHOR_S = 5.0  # a presentation time that jumps back, or this far ahead, restarts the anchor
 
     def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> None:
         super().__init__()
@@ -217,6 +225,16 @@ class StreamSource(_OpenCVSource):
             )
         self.url = url
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+        self.fps = 0.0
+        self.size = (0, 0)  # (width, height) the stream declares
+        self._anchor: float | None = None  # wall time of presentation time 0
+        self._opened_at = 0.0
+        self._repeats = 0  # consecutive frames with the previous frame's presentation time
+        self._pts = 0.0  # presentation time of the last frame, seconds
+        self._ts = 0.0
+        if scheme.group(1).lower() in ("rtsp", "rtsps"):
+            # Read by FFmpeg at each open; set once here, on the thread that parses the sources.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
 
     @property
     def description(self) -> str:
@@ -232,6 +250,40 @@ class StreamSource(_OpenCVSource):
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
         ]  # fmt: skip
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+    def open(self) -> None:
+        self._opened_at = time.time()
+        super().open()
+        assert self._cap is not None
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0
+        self.size = (
+            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        self._anchor, self._pts, self._ts = None, 0.0, 0.0
+
+    def read(self) -> np.ndarray | None:
+        frame = super().read()
+        now = time.time()
+        assert self._cap is not None
+        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
+        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
+            self._anchor = self._opened_at - pts
+            ts = self._opened_at
+        elif self._pts < pts <= self._pts + self._REANCHOR_S:
+            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
+            ts = self._anchor + pts
+        elif repeats:  # no new presentation time: a stream's first frames, or one without timing at all
+            ts = self._ts if repeats < 3 else now
+        else:  # a jump: the stream restarted
+            self._anchor, ts = now - pts, now
+        self._pts, self._ts, self._repeats = pts, max(ts, self._ts), repeats  # never back in time
+        return frame
+
+    def timestamp(self) -> float:
+        return self._ts
 
 
 def opencv_has_gstreamer() -> bool:
