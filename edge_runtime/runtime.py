@@ -5,10 +5,11 @@ capture), a :class:`~edge_runtime.window.SnippetWindow`, a ring in the shared
 :class:`~edge_runtime.scoring.StreamingScorer` and an :class:`~edge_runtime.events.EventStateMachine`. One pass
 of the loop takes each camera's queued frames until its next snippet is complete; the snippets ready in that
 pass go to ONE backbone call; each camera's newest snippet score is observed at the snippet's last frame time,
-and the messages go to the publisher (outbox first). The peak frame is published as a snapshot on ``start``
-and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``, with the
-seconds the loop has spent in the snippet windows (preprocessing), the backbone, the heads, and waiting idle
-for frames.
+and the messages go to the publisher (outbox first). Capture threads shrink frames to the contract's size as
+they decode them; the event machine keeps the peak snippet's last frame at full size, which is published as a
+snapshot on ``start`` and when the peak rises (at most every ``snapshot_interval_s``); stats every
+``stats_interval_s``, with the seconds the loop has spent in the snippet windows (preprocessing), the
+backbone, the heads, and waiting idle for frames.
 
 Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
 events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
@@ -20,6 +21,7 @@ events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -29,12 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
 from .bundle import Bundle
 from .capture import CaptureThread
 from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .mqtt import MqttPublisher
+from .preprocess import resize_frame
 from .scoring import StreamingScorer
 from .sources import FrameSource
 from .stats import RuntimeStats
@@ -131,7 +136,9 @@ class _Camera:
     def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
                  max_queue: int) -> None:  # fmt: skip
         self.name = name
-        self.capture = CaptureThread(source, name, max_queue=max_queue)
+        # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
+        shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
+        self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink)
         w = bundle.window
         self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
         self.machine = machine
@@ -140,6 +147,7 @@ class _Camera:
         self.done = False  # source ended and its events are closed
         self.snap_at = -float("inf")  # monotonic time of the last snapshot
         self.snap_peak = -float("inf")
+        self.full_frame: np.ndarray | None = None  # full-size image of the ready snippet's last frame
 
 
 class Runtime:
@@ -253,10 +261,12 @@ class Runtime:
                     self.scorer.reset(cam.name)
                 cam.last_ts = frame.timestamp
                 started = time.perf_counter()
-                snippet = cam.window.push(frame.image, frame.timestamp)
+                snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk)
                 self.stats.frame(cam.name, time.perf_counter() - started)
                 if snippet is not None:
                     ready[cam.name] = snippet
+                    # The snapshot's full-size frame: this one's, else (the reader lagged) the newest one.
+                    cam.full_frame = frame.full if frame.full is not None else cam.capture.newest_full()
                     break
         return ready, consumed
 
@@ -266,9 +276,9 @@ class Runtime:
         produced: dict[str, list[dict[str, Any]]] = {}
         for name, snippet in ready.items():
             self.stats.snippet(name, scores[name])
-            produced[name] = self.cameras[name].machine.observe(
-                scores[name], snippet.last_ts, frame=snippet.last_frame
-            )
+            cam = self.cameras[name]
+            produced[name] = cam.machine.observe(scores[name], snippet.last_ts, frame=cam.full_frame)
+            cam.full_frame = None
         self._emit([m for messages in produced.values() for m in messages])  # every camera: one fsync
         for name, snippet in ready.items():
             cam, score, messages = self.cameras[name], scores[name], produced[name]
