@@ -35,11 +35,12 @@ import numpy as np
 
 from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
 from .bundle import Bundle
-from .capture import CaptureThread
+from .capture import CaptureThread, Frame
 from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .mqtt import MqttPublisher
 from .preprocess import resize_frame
+from .record import RecordStream
 from .scoring import StreamingScorer
 from .sources import FrameSource
 from .stats import RuntimeStats
@@ -50,6 +51,7 @@ __all__ = ["LoadedModels", "Runtime", "RuntimeConfig", "load_models"]
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
+_RECORD_ALIGN_S = 1.0  # a record frame further in time from the detect frame is not its picture
 _MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
 
 
@@ -139,6 +141,8 @@ class _Camera:
         # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
         shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
         self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink)
+        self.record = RecordStream(source.record, name) if source.record is not None else None
+        self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
         w = bundle.window
         self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
         self.machine = machine
@@ -201,6 +205,9 @@ class Runtime:
             for cap in started:
                 cap.stop()
             raise
+        for cam in self.cameras.values():
+            if cam.record is not None:
+                cam.record.start()
         if self.config.audit_log is not None:
             self.config.audit_log.parent.mkdir(parents=True, exist_ok=True)
             self._audit = open(self.config.audit_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _shutdown
@@ -265,10 +272,19 @@ class Runtime:
                 self.stats.frame(cam.name, time.perf_counter() - started)
                 if snippet is not None:
                     ready[cam.name] = snippet
-                    # The snapshot's full-size frame: this one's, else (the reader lagged) the newest one.
-                    cam.full_frame = frame.full if frame.full is not None else cam.capture.newest_full()
+                    cam.full_frame = self._full_frame(cam, frame)
                     break
         return ready, consumed
+
+    @staticmethod
+    def _full_frame(cam: _Camera, frame: Frame) -> np.ndarray | None:
+        """The snapshot's picture of ``frame``: the record stream's frame nearest in time (within
+        ``_RECORD_ALIGN_S``), else the frame at full size, else (the reader lagged) the newest full one."""
+        near = cam.record.frame_near(frame.timestamp) if cam.record is not None else None
+        if near is not None and abs(near[0] - frame.timestamp) <= _RECORD_ALIGN_S:
+            cam.record_offset_ms = round(1000 * (near[0] - frame.timestamp), 1)
+            return near[1]
+        return frame.full if frame.full is not None else cam.capture.newest_full()
 
     def _score(self, ready: dict[str, Snippet]) -> None:
         scores = self.scorer.score({name: s.array for name, s in ready.items()})
@@ -335,6 +351,10 @@ class Runtime:
             {n: c.machine.active for n, c in self.cameras.items()},
         )
         body["precision"], body["backend"] = self.models.precision, self.models.backend
+        for name, cam in self.cameras.items():
+            if cam.record is not None:
+                record = cam.record.stats.as_dict()
+                body["cameras"][name]["record"] = {**record, "offset_ms": cam.record_offset_ms}
         self.publisher.publish_stats(body)
         log.debug("stats %s", json.dumps(body, default=str))
         return body
@@ -343,6 +363,8 @@ class Runtime:
         reason = "stop requested" if self._stop.is_set() else "sources ended"
         log.info("stopping (%s)", reason)
         for cam in self.cameras.values():
+            if cam.record is not None:
+                cam.record.stop()
             cam.capture.stop()
         for cam in self.cameras.values():
             if not cam.done:

@@ -39,6 +39,7 @@ __all__ = [
     "FileSource",
     "FrameSource",
     "GStreamerSource",
+    "RECORD_ROLE",
     "SourceEnded",
     "SourceError",
     "SourceSpecError",
@@ -50,6 +51,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+RECORD_ROLE = "|record="  # DETECT|record=RECORD: a camera's two streams
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -86,6 +88,9 @@ class FrameSource(ABC):
     """Where frames come from. Not thread-safe: one :class:`CaptureThread` drives one source."""
 
     kind: ClassVar[str] = ""  # "camera" | "stream" | "gstreamer" | "file"
+    record: FrameSource | None = (
+        None  # the camera's record stream when this is its detect stream (see record.py)
+    )
 
     @property
     @abstractmethod
@@ -120,8 +125,17 @@ class FrameSource(ABC):
         """Close the source; :meth:`open` may be called again."""
 
     def timestamp(self) -> float:
-        """Capture time of the frame :meth:`read` just returned, seconds since the epoch."""
+        """Capture time of the frame :meth:`read` (or :meth:`grab`) just returned, seconds since the epoch."""
         return time.time()
+
+    def grab(self) -> None:
+        """Take the next frame without converting it to BGR yet (:meth:`retrieve` does); raises as :meth:`read`.
+        A record stream grabs every frame, to stay connected and timed, and retrieves a few."""
+        self._grabbed = self.read()
+
+    def retrieve(self) -> np.ndarray | None:
+        """The frame :meth:`grab` took, as :meth:`read` would have returned it."""
+        return getattr(self, "_grabbed", None)
 
 
 class _OpenCVSource(FrameSource):
@@ -149,12 +163,24 @@ class _OpenCVSource(FrameSource):
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve()
+
+    def grab(self) -> None:
         if self._cap is None:
             raise SourceError(f"{self.description} is not open")
-        ok, frame = self._cap.read()
-        if not ok:
+        if not self._cap.grab():
             raise SourceError(f"{self.description}: read failed (disconnected or stalled)")
-        return frame
+        self._grabbed_one()
+
+    def _grabbed_one(self) -> None:
+        """Called after each good grab (a stream times its frame here)."""
+
+    def retrieve(self) -> np.ndarray | None:
+        if self._cap is None:
+            raise SourceError(f"{self.description} is not open")
+        ok, frame = self._cap.retrieve()
+        return frame if ok else None
 
     def release(self) -> None:
         if self._cap is not None:
@@ -263,8 +289,7 @@ class StreamSource(_OpenCVSource):
         )
         self._anchor, self._pts, self._ts = None, 0.0, 0.0
 
-    def read(self) -> np.ndarray | None:
-        frame = super().read()
+    def _grabbed_one(self) -> None:
         now = time.time()
         assert self._cap is not None
         pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
@@ -280,7 +305,6 @@ class StreamSource(_OpenCVSource):
         else:  # a jump: the stream restarted
             self._anchor, ts = now - pts, now
         self._pts, self._ts, self._repeats = pts, max(ts, self._ts), repeats  # never back in time
-        return frame
 
     def timestamp(self) -> float:
         return self._ts
@@ -429,7 +453,9 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
     SOURCE: a camera index (``0``), a device path (``/dev/video2``), a stream URL (``rtsp://...``,
     ``http://...``), a GStreamer pipeline (``gst:... ! appsink``) or a video file (``realtime`` / ``loop``
     apply to files). NAME must pass :func:`edge_runtime.schema.validate_id`; the default is ``cam<position>``,
-    or a file's stem made safe.
+    or a file's stem made safe. ``SOURCE|record=RECORD`` gives the camera a record stream besides its detect
+    stream SOURCE (Frigate's camera roles: the sub-stream is scored, the main stream kept at full size; a
+    ``|`` never appears unescaped in a URL), as :attr:`FrameSource.record`.
     """
     text = spec.strip()
     if not text:
@@ -444,7 +470,16 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
         text = rest.strip()
         if not text:
             raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{head}='")
-    source = _make_source(text, realtime, loop)
+    detect, sep, record = text.partition(RECORD_ROLE)
+    source = _make_source(detect.strip(), realtime, loop)
+    if sep:
+        if not record.strip():
+            raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{RECORD_ROLE}'")
+        source.record = _make_source(record.strip(), realtime, loop)
+        if source.record.live != source.live:
+            raise SourceSpecError(
+                f"source {_safe(spec)!r}: the detect and record streams must both be live or both files"
+            )
     return name or _default_name(source, position), source
 
 

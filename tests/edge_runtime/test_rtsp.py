@@ -11,9 +11,12 @@ import json
 import logging
 import time
 
+import cv2
+import numpy as np
 import pytest
 
 from edge_runtime.capture import BackoffPolicy, CaptureThread
+from edge_runtime.record import RecordStream
 from edge_runtime.sources import SourceError, StreamSource
 from tests.edge_runtime.runtime_helpers import (
     Subscriber,
@@ -128,3 +131,53 @@ def test_credentials_in_the_url_never_reach_a_log(clip, tmp_path, caplog, broker
     finished = [r for r in json_logs(stderr) if r["message"].startswith("finished")]
     assert finished and finished[-1]["frames"] > 0
     assert "viewer:***@" in caplog.text and PASSWORD not in caplog.text
+
+
+@pytest.fixture(scope="module")
+def two_streams(tmp_path_factory):
+    """A camera's two streams, as an IP camera serves them: the same scene at 640x360 and at 320x180."""
+    folder = tmp_path_factory.mktemp("rtsp_roles")
+    main = encode_h264(folder / "main.mp4", size="640x360", fps=30, seconds=5)
+    sub = encode_h264(folder / "sub.mp4", size="320x180", fps=30, seconds=5)
+    with RtspServer({"/main": main, "/sub": sub}) as server:
+        yield server
+
+
+def test_detect_and_record_streams_are_aligned_by_timestamps(two_streams):
+    detect = CaptureThread(_stream(two_streams.url("/sub")), "door", max_queue=300)
+    record = RecordStream(_stream(two_streams.url("/main")), "door", keep_every_s=0.1)
+    detect.start(), record.start()
+    try:
+        _wait_for(lambda: detect.stats.frames_read >= 75 and record.stats.kept >= 5)
+        frames = list(iter(lambda: detect.get(timeout=0), None))[-20:]
+        near = record.frame_near(frames[-5].timestamp)
+    finally:
+        detect.stop(), record.stop()
+    assert near is not None and near[1].shape == (360, 640, 3)
+    rec_ts, rec_image = near
+    assert abs(rec_ts - frames[-5].timestamp) <= 0.1  # kept every 0.1 s: the nearest is within that
+    # The detect frame showing the same moment (the ball in the same place) has about the same timestamp.
+    small = cv2.resize(rec_image, (320, 180), interpolation=cv2.INTER_AREA).astype(np.float32)
+    same = min(frames, key=lambda f: float(np.mean((f.image.astype(np.float32) - small) ** 2)))
+    assert abs(same.timestamp - rec_ts) <= 0.15, (same.timestamp - rec_ts, same.index)
+    assert record.stats.stream_fps > 25 and record.stats.frames > record.stats.kept
+
+
+def test_the_runtime_reads_a_record_stream_beside_the_detect_stream(two_streams, tmp_path, broker):
+    sub = Subscriber(broker.port)
+    spec = f"door={two_streams.url('/sub')}|record={two_streams.url('/main')}"
+    argv = runtime_argv(make_bundle(tmp_path), broker.port, tmp_path / "outbox.sqlite", [spec])
+    proc = start_runtime(argv)
+
+    def record_stats(s):
+        stats = [json.loads(p) for p in s.payloads("/stats")]
+        return stats[-1]["cameras"]["door"].get("record", {}) if stats else {}
+
+    ok = sub.wait_for(
+        lambda s: record_stats(s).get("frames", 0) > 30 and record_stats(s)["offset_ms"] is not None
+    )
+    code, stderr = finish(proc, sig=15)
+    sub.close()
+    assert ok and code == 0, stderr[-2000:]
+    rec = record_stats(sub)
+    assert rec["last_error"] is None and 25 <= rec["stream_fps"] <= 35 and abs(rec["offset_ms"]) <= 1000
