@@ -213,11 +213,17 @@ class CaptureThread:
             self._thread.join(timeout)
         return self._ended
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading and release the source (queued frames stay readable)."""
+    def request_stop(self) -> None:
+        """Ask the reader to stop, without waiting (stop many cameras at once, then :meth:`stop` each)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and release the source (queued frames stay readable). A reader still inside a
+        blocking read after ``timeout`` seconds is left to finish it (a daemon thread: it releases the source
+        when the read returns, and never holds up the process's exit)."""
+        self.request_stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._thread is None:

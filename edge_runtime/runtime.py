@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +52,7 @@ __all__ = ["LoadedModels", "Runtime", "RuntimeConfig", "load_models"]
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
+_STOP_WAIT_S = 1.0  # at stop, wait this long in all for the capture threads (the rest are daemons)
 _RECORD_ALIGN_S = 1.0  # a record frame further in time from the detect frame is not its picture
 _MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
 
@@ -132,6 +134,14 @@ class RuntimeConfig:
     ha_discovery: bool = False  # publish Home Assistant discovery configs once connected
 
 
+def _start_capture(capture: CaptureThread) -> BaseException | None:
+    try:
+        capture.start()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises the first
+        return exc
+    return None
+
+
 class _Camera:
     """One camera's pipeline state."""
 
@@ -196,15 +206,7 @@ class Runtime:
     def run(self) -> int:
         """Open every source (a :class:`~edge_runtime.sources.SourceError` is raised before anything runs),
         run until stopped or all sources ended, shut down cleanly; 0, or 1 when a source failed for good."""
-        started: list[CaptureThread] = []
-        try:
-            for cam in self.cameras.values():
-                cam.capture.start()
-                started.append(cam.capture)
-        except BaseException:
-            for cap in started:
-                cap.stop()
-            raise
+        self._start_captures()
         for cam in self.cameras.values():
             if cam.record is not None:
                 cam.record.start()
@@ -226,6 +228,22 @@ class Runtime:
         finally:
             self._shutdown()
         return 1 if self.failed_sources else 0
+
+    def _start_captures(self) -> None:
+        """Open every camera at once (a network stream takes about a second to open: eight cameras opened one
+        after another would wait eight); the first failure stops the others and is raised."""
+        captures = [cam.capture for cam in self.cameras.values()]
+        with ThreadPoolExecutor(max_workers=len(captures), thread_name_prefix="open") as pool:
+            outcomes = list(pool.map(_start_capture, captures))
+        failures = [exc for exc in outcomes if exc is not None]
+        if failures:
+            for cap, exc in zip(captures, outcomes, strict=True):
+                if exc is None:
+                    cap.request_stop()
+            for cap, exc in zip(captures, outcomes, strict=True):
+                if exc is None:
+                    cap.stop(timeout=_STOP_WAIT_S)
+            raise failures[0]
 
     # ---- the loop --------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -362,10 +380,13 @@ class Runtime:
     def _shutdown(self) -> None:
         reason = "stop requested" if self._stop.is_set() else "sources ended"
         log.info("stopping (%s)", reason)
-        for cam in self.cameras.values():
+        for cam in self.cameras.values():  # every camera at once: a reader may be inside a blocking read
+            cam.capture.request_stop()
             if cam.record is not None:
                 cam.record.stop()
-            cam.capture.stop()
+        deadline = time.monotonic() + _STOP_WAIT_S
+        for cam in self.cameras.values():
+            cam.capture.stop(timeout=max(0.0, deadline - time.monotonic()))
         for cam in self.cameras.values():
             if not cam.done:
                 cam.done = True

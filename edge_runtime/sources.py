@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -51,6 +52,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_FFMPEG_OPEN_LOCK = threading.Lock()
+RTSP_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;300000"  # TCP; probe 0.3 s (StreamSource)
 RECORD_ROLE = "|record="  # DETECT|record=RECORD: a camera's two streams
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -231,7 +234,10 @@ class StreamSource(_OpenCVSource):
 
     ``open_timeout_s`` / ``read_timeout_s`` bound how long FFmpeg waits, so a dead stream fails (and is
     reconnected) instead of blocking forever. RTSP goes over TCP (interleaved), as most NVRs do: no frame is
-    torn by a lost UDP packet; set ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise.
+    torn by a lost UDP packet; and FFmpeg probes a stream for 0.3 s instead of its default (about a second,
+    until it has seen a key frame), because OpenCV opens one FFmpeg stream at a time in a process: eight
+    cameras would wait eight seconds. An H.264 stream's size comes from its session description anyway. Set
+    ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise (:data:`RTSP_FFMPEG_OPTIONS` is the default).
 
     Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
     that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
@@ -260,7 +266,7 @@ class StreamSource(_OpenCVSource):
         self._ts = 0.0
         if scheme.group(1).lower() in ("rtsp", "rtsps"):
             # Read by FFmpeg at each open; set once here, on the thread that parses the sources.
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_FFMPEG_OPTIONS)
 
     @property
     def description(self) -> str:
@@ -278,8 +284,9 @@ class StreamSource(_OpenCVSource):
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def open(self) -> None:
-        self._opened_at = time.time()
-        super().open()
+        with _FFMPEG_OPEN_LOCK:  # OpenCV opens one at a time anyway: start the clock when this one starts
+            self._opened_at = time.time()
+            super().open()
         assert self._cap is not None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0

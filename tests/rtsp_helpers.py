@@ -70,21 +70,24 @@ def encode_h264(out: Path, *, size: str = "320x240", fps: int = 30, seconds: flo
 
 
 class RtspServer:
-    """The server process serving ``mounts`` (``{"/path": mp4 file}``) on 127.0.0.1; :meth:`stop` /
-    :meth:`start` again reuse the same port. ``user`` / ``password`` require basic authentication."""
+    """The server process serving ``mounts`` (``{"/path": mp4 file}``) and ``live`` views of one live scene
+    (``{"/path": "640x360"}``) on 127.0.0.1; :meth:`stop` / :meth:`start` again reuse the same port.
+    ``user`` / ``password`` require basic authentication."""
 
     def __init__(self, mounts: dict[str, str | Path], *, port: int = 0, user: str | None = None,
-                 password: str | None = None) -> None:  # fmt: skip
+                 password: str | None = None, live: dict[str, str] | None = None) -> None:  # fmt: skip
         python, why = gst_python_or_reason()
         if python is None:
             raise RuntimeError(why)
         self.python, self.mounts, self.port = python, dict(mounts), port
         self.user, self.password = user, password
+        self.live = dict(live or {})  # {"/path": "WIDTHxHEIGHT"}: views of one live scene
         self._proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 20.0) -> RtspServer:
         cmd = [self.python, str(SCRIPT), "serve", "--port", str(self.port)]
         cmd += [a for path, file in self.mounts.items() for a in ("--mount", f"{path}={file}")]
+        cmd += [a for path, size in self.live.items() for a in ("--live", f"{path}={size}")]
         env = dict(os.environ)
         if self.user:
             cmd += ["--user", self.user, "--password-env", "RTSP_TEST_PASSWORD"]

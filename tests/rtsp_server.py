@@ -13,6 +13,8 @@ Two commands:
   ``filesrc ! qtdemux ! h264parse ! rtph264pay`` (no re-encoding), each client from the start of the file at
   its own rate. Prints ``port N`` once listening, then runs until SIGTERM / SIGINT or its stdin closes.
   ``--user NAME --password-env VAR`` requires basic authentication (the password read from ``$VAR``).
+  ``--live /PATH=WxH`` serves one live scene (a moving ball, encoded as it is served) at that size; every
+  ``--live`` mount shows the same moment, as a camera's main and sub-streams do.
 """
 
 from __future__ import annotations
@@ -73,6 +75,27 @@ def _serve(args: argparse.Namespace) -> int:
                 )
             )
         mounts.add_factory(path, factory)
+    producer = None
+    if args.live:  # one live scene, every --live mount a view of it at its own size: a camera's two streams
+        producer = Gst.parse_launch(
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! "
+            "intervideosink channel=scene"
+        )
+        producer.set_state(Gst.State.PLAYING)
+    for mount in args.live:
+        path, sep, size = mount.partition("=")
+        width, _, height = size.partition("x")
+        if not sep or not path.startswith("/") or not (width.isdigit() and height.isdigit()):
+            print(f"--live {mount!r}: expected /PATH=WIDTHxHEIGHT", file=sys.stderr)
+            return 2
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(
+            f"( intervideosrc channel=scene ! videoscale ! videoconvert ! "
+            f"video/x-raw,width={width},height={height},framerate=30/1 ! "
+            f"x264enc speed-preset=ultrafast tune=zerolatency key-int-max=30 ! rtph264pay name=pay0 pt=96 )"
+        )
+        factory.set_shared(True)
+        mounts.add_factory(path, factory)
     if args.user:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
@@ -105,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     srv = sub.add_parser("serve")
     srv.add_argument("--port", type=int, default=0)
     srv.add_argument("--mount", action="append", default=[], metavar="/PATH=FILE.mp4")
+    srv.add_argument("--live", action="append", default=[], metavar="/PATH=WIDTHxHEIGHT")
     srv.add_argument("--user")
     srv.add_argument("--password-env", metavar="VAR")
     args = parser.parse_args(argv)

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.broker import LocalBroker
-from tests.edge_runtime.runtime_helpers import Subscriber, finish, make_bundle, runtime_argv, start_runtime
+from tests.edge_runtime.runtime_helpers import (
+    Subscriber,
+    finish,
+    json_logs,
+    make_bundle,
+    runtime_argv,
+    start_runtime,
+)
 from tests.rtsp_helpers import RtspServer, encode_h264, gst_python_or_reason
 
 python, why = gst_python_or_reason()
@@ -61,7 +68,6 @@ def eight_cameras(tmp_path_factory):
         stop_at = time.monotonic()
         code, stderr = finish(proc, sig=signal.SIGTERM)
         stop_s = time.monotonic() - stop_at
-        print(f"rss {rss:.0f} MB, stop {stop_s:.2f} s")
         sub.close()
     return {
         "flowing": flowing,
@@ -79,6 +85,20 @@ def test_eight_rtsp_cameras_all_deliver_frames(eight_cameras):
     assert sorted(cameras) == [f"cam{i}" for i in range(CAMERAS)]
     assert all(27 <= c["stream_fps"] <= 33 for c in cameras.values()), cameras
     assert eight_cameras["code"] == 0
+
+
+def test_eight_rtsp_streams_are_all_open_within_a_few_seconds(eight_cameras):
+    opened = [
+        r["time"] for r in json_logs(eight_cameras["stderr"]) if ": opened stream rtsp://" in r["message"]
+    ]
+    assert len(opened) == CAMERAS
+    # OpenCV opens one FFmpeg stream at a time in a process: the opens are started together and FFmpeg's
+    # short probe keeps each one short (with its default probe, eight streams took 8 s to open).
+    assert max(opened) - min(opened) < 6.0
+
+
+def test_sigterm_ends_a_runtime_with_eight_rtsp_cameras_within_two_seconds(eight_cameras):
+    assert eight_cameras["code"] == 0 and eight_cameras["stop_s"] < 2.0, eight_cameras["stderr"][-2000:]
 
 
 def test_eight_rtsp_cameras_stay_within_a_generous_memory_bound(eight_cameras):
