@@ -12,7 +12,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $@
 
-# Mosquitto (the tests' broker) and Chromium + ChromeDriver (the alert page's browser test) from Debian's packages.
+# Mosquitto (the tests' broker), Chromium + ChromeDriver (the alert page's browser test) and GStreamer's RTSP
+# server (the stream tests' IP camera) from Debian's packages.
 system-deps:
 	@bash scripts/install-system-deps.sh
 

@@ -24,6 +24,10 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     height = 720                           # default 720
     fps = 30                               # default 30
 
+    [cameras.door]                         # IP cameras by name (any number of tables; optional)
+    detect = "rtsp://10.0.0.5/sub"         # required: the stream that is scored (a camera's sub-stream)
+    record = "rtsp://10.0.0.5/main"        # optional: its full-resolution stream (snapshots, clips)
+
     [engine]                               # only the keys of the profile's backend
     workspace_mb = 1024                    # tensorrt: builder workspace, 16-65536; default 1024
     timing_cache = true                    # tensorrt: true (beside the engines), false, or an absolute path
@@ -79,6 +83,7 @@ __all__ = [
     "DeviceInfo",
     "ModelSettings",
     "CameraSettings",
+    "CameraStreams",
     "EngineSettings",
     "EventSettings",
     "DeviceProfile",
@@ -107,7 +112,7 @@ _ENGINE_KEYS = {
     "onnxruntime": ("intra_op_threads",),
 }
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
-_SECTIONS = ("device", "model", "camera", "engine", "events")
+_SECTIONS = ("device", "model", "camera", "cameras", "engine", "events")
 _MISSING = object()
 # The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
 EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
@@ -139,6 +144,14 @@ class CameraSettings:
     width: int = 1280
     height: int = 720
     fps: int = 30
+
+
+@dataclass(frozen=True)
+class CameraStreams:
+    """An IP camera of ``[cameras.NAME]``: the stream scored and, optionally, its full-resolution one."""
+
+    detect: str
+    record: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,7 @@ class DeviceProfile:
     camera: CameraSettings
     engine: EngineSettings
     events: EventSettings
+    cameras: dict[str, CameraStreams] = dataclasses.field(default_factory=dict)
 
     def camera_pipeline(self, sensor_id: int = 0) -> str | None:
         """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
@@ -301,6 +315,23 @@ def _camera(data: dict[str, Any], where: str) -> CameraSettings:
     )
 
 
+def _cameras(data: dict[str, Any], where: str) -> dict[str, CameraStreams]:
+    tables = _Section(data, "cameras", where).table
+    cameras = {}
+    for name, table in tables.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ProfileError(f"{where}: [cameras.{name}]: a camera name is 1-64 letters, digits, - _ .")
+        if not isinstance(table, dict):
+            raise ProfileError(f"{where}: [cameras.{name}] must be a table, got {_describe(table)}")
+        s = _Section(tables, name, where)
+        s.section = f"cameras.{name}"
+        s.only(("detect", "record"))
+        cameras[name] = CameraStreams(
+            detect=s.get("detect", (str,), "a string"), record=s.get("record", (str,), "a string", None)
+        )
+    return cameras
+
+
 def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
     s = _Section(data, "engine", where)
     every = tuple(k for keys in _ENGINE_KEYS.values() for k in keys)
@@ -382,6 +413,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         camera=_camera(data, where),
         engine=_engine(data, model.backend, where),
         events=_events(data, where),
+        cameras=_cameras(data, where),
     )
 
 

@@ -12,6 +12,13 @@ file that is not there is a one-line :class:`~edge_runtime.sources.SourceError` 
 running. A network stream that cannot be opened yet is the exception (``waits_at_start``): a camera that boots
 after the device must not stop the others, so it is logged and reopened with backoff like a dropped stream.
 
+Frames can be made small as soon as they are decoded (``shrink``: the runtime passes the bundle's
+preprocessing contract, and :func:`~edge_runtime.preprocess.resize_frame` brings the short side down to what
+the model needs), so the queue holds small frames: a 1080p frame is 6 MB, its 224-pixel version 0.3 MB. The
+full-size image is kept for the newest ``FULL_FRAMES_KEPT`` frames only (all queued frames of a file played
+as fast as possible, which is deterministic), as :attr:`Frame.full`, for the event's snapshot;
+:meth:`CaptureThread.newest_full` is the newest full-size frame when an older frame's was let go.
+
 >>> from edge_runtime.sources import FileSource  # doctest: +SKIP
 >>> with CaptureThread(FileSource("clip.mp4"), "door") as cap:  # doctest: +SKIP
 ...     while not cap.finished:
@@ -24,7 +31,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -32,9 +40,12 @@ import numpy as np
 
 from .sources import FrameSource, SourceEnded, SourceError
 
-__all__ = ["BackoffPolicy", "CaptureStats", "CaptureThread", "Frame"]
+__all__ = ["FULL_FRAMES_KEPT", "BackoffPolicy", "CaptureStats", "CaptureThread", "Frame"]
 
 log = logging.getLogger(__name__)
+
+FULL_FRAMES_KEPT = 2  # live sources: full-size images of the newest frames only (a 1080p one is 6 MB)
+_FPS_WINDOW = 64  # frames the measured frame rate is taken over: about 2 s of a 30 fps camera
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,11 @@ class Frame:
     camera: str  # camera name
     index: int  # frames captured by this thread before it (gaps = dropped frames)
     timestamp: float  # capture time, seconds since the epoch
-    image: np.ndarray  # BGR uint8 (h, w, 3)
+    image: np.ndarray  # BGR uint8 (h, w, 3); shrunk by the thread's ``shrink`` when it has one
     segment: int = 0  # reconnects before it: a change means frames before and after are not continuous
+    full: np.ndarray | None = None  # the image as decoded (``image`` itself without ``shrink``); None once
+    # the frame fell more than FULL_FRAMES_KEPT frames behind the newest (a live source whose reader lags)
+    shrunk: bool = False  # True when ``image`` went through ``shrink``
 
 
 @dataclass
@@ -75,6 +89,8 @@ class CaptureStats:
     reconnect_attempts: int = 0  # reopen attempts, successful or not
     empty_frames: int = 0  # reads that gave no image
     resolution_changes: int = 0  # frames whose size differs from the previous frame's
+    stream_fps: float = 0.0  # frames per second the source really delivers (by timestamp, the last ~2 s)
+    declared_fps: float = 0.0  # frames per second the source says it has (0.0: it does not say)
     last_error: str | None = None  # the latest failure, one line
 
     def as_dict(self) -> dict[str, int | str | None]:
@@ -103,6 +119,7 @@ class CaptureThread:
         max_queue: int = 32,
         reconnect: BackoffPolicy | None = None,
         stall_timeout: float = 10.0,
+        shrink: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
@@ -112,7 +129,10 @@ class CaptureThread:
         self.max_queue = max_queue
         self.reconnect = reconnect or BackoffPolicy()
         self.stall_timeout = stall_timeout
+        self.shrink = shrink
         self._queue: deque[Frame] = deque()
+        self._full: OrderedDict[int, np.ndarray] = OrderedDict()  # frame index -> full-size image
+        self._newest_full: np.ndarray | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
@@ -120,6 +140,7 @@ class CaptureThread:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._shape: tuple[int, ...] | None = None
+        self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)  # timestamps of the newest frames
 
     # -- consumer side ------------------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -130,7 +151,7 @@ class CaptureThread:
         opened = True
         try:
             self.source.open()
-            log.info("%s: opened %s", self.name, self.source.description)
+            self._opened()
         except SourceError as exc:
             if not self.source.waits_at_start:
                 raise
@@ -155,8 +176,14 @@ class CaptureThread:
                     return None
                 self._cond.wait(remaining)
             frame = self._queue.popleft()
+            full = self._full.pop(frame.index, None)
             self._cond.notify_all()
-            return frame
+            return dataclasses.replace(frame, full=full) if full is not None else frame
+
+    def newest_full(self) -> np.ndarray | None:
+        """The newest full-size frame captured (None before the first)."""
+        with self._cond:
+            return self._newest_full
 
     @property
     def ended(self) -> bool:
@@ -186,11 +213,17 @@ class CaptureThread:
             self._thread.join(timeout)
         return self._ended
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop reading and release the source (queued frames stay readable)."""
+    def request_stop(self) -> None:
+        """Ask the reader to stop, without waiting (stop many cameras at once, then :meth:`stop` each)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop reading and release the source (queued frames stay readable). A reader still inside a
+        blocking read after ``timeout`` seconds is left to finish it (a daemon thread: it releases the source
+        when the read returns, and never holds up the process's exit)."""
+        self.request_stop()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if self._thread is None:
@@ -249,27 +282,49 @@ class CaptureThread:
                 self._ended = True
                 self._cond.notify_all()
 
+    def _opened(self, verb: str = "opened") -> None:
+        declared = float(getattr(self.source, "fps", 0.0) or 0.0)
+        with self._cond:
+            self._stats.declared_fps = declared
+            self._recent.clear()  # a reopened stream's rate is measured afresh
+        rate = f" ({declared:g} fps declared)" if declared else ""
+        log.info("%s: %s %s%s", self.name, verb, self.source.description, rate)
+
     def _record_error(self, message: str) -> None:
         with self._cond:
             self._stats.last_error = message
 
     def _put(self, image: np.ndarray) -> None:
+        timestamp = self.source.timestamp()
+        small = self.shrink(image) if self.shrink is not None else image  # outside the lock: the costly part
         with self._cond:
             if self._shape is not None and image.shape != self._shape:
                 self._stats.resolution_changes += 1
                 log.info("%s: resolution changed from %s to %s", self.name, self._shape[:2], image.shape[:2])
             self._shape = image.shape
-            frame = Frame(self.name, self._index, self.source.timestamp(), image, self._stats.reconnects)
+            frame = Frame(
+                self.name, self._index, timestamp, small, self._stats.reconnects,
+                shrunk=self.shrink is not None,
+            )  # fmt: skip
+            self._newest_full = image
+            self._full[frame.index] = image
+            while self.source.live and len(self._full) > FULL_FRAMES_KEPT:
+                self._full.popitem(last=False)
             self._index += 1
             self._stats.frames_read += 1
+            self._recent.append(frame.timestamp)
+            span = self._recent[-1] - self._recent[0]
+            if span > 0.5:
+                self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
             if self.source.live:
                 if len(self._queue) >= self.max_queue:
-                    self._queue.popleft()
+                    self._full.pop(self._queue.popleft().index, None)
                     self._stats.frames_dropped += 1
             else:
                 while len(self._queue) >= self.max_queue and not self._stop.is_set():
                     self._cond.wait(0.5)  # a file: wait for the consumer instead of dropping
                 if self._stop.is_set():
+                    self._full.pop(frame.index, None)
                     return
             self._queue.append(frame)
             self._cond.notify_all()
@@ -294,6 +349,6 @@ class CaptureThread:
                 continue
             with self._cond:
                 self._stats.reconnects += 1
-            log.info("%s: reconnected to %s", self.name, self.source.description)
+            self._opened("reconnected to")
             break
         return attempt

@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "pipeline is used; the camera name defaults to cam<INDEX>")  # fmt: skip
     src.add_argument("--source", action="append", default=[], metavar="[NAME=]SOURCE",
                      help="a camera index, /dev/video path, rtsp:// or http:// URL, gst:PIPELINE ! appsink, or "
-                     "a video file (repeatable); NAME is the event's camera field (letters, digits, - _ .)")  # fmt: skip
+                     "a video file (repeatable); NAME is the event's camera field (letters, digits, - _ .); "
+                     "'SOURCE|record=URL' adds the camera's full-resolution record stream (SOURCE is scored)")  # fmt: skip
     src.add_argument("--realtime", action="store_true",
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
@@ -200,7 +201,7 @@ def default_outbox(device_id: str, environ: Any = None) -> Path:
 
 def _sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, Any]]:
     from .schema import SchemaError, validate_id
-    from .sources import CameraSource, GStreamerSource, parse_source_specs
+    from .sources import RECORD_ROLE, CameraSource, GStreamerSource, parse_source_specs
 
     cameras = []
     for spec in args.camera:
@@ -222,7 +223,12 @@ def _sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, Any]]:
             cameras.append((name, CameraSource(int(index), width=c.width, height=c.height, fps=c.fps)))
         else:
             cameras.append((name, CameraSource(int(index))))
-    parsed = parse_source_specs(args.source, realtime=args.realtime, loop=args.loop)
+    specs = list(args.source)
+    for name, streams in profile.cameras.items() if profile is not None else ():
+        specs.append(
+            f"{name}={streams.detect}" + (f"{RECORD_ROLE}{streams.record}" if streams.record else "")
+        )
+    parsed = parse_source_specs(specs, realtime=args.realtime, loop=args.loop)
     names = [n for n, _ in cameras + parsed]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -314,10 +320,12 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         raise UsageError(str(exc)) from None
     if not 1 <= args.max_queue <= MAX_QUEUE:
         raise UsageError(f"--max-queue must be in [1, {MAX_QUEUE}], got {args.max_queue}")
-    if not args.camera and not args.source:
-        raise UsageError("give at least one --camera INDEX or --source [NAME=]SOURCE")
     setup_logging(args.log_format, args.log_level, secrets=[settings.password or ""])
     profile = load_profile(args.device_profile) if args.device_profile else None
+    if not args.camera and not args.source and not (profile is not None and profile.cameras):
+        raise UsageError(
+            "give at least one --camera INDEX or --source [NAME=]SOURCE (or [cameras.NAME] in the device profile)"
+        )
     cameras = _sources(args, profile)
     bundle = load_bundle(args.bundle)
     if profile is not None:

@@ -5,10 +5,11 @@ capture), a :class:`~edge_runtime.window.SnippetWindow`, a ring in the shared
 :class:`~edge_runtime.scoring.StreamingScorer` and an :class:`~edge_runtime.events.EventStateMachine`. One pass
 of the loop takes each camera's queued frames until its next snippet is complete; the snippets ready in that
 pass go to ONE backbone call; each camera's newest snippet score is observed at the snippet's last frame time,
-and the messages go to the publisher (outbox first). The peak frame is published as a snapshot on ``start``
-and when the peak rises (at most every ``snapshot_interval_s``); stats every ``stats_interval_s``, with the
-seconds the loop has spent in the snippet windows (preprocessing), the backbone, the heads, and waiting idle
-for frames.
+and the messages go to the publisher (outbox first). Capture threads shrink frames to the contract's size as
+they decode them; the event machine keeps the peak snippet's last frame at full size, which is published as a
+snapshot on ``start`` and when the peak rises (at most every ``snapshot_interval_s``); stats every
+``stats_interval_s``, with the seconds the loop has spent in the snippet windows (preprocessing), the
+backbone, the heads, and waiting idle for frames.
 
 Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
 events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
@@ -20,21 +21,27 @@ events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` i
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
 from .bundle import Bundle
-from .capture import CaptureThread
+from .capture import CaptureThread, Frame
 from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .mqtt import MqttPublisher
+from .preprocess import resize_frame
+from .record import RecordStream
 from .scoring import StreamingScorer
 from .sources import FrameSource
 from .stats import RuntimeStats
@@ -45,6 +52,8 @@ __all__ = ["LoadedModels", "Runtime", "RuntimeConfig", "load_models"]
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
+_STOP_WAIT_S = 1.0  # at stop, wait this long in all for the capture threads (the rest are daemons)
+_RECORD_ALIGN_S = 1.0  # a record frame further in time from the detect frame is not its picture
 _MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
 
 
@@ -134,13 +143,25 @@ class RuntimeConfig:
     ha_discovery: bool = False  # publish Home Assistant discovery configs once connected
 
 
+def _start_capture(capture: CaptureThread) -> BaseException | None:
+    try:
+        capture.start()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller, which raises the first
+        return exc
+    return None
+
+
 class _Camera:
     """One camera's pipeline state."""
 
     def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
                  max_queue: int) -> None:  # fmt: skip
         self.name = name
-        self.capture = CaptureThread(source, name, max_queue=max_queue)
+        # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
+        shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
+        self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink)
+        self.record = RecordStream(source.record, name) if source.record is not None else None
+        self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
         w = bundle.window
         self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
         self.machine = machine
@@ -149,6 +170,7 @@ class _Camera:
         self.done = False  # source ended and its events are closed
         self.snap_at = -float("inf")  # monotonic time of the last snapshot
         self.snap_peak = -float("inf")
+        self.full_frame: np.ndarray | None = None  # full-size image of the ready snippet's last frame
 
 
 class Runtime:
@@ -193,15 +215,10 @@ class Runtime:
     def run(self) -> int:
         """Open every source (a :class:`~edge_runtime.sources.SourceError` is raised before anything runs),
         run until stopped or all sources ended, shut down cleanly; 0, or 1 when a source failed for good."""
-        started: list[CaptureThread] = []
-        try:
-            for cam in self.cameras.values():
-                cam.capture.start()
-                started.append(cam.capture)
-        except BaseException:
-            for cap in started:
-                cap.stop()
-            raise
+        self._start_captures()
+        for cam in self.cameras.values():
+            if cam.record is not None:
+                cam.record.start()
         if self.config.audit_log is not None:
             self.config.audit_log.parent.mkdir(parents=True, exist_ok=True)
             self._audit = open(self.config.audit_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _shutdown
@@ -220,6 +237,22 @@ class Runtime:
         finally:
             self._shutdown()
         return 1 if self.failed_sources else 0
+
+    def _start_captures(self) -> None:
+        """Open every camera at once (a network stream takes about a second to open: eight cameras opened one
+        after another would wait eight); the first failure stops the others and is raised."""
+        captures = [cam.capture for cam in self.cameras.values()]
+        with ThreadPoolExecutor(max_workers=len(captures), thread_name_prefix="open") as pool:
+            outcomes = list(pool.map(_start_capture, captures))
+        failures = [exc for exc in outcomes if exc is not None]
+        if failures:
+            for cap, exc in zip(captures, outcomes, strict=True):
+                if exc is None:
+                    cap.request_stop()
+            for cap, exc in zip(captures, outcomes, strict=True):
+                if exc is None:
+                    cap.stop(timeout=_STOP_WAIT_S)
+            raise failures[0]
 
     # ---- the loop --------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -262,12 +295,23 @@ class Runtime:
                     self.scorer.reset(cam.name)
                 cam.last_ts = frame.timestamp
                 started = time.perf_counter()
-                snippet = cam.window.push(frame.image, frame.timestamp)
+                snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk)
                 self.stats.frame(cam.name, time.perf_counter() - started)
                 if snippet is not None:
                     ready[cam.name] = snippet
+                    cam.full_frame = self._full_frame(cam, frame)
                     break
         return ready, consumed
+
+    @staticmethod
+    def _full_frame(cam: _Camera, frame: Frame) -> np.ndarray | None:
+        """The snapshot's picture of ``frame``: the record stream's frame nearest in time (within
+        ``_RECORD_ALIGN_S``), else the frame at full size, else (the reader lagged) the newest full one."""
+        near = cam.record.frame_near(frame.timestamp) if cam.record is not None else None
+        if near is not None and abs(near[0] - frame.timestamp) <= _RECORD_ALIGN_S:
+            cam.record_offset_ms = round(1000 * (near[0] - frame.timestamp), 1)
+            return near[1]
+        return frame.full if frame.full is not None else cam.capture.newest_full()
 
     def _score(self, ready: dict[str, Snippet]) -> None:
         scores = self.scorer.score({name: s.array for name, s in ready.items()})
@@ -275,9 +319,9 @@ class Runtime:
         produced: dict[str, list[dict[str, Any]]] = {}
         for name, snippet in ready.items():
             self.stats.snippet(name, scores[name])
-            produced[name] = self.cameras[name].machine.observe(
-                scores[name], snippet.last_ts, frame=snippet.last_frame
-            )
+            cam = self.cameras[name]
+            produced[name] = cam.machine.observe(scores[name], snippet.last_ts, frame=cam.full_frame)
+            cam.full_frame = None
         self._emit([m for messages in produced.values() for m in messages])  # every camera: one fsync
         for name, snippet in ready.items():
             cam, score, messages = self.cameras[name], scores[name], produced[name]
@@ -334,6 +378,10 @@ class Runtime:
             {n: c.machine.active for n, c in self.cameras.items()},
         )
         body["precision"], body["backend"] = self.models.precision, self.models.backend
+        for name, cam in self.cameras.items():
+            if cam.record is not None:
+                record = cam.record.stats.as_dict()
+                body["cameras"][name]["record"] = {**record, "offset_ms": cam.record_offset_ms}
         self.publisher.publish_stats(body)
         log.debug("stats %s", json.dumps(body, default=str))
         return body
@@ -341,8 +389,13 @@ class Runtime:
     def _shutdown(self) -> None:
         reason = "stop requested" if self._stop.is_set() else "sources ended"
         log.info("stopping (%s)", reason)
+        for cam in self.cameras.values():  # every camera at once: a reader may be inside a blocking read
+            cam.capture.request_stop()
+            if cam.record is not None:
+                cam.record.stop()
+        deadline = time.monotonic() + _STOP_WAIT_S
         for cam in self.cameras.values():
-            cam.capture.stop()
+            cam.capture.stop(timeout=max(0.0, deadline - time.monotonic()))
         for cam in self.cameras.values():
             if not cam.done:
                 cam.done = True

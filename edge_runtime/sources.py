@@ -17,8 +17,10 @@ scores are deterministic. Stream URLs are shown with their password masked: cred
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -38,6 +40,7 @@ __all__ = [
     "FileSource",
     "FrameSource",
     "GStreamerSource",
+    "RECORD_ROLE",
     "SourceEnded",
     "SourceError",
     "SourceSpecError",
@@ -49,6 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_FFMPEG_OPEN_LOCK = threading.Lock()
+RTSP_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;300000"  # TCP; probe 0.3 s (StreamSource)
+RECORD_ROLE = "|record="  # DETECT|record=RECORD: a camera's two streams
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
@@ -85,6 +91,9 @@ class FrameSource(ABC):
     """Where frames come from. Not thread-safe: one :class:`CaptureThread` drives one source."""
 
     kind: ClassVar[str] = ""  # "camera" | "stream" | "gstreamer" | "file"
+    record: FrameSource | None = (
+        None  # the camera's record stream when this is its detect stream (see record.py)
+    )
 
     @property
     @abstractmethod
@@ -119,8 +128,17 @@ class FrameSource(ABC):
         """Close the source; :meth:`open` may be called again."""
 
     def timestamp(self) -> float:
-        """Capture time of the frame :meth:`read` just returned, seconds since the epoch."""
+        """Capture time of the frame :meth:`read` (or :meth:`grab`) just returned, seconds since the epoch."""
         return time.time()
+
+    def grab(self) -> None:
+        """Take the next frame without converting it to BGR yet (:meth:`retrieve` does); raises as :meth:`read`.
+        A record stream grabs every frame, to stay connected and timed, and retrieves a few."""
+        self._grabbed = self.read()
+
+    def retrieve(self) -> np.ndarray | None:
+        """The frame :meth:`grab` took, as :meth:`read` would have returned it."""
+        return getattr(self, "_grabbed", None)
 
 
 class _OpenCVSource(FrameSource):
@@ -148,12 +166,24 @@ class _OpenCVSource(FrameSource):
         self._cap = cap
 
     def read(self) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve()
+
+    def grab(self) -> None:
         if self._cap is None:
             raise SourceError(f"{self.description} is not open")
-        ok, frame = self._cap.read()
-        if not ok:
+        if not self._cap.grab():
             raise SourceError(f"{self.description}: read failed (disconnected or stalled)")
-        return frame
+        self._grabbed_one()
+
+    def _grabbed_one(self) -> None:
+        """Called after each good grab (a stream times its frame here)."""
+
+    def retrieve(self) -> np.ndarray | None:
+        if self._cap is None:
+            raise SourceError(f"{self.description} is not open")
+        ok, frame = self._cap.retrieve()
+        return frame if ok else None
 
     def release(self) -> None:
         if self._cap is not None:
@@ -203,10 +233,20 @@ class StreamSource(_OpenCVSource):
     """A network stream (``rtsp://``, ``http(s)://``, ...) read with OpenCV's FFmpeg backend.
 
     ``open_timeout_s`` / ``read_timeout_s`` bound how long FFmpeg waits, so a dead stream fails (and is
-    reconnected) instead of blocking forever.
+    reconnected) instead of blocking forever. RTSP goes over TCP (interleaved), as most NVRs do: no frame is
+    torn by a lost UDP packet; and FFmpeg probes a stream for 0.3 s instead of its default (about a second,
+    until it has seen a key frame), because OpenCV opens one FFmpeg stream at a time in a process: eight
+    cameras would wait eight seconds. An H.264 stream's size comes from its session description anyway. Set
+    ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise (:data:`RTSP_FFMPEG_OPTIONS` is the default).
+
+    Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
+    that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
+    opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
+    declares (0.0 when it does not say); the rate it really delivers is measured by the capture thread.
     """
 
     kind = "stream"
+    _REANCHOR_S = 5.0  # a presentation time that jumps back, or this far ahead, restarts the anchor
 
     def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> None:
         super().__init__()
@@ -217,6 +257,16 @@ class StreamSource(_OpenCVSource):
             )
         self.url = url
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+        self.fps = 0.0
+        self.size = (0, 0)  # (width, height) the stream declares
+        self._anchor: float | None = None  # wall time of presentation time 0
+        self._opened_at = 0.0
+        self._repeats = 0  # consecutive frames with the previous frame's presentation time
+        self._pts = 0.0  # presentation time of the last frame, seconds
+        self._ts = 0.0
+        if scheme.group(1).lower() in ("rtsp", "rtsps"):
+            # Read by FFmpeg at each open; set once here, on the thread that parses the sources.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_FFMPEG_OPTIONS)
 
     @property
     def description(self) -> str:
@@ -232,6 +282,39 @@ class StreamSource(_OpenCVSource):
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
         ]  # fmt: skip
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+    def open(self) -> None:
+        with _FFMPEG_OPEN_LOCK:  # OpenCV opens one at a time anyway: start the clock when this one starts
+            self._opened_at = time.time()
+            super().open()
+        assert self._cap is not None
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0
+        self.size = (
+            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        self._anchor, self._pts, self._ts = None, 0.0, 0.0
+
+    def _grabbed_one(self) -> None:
+        now = time.time()
+        assert self._cap is not None
+        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
+        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
+            self._anchor = self._opened_at - pts
+            ts = self._opened_at
+        elif self._pts < pts <= self._pts + self._REANCHOR_S:
+            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
+            ts = self._anchor + pts
+        elif repeats:  # no new presentation time: a stream's first frames, or one without timing at all
+            ts = self._ts if repeats < 3 else now
+        else:  # a jump: the stream restarted
+            self._anchor, ts = now - pts, now
+        self._pts, self._ts, self._repeats = pts, max(ts, self._ts), repeats  # never back in time
+
+    def timestamp(self) -> float:
+        return self._ts
 
 
 def opencv_has_gstreamer() -> bool:
@@ -377,7 +460,9 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
     SOURCE: a camera index (``0``), a device path (``/dev/video2``), a stream URL (``rtsp://...``,
     ``http://...``), a GStreamer pipeline (``gst:... ! appsink``) or a video file (``realtime`` / ``loop``
     apply to files). NAME must pass :func:`edge_runtime.schema.validate_id`; the default is ``cam<position>``,
-    or a file's stem made safe.
+    or a file's stem made safe. ``SOURCE|record=RECORD`` gives the camera a record stream besides its detect
+    stream SOURCE (Frigate's camera roles: the sub-stream is scored, the main stream kept at full size; a
+    ``|`` never appears unescaped in a URL), as :attr:`FrameSource.record`.
     """
     text = spec.strip()
     if not text:
@@ -392,7 +477,16 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
         text = rest.strip()
         if not text:
             raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{head}='")
-    source = _make_source(text, realtime, loop)
+    detect, sep, record = text.partition(RECORD_ROLE)
+    source = _make_source(detect.strip(), realtime, loop)
+    if sep:
+        if not record.strip():
+            raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{RECORD_ROLE}'")
+        source.record = _make_source(record.strip(), realtime, loop)
+        if source.record.live != source.live:
+            raise SourceSpecError(
+                f"source {_safe(spec)!r}: the detect and record streams must both be live or both files"
+            )
     return name or _default_name(source, position), source
 
 

@@ -41,7 +41,7 @@ class Snippet:
     index: int  # snippet number in this window's stream, from 0 (since the last reset)
     first_ts: float  # timestamp of its first frame
     last_ts: float  # timestamp of its last (S-th kept) frame
-    last_frame: np.ndarray  # that last frame as BGR uint8 (h, w, 3), kept for snapshots
+    last_frame: np.ndarray  # that last frame as BGR uint8 (h, w, 3), as pushed (small from a capture)
 
 
 class SnippetWindow:
@@ -70,7 +70,7 @@ class SnippetWindow:
         self._snippets = 0  # snippets handed out since the reset
         self._kept: list[np.ndarray] = []  # preprocessed frames of the current snippet, each (C, H, W)
         self._first_ts = 0.0
-        self._last: tuple[np.ndarray, float] | None = None  # the last frame taken and its timestamp
+        self._last: tuple[np.ndarray, float, bool] | None = None  # the last frame taken, its time, resized
         self._last_model: np.ndarray | None = None  # flow: the last frame taken, preprocessed
 
     @property
@@ -83,8 +83,10 @@ class SnippetWindow:
         """Frames of the next snippet collected so far (0 .. S-1)."""
         return len(self._kept)
 
-    def push(self, frame_bgr: np.ndarray, timestamp: float) -> Snippet | None:
-        """Add one BGR uint8 frame (any size); return the snippet it completes, else None.
+    def push(self, frame_bgr: np.ndarray, timestamp: float, *, resized: bool = False) -> Snippet | None:
+        """Add one BGR uint8 frame (any size; ``resized``: already through
+        :func:`~edge_runtime.preprocess.resize_frame`, as the capture thread shrinks it); return the snippet
+        it completes, else None.
 
         A frame the resampler repeats (a source slower than the contract's rate) fills several samples; it
         completes at most one snippet unless it fills more than ``S * stride`` of them (a source below
@@ -93,7 +95,7 @@ class SnippetWindow:
         """
         completed: Snippet | None = None
         for _ in range(self._resampler.count(timestamp)):
-            snippet = self._take(frame_bgr, float(timestamp))
+            snippet = self._take(frame_bgr, float(timestamp), resized)
             completed = snippet or completed
         return completed
 
@@ -104,21 +106,24 @@ class SnippetWindow:
         it waits for more frames."""
         if not self._kept or self._last is None:
             return None
-        frame, timestamp = self._last
-        pad = self._last_model if self._last_model is not None else self._pre(frame)
+        frame, timestamp, resized = self._last
+        pad = self._last_model if self._last_model is not None else self._model_frame(frame, resized)
         self._kept += [pad] * (self.snippet_length - len(self._kept))
         snippet = Snippet(np.stack(self._kept, axis=1), self._snippets, self._first_ts, timestamp, frame)
         self._snippets += 1
         self._kept = []
         return snippet
 
-    def _take(self, frame_bgr: np.ndarray, timestamp: float) -> Snippet | None:
+    def _model_frame(self, frame_bgr: np.ndarray, resized: bool) -> np.ndarray:
+        return self._pre.from_resized(frame_bgr) if resized else self._pre(frame_bgr)
+
+    def _take(self, frame_bgr: np.ndarray, timestamp: float, resized: bool) -> Snippet | None:
         position = self._frames_seen % self.span  # place of this frame inside its snippet's span
         self._frames_seen += 1
-        self._last = (frame_bgr, timestamp)
+        self._last = (frame_bgr, timestamp, resized)
         if self._pre.cfg.modality == "rgb" and position % self.frame_stride:
             return None  # between sampled frames: never preprocessed
-        model_frame = self._pre(frame_bgr)  # flow: every frame, so the next flow has its predecessor
+        model_frame = self._model_frame(frame_bgr, resized)  # flow: every frame, for the next one's flow
         self._last_model = model_frame if self._pre.cfg.modality != "rgb" else None
         if position % self.frame_stride:
             return None

@@ -97,8 +97,8 @@ def test_unknown_key_names_file_section_and_key(tmp_path):
 
 
 def test_unknown_section_is_refused(tmp_path):
-    message = _error(_write(tmp_path, MINIMAL + "[cameras]\nwidth = 3\n"))
-    assert "unknown section [cameras]" in message
+    message = _error(_write(tmp_path, MINIMAL + "[camras]\nwidth = 3\n"))
+    assert "unknown section [camras]" in message
 
 
 def test_bad_value_names_the_key_and_the_choices(tmp_path):
@@ -190,3 +190,24 @@ def test_tensorrt_engine_keys_batch_sizes_and_a_timing_cache_path(tmp_path):
 )
 def test_bad_tensorrt_batch_or_timing_cache_is_refused_by_name(tmp_path, line, says):
     assert says in _error(_write(tmp_path, TENSORRT + line + "\n"))
+
+
+def test_ip_cameras_name_their_detect_and_record_streams(tmp_path):
+    text = MINIMAL + '[cameras.door]\ndetect = "rtsp://10.0.0.5/sub"\nrecord = "rtsp://10.0.0.5/main"\n'
+    text += '[cameras.yard]\ndetect = "rtsp://10.0.0.6/sub"\n'
+    cameras = load_profile(_write(tmp_path, text)).cameras
+    assert cameras["door"].detect.endswith("/sub") and cameras["door"].record.endswith("/main")
+    assert cameras["yard"].record is None
+
+
+@pytest.mark.parametrize(
+    "table,says",
+    [
+        ('[cameras.door]\nrecord = "rtsp://h/main"\n', "[cameras.door] detect is missing"),
+        ('[cameras.door]\ndetect = "rtsp://h/sub"\nrole = "x"\n', "[cameras.door] unknown key 'role'"),
+        ("[cameras]\ndoor = 3\n", "[cameras.door] must be a table"),
+        ('[cameras."a b"]\ndetect = "rtsp://h/sub"\n', "[cameras.a b]: a camera name is"),
+    ],
+)
+def test_a_bad_camera_table_names_the_camera_and_the_key(tmp_path, table, says):
+    assert says in _error(_write(tmp_path, MINIMAL + table))

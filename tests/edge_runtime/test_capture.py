@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge_runtime.capture import BackoffPolicy, CaptureThread
+from edge_runtime.capture import FULL_FRAMES_KEPT, BackoffPolicy, CaptureThread
+from edge_runtime.preprocess import PreprocessConfig, resize_frame
 from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError, StreamSource
 from edge_runtime.video import write_video
 
@@ -205,3 +206,37 @@ def test_http_stream_reconnects_after_the_server_comes_back(clip):
         server.shutdown()
         server.server_close()
     assert cap.stats.frames_read >= down.frames_read + 20 and cap.stats.reconnects > down.reconnects
+
+
+SMALL = PreprocessConfig.square(8)
+
+
+def test_shrink_queues_small_frames_and_keeps_only_the_newest_full_ones_of_a_live_source():
+    big = [_image(i, 90, 160) for i in range(6)]
+    shrink = functools.partial(resize_frame, cfg=SMALL)
+    cap = CaptureThread(ScriptedSource(big), "cam0", max_queue=10, shrink=shrink).start()
+    assert cap.join(timeout=20)
+    frames = _drain(cap)
+    assert [f.image.shape for f in frames] == [(8, 14, 3)] * 6 and all(f.shrunk for f in frames)
+    kept = [f.index for f in frames if f.full is not None]
+    assert kept == [6 - FULL_FRAMES_KEPT + i for i in range(FULL_FRAMES_KEPT)]
+    assert all(
+        f.full.shape == (90, 160, 3) and f.full[0, 0, 0] == f.index for f in frames if f.full is not None
+    )
+    assert cap.newest_full() is big[-1]
+
+
+def test_a_file_played_as_fast_as_possible_keeps_every_full_frame(clip):
+    shrink = functools.partial(resize_frame, cfg=SMALL)
+    with CaptureThread(FileSource(clip), "cam0", max_queue=32, shrink=shrink) as cap:
+        assert cap.join(timeout=20)
+        frames = _drain(cap)
+    assert len(frames) == 20 and all(f.full is not None and f.full.shape == (16, 16, 3) for f in frames)
+    assert {f.image.shape for f in frames} == {(8, 8, 3)}
+
+
+def test_without_shrink_a_frame_is_its_own_full_image():
+    cap = CaptureThread(ScriptedSource([_image(3, 20, 30)]), "cam0").start()
+    cap.join(timeout=20)
+    frame = _drain(cap)[0]
+    assert frame.full is frame.image and not frame.shrunk

@@ -134,3 +134,30 @@ def test_looping_file_restarts(clip):
 def test_missing_file_fails_at_open(tmp_path):
     with pytest.raises(SourceError, match="video file not found"):
         FileSource(tmp_path / "gone.mp4").open()
+
+
+def test_a_record_stream_rides_on_its_detect_stream():
+    name, source = parse_source_spec(
+        "door=rtsp://u:hunter2@10.0.0.5/sub|record=rtsp://u:hunter2@10.0.0.5/main"
+    )
+    assert name == "door" and source.description == "stream rtsp://u:***@10.0.0.5/sub"
+    assert isinstance(source.record, StreamSource) and source.record.description.endswith("/main")
+    assert parse_source_spec("yard=rtsp://10.0.0.6/sub")[1].record is None
+
+
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("door=rtsp://h/sub|record=", "nothing after '|record='"),
+        ("door=rtsp://h/sub|record=ftp://h/main", "must start with one of"),
+    ],
+)
+def test_a_bad_record_stream_is_a_one_line_usage_error(spec, message):
+    with pytest.raises(SourceSpecError, match=message) as info:
+        parse_source_spec(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_detect_and_record_must_both_be_live_or_both_files(clip):
+    with pytest.raises(SourceSpecError, match="both be live or both files"):
+        parse_source_spec(f"door=rtsp://h:pw@x/sub|record={clip}")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_runtime.preprocess import PreprocessConfig, preprocess_clip
+from edge_runtime.preprocess import PreprocessConfig, preprocess_clip, resize_frame
 from edge_runtime.snippets import snippet_frame_indices
 from edge_runtime.window import FeatureRing, SnippetWindow
 
@@ -98,3 +98,18 @@ def test_ring_reset_empties_it():
     ring.append(np.ones(1))
     ring.reset()
     assert len(ring) == 0 and not ring.full and ring.window().shape == (0, 1)
+
+
+@pytest.mark.parametrize("modality", ["rgb", "flow"])
+def test_frames_shrunk_by_the_capture_give_the_same_snippets(modality):
+    cfg = PreprocessConfig(crop_size=(16, 16), resize_short_side=16, modality=modality)
+    frames = _frames(8, 48, 64)
+    full = _stream(SnippetWindow(cfg, 4), frames)
+    small_window = SnippetWindow(cfg, 4)
+    small = [
+        s for t, f in enumerate(frames) if (s := small_window.push(resize_frame(f, cfg), t, resized=True))
+    ]
+    assert len(full) == len(small) == 2
+    for a, b in zip(full, small, strict=True):
+        np.testing.assert_array_equal(a.array, b.array)
+    assert small[-1].last_frame.shape == (16, 21, 3)

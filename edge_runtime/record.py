@@ -1,0 +1,150 @@
+"""A camera's record stream: the full-resolution stream beside the small detect stream it is scored on.
+
+IP cameras serve a main stream (1080p and up) and a sub-stream (e.g. 640x360); as Frigate's camera roles do,
+the sub-stream is the camera's *detect* stream (decoded, shrunk, scored) and the main stream its *record*
+stream. A :class:`RecordStream` stays connected to the record stream on its own thread (reconnecting with
+the capture thread's backoff) and grabs every frame, which keeps it timed by the stream's own clock, but
+converts to BGR only about ``keep_every_s`` seconds' worth: it keeps the newest ``FRAMES_KEPT`` of those
+full-resolution frames. The two streams are aligned by timestamps, not frame counts (their rates may differ):
+:meth:`RecordStream.frame_near` is the kept record frame nearest in time to a detect frame's timestamp, the
+event snapshot's picture. Event clips from the record stream build on this.
+
+>>> record = RecordStream(StreamSource("rtsp://cam/main"), "door").start()  # doctest: +SKIP
+>>> record.frame_near(snippet.last_ts)  # doctest: +SKIP
+(1733140000.033, array(...))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .capture import BackoffPolicy
+from .sources import FrameSource, SourceEnded, SourceError
+
+__all__ = ["FRAMES_KEPT", "RecordStats", "RecordStream"]
+
+log = logging.getLogger(__name__)
+
+FRAMES_KEPT = 3  # full-resolution frames held: 3 x 6 MB at 1080p
+_FPS_WINDOW = 64
+
+
+@dataclass
+class RecordStats:
+    """Counters of one record stream (a snapshot from :attr:`RecordStream.stats`)."""
+
+    frames: int = 0  # frames grabbed
+    kept: int = 0  # of them converted and kept
+    stream_fps: float = 0.0  # frames per second it delivers (by timestamp, the last ~2 s)
+    reconnects: int = 0
+    last_error: str | None = None
+
+    def as_dict(self) -> dict[str, int | float | str | None]:
+        return dataclasses.asdict(self)
+
+
+class RecordStream:
+    """Reads ``source`` (a camera's record stream) on a daemon thread; see the module docstring."""
+
+    def __init__(self, source: FrameSource, camera: str, *, keep_every_s: float = 0.2,
+                 reconnect: BackoffPolicy | None = None) -> None:  # fmt: skip
+        self.source, self.camera = source, camera
+        self.keep_every_s = keep_every_s
+        self.reconnect = reconnect or BackoffPolicy()
+        self._kept: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAMES_KEPT)
+        self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)
+        self._stats = RecordStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> RecordStream:
+        """Start reading in the background; the first open, too, is retried there (a record stream never
+        stops the camera's detection)."""
+        self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the thread to stop; it releases the source when its current read returns."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
+
+    @property
+    def stats(self) -> RecordStats:
+        with self._lock:
+            return dataclasses.replace(self._stats)
+
+    def frame_near(self, timestamp: float) -> tuple[float, np.ndarray] | None:
+        """The kept record frame nearest in time to ``timestamp``, with its own timestamp; None before any."""
+        with self._lock:
+            if not self._kept:
+                return None
+            return min(self._kept, key=lambda kept: abs(kept[0] - timestamp))
+
+    # -- reader side ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    if attempt or not self._stats.frames:
+                        self.source.open()
+                        log.info("%s: record stream %s opened", self.camera, self.source.description)
+                        if attempt:
+                            with self._lock:
+                                self._stats.reconnects += 1
+                        attempt = 0
+                    self._read_until_failure()
+                    return
+                except SourceEnded:
+                    return
+                except (SourceError, cv2.error, OSError) as exc:
+                    with self._lock:
+                        self._stats.last_error = (
+                            str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                        )
+                    self.source.release()
+                    delay = self.reconnect.delay(attempt)
+                    attempt += 1
+                    log.warning(
+                        "%s: record stream: %s; retrying in %.1f s",
+                        self.camera,
+                        self._stats.last_error,
+                        delay,
+                    )
+                    self._stop.wait(delay)
+        finally:
+            self.source.release()
+
+    def _read_until_failure(self) -> None:
+        next_keep = 0.0
+        while not self._stop.is_set():
+            self.source.grab()
+            ts = self.source.timestamp()
+            with self._lock:
+                self._stats.frames += 1
+                self._recent.append(ts)
+                span = self._recent[-1] - self._recent[0]
+                if span > 0.5:
+                    self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
+            if ts < next_keep:
+                continue
+            image = self.source.retrieve()
+            if image is None or not image.size:
+                continue
+            next_keep = ts + self.keep_every_s
+            with self._lock:
+                self._kept.append((ts, image))
+                self._stats.kept += 1
