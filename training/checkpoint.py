@@ -92,9 +92,17 @@ def save_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+    torch.save({"format": CHECKPOINT_FORMAT, **_plain(checkpoint)}, tmp)
     os.replace(tmp, path)
     return path
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as plain dicts (a :class:`training.configs.Config` is a dict subclass), so that the file
+    holds only what ``torch.load(..., weights_only=True)`` reads back."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:

@@ -44,3 +44,15 @@ def test_a_temporary_file_left_by_a_killed_run_does_not_stop_the_next(tmp_path):
     (tmp_path / f".best.pt.{os.getpid()}.tmp").write_bytes(b"half a file")
     best = copy_checkpoint(last, tmp_path / "best.pt")
     assert _value(best) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_a_config_object_is_saved_as_plain_data_and_reads_back(tmp_path):
+    from training.checkpoint import read_checkpoint, save_checkpoint
+    from training.configs import Config, get_config
+
+    config = get_config("debug")
+    assert isinstance(config, Config)
+    path = save_checkpoint(tmp_path / "m.pt", {"model": {}, "config": config})
+    on_disk = torch.load(path, weights_only=True)  # raises on a pickled Config class
+    assert type(on_disk["config"]) is dict
+    assert read_checkpoint(path)["config"]["clip_length"] == config["clip_length"]
