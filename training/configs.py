@@ -36,6 +36,7 @@ from typing import Any
 
 __all__ = [
     "AMP_MODES",
+    "BEST_CHECKPOINTS",
     "INPUT_MODALITIES",
     "CONFIG_NAMES",
     "SAMPLING_MODES",
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
+BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
 SAMPLING_MODES = (
     "window",
     "segments",
@@ -132,6 +134,9 @@ _DEFAULT: dict[str, Any] = {
     "grad_accum_steps": 4,  # 8 x 4 = 32 videos per update, RTFM's batch size
     "amp": "auto",  # mixed precision: auto = on with CUDA, off on CPU (one of AMP_MODES)
     "early_stopping_patience": 10,  # epochs without a better validation AUC before stopping (0 disables)
+    # what best.pt holds: the epoch of the highest validation AUC ("val_auc"), or the last epoch ("last"),
+    # for validation splits too small to rank epochs by (a few scenes: the ranking is noise)
+    "best_checkpoint": "val_auc",
     "seed": 42,  # reproducible splits, initialisation and augmentation
     "val_fraction": 0.2,  # share of each class held out for validation when the data has no val/ split
     # which K snippets a training item holds (training.data.sampling): "segments" = RTFM's one snippet per
@@ -359,6 +364,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("val_fraction", "in (0, 1)")
     if cfg["snippet_sampling"] not in SAMPLING_MODES:
         fail("snippet_sampling", f"one of {SAMPLING_MODES}")
+    if cfg["best_checkpoint"] not in BEST_CHECKPOINTS:
+        fail("best_checkpoint", f"one of {BEST_CHECKPOINTS}")
+    if cfg["best_checkpoint"] == "last" and cfg["early_stopping_patience"]:
+        fail("early_stopping_patience", "0 with best_checkpoint 'last' (no epoch is ranked to stop on)")
     if not 0 < cfg["topk_ratio"] <= 1:
         fail("topk_ratio", "in (0, 1]")
     if not 0 < cfg["bn_momentum"] <= 1:

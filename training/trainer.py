@@ -13,7 +13,8 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
   window should match the full window's score of that snippet. The MTN is causal, so they already match;
 - validation every epoch: the video score is the device's (max over snippets of the streaming score),
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch (highest ``val_auc``, ties going to the lower
-  ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good), early stopping after
+  ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good; with
+  ``best_checkpoint = "last"``, the last epoch and its threshold), early stopping after
   ``early_stopping_patience`` epochs without a better epoch (0: never);
 - reproducible: every random choice derives from ``seed`` (model init, per-epoch shuffling, per-item
   sampling and augmentation, dropout), and ``last.pt`` stores the random states so ``resume`` continues the
@@ -392,7 +393,10 @@ class I3D_MTN_Trainer:
             val = self.validate(val_dataset)
             auc = val["auc_roc"]
             metric = _selection_metric(auc, val["loss"])
-            improved = (metric, -val["loss"]) > (self.best_metric, -self.best_loss)
+            improved = cfg["best_checkpoint"] == "last" or (metric, -val["loss"]) > (
+                self.best_metric,
+                -self.best_loss,
+            )
             self.epoch += 1
             if improved:
                 self.best_metric, self.best_loss = metric, float(val["loss"])

@@ -235,3 +235,25 @@ def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(roo
     assert same_files == [True, True, True, False, False]
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 5
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
+
+
+def test_best_checkpoint_last_keeps_the_last_epoch_and_its_threshold(root, tmp_path, monkeypatch):
+    scripted = iter([(1.0, 0.1, 0.3), (0.5, 0.9, 0.7)])  # epoch 1 would win on validation
+
+    def validate(self, dataset):
+        auc, loss, thr = next(scripted)
+        return {"auc_roc": auc, "loss": loss, "auc_pr": auc, "optimal_threshold": thr}
+
+    monkeypatch.setattr(I3D_MTN_Trainer, "validate", validate)
+    _fit(root, tmp_path, epochs=2, early_stopping_patience=0, best_checkpoint="last")
+    ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["threshold"] == 0.7
+
+
+def test_best_checkpoint_last_refuses_early_stopping_by_name():
+    from training.configs import ConfigError, create_experiment_config
+
+    with pytest.raises(ConfigError, match="early_stopping_patience"):
+        create_experiment_config("debug", best_checkpoint="last", early_stopping_patience=3)
+    with pytest.raises(ConfigError, match="best_checkpoint"):
+        create_experiment_config("debug", best_checkpoint="best")
