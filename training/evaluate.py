@@ -149,7 +149,12 @@ def score_videos(
 
 
 def _plots(
-    results: list[VideoResult], report: dict[str, Any], out: Path, history: Path | None, annotate: int
+    results: list[VideoResult],
+    report: dict[str, Any],
+    out: Path,
+    history: Path | None,
+    annotate: int,
+    progress: bool,
 ) -> None:
     from training.plots import (
         create_video_with_annotations,
@@ -163,7 +168,7 @@ def _plots(
     labels = [r.record.label for r in results]
     if len(set(labels)) == 2:
         plot_roc_pr(labels, [r.video_score for r in results], out / "roc_pr.png", threshold=thr)
-    for r in tqdm(results, desc="plots", unit="video", leave=False):
+    for r in tqdm(results, desc="plots", unit="video", leave=False, disable=not progress):
         name = r.record.key.replace("/", "__")
         title = f"{r.record.key} (label {r.record.label}, score {r.video_score:.3f})"
         plot_anomaly_scores_timeline(
@@ -191,6 +196,7 @@ def _plots(
             out / "videos" / name,
             threshold=thr,
             frame_labels=r.record.frame_labels,
+            progress=progress,
         )
 
 
@@ -247,7 +253,8 @@ def evaluate(
     tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
     tmp.replace(out / "report.json")
     if visualize:
-        _plots(results, report, out, Path(history_path) if history_path else None, annotate_videos)
+        history = Path(history_path) if history_path else None
+        _plots(results, report, out, history, annotate_videos, progress)
     return report
 
 

@@ -109,3 +109,45 @@ def test_evaluate_command_bad_paths_are_one_line_errors(root, run_dir, tmp_path,
     assert main(["evaluate", "--model_path", str(model), "--test_path", str(test)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("missing.pt" in err if bad == "model" else str(tmp_path) in err)
+
+
+def _evaluate_on_a_terminal(run_dir, root, out, *extra) -> str:
+    """`i3dmtn evaluate` with stdout and stderr on a pseudo-terminal (where bars draw); its output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "i3dmtn"
+    argv = [str(exe), "evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path", str(root / "test"),
+            "--output", str(out), "--device", "cpu", *extra]  # fmt: skip
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_evaluate_no_progress_draws_no_bar_even_on_a_terminal(root, run_dir, tmp_path):
+    drawn = _evaluate_on_a_terminal(run_dir, root, tmp_path / "bars")
+    assert "scoring:" in drawn and "%|" in drawn  # on this terminal the bars draw by default
+    quiet = _evaluate_on_a_terminal(
+        run_dir, root, tmp_path / "quiet", "--visualize", "--annotate", "1", "--no-progress"
+    )
+    assert "video AUC" in quiet
+    assert "%|" not in quiet and "/s]" not in quiet, quiet  # no bar (scoring, plots, annotating) at all
