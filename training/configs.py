@@ -29,6 +29,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "CONFIG_NAMES",
     "SAMPLING_MODES",
     "ConfigError",
+    "DEFAULTS",
     "config_from_json",
     "config_to_json",
     "create_experiment_config",
@@ -215,6 +217,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 
 CONFIG_NAMES: tuple[str, ...] = tuple(_PRESETS)
+# the default of every key (the ``default`` preset): the model's constructors take theirs from here
+DEFAULTS: Mapping[str, Any] = MappingProxyType(_DEFAULT)
 
 _POSITIVE_INTS = (
     "clip_length",
