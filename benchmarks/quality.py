@@ -71,14 +71,14 @@ def _whole_window_aucs(model: Any, config: dict[str, Any], test_path: Path) -> t
 
     from edge_runtime.snippets import frame_to_snippet
     from training.data import scan_videos
-    from training.evaluate import backbone_features
+    from training.evaluate import video_features
     from training.metrics import frame_metrics, video_metrics
 
     records, _ = scan_videos(test_path)
     videos, frames = [], []
     with torch.no_grad():
         for r in records:
-            feats = backbone_features(model.backbone, r.path, config, torch.device("cpu"))
+            feats = torch.from_numpy(video_features(model.backbone, r.path, config, torch.device("cpu")))
             s = model.head(feats[None]).snippet_scores[0].numpy()
             videos.append(s.max())
             frames.append(s[np.minimum(frame_to_snippet(r.num_frames, config["clip_length"]), len(s) - 1)])

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from edge_runtime.scoring import streaming_scores
 from edge_runtime.video import probe_video
 from tests.training.tiny_data import synth_root, trained_run
 from training.checkpoint import load_checkpoint
 from training.cli import main
 from training.data import scan_videos
-from training.evaluate import backbone_features, evaluate, score_video, streaming_scores
+from training.evaluate import evaluate, score_video, torch_head, video_features
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +49,21 @@ def test_streaming_scores_are_the_newest_snippet_of_the_last_k_window(loaded):
     torch.manual_seed(0)
     feats = torch.randn(7, model.feature_dim)
     k = 3
-    got = streaming_scores(model.head, feats, k, batch_size=2)
+    got = streaming_scores(torch_head(model.head), feats.numpy(), k, batch_size=2)
+    causal = streaming_scores(torch_head(model.head), feats.numpy(), k, causal=True)
     with torch.no_grad():
         expected = [
             float(model.head(feats[None, max(0, i - k + 1) : i + 1]).snippet_scores[0, -1]) for i in range(7)
         ]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(causal, expected, rtol=1e-5, atol=1e-6)  # the MTN is causal: same numbers
 
 
 def test_a_video_scores_every_snippet_and_every_frame(root, loaded):
     model, config, _ = loaded
     record = scan_videos(root / "test")[0][0]
     result = score_video(model, record, config, torch.device("cpu"))
-    feats = backbone_features(model.backbone, record.path, config, torch.device("cpu"))
+    feats = video_features(model.backbone, record.path, config, torch.device("cpu"))
     assert len(result.snippet_scores) == len(feats) == 8  # 32 frames / S=4
     assert result.frame_scores.shape == (record.num_frames,)
     np.testing.assert_array_equal(result.frame_scores[:4], np.repeat(result.snippet_scores[0], 4))
