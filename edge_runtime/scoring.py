@@ -9,6 +9,13 @@ backbone and in the heads (one clock read around each call: cheap next to any in
 
 Whole-clip scoring (:func:`score_clip`) gives the same numbers where the windows align: after snippet ``k``
 (``k <= K``) the streaming score equals ``score_clip`` of the first ``k`` snippets' last score.
+
+**The streaming rule** is written once, here: snippet ``i``'s score is the head's score of the newest snippet
+of the window of the last ``K`` features ``max(0, i-K+1) .. i`` (:func:`newest_scores` over each window,
+:func:`streaming_scores` over a whole video's features). Every caller passes the head as a function
+``(n, K', D) -> (n, K')`` snippet scores: the device's backends through :func:`backend_head`, the
+workstation's torch head through ``training.evaluate.torch_head``; the evaluation, the export's report and
+accuracy control, the trainer's validation and the quality benchmark all score this way.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +32,19 @@ from .backends.base import Backend
 from .preprocess import MODALITIES
 from .window import FeatureRing
 
-__all__ = ["LatencyStats", "ScoringError", "StreamingScorer", "score_clip"]
+__all__ = [
+    "HeadFn",
+    "LatencyStats",
+    "ScoringError",
+    "StreamingScorer",
+    "backbone_features",
+    "backend_head",
+    "newest_scores",
+    "score_clip",
+    "streaming_scores",
+]
+
+HeadFn = Callable[[np.ndarray], np.ndarray]  # windows (n, K', D) float32 -> snippet scores (n, K')
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +73,81 @@ def _head_output(head: Backend, wanted: str) -> str:
     if wanted in head.output_names:
         return wanted
     raise ScoringError(f"the head {head.name} has no output {wanted!r}; its outputs are {head.output_names}")
+
+
+def backbone_features(backbone: Backend, snippets: np.ndarray, max_batch: int | None = None) -> np.ndarray:
+    """Features ``(N, D)`` of snippets ``(N, C, S, H, W)``: the backend's one input, its first output, in calls
+    of at most ``max_batch`` snippets (None: one call)."""
+    return _backbone_features(backbone, _check_snippets(np.asarray(snippets), "snippets"), max_batch)[0]
+
+
+def backend_head(head: Backend, output: str = "snippet_scores") -> HeadFn:
+    """The head backend as the streaming rule's head function (its one input, the scores of ``output``)."""
+    name_in, name_out = _one_input(head, "head"), _head_output(head, output)
+    return lambda windows: head.infer({name_in: windows})[name_out]
+
+
+def _head_scores(head: HeadFn, windows: np.ndarray) -> np.ndarray:
+    out = np.asarray(head(np.ascontiguousarray(windows, np.float32)), np.float32)
+    if out.shape != windows.shape[:2]:
+        raise ScoringError(
+            f"the head returned {out.shape} scores for windows {windows.shape}; expected (n, K')"
+        )
+    return out
+
+
+def newest_scores(head: HeadFn, windows: np.ndarray) -> np.ndarray:
+    """The rule for one batch of windows ``(n, K', D)``: the head's score of each window's newest snippet ``(n,)``."""
+    return _head_scores(head, windows)[:, -1]
+
+
+def streaming_scores(
+    head: HeadFn,
+    features: np.ndarray,
+    num_snippets: int,
+    *,
+    causal: bool = False,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """Streaming score of every snippet of a video's features ``(n, D)`` (or of videos ``(B, n, D)``): snippet
+    ``i``'s is :func:`newest_scores` of the window ``max(0, i-K+1) .. i``, as the device's ring scores it.
+
+    Windows shorter than ``K`` (the ring filling) take one head call per length; the full ones are batched,
+    ``batch_size`` windows per call (None: one call). ``causal``: the head's output ``j`` depends on its
+    inputs ``0..j`` only (the MTN is built so), so one call over the first ``K`` features gives every
+    filling window's newest score at once: the same numbers, fewer calls.
+
+    >>> head = lambda w: w.sum(-1).cumsum(-1)  # a causal toy head: score j = sum of the features 0..j
+    >>> streaming_scores(head, np.ones((4, 1), np.float32), 2).tolist()
+    [1.0, 2.0, 2.0, 2.0]
+    """
+    feats = np.asarray(features, np.float32)
+    single = feats.ndim == 2
+    feats = feats[None] if single else feats  # (B, n, D)
+    if feats.ndim != 3 or feats.shape[1] == 0:
+        raise ScoringError(
+            f"features must have shape (n, D) or (B, n, D) with n >= 1, got {np.shape(features)}"
+        )
+    if num_snippets < 1:
+        raise ScoringError(f"num_snippets must be >= 1, got {num_snippets}")
+    b, n, d = feats.shape
+    k = num_snippets
+    scores = np.empty((b, n), np.float32)
+    if causal:
+        first_full = min(n, k)  # windows 0..i for i < K are prefixes of the first K features
+        scores[:, :first_full] = _head_scores(head, feats[:, :first_full])
+        first_full = k
+    else:
+        first_full = k - 1
+        for i in range(min(n, first_full)):  # the ring is filling: one call per length
+            scores[:, i] = newest_scores(head, feats[:, : i + 1])
+    if n > first_full:  # windows ending at first_full .. n-1 all have length K
+        ends = np.arange(first_full, n)
+        windows = np.stack([feats[:, e - k + 1 : e + 1] for e in ends], 1).reshape(-1, k, d)  # (B*m, K, D)
+        step = batch_size or len(windows)
+        parts = [newest_scores(head, windows[lo : lo + step]) for lo in range(0, len(windows), step)]
+        scores[:, first_full:] = np.concatenate(parts).reshape(b, len(ends))
+    return scores[0] if single else scores
 
 
 def _backbone_features(backbone: Backend, batch: np.ndarray, max_batch: int | None) -> tuple[np.ndarray, int]:
@@ -90,8 +184,7 @@ def score_clip(
     if len(batch) == 0:
         raise ScoringError("cannot score a clip of 0 snippets")
     feats, _ = _backbone_features(backbone, batch, max_batch)  # (K, D)
-    out = head.infer({_one_input(head, "head"): feats[None]})[_head_output(head, head_output)]  # (1, K)
-    return np.asarray(out, np.float32).reshape(len(batch))
+    return _head_scores(backend_head(head, head_output), feats[None])[0]  # (K,)
 
 
 class StreamingScorer:
@@ -131,8 +224,7 @@ class StreamingScorer:
         if max_batch is not None and max_batch < 1:
             raise ScoringError(f"max_batch must be >= 1 or None, got {max_batch}")
         self.num_snippets, self.max_batch = num_snippets, max_batch
-        self._head_in = _one_input(head, "head")
-        self._head_out = _head_output(head, head_output)
+        self._head = backend_head(head, head_output)
         _one_input(backbone, "backbone")
         self._rings: dict[str, FeatureRing] = {}  # created once the feature size is known
         self._latency_ms: deque[float] = deque(maxlen=latency_window)
@@ -188,14 +280,10 @@ class StreamingScorer:
         for group in by_length.values():
             windows = np.stack([self._rings[c].window() for c in group])  # (n, K', D)
             t_head = time.perf_counter()
-            out = np.asarray(self.head.infer({self._head_in: windows})[self._head_out])  # (n, K')
+            newest = newest_scores(self._head, windows)  # (n,)
             self.head_s += time.perf_counter() - t_head
             self.head_calls += 1
-            if out.shape != windows.shape[:2]:
-                raise ScoringError(
-                    f"the head {self.head.name} returned {out.shape} scores for windows {windows.shape}"
-                )
-            scores.update({c: float(out[i, -1]) for i, c in enumerate(group)})
+            scores.update({c: float(newest[i]) for i, c in enumerate(group)})
         self.snippets_scored += len(names)
         self._latency_ms.append((time.perf_counter() - start) * 1000.0)
         return {c: scores[c] for c in names}

@@ -1,8 +1,8 @@
 """Scoring whole videos with the runtime backends, as the device scores a camera.
 
-Each snippet of a video goes through the backbone backend (batched), and snippet ``i``'s score is the head's
-``snippet_scores[0, -1]`` over the ring of its last ``K`` features ``max(0, i-K+1) .. i`` -- exactly
-:class:`edge_runtime.scoring.StreamingScorer`. A video's score is its **max snippet score** (what the device's
+Each snippet of a video goes through the backbone backend (batched), and snippet ``i``'s score follows the
+device's streaming rule (:func:`edge_runtime.scoring.streaming_scores`: the head over the last ``K`` features,
+the newest snippet's score). A video's score is its **max snippet score** (what the device's
 events fire on, and the trainer's validation score); frame scores are the snippet scores spread over their
 frames. Videos are decoded once and every model variant scores the same preprocessed snippets.
 """
@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from edge_runtime.backends.base import Backend
 from edge_runtime.preprocess import PreprocessConfig
+from edge_runtime.scoring import backbone_features, backend_head, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
 from training.data import VideoRecord, iter_snippet_batches
 
-__all__ = ["VideoScores", "backbone_features", "ring_scores", "score_videos"]
+__all__ = ["VideoScores", "score_videos"]
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +43,6 @@ class VideoScores:
     @property
     def video_scores(self) -> np.ndarray:
         return np.array([float(s.max()) for s in self.snippet_scores])
-
-
-def backbone_features(backbone: Backend, snippets: np.ndarray) -> np.ndarray:
-    """``(N, C, S, H, W) -> (N, D)`` with the backend's first input and output."""
-    out = backbone.infer({backbone.input_names[0]: np.ascontiguousarray(snippets, np.float32)})
-    return np.asarray(out[backbone.output_names[0]], np.float32)
-
-
-def ring_scores(head: Backend, feats: np.ndarray, window: int) -> np.ndarray:
-    """Streaming snippet scores ``(n,)`` of one video's features ``(n, D)`` with a ring of ``window``."""
-    n = len(feats)
-    name = head.input_names[0]
-    scores = np.empty(n, np.float32)
-    for i in range(min(n, window - 1)):  # the ring is filling: one call per length
-        scores[i] = head.infer({name: feats[None, : i + 1]})["snippet_scores"][0, -1]
-    if n >= window:  # full rings all have length K: one batched call
-        idx = np.arange(window - 1, n)
-        windows = np.stack([feats[i - window + 1 : i + 1] for i in idx])  # (n-K+1, K, D)
-        scores[idx] = head.infer({name: windows})["snippet_scores"][:, -1]
-    return scores
 
 
 def score_videos(
@@ -85,7 +66,7 @@ def score_videos(
         for name, (backbone, heads) in models.items():
             feats = np.concatenate([backbone_features(backbone, b) for b in batches])
             for out, head in zip(results[name], heads, strict=True):
-                snip = ring_scores(head, feats, window)
+                snip = streaming_scores(backend_head(head), feats, window)
                 out.keys.append(rec.key)
                 out.labels.append(rec.label)
                 out.snippet_scores.append(snip)

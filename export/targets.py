@@ -130,14 +130,14 @@ def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dic
     from sklearn.metrics import roc_auc_score
 
     from edge_runtime.backends import create_backend
-    from export.scoring import ring_scores
+    from edge_runtime.scoring import backend_head, streaming_scores
     from training.data import iter_snippet_batches
 
     s, stride, k = int(config["clip_length"]), int(config["frame_stride"]), int(config["num_snippets"])
     items = [
         (np.concatenate(list(iter_snippet_batches(r.path, s, preprocess, stride))), r.label) for r in val
     ]
-    head = create_backend("onnxruntime", onnx_files.head, device="CPU")
+    head = backend_head(create_backend("onnxruntime", onnx_files.head, device="CPU"))
 
     def validate(compiled: Any, data: Any) -> float:
         scores, labels = [], []
@@ -145,7 +145,7 @@ def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dic
             feats = np.concatenate(
                 [compiled(snippets[i : i + 8])[compiled.output(0)] for i in range(0, len(snippets), 8)]
             )
-            scores.append(float(ring_scores(head, np.asarray(feats, np.float32), k).max()))
+            scores.append(float(streaming_scores(head, np.asarray(feats, np.float32), k).max()))
             labels.append(label)
         if len(set(labels)) < 2:  # NNCF ranks layers on small subsets: a one-class subset has no AUC
             return -float(np.mean(np.abs(np.asarray(scores) - np.asarray(labels))))

@@ -32,6 +32,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "SAMPLING_MODES",
     "Config",
     "ConfigError",
+    "DEFAULTS",
     "config_from_json",
     "config_to_json",
     "create_experiment_config",
@@ -255,6 +257,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 
 CONFIG_NAMES: tuple[str, ...] = tuple(_PRESETS)
+# the default of every key (the ``default`` preset): the model's constructors take theirs from here
+DEFAULTS: Mapping[str, Any] = MappingProxyType(_DEFAULT)
 
 _POSITIVE_INTS = (
     "clip_length",

@@ -52,12 +52,14 @@ def _bin(name: str) -> str:
 
 
 class EventCollector:
-    """Subscribes to every event of the demo device; de-duplicates by event_id + seq."""
+    """Subscribes to every event of the demo device; de-duplicates by event_id + seq. ``received`` keeps every
+    message as it arrived (topic, payload text), valid or not, for the record the demo writes."""
 
     def __init__(self, host: str, port: int, prefix: str = "i3dmtn"):
         import paho.mqtt.client as mqtt
 
         self.events: list[dict[str, Any]] = []
+        self.received: list[dict[str, str]] = []
         self._seen: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -73,6 +75,8 @@ class EventCollector:
             raise RuntimeError(f"cannot subscribe to the demo broker at {host}:{port}")
 
     def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self._lock:
+            self.received.append({"topic": msg.topic, "payload": msg.payload.decode("utf-8", "replace")})
         try:
             event = validate_event(json.loads(msg.payload))
         except ValueError as exc:
@@ -238,6 +242,9 @@ def _stream_device(
                     proc.kill()
                     proc.wait()
         collector.stop()
+        # what arrived over MQTT, as it arrived: one {"topic", "payload"} per line
+        with open(out / "mqtt-events.jsonl", "w", encoding="utf-8") as record:
+            record.writelines(json.dumps(message) + "\n" for message in collector.received)
     return collector.events
 
 

@@ -1,9 +1,10 @@
 """Score a test set the way the device does, and report video and frame metrics (+ plots).
 
-Scoring matches the edge runtime's streaming (:mod:`edge_runtime.scoring`): the backbone runs once over every
-snippet of the whole video (the last snippet padded, :mod:`edge_runtime.snippets`), then for each snippet
-``i`` the head scores the window of the last ``K`` features ``[i-K+1, i]`` (fewer at the start, as the
-device's ring before it fills) and the snippet's score is the window's **newest** snippet score. A frame's
+Scoring is the edge runtime's streaming rule (:func:`edge_runtime.scoring.streaming_scores`, with the torch
+head as its head function, :func:`torch_head`): the backbone runs once over every snippet of the whole video
+(the last snippet padded, :mod:`edge_runtime.snippets`), then for each snippet ``i`` the head scores the
+window of the last ``K`` features ``[i-K+1, i]`` (fewer at the start, as the device's ring before it fills)
+and the snippet's score is the window's **newest** snippet score. A frame's
 score is its snippet's score; a video's score is the **max** over its snippets, which is exactly whether the
 device would raise an event at a threshold. The attention weights plotted are the head's over the whole video
 in one call (for a picture of where it looks; they play no part in the scores).
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from edge_runtime.scoring import HeadFn, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
 from edge_runtime.video import VideoReadError
 from training.configs import to_preprocess_config
@@ -36,8 +38,8 @@ from training.metrics import frame_metrics, json_safe, video_metrics
 __all__ = [
     "SCORING",
     "VideoResult",
-    "backbone_features",
-    "streaming_scores",
+    "torch_head",
+    "video_features",
     "score_video",
     "score_videos",
     "evaluate",
@@ -67,37 +69,30 @@ class VideoResult:
 
 
 @torch.no_grad()
-def backbone_features(
+def video_features(
     backbone: nn.Module,
     path: str | Path,
     config: Mapping[str, Any],
     device: torch.device,
     batch_size: int = 16,
-) -> torch.Tensor:
-    """Features ``(n, D)`` of every snippet of a video (float32, on ``device``)."""
+) -> np.ndarray:
+    """Features ``(n, D)`` float32 of every snippet of a video, by the torch backbone on ``device``."""
     cfg = to_preprocess_config(config)
     s, stride = int(config["clip_length"]), int(config["frame_stride"])
     feats = [
-        backbone(torch.from_numpy(batch).to(device)).float()  # (N, D)
+        backbone(torch.from_numpy(batch).to(device)).float().cpu().numpy()  # (N, D)
         for batch in iter_snippet_batches(path, s, cfg, stride, batch_size)
     ]
-    return torch.cat(feats)
+    return np.concatenate(feats)
 
 
-@torch.no_grad()
-def streaming_scores(
-    head: nn.Module, features: torch.Tensor, num_snippets: int, batch_size: int = 64
-) -> np.ndarray:
-    """Score of each snippet as the device computes it: head over the last ``K`` features, newest score."""
-    n, k = features.shape[0], num_snippets
-    scores = np.zeros(n, np.float32)
-    for i in range(min(n, k - 1)):  # the ring is still filling: windows [0, i]
-        scores[i] = float(head(features[None, : i + 1]).snippet_scores[0, -1])
-    if n >= k:
-        windows = features.unfold(0, k, 1).permute(0, 2, 1)  # (n-K+1, K, D): window j ends at snippet j+K-1
-        for lo in range(0, windows.shape[0], batch_size):
-            out = head(windows[lo : lo + batch_size].contiguous()).snippet_scores[:, -1]
-            scores[k - 1 + lo : k - 1 + lo + len(out)] = out.float().cpu().numpy()
+def torch_head(head: nn.Module, device: torch.device | str = "cpu") -> HeadFn:
+    """The torch head (``(N, K, D) -> snippet_scores (N, K)``) as the streaming rule's head function."""
+
+    @torch.no_grad()
+    def scores(windows: np.ndarray) -> np.ndarray:
+        return head(torch.from_numpy(windows).to(device)).snippet_scores.float().cpu().numpy()
+
     return scores
 
 
@@ -110,9 +105,12 @@ def score_video(
     batch_size: int = 16,
 ) -> VideoResult:
     """Streaming scores of one video (see the module docstring)."""
-    feats = backbone_features(model.backbone, record.path, config, device, batch_size)  # (n, D)
-    snippet_scores = streaming_scores(model.head, feats, int(config["num_snippets"]))
-    attention = model.head(feats[None]).attention_weights[0].float().cpu().numpy()  # (n,)
+    feats = video_features(model.backbone, record.path, config, device, batch_size)  # (n, D)
+    snippet_scores = streaming_scores(
+        torch_head(model.head, device), feats, int(config["num_snippets"]), batch_size=64
+    )
+    whole = torch.from_numpy(feats[None]).to(device)  # (1, n, D)
+    attention = model.head(whole).attention_weights[0].float().cpu().numpy()  # (n,)
     owner = frame_to_snippet(
         record.num_frames,
         int(config["clip_length"]),
@@ -149,7 +147,12 @@ def score_videos(
 
 
 def _plots(
-    results: list[VideoResult], report: dict[str, Any], out: Path, history: Path | None, annotate: int
+    results: list[VideoResult],
+    report: dict[str, Any],
+    out: Path,
+    history: Path | None,
+    annotate: int,
+    progress: bool,
 ) -> None:
     from training.plots import (
         create_video_with_annotations,
@@ -163,7 +166,7 @@ def _plots(
     labels = [r.record.label for r in results]
     if len(set(labels)) == 2:
         plot_roc_pr(labels, [r.video_score for r in results], out / "roc_pr.png", threshold=thr)
-    for r in tqdm(results, desc="plots", unit="video", leave=False):
+    for r in tqdm(results, desc="plots", unit="video", leave=False, disable=not progress):
         name = r.record.key.replace("/", "__")
         title = f"{r.record.key} (label {r.record.label}, score {r.video_score:.3f})"
         plot_anomaly_scores_timeline(
@@ -193,6 +196,7 @@ def _plots(
             out / "videos" / name,
             threshold=thr,
             frame_labels=r.record.frame_labels,
+            progress=progress,
         )
 
 
@@ -249,7 +253,8 @@ def evaluate(
     tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
     tmp.replace(out / "report.json")
     if visualize:
-        _plots(results, report, out, Path(history_path) if history_path else None, annotate_videos)
+        history = Path(history_path) if history_path else None
+        _plots(results, report, out, history, annotate_videos, progress)
     return report
 
 

@@ -315,9 +315,12 @@ def create_video_with_annotations(
     *,
     threshold: float = 0.5,
     frame_labels: Any = None,
+    progress: bool | None = None,
 ) -> Path:
     """Write ``video_path`` with the per-frame score overlaid (see the module docstring) to ``output_path``
     (mp4v).
+
+    ``progress``: a bar per frame (None: only on a terminal).
 
     The output has exactly the input's frames and fps. Scores beyond the video's end (a padded last snippet)
     are ignored; frames beyond the scores' end are written with ``score n/a`` and no banner.
@@ -339,7 +342,7 @@ def create_video_with_annotations(
             total=info.num_frames,
             desc="annotating video",
             unit="frame",
-            disable=None,
+            disable=None if progress is None else not progress,
         )
         for i, frame in enumerate(frames):
             score = float(s[i]) if i < s.size else None

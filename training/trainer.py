@@ -49,6 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
+from edge_runtime.scoring import streaming_scores
 from training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -60,6 +61,7 @@ from training.checkpoint import (
 )
 from training.configs import save_config, validate_config
 from training.distributed import DistInfo, all_gather_objects, barrier, init_distributed
+from training.evaluate import torch_head
 from training.feature_dataset import FeatureDataset
 from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe, video_metrics
@@ -281,9 +283,9 @@ class I3D_MTN_Trainer:
     def validate(self, dataset: Dataset) -> dict[str, Any]:
         """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result.
 
-        The video score is the device's: the max over snippets ``i`` of the head's newest score over the
-        item's snippets ``[0, i]``. The MTN is causal, so that newest score is snippet ``i``'s score in the
-        whole-window pass: one head call gives all of them (tests/training/test_trainer.py checks this)."""
+        The video score is the device's: the max over the item's snippets of the streaming rule
+        (:func:`edge_runtime.scoring.streaming_scores`, the head's newest score over the last ``K`` features).
+        The MTN is causal, so the rule needs one head call per batch (``causal=True``)."""
         model = self.model
         model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
@@ -296,11 +298,16 @@ class I3D_MTN_Trainer:
                 else:
                     b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
                     feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
-                out = outputs_from_head(model.head(feats), model.clip_length)
-                video = out["snippet_scores"].amax(dim=1)  # (B,)
+                out = outputs_from_head(model.head(feats), model.clip_length)  # for the loss
+                streamed = streaming_scores(
+                    torch_head(model.head, feats.device),
+                    feats.float().cpu().numpy(),
+                    int(self.config["num_snippets"]),
+                    causal=True,
+                )  # (B, K)
             loss_sum += self._loss(out, batch)[1]["total"] * len(batch["label"])
             labels += batch["label"].tolist()
-            scores += video.float().tolist()
+            scores += streamed.max(axis=1).tolist()
         gathered = all_gather_objects((labels, scores, loss_sum))
         labels = [v for g in gathered for v in g[0]]
         scores = [v for g in gathered for v in g[1]]

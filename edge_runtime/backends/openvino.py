@@ -5,7 +5,8 @@ stays dynamic. Options: ``performance_hint`` (``LATENCY`` default, or ``THROUGHP
 ``inference_precision`` (``f32`` default, so numbers match the bundle's report and the other backends: the
 CPU plugin would otherwise pick bf16 on CPUs that have it; ``f16`` / ``bf16`` trade accuracy for speed; the
 INT8 layers of an NNCF model stay INT8 either way),
-``num_threads`` (``INFERENCE_NUM_THREADS``), ``cache_dir`` (OpenVINO's compiled-model cache, ``CACHE_DIR``).
+``num_threads`` (``INFERENCE_NUM_THREADS``), ``num_streams`` (``NUM_STREAMS``: requests the device runs at once, a
+positive integer or ``"AUTO"``; unset, the performance hint decides), ``cache_dir`` (OpenVINO's compiled-model cache, ``CACHE_DIR``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def _config(opts: dict[str, Any]) -> dict[str, str]:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise BackendError(f"openvino option num_threads must be an integer >= 0, got {n!r}")
         config["INFERENCE_NUM_THREADS"] = str(n)
+    if "num_streams" in opts:
+        streams = opts["num_streams"]
+        if streams != "AUTO" and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
+            raise BackendError(
+                f'openvino option num_streams must be an integer >= 1 or "AUTO", got {streams!r}'
+            )
+        config["NUM_STREAMS"] = str(streams)
     if "cache_dir" in opts:
         cache = Path(opts["cache_dir"]).expanduser()
         cache.mkdir(parents=True, exist_ok=True)
@@ -50,7 +58,7 @@ class OpenVINOBackend(Backend):
     kind = "openvino"
     formats = ("openvino", "onnx", "onnx-qdq")
     default_device = "CPU"
-    options = ("performance_hint", "inference_precision", "num_threads", "cache_dir")
+    options = ("performance_hint", "inference_precision", "num_threads", "num_streams", "cache_dir")
 
     def __init__(self, compiled: Any, name: str) -> None:
         self._compiled = compiled

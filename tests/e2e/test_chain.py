@@ -51,11 +51,22 @@ def test_fight_videos_raise_events_and_normal_ones_do_not(demo):
 
 
 def test_events_arrived_over_mqtt_and_follow_the_schema(demo):
+    from edge_runtime.schema import validate_event
+
     out, stdout = demo
     audit = [json.loads(line) for line in (out / "device-events.jsonl").read_text().splitlines() if line]
     starts = [a for a in audit if a["type"] == "start"]
     ends = [a for a in audit if a["type"] == "end"]
     assert starts and len(starts) == len(ends)  # every event the device opened it also closed
+    # the messages the demo's subscriber received on the broker, each checked against the event schema
+    received = [json.loads(line) for line in (out / "mqtt-events.jsonl").read_text().splitlines() if line]
+    assert received and all(
+        m["topic"].startswith("i3dmtn/") and m["topic"].endswith("/events") for m in received
+    )
+    events = [validate_event(json.loads(m["payload"])) for m in received]
+    assert all(e["schema"] == "i3dmtn.event/1" for e in events)
+    # every event the device wrote in its audit log arrived over MQTT (at least once: QoS 1)
+    assert {(a["event_id"], a["type"]) for a in audit} <= {(e["event_id"], e["type"]) for e in events}
     assert "START" in stdout  # `i3dmtn alerts` printed them as they arrived
 
 

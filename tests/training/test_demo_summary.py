@@ -34,3 +34,31 @@ def test_the_verdict_line_names_the_bundles_event_policy():
         rows, counts, 0.49, policy
     )
     assert "at threshold 0.490" in _format_summary(rows, counts, 0.49, None)  # a bundle from before it
+
+
+def test_the_demos_subscriber_keeps_every_message_as_it_arrived_and_only_valid_events(broker):
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from tests.edge_runtime.alerts.helpers import make_event
+    from training.demo import EventCollector
+
+    collector = EventCollector(broker.host, broker.port)
+    try:
+        good = make_event(device_id="demo")
+        sender = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        sender.connect(broker.host, broker.port)
+        sender.loop_start()
+        for payload in (json.dumps(good), json.dumps(good), '{"schema": "other"}'):  # a duplicate, a bad one
+            sender.publish("i3dmtn/demo/events", payload, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 10
+        while len(collector.received) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sender.loop_stop()
+        sender.disconnect()
+    finally:
+        collector.stop()
+    assert [m["topic"] for m in collector.received] == ["i3dmtn/demo/events"] * 3
+    assert json.loads(collector.received[2]["payload"]) == {"schema": "other"}
+    assert [e["event_id"] for e in collector.events] == [good["event_id"]]  # de-duplicated, invalid left out

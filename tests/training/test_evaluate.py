@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from edge_runtime.scoring import streaming_scores
 from edge_runtime.video import probe_video
 from tests.training.tiny_data import synth_root, trained_run
 from training.checkpoint import load_checkpoint
 from training.cli import main
 from training.data import scan_videos
-from training.evaluate import backbone_features, evaluate, score_video, streaming_scores
+from training.evaluate import evaluate, score_video, torch_head, video_features
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +49,21 @@ def test_streaming_scores_are_the_newest_snippet_of_the_last_k_window(loaded):
     torch.manual_seed(0)
     feats = torch.randn(7, model.feature_dim)
     k = 3
-    got = streaming_scores(model.head, feats, k, batch_size=2)
+    got = streaming_scores(torch_head(model.head), feats.numpy(), k, batch_size=2)
+    causal = streaming_scores(torch_head(model.head), feats.numpy(), k, causal=True)
     with torch.no_grad():
         expected = [
             float(model.head(feats[None, max(0, i - k + 1) : i + 1]).snippet_scores[0, -1]) for i in range(7)
         ]
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(causal, expected, rtol=1e-5, atol=1e-6)  # the MTN is causal: same numbers
 
 
 def test_a_video_scores_every_snippet_and_every_frame(root, loaded):
     model, config, _ = loaded
     record = scan_videos(root / "test")[0][0]
     result = score_video(model, record, config, torch.device("cpu"))
-    feats = backbone_features(model.backbone, record.path, config, torch.device("cpu"))
+    feats = video_features(model.backbone, record.path, config, torch.device("cpu"))
     assert len(result.snippet_scores) == len(feats) == 8  # 32 frames / S=4
     assert result.frame_scores.shape == (record.num_frames,)
     np.testing.assert_array_equal(result.frame_scores[:4], np.repeat(result.snippet_scores[0], 4))
@@ -109,3 +112,45 @@ def test_evaluate_command_bad_paths_are_one_line_errors(root, run_dir, tmp_path,
     assert main(["evaluate", "--model_path", str(model), "--test_path", str(test)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("missing.pt" in err if bad == "model" else str(tmp_path) in err)
+
+
+def _evaluate_on_a_terminal(run_dir, root, out, *extra) -> str:
+    """`i3dmtn evaluate` with stdout and stderr on a pseudo-terminal (where bars draw); its output."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "i3dmtn"
+    argv = [str(exe), "evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path", str(root / "test"),
+            "--output", str(out), "--device", "cpu", *extra]  # fmt: skip
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_evaluate_no_progress_draws_no_bar_even_on_a_terminal(root, run_dir, tmp_path):
+    drawn = _evaluate_on_a_terminal(run_dir, root, tmp_path / "bars")
+    assert "scoring:" in drawn and "%|" in drawn  # on this terminal the bars draw by default
+    quiet = _evaluate_on_a_terminal(
+        run_dir, root, tmp_path / "quiet", "--visualize", "--annotate", "1", "--no-progress"
+    )
+    assert "video AUC" in quiet
+    assert "%|" not in quiet and "/s]" not in quiet, quiet  # no bar (scoring, plots, annotating) at all

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from training.configs import DEFAULTS
 from training.model.detector import AnomalyHead, HeadOutput, I3D_MTN_AnomalyDetector
 from training.model.i3d import ENDPOINTS, PARAMS_FULL_WIDTH, PARAMS_FULL_WIDTH_FEATURES, InceptionI3d
 from training.model.i3d_weights import LoadReport, inflate_from_2d, load_i3d_file, load_i3d_state_dict
@@ -42,16 +43,20 @@ __all__ = [
     "attention_pool",
 ]
 
-# The flat config keys that define the model's shape, with their defaults.
+# The flat config keys that define the model's shape; their defaults are the ``default`` config's
+# (training.configs, where each is explained): one default per key, in one place.
 MODEL_DEFAULTS: dict[str, Any] = {
-    "clip_length": 16,  # S: I3D's usual snippet, 16 frames
-    "width_multiplier": 1.0,  # the published I3D widths (Kinetics checkpoints load)
-    "mtn_hidden_dim": 512,  # RTFM's MTN branch width
-    "mtn_num_scales": 3,  # dilations 1, 2, 4 as RTFM
-    "mil_attention_dim": 128,  # Ilse et al.'s attention size; RTFM's last hidden layer
-    "dropout": 0.3,  # on the head only; RTFM's 0.7 over-regularises a small data set
-    "frame_stride": 1,  # every frame; recorded for the data pipeline and the bundle
-    "scorer_layers": 2,  # hidden layers of the snippet scorer: RTFM's MLP D -> 512 -> 128 -> 1
+    key: DEFAULTS[key]
+    for key in (
+        "clip_length",
+        "width_multiplier",
+        "mtn_hidden_dim",
+        "mtn_num_scales",
+        "mil_attention_dim",
+        "dropout",
+        "frame_stride",
+        "scorer_layers",
+    )
 }
 MODEL_KEYS: tuple[str, ...] = tuple(MODEL_DEFAULTS)
 
@@ -91,8 +96,10 @@ def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
         )
     # bn_momentum and motion_filters are training dynamics only (BatchNorm's running-stat update, the stem's
     # initialisation): the state dict's keys and shapes are the same either way
-    momentum, motion = config.get("bn_momentum"), config.get("motion_filters")
-    norm = None if momentum is None else partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
+    momentum, motion = config.get("bn_momentum", DEFAULTS["bn_momentum"]), config.get("motion_filters")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
+        raise ValueError(f"model config 'bn_momentum' must be a number in (0, 1], got {momentum!r}")
+    norm = partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
     values["i3d_backbone"] = InceptionI3d(
         width_multiplier=values["width_multiplier"],
         in_channels=INPUT_CHANNELS[modality],

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from training.configs import DEFAULTS
 from training.model.i3d import InceptionI3d
 from training.model.mil import GatedAttention, SnippetScorer, attention_pool
 from training.model.mtn import MultiScaleTemporalNetwork
@@ -56,7 +57,7 @@ class AnomalyHead(nn.Module):
         hidden_dim: int = 512,
         num_scales: int = 3,
         attention_dim: int = 128,
-        dropout: float = 0.3,
+        dropout: float = DEFAULTS["dropout"],
         scorer_layers: int = 2,
     ) -> None:
         super().__init__()
@@ -108,7 +109,7 @@ class I3D_MTN_AnomalyDetector(nn.Module):
         mtn_hidden_dim: int = 512,
         mtn_num_scales: int = 3,
         mil_attention_dim: int = 128,
-        dropout: float = 0.3,
+        dropout: float = DEFAULTS["dropout"],
         frame_stride: int = 1,
         scorer_layers: int = 2,
     ) -> None:

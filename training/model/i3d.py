@@ -29,6 +29,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from training.configs import DEFAULTS
 from training.model.i3d_weights import LoadReport, inflate_from_2d, load_i3d_file, load_i3d_state_dict
 from training.model.motion_init import init_motion_filters_
 
@@ -87,8 +88,9 @@ Triple = tuple[int, int, int]
 
 
 def default_norm_layer(num_features: int) -> nn.Module:
-    """BatchNorm3d with the eps / momentum of the published I3D (TF defaults eps 1e-3, decay 0.99)."""
-    return nn.BatchNorm3d(num_features, eps=1e-3, momentum=0.01)
+    """BatchNorm3d with the eps of the published I3D (TF's 1e-3) and the config's default ``bn_momentum`` (TF's
+    decay 0.99: 0.01)."""
+    return nn.BatchNorm3d(num_features, eps=1e-3, momentum=DEFAULTS["bn_momentum"])
 
 
 def scaled_width(channels: int, width_multiplier: float) -> int:

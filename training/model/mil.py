@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from training.configs import DEFAULTS
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["GatedAttention", "SnippetScorer", "attention_pool"]
@@ -49,7 +51,9 @@ class SnippetScorer(nn.Module):
         dropout: drop probability after each hidden layer.
     """
 
-    def __init__(self, in_dim: int, hidden_dims: Sequence[int] = (512, 128), *, dropout: float = 0.3) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dims: Sequence[int] = (512, 128), *, dropout: float = DEFAULTS["dropout"]
+    ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout is a drop probability in [0, 1), got {dropout}")

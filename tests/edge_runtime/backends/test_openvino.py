@@ -48,3 +48,35 @@ def test_bad_performance_hint_is_refused(tiny_models):
 def test_unavailable_device_is_named(tiny_models):
     with pytest.raises(BackendError, match="device 'NPU7' is not available"):
         create_backend("openvino", tiny_models[0], device="NPU7")
+
+
+@pytest.mark.parametrize(("streams", "expected"), [(2, 2), ("AUTO", None)])
+def test_num_streams_reaches_the_compiled_model(tiny_models, streams, expected):
+    head = create_backend("openvino", tiny_models[1], options={"num_streams": streams})
+    got = int(head._compiled.get_property("NUM_STREAMS"))
+    assert got == expected if expected is not None else got >= 1
+    one = create_backend("openvino", tiny_models[1], options={"num_streams": 1})
+    assert int(one._compiled.get_property("NUM_STREAMS")) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "many", 1.5])
+def test_bad_num_streams_is_refused_by_name(tiny_models, bad):
+    with pytest.raises(BackendError, match="num_streams must be an integer >= 1"):
+        create_backend("openvino", tiny_models[1], options={"num_streams": bad})
+
+
+@pytest.mark.parametrize("name", ["intel-nuc", "intel-nuc-gpu"])
+def test_a_device_profiles_engine_settings_reach_the_compiled_model(tiny_models, name):
+    from devices.profiles import load_profile
+    from edge_runtime.cli import _engine_options
+
+    profile = load_profile(name)
+    options = _engine_options(profile, "openvino")
+    assert options == {
+        "performance_hint": profile.engine.performance_hint,
+        "num_streams": profile.engine.num_streams,
+    }
+    compiled = create_backend("openvino", tiny_models[1], options=options)._compiled
+    assert str(compiled.get_property("PERFORMANCE_HINT")) == profile.engine.performance_hint
+    streams = int(compiled.get_property("NUM_STREAMS"))
+    assert streams == profile.engine.num_streams if profile.engine.num_streams != "AUTO" else streams >= 1

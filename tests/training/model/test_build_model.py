@@ -47,3 +47,28 @@ def test_scorer_layers_sets_the_scorers_hidden_layers_and_round_trips(layers):
 def test_scorer_layers_out_of_range_is_refused():
     with pytest.raises(ConfigError, match="scorer_layers"):
         create_experiment_config(get_config("debug"), scorer_layers=3)
+
+
+def _dropouts(model):
+    return {m.p for m in model.head.modules() if isinstance(m, torch.nn.Dropout)}
+
+
+def test_the_config_dropout_reaches_every_head_dropout():
+    cfg = create_experiment_config(get_config("debug"), dropout=0.25)
+    assert _dropouts(build_model(cfg)) == {0.25}
+
+
+def test_one_default_for_dropout_and_bn_momentum_whichever_way_the_model_is_built():
+    from training.configs import DEFAULTS
+    from training.model import I3D_MTN_AnomalyDetector
+
+    tiny = {"width_multiplier": 1 / 16, "mtn_hidden_dim": 8, "mil_attention_dim": 4}
+    for model in (I3D_MTN_AnomalyDetector(4, **tiny), build_model({"clip_length": 4, **tiny})):
+        assert _dropouts(model) == {DEFAULTS["dropout"]} == {get_config("default")["dropout"]}
+        assert _momenta(model) == {DEFAULTS["bn_momentum"]} == {get_config("default")["bn_momentum"]}
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.5, "0.1", True])
+def test_a_bad_bn_momentum_is_refused_by_build_model(bad):
+    with pytest.raises(ValueError, match="bn_momentum"):
+        build_model({"clip_length": 4, "width_multiplier": 1 / 16, "bn_momentum": bad})
