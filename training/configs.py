@@ -13,6 +13,8 @@ to a run, and read back without any code of ours (``json.load``). Presets:
   small flow I3D at 15 fps (docs/real-video.md has the runs behind each choice).
 - ``debug``: a tiny model on tiny frames that trains on a CPU in minutes on the synthetic videos (tests, CI).
 
+The values, with the reason for each, are in :mod:`training.presets`; this module reads and checks them.
+
 Pure Python: no torch, so the CLI can read configs instantly.
 
 A config also reads as attributes, by key or by the seed's upper-case name (``cfg.CLIP_LENGTH`` is
@@ -54,6 +56,9 @@ __all__ = [
     "topk_count",
     "validate_config",
 ]
+
+from training.presets import DEFAULT as _DEFAULT
+from training.presets import PRESETS as _PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -100,162 +105,6 @@ class Config(dict):
             f"config keys are read-only: create_experiment_config(config, {name.lower()}=...)"
         )
 
-
-_DEFAULT: dict[str, Any] = {
-    "name": "default",
-    # ---- model ----
-    "clip_length": 16,  # S: frames per snippet; I3D's Kinetics models and RTFM's features use 16
-    "num_snippets": 32,  # K: snippets per video the head sees; RTFM / Sultani split a video into 32
-    "frame_stride": 1,  # take every frame: fights are fast, skipping frames loses the blows
-    "frame_size": 224,  # crop the model sees; 224 is I3D's Kinetics input
-    "resize_short_side": 224,  # == frame_size: the crop keeps the whole short side of the camera in view
-    # frames per second the model sees, taken by timestamp from any camera or file (edge_runtime.resample),
-    # so a snippet spans the same time at 12 and at 30 fps; 0 takes every decoded frame (older models)
-    "frame_rate": 0.0,
-    # what the backbone sees (edge_runtime.preprocess): "rgb" frames, or "flow", dense optical flow between
-    # consecutive frames (I3D's second stream), which carries over to scenes never seen in training
-    "input_modality": "rgb",
-    "width_multiplier": 1.0,  # 1.0 = published I3D widths, so Kinetics checkpoints load by name
-    "mtn_hidden_dim": 512,  # channels per MTN branch, as RTFM (its 2048-d features -> 512)
-    "mtn_num_scales": 3,  # dilated temporal convs with dilations 1, 2, 4 (RTFM's pyramid)
-    "mil_attention_dim": 128,  # gated-attention MIL hidden size (Ilse et al., 2018 use 128)
-    "scorer_layers": 2,  # hidden layers of the snippet scorer: RTFM's MLP D -> 512 -> 128 -> 1 (0 = linear)
-    "dropout": 0.5,  # head dropout; weak video-level labels overfit fast, 0.5 is a common middle (RTFM 0.7)
-    "bn_momentum": 0.01,  # backbone BatchNorm running-stat update (TF's decay 0.99, as the published I3D)
-    # share of the I3D stem's filters that start as temporal derivatives (training.model.motion_init): from
-    # scratch, the backbone then sees motion from the first step (docs/quality.md); Kinetics weights replace it
-    "motion_filters": 0.5,
-    # ---- training ----
-    "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
-    "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px
-    "learning_rate": 1e-4,  # fine-tuning a pretrained backbone end to end; RTFM's 1e-3 is for the head only
-    "weight_decay": 5e-3,  # RTFM's Adam weight decay
-    "warmup_epochs": 2,  # linear warmup: keeps a random head from wrecking pretrained backbone weights
-    "min_lr_ratio": 0.01,  # cosine decay floor as a fraction of learning_rate
-    "grad_clip": 1.0,  # max gradient L2 norm (0 disables); MIL losses spike on noisy weak labels
-    "grad_accum_steps": 4,  # 8 x 4 = 32 videos per update, RTFM's batch size
-    "amp": "auto",  # mixed precision: auto = on with CUDA, off on CPU (one of AMP_MODES)
-    "early_stopping_patience": 10,  # epochs without a better validation AUC before stopping (0 disables)
-    # what best.pt holds: the epoch of the highest validation AUC ("val_auc"), or the last epoch ("last"),
-    # for validation splits too small to rank epochs by (a few scenes: the ranking is noise)
-    "best_checkpoint": "val_auc",
-    "seed": 42,  # reproducible splits, initialisation and augmentation
-    "val_fraction": 0.2,  # share of each class held out for validation when the data has no val/ split
-    # which K snippets a training item holds (training.data.sampling): "segments" = RTFM's one snippet per
-    # uniform segment of the whole video (long untrimmed videos, a video-level view); "window" = K consecutive
-    # snippets at a random start, what the device's ring holds
-    "snippet_sampling": "segments",
-    "num_workers": 4,  # decoding video is the bottleneck; 4 workers keep one GPU fed
-    # ---- loss: total = a1 * anomaly + a2 * smoothness + a3 * sparsity ----
-    "loss_anomaly_weight": 1.0,  # a1: the classification term is the reference scale
-    "loss_smoothness_weight": 8e-4,  # a2: RTFM's temporal smoothness weight
-    "loss_sparsity_weight": 8e-3,  # a3: RTFM's sparsity weight (anomalies are rare within a video)
-    "topk_ratio": 0.1,  # top-k snippets for the MIL term: k = max(1, round(K / 10)) = 3 for K = 32 (RTFM)
-    "frame_loss_weight": 0.0,  # frame-level BCE; 0 because the usual training sets have video labels only
-    "video_loss_weight": 1.0,  # BCE of the attention-pooled video score: the weak label's own term
-    "mil_loss_weight": 1.0,  # top-k MIL BCE next to the video-score BCE, same scale
-    # prefix-consistency term (training.train_step): the head's newest score over random prefixes of the
-    # window should match the full window's score of that snippet. The MTN is causal, so the two are already
-    # equal by construction and the term is 0: off (kept for experiments with non-causal heads)
-    "streaming_loss_weight": 0.0,
-    # ---- augmentation (training only) ----
-    "augment_flip": True,  # horizontal flip: a fight mirrored is still a fight
-    "augment_crop_jitter": 16,  # max shift (pixels of the resized frame) of the crop window from the centre
-}
-
-# Each preset is the default plus the overrides below; the comments say why.
-_PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    # UCF-Crime-like: long untrimmed surveillance videos, video-level labels, training usually on cached
-    # features, so RTFM's head recipe applies as published.
-    "fight": {
-        "name": "fight",
-        "learning_rate": 1e-3,  # RTFM's Adam learning rate for the head on cached features
-        "dropout": 0.7,  # RTFM's dropout on UCF-Crime
-        "batch_size": 32,  # features are small: RTFM's batch size in one step
-        "grad_accum_steps": 1,
-        "warmup_epochs": 1,
-    },
-    # RWF-2000-like (5 s clips at 30 fps, 150 frames) / XD-Violence-like: short trimmed clips where the
-    # violence fills much of the clip, so fewer snippets and a larger top-k share.
-    "violence": {
-        "name": "violence",
-        "num_snippets": 10,  # ceil(150 / 16) = 10 snippets cover a whole RWF-2000 clip
-        "topk_ratio": 0.3,  # k = 3 of 10: violence spans a large part of a trimmed clip
-        "epochs": 30,  # a few thousand clips converge sooner than UCF-Crime
-        "batch_size": 16,  # 160 frames per clip instead of 512: twice the clips per step
-        "grad_accum_steps": 2,
-        "early_stopping_patience": 8,
-    },
-    # Real surveillance video (12-30 fps, 320x240 to 1080p), trained from scratch on 2 CPU cores in minutes:
-    # with no pretrained weights and a few hundred clips from a few dozen scenes, a model of RGB frames learns
-    # the scenes (video AUC 0.58 on unseen scenes); a small backbone on optical flow learns the motion.
-    "surveillance": {
-        "name": "surveillance",
-        "input_modality": "flow",  # motion, not appearance: carries over to scenes never seen in training
-        "frame_rate": 15.0,  # every camera resampled to 15 fps: a snippet is 0.53 s at any source rate
-        "clip_length": 8,  # S: 8 frames at 15 fps, about the length of a blow
-        "num_snippets": 3,  # K: 1.6 s of context, within the ~2 s clips such data sets hold
-        "frame_size": 64,  # flow of people at surveillance distances survives 64 px; 4x cheaper than 128
-        "resize_short_side": 72,  # a margin around the 64 px crop for the training crop jitter
-        "width_multiplier": 0.125,  # stem 8 channels, 128-d features: trains in minutes on 2 cores
-        "mtn_hidden_dim": 64,
-        "mil_attention_dim": 32,
-        "scorer_layers": 1,
-        "dropout": 0.3,
-        "bn_momentum": 0.1,  # from scratch in a few hundred steps (as debug)
-        "motion_filters": 0.0,  # the input is already motion; temporal-derivative stems would see acceleration
-        "epochs": 40,  # 40 at 2e-3 beat 20 at 1e-3 on every fold of the cross-validation (docs/real-video.md)
-        "batch_size": 8,
-        "learning_rate": 2e-3,  # from scratch
-        "weight_decay": 1e-4,
-        "warmup_epochs": 1,
-        "grad_accum_steps": 1,
-        "amp": "off",
-        "early_stopping_patience": 0,  # a small validation split is too noisy to stop on
-        "best_checkpoint": "last",  # ... or to rank epochs by: best.pt is the last epoch
-        "num_workers": 0,  # the frame cache makes loading cheap; no worker processes on 2 cores
-        "snippet_sampling": "window",  # K consecutive snippets, as the device's ring holds
-        "augment_crop_jitter": 12,  # a few scenes only: move and zoom the view more than on large sets
-        # trimmed clips: a fight clip is a fight throughout, so every snippet is pushed towards the label
-        "topk_ratio": 1.0,
-        # RTFM's smoothness and sparsity terms assume long untrimmed videos where a fight is rare; in a
-        # trimmed fight clip it is everywhere, and sparsity would push its scores down
-        "loss_smoothness_weight": 0.0,
-        "loss_sparsity_weight": 0.0,
-    },
-    # Tiny model and frames: trains on a CPU in a few minutes and still sees the synthetic fights (the
-    # synthetic figures span a good part of a 64 px frame).
-    "debug": {
-        "name": "debug",
-        "clip_length": 8,
-        "num_snippets": 8,  # 8 x 8 = 64 frames per video
-        "frame_size": 64,
-        "resize_short_side": 64,
-        "width_multiplier": 0.125,  # stem 8 channels, 128-d features
-        "mtn_hidden_dim": 32,
-        "mil_attention_dim": 16,
-        "dropout": 0.1,  # a tiny model on a tiny set underfits before it overfits
-        # from scratch in a few hundred steps, 0.01 leaves the eval-mode running statistics far behind the
-        # weights (measured: snippet AUC ~0.6 at 0.01 vs 0.99 at 0.1 with the same training)
-        "bn_momentum": 0.1,
-        "epochs": 3,
-        "batch_size": 4,
-        "learning_rate": 1e-3,  # from scratch, no pretrained weights to protect
-        "weight_decay": 0.0,
-        "warmup_epochs": 0,
-        "grad_accum_steps": 1,
-        "amp": "off",
-        "early_stopping_patience": 0,
-        "num_workers": 0,  # no worker processes on 2 shared CI cores
-        "augment_crop_jitter": 4,
-        # the synthetic videos are annotated per frame: dense supervision, what the snippet scores need
-        "frame_loss_weight": 1.0,
-        # the device scores K consecutive snippets; short synthetic clips gain nothing from RTFM's segments,
-        # and training on the spacing the device uses keeps train and deploy the same function
-        "snippet_sampling": "window",
-    },
-}
 
 CONFIG_NAMES: tuple[str, ...] = tuple(_PRESETS)
 # the default of every key (the ``default`` preset): the model's constructors take theirs from here
