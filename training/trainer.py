@@ -61,6 +61,7 @@ from training.checkpoint import (
 )
 from training.configs import save_config, validate_config
 from training.distributed import DistInfo, all_gather_objects, barrier, init_distributed
+from training.epochs import epoch_row, epochs_since_best, log_epoch, selection_key
 from training.evaluate import torch_head
 from training.feature_dataset import FeatureDataset
 from training.losses import AnomalyLoss, safe_bce
@@ -398,55 +399,25 @@ class I3D_MTN_Trainer:
             start = time.perf_counter()
             train = self.train_epoch(train_dataset, self.epoch)
             val = self.validate(val_dataset)
-            auc = val["auc_roc"]
-            metric = _selection_metric(auc, val["loss"])
-            improved = cfg["best_checkpoint"] == "last" or (metric, -val["loss"]) > (
-                self.best_metric,
-                -self.best_loss,
-            )
+            key = selection_key(val["auc_roc"], val["loss"])
+            improved = cfg["best_checkpoint"] == "last" or key > (self.best_metric, -self.best_loss)
             self.epoch += 1
             if improved:
-                self.best_metric, self.best_loss = metric, float(val["loss"])
+                self.best_metric, self.best_loss = key[0], -key[1]
                 thr = val["optimal_threshold"]
                 self.threshold = float(thr) if math.isfinite(thr) else None
-            row = {
-                "epoch": self.epoch,
-                "lr": train.pop("lr"),
-                **{f"train_{k}": v for k, v in train.items()},
-                "val_loss": val["loss"],
-                "val_auc": auc,
-                "val_auc_pr": val["auc_pr"],
-                "val_threshold": val["optimal_threshold"],
-                "time_s": time.perf_counter() - start,  # training and validation; checkpoint_s follows
-            }
-            self.history.append(row)
+            self.history.append(epoch_row(self.epoch, train, val, time.perf_counter() - start))
             if self.dist.is_main:
                 self._write(improved)
-            logger.info(
-                "epoch %d/%d: loss %.4f (video_bce %.4f, topk_mil %.4f, frame_bce %.4f, smooth %.5f, sparse %.4f, "
-                "streaming %.4f) lr %.2e "
-                "val_loss %.4f val_auc %.4f%s %.1fs + %.1fs checkpoint",
-                self.epoch, cfg["epochs"], row["train_total"], row["train_video_bce"], row["train_topk_mil"], row["train_frame_bce"],
-                row["train_smoothness"], row["train_sparsity"], row.get("train_streaming", 0.0), row["lr"], row["val_loss"], auc,
-                " (best)" if improved else "", row["time_s"], row.get("checkpoint_s", 0.0),
-            )  # fmt: skip
-            since_best = self._epochs_since_best()
+            log_epoch(self.history[-1], cfg["epochs"], improved)
+            since_best = epochs_since_best(self.history)
             if patience and since_best >= patience:
                 logger.info("early stopping: no better epoch for %d epochs", since_best)
                 break
         barrier()
         return self.history
 
-    def _epochs_since_best(self) -> int:
-        keys = [(_selection_metric(r["val_auc"], r["val_loss"]), -r["val_loss"]) for r in self.history]
-        return len(keys) - 1 - max(range(len(keys)), key=keys.__getitem__)  # max: the first of equals
-
 
 def _dataset_of(data: Dataset | DataLoader) -> Dataset:
     """The data set behind a DataLoader, or ``data`` itself."""
     return data.dataset if isinstance(data, DataLoader) else data
-
-
-def _selection_metric(auc: float | None, loss: float) -> float:
-    """What picks the best epoch: the validation AUC, or minus the loss when the AUC is undefined."""
-    return float(auc) if auc is not None and math.isfinite(auc) else -float(loss)
