@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from calibration.select import CalibrationSet, file_sha256, snippets_at
+from calibration.select import CalibrationSet, snippets_at
+from edge_runtime.bundle import sha256_file
 
 __all__ = ["head_windows", "nncf_dataset", "OrtCalibrationReader", "write_npz", "snippet_batches"]
 
@@ -61,7 +62,7 @@ def head_windows(
         by_video.items(), desc="head calibration", unit="video", leave=False, disable=None
     ):
         path = root / video
-        if file_sha256(path) != vclips[0].sha256:
+        if sha256_file(path) != vclips[0].sha256:
             raise ValueError(f"calibration video {path} changed since the calibration set was chosen")
         needed = sorted(
             {j for c in vclips for j in range(max(0, c.snippet_index - window + 1), c.snippet_index + 1)}

@@ -21,7 +21,6 @@ checking every hash, so a calibration can be repeated or audited later.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from edge_runtime.bundle import sha256_file
 from edge_runtime.preprocess import PreprocessConfig
 from edge_runtime.resample import resample_indices
 from edge_runtime.snippets import num_snippets, snippet_frame_indices
@@ -51,7 +51,6 @@ __all__ = [
     "load_calibration_set",
     "read_snippets",
     "iter_video_snippets",
-    "file_sha256",
 ]
 
 log = logging.getLogger(__name__)
@@ -129,15 +128,6 @@ class CalibrationSet:
         }
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def calibration_videos(data_root: Path) -> list[tuple[Path, int]]:
     """``(video, label)`` of the training split of ``data_root`` (or of ``data_root`` itself when it is one
     split folder), sorted. Never the ``test`` split: those videos are the held-out ones of the report."""
@@ -201,7 +191,7 @@ def select_calibration_set(
         except VideoReadError as exc:
             log.warning("calibration: skipping unreadable video %s: %s", path, exc)
             continue
-        by_label[label].append((path, n, file_sha256(path)))
+        by_label[label].append((path, n, sha256_file(path)))
     if not by_label[0] and not by_label[1]:
         raise CalibrationError(f"--calib-data {root}: no readable training videos")
     rng = np.random.default_rng(seed)
@@ -304,7 +294,7 @@ def iter_video_snippets(
         path = root / video
         if not path.is_file():
             raise CalibrationError(f"calibration video {path} is missing (from the calibration set)")
-        if verify and file_sha256(path) != clips[0].sha256:
+        if verify and sha256_file(path) != clips[0].sha256:
             raise CalibrationError(
                 f"calibration video {path} changed since the calibration set was chosen (SHA-256 differs)"
             )

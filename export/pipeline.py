@@ -24,11 +24,11 @@ import numpy as np
 
 from calibration.select import (
     CalibrationSet,
-    file_sha256,
     read_snippets,
     save_calibration_set,
     select_calibration_set,
 )
+from edge_runtime.bundle import sha256_file
 from export.scoring import VideoScores
 from export.targets import TargetFiles, quantize_target, runtime_backend
 from training.data import DatasetError, VideoRecord, find_splits, scan_videos
@@ -102,7 +102,7 @@ def check_disjoint(cal: CalibrationSet, calib_root: Path, test: list[VideoRecord
     paths = {(calib_root / v).resolve() for v in cal.videos}
     hashes = {c.sha256 for c in cal.clips}
     for rec in test:
-        if rec.path.resolve() in paths or file_sha256(rec.path) in hashes:
+        if rec.path.resolve() in paths or sha256_file(rec.path) in hashes:
             raise ExportError(
                 f"held-out video {rec.path} is also a calibration video: the report would not be held out"
             )
@@ -134,7 +134,7 @@ def _manifest(
 ) -> dict:
     from training.configs import to_preprocess_config
 
-    digest = file_sha256(opts.checkpoint)[:12]
+    digest = sha256_file(opts.checkpoint)[:12]
     return {
         "model": {
             "name": str(config["name"]),

@@ -29,7 +29,6 @@ Options: ``cache_dir`` (default :func:`engine_cache.default_cache_dir`), ``max_b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bundle import sha256_file
 from . import engine_cache
 from .base import Backend, BackendError, check_model_path, check_options, import_toolkit
 
@@ -46,7 +46,6 @@ __all__ = [
     "TensorRTBackend",
     "build_engine",
     "bundle_ranges",
-    "file_sha256",
     "network_flags",
 ]
 
@@ -54,15 +53,6 @@ log = logging.getLogger(__name__)
 
 _HINT = "on a Jetson, TensorRT and pycuda come with JetPack"
 _PRECISION_FLAGS = ("FP16", "INT8", "BF16", "FP8")
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def bundle_ranges(inputs: Any, window: int) -> dict[str, dict[int, tuple[int, int, int]]]:
@@ -274,7 +264,7 @@ class TensorRTBackend(Backend):
         cuda_ctx.push()
         try:
             key = engine_cache.engine_key(
-                gpu.name(), trt.__version__, file_sha256(path), settings.key_text(), settings.max_batch
+                gpu.name(), trt.__version__, sha256_file(path), settings.key_text(), settings.max_batch
             )
             engine_file = engine_cache.engine_path(cache_dir, key)
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
