@@ -26,6 +26,7 @@ from devices.profiles import EVENT_SECONDS_MAX
 
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
+from .usage import UsageError
 
 __all__ = ["build_parser", "default_outbox", "event_policy", "main"]
 
@@ -44,10 +45,6 @@ exit status: 0 after a clean stop (signal, also during start-up, or every source
 (bundle, outbox unusable or in use by another runtime, camera, backend, a failed file source); 2 bad options.
 A full disk is not an error: events are kept in memory and still published; /status says "degraded".
 """
-
-
-class UsageError(ValueError):
-    """A bad option value: one line, exit status 2."""
 
 
 class _StartupStopped(BaseException):

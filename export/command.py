@@ -77,8 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):  # -> ExportOptions
+    from edge_runtime.usage import UsageError
     from export.pipeline import ExportOptions
-    from training.cli import UsageError
 
     target, precision, profile = args.target, "int8", None
     if args.device_profile:
@@ -124,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
     """Run the export; 0 on success, 1 when the accuracy or the event gate fails."""
     from calibration.select import CalibrationError
     from edge_runtime.bundle import BundleError
+    from edge_runtime.usage import UsageError
     from export.pipeline import ExportError, run_export
     from export.report import AccuracyGateError
     from training.checkpoint import CheckpointError
-    from training.cli import UsageError
 
     opts = _options(args)
     try:

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from edge_runtime.usage import UsageError
+
 __all__ = ["main", "COMMANDS"]
 
 # name -> (module, one-line help). The module is imported only when its command is chosen.
@@ -36,10 +38,6 @@ DESCRIPTION = (
     "I3D + MTN + attention-MIL video anomaly (fight) detection: train on a workstation, export an INT8 "
     "bundle, run it on an edge device (see `edge-runtime --help`)."
 )
-
-
-class UsageError(Exception):
-    """A bad option or input: printed as one line, exit status 2."""
 
 
 def _build_parser(command: str | None) -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ def repository_root() -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.cli import UsageError
+    from edge_runtime.usage import UsageError
 
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:

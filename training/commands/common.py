@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from training.cli import UsageError
+from edge_runtime.usage import UsageError
 from training.configs import CONFIG_NAMES
 
 __all__ = ["add_config_arguments", "add_set_argument", "parse_set", "config_from_args"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import UsageError
+from edge_runtime.usage import UsageError
 
 __all__ = ["add_arguments", "run"]
 

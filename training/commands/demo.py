@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli import UsageError
+from edge_runtime.usage import UsageError
 from training.commands.common import add_set_argument
 
 __all__ = ["add_arguments", "run"]

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 
-from training.cli import UsageError
+from edge_runtime.usage import UsageError
 from training.commands.common import add_config_arguments, config_from_args
 
 __all__ = ["add_arguments", "run"]

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _usage(message: str) -> Exception:
-    from training.cli import UsageError
+    from edge_runtime.usage import UsageError
 
     return UsageError(message)
 

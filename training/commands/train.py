@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from training.cli import UsageError
+from edge_runtime.usage import UsageError
 from training.commands.common import add_config_arguments, config_from_args
 
 __all__ = ["add_arguments", "run", "build_datasets"]
