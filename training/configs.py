@@ -138,6 +138,7 @@ _NON_NEGATIVE = (
     "mil_loss_weight",
     "streaming_loss_weight",
     "augment_crop_jitter",
+    "augment_zoom",
 )
 
 

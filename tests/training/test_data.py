@@ -170,10 +170,23 @@ def test_train_augmentation_changes_pixels_of_the_same_frames(root):
     assert any(changed)
 
 
-def test_train_without_flip_and_jitter_is_the_plain_preprocessing(root):
-    off = _dataset(root / "train", train=True, augment_flip=False, augment_crop_jitter=0)
+def test_train_without_flip_jitter_and_zoom_is_the_plain_preprocessing(root):
+    off = _dataset(root / "train", train=True, augment_flip=False, augment_crop_jitter=0, augment_zoom=0)
     item = off[0]
     np.testing.assert_allclose(item["clips"].numpy(), _plain(item))
+
+
+def test_a_jitter_as_large_as_the_frame_puts_the_crop_anywhere_and_zoom_0_keeps_the_size(root):
+    ds = _dataset(root / "train", train=True, augment_crop_jitter=1000, augment_zoom=0)
+    rng = np.random.default_rng(0)
+    draws = [ds._augmentation(32, 56, rng) for _ in range(400)]  # a 32 x 56 resized frame, 32 px crop
+    assert {zoom for zoom, _ in draws} == {1.0}
+    lefts = np.array([window[1] for _, window in draws])
+    assert lefts.min() == 0 and lefts.max() == 56 - 32  # both edges reached
+    assert np.histogram(lefts, bins=3)[0].min() > 80  # and the middle as often: uniform, not piled at the edges
+    zoomed = _dataset(root / "train", train=True, augment_crop_jitter=0, augment_zoom=0.5)
+    zooms = [zoom for zoom, _ in (zoomed._augmentation(32, 56, rng) for _ in range(50))]
+    assert 1.0 <= min(zooms) and max(zooms) <= 1.5 and max(zooms) > 1.25
 
 
 def test_uniform_segment_sampling_covers_the_video():

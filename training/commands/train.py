@@ -83,6 +83,7 @@ def _video_datasets(
             train=train,
             augment_flip=config["augment_flip"],
             augment_crop_jitter=config["augment_crop_jitter"],
+            augment_zoom=config["augment_zoom"],
             seed=config["seed"],
             records=records,
             snippet_sampling=config["snippet_sampling"],

@@ -5,9 +5,9 @@ Each item is one video: ``K`` snippets picked by :func:`training.data.sampling.s
 frames taken from the video's resized frames at the contract's rate (:mod:`training.data.frame_cache`) and
 turned into model input by THE preprocessing (:class:`edge_runtime.preprocess.FramePreprocessor`).
 Training-time augmentation is the same for every frame of the item: the resized frames enlarged by a random
-zoom of up to ``2 * augment_crop_jitter / resize_short_side``, the crop placed at a random position (its
-centre moves by up to ``augment_crop_jitter`` pixels, more along a long side), and a horizontal mirror
-(flow's x component changes sign with it).
+zoom of up to ``1 + augment_zoom``, the crop placed uniformly at random among the positions whose centre is
+within ``augment_crop_jitter`` (enlarged) pixels of the frame's centre (a jitter as large as the frame: anywhere
+in it), and a horizontal mirror (flow's x component changes sign with it).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class AnomalyVideoDataset(Dataset):
         train: bool = False,
         augment_flip: bool = True,
         augment_crop_jitter: float = 16,
+        augment_zoom: float = 0.15,
         seed: int = 0,
         records: Sequence[VideoRecord] | None = None,
         snippet_sampling: str = "segments",
@@ -80,6 +81,8 @@ class AnomalyVideoDataset(Dataset):
     ) -> None:
         if augment_crop_jitter < 0:
             raise ValueError(f"augment_crop_jitter must be >= 0 pixels, got {augment_crop_jitter}")
+        if augment_zoom < 0:
+            raise ValueError(f"augment_zoom must be >= 0, got {augment_zoom}")
         self.data_path = Path(data_path)
         self.clip_length = int(clip_length)
         self.num_snippets = int(num_snippets)
@@ -94,6 +97,7 @@ class AnomalyVideoDataset(Dataset):
         self.train = train
         self.augment_flip = augment_flip
         self.augment_crop_jitter = float(augment_crop_jitter)
+        self.augment_zoom = float(augment_zoom)
         self.seed = int(seed)
         self.snippet_sampling = snippet_sampling
         sample_snippets(1, 1, mode=snippet_sampling)  # refuses an unknown mode now, not at the first item
@@ -194,20 +198,20 @@ class AnomalyVideoDataset(Dataset):
     ) -> tuple[float, tuple[int, int, bool] | None]:
         """``(zoom, (top, left, mirror))`` for a training item; ``(1, None)`` (the centre crop) otherwise.
 
-        The resized frame is enlarged by up to ``1 + 2 * augment_crop_jitter / resize_short_side`` and the
-        crop's centre moved by up to ``augment_crop_jitter`` (enlarged) pixels from the centre, within the
-        frame: with no jitter the crop is the device's centre crop."""
+        The resized frame is enlarged by up to ``1 + augment_zoom`` and the crop put at a position drawn
+        uniformly among those within ``augment_crop_jitter`` (enlarged) pixels of the centre and inside the
+        frame: with no zoom and no jitter the crop is the device's centre crop."""
         if rng is None:
             return 1.0, None
         mirror = bool(self.augment_flip and rng.random() < 0.5)
         jitter = self.augment_crop_jitter
-        zoom = 1.0 + 2.0 * jitter / self.preprocess.resize_short_side * rng.random()
+        zoom = 1.0 + self.augment_zoom * rng.random()
         zh, zw = round(h * zoom), round(w * zoom)
         top, left = centre_window(zh, zw, self.preprocess)
         crop_h, crop_w = self.preprocess.crop_size
         reach = round(jitter * zoom)
-        top = int(np.clip(top + rng.integers(-reach, reach + 1), 0, zh - crop_h))
-        left = int(np.clip(left + rng.integers(-reach, reach + 1), 0, zw - crop_w))
+        top = int(rng.integers(max(0, top - reach), min(zh - crop_h, top + reach) + 1))
+        left = int(rng.integers(max(0, left - reach), min(zw - crop_w, left + reach) + 1))
         return zoom, (top, left, mirror)
 
 
