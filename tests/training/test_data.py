@@ -183,7 +183,9 @@ def test_a_jitter_as_large_as_the_frame_puts_the_crop_anywhere_and_zoom_0_keeps_
     assert {zoom for zoom, _ in draws} == {1.0}
     lefts = np.array([window[1] for _, window in draws])
     assert lefts.min() == 0 and lefts.max() == 56 - 32  # both edges reached
-    assert np.histogram(lefts, bins=3)[0].min() > 80  # and the middle as often: uniform, not piled at the edges
+    assert (
+        np.histogram(lefts, bins=3)[0].min() > 80
+    )  # and the middle as often: uniform, not piled at the edges
     zoomed = _dataset(root / "train", train=True, augment_crop_jitter=0, augment_zoom=0.5)
     zooms = [zoom for zoom, _ in (zoomed._augmentation(32, 56, rng) for _ in range(50))]
     assert 1.0 <= min(zooms) and max(zooms) <= 1.5 and max(zooms) > 1.25
