@@ -69,6 +69,19 @@ def encode_h264(out: Path, *, size: str = "320x240", fps: int = 30, seconds: flo
     return out
 
 
+def play_pipeline(pipeline: str, frames: int = 30, timeout: float = 60.0) -> str:
+    """Play a GStreamer ``pipeline`` ending in appsink under the Python with GStreamer's bindings until
+    ``frames`` frames came; its report ``frames N WIDTHxHEIGHT FORMAT``, or RuntimeError with its error."""
+    python, why = gst_python_or_reason()
+    if python is None:
+        raise RuntimeError(why)
+    cmd = [python, str(SCRIPT), "play", pipeline, "--frames", str(frames)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"the pipeline did not play: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip()
+
+
 class RtspServer:
     """The server process serving ``mounts`` (``{"/path": mp4 file}``) and ``live`` views of one live scene
     (``{"/path": "640x360"}``) on 127.0.0.1; :meth:`stop` / :meth:`start` again reuse the same port.
