@@ -16,7 +16,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SCRIPT = Path(__file__).with_name("rtsp_server.py")
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "surveillance-fight"
@@ -66,6 +68,27 @@ def encode_h264(out: Path, *, size: str = "320x240", fps: int = 30, seconds: flo
         if result.returncode != 0:
             raise RuntimeError(f"encoding {out} failed: {result.stderr.strip()[-300:]}")
         tmp.rename(out)
+    return out
+
+
+def encode_h264_frames(out: Path, frames: Iterable[Any], *, size: str, fps: int = 30) -> Path:
+    """Write BGR uint8 ``frames`` (numpy arrays of ``size`` WxH) as an H.264 mp4 with GStreamer's x264enc."""
+    python, why = gst_python_or_reason()
+    if python is None:
+        raise RuntimeError(why)
+    tmp = out.with_suffix(".part.mp4")
+    cmd = [python, str(SCRIPT), "encode", str(tmp), "--raw", "--size", size, "--fps", str(fps)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    try:
+        for frame in frames:
+            proc.stdin.write(frame.tobytes())
+    finally:
+        proc.stdin.close()
+    proc.wait(timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"encoding {out} failed (GStreamer exit status {proc.returncode})")
+    tmp.rename(out)
     return out
 
 

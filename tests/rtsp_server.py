@@ -8,7 +8,8 @@ this file with the system ``python3``. Only the standard library and ``gi`` are 
 Three commands:
 
 - ``encode OUT.mp4 --size 320x240 --fps 30 --seconds 3``: write a generated H.264 mp4 (``videotestsrc``'s
-  moving ball, ``x264enc``), for a clone without the real data set;
+  moving ball, ``x264enc``), for a clone without the real data set; with ``--raw`` the frames are raw BGR of
+  that size read from stdin instead (real video decoded by the caller);
 - ``serve --port 0 --mount /cam=FILE.mp4 ...``: serve each mp4 at ``rtsp://127.0.0.1:PORT/cam`` with
   ``filesrc ! qtdemux ! h264parse ! rtph264pay`` (no re-encoding), each client from the start of the file at
   its own rate. Prints ``port N`` once listening, then runs until SIGTERM / SIGINT or its stdin closes.
@@ -37,9 +38,14 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 def _encode(args: argparse.Namespace) -> int:
     width, height = (int(v) for v in args.size.split("x"))
     frames = round(args.seconds * args.fps)
+    source = (
+        f"fdsrc fd=0 ! rawvideoparse format=bgr width={width} height={height} framerate={args.fps}/1"
+        if args.raw
+        else f"videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width={width},height={height},"
+        f"framerate={args.fps}/1"
+    )
     pipeline = Gst.parse_launch(
-        f"videotestsrc num-buffers={frames} pattern=ball ! "
-        f"video/x-raw,width={width},height={height},framerate={args.fps}/1 ! videoconvert ! "
+        f"{source} ! videoconvert ! "
         f"x264enc speed-preset=ultrafast key-int-max={args.fps} bframes=0 ! "
         f"video/x-h264,profile=baseline ! h264parse ! mp4mux ! filesink location={args.out}"
     )
@@ -146,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     enc.add_argument("--size", default="320x240")
     enc.add_argument("--fps", type=int, default=30)
     enc.add_argument("--seconds", type=float, default=3.0)
+    enc.add_argument("--raw", action="store_true", help="encode raw BGR frames of --size read from stdin")
     srv = sub.add_parser("serve")
     srv.add_argument("--port", type=int, default=0)
     srv.add_argument("--mount", action="append", default=[], metavar="/PATH=FILE.mp4")
