@@ -23,6 +23,10 @@ Without ``--bundle`` the model is random-init full-width I3D with a linear probe
 only mark bright frames. With ``--bundle DIR`` an exported bundle runs with its own head, preprocessing (flow
 included) and frame rate on 640x360 30 fps videos of moving shapes. Its events do not come on cue, so (d) is
 not run, and (a) has no goal: a small backbone's limit is far above what decoding and preprocessing allow.
+
+``--rtsp [--seconds S]`` measures instead ``edge-runtime`` processes reading H.264 RTSP streams from a real
+server (cameras held at 30 fps at 640x360, goal >= 8, and at 1080p; memory, CPU and decoding's share, open and
+stop times): see :mod:`benchmarks.runtime_rtsp`.
 """
 
 from __future__ import annotations
@@ -278,7 +282,27 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
         "--max-cameras", type=int, metavar="N",
         help="most cameras (b) tries (default 10; 3 with --quick); the goal is checked when N >= 8",
     )  # fmt: skip
+    parser.add_argument(
+        "--rtsp", action="store_true",
+        help="RTSP cameras: edge-runtime reading H.264 streams (640x360 and 1080p) from a real RTSP server "
+        "(GStreamer's Python bindings needed); not with --bundle",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seconds", type=float, metavar="S",
+        help="--rtsp: seconds each trial runs after its streams opened (default 20; 6 with --quick)",
+    )  # fmt: skip
     opts = parser.parse_args(argv)
+    if opts.rtsp and opts.bundle is not None:
+        parser.error("--rtsp runs the full-width I3D INT8 bundle of its goal; leave out --bundle")
+    if opts.rtsp:
+        from tests.rtsp_helpers import gst_python_or_reason
+
+        if gst_python_or_reason()[0] is None:
+            parser.error(f"--rtsp needs the real RTSP server: {gst_python_or_reason()[1]}")
+    if opts.seconds is not None and not opts.rtsp:
+        parser.error("--seconds applies to --rtsp only")
+    if opts.seconds is not None and not 1 <= opts.seconds <= 600:
+        parser.error(f"--seconds must be in [1, 600], got {opts.seconds:g}")
     if opts.max_cameras is not None and opts.max_cameras < 1:
         parser.error(f"--max-cameras must be >= 1, got {opts.max_cameras}")
     if opts.max_cameras is None:
@@ -310,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("benchmarks").setLevel(logging.INFO)
     work = opts.work or Path(tempfile.mkdtemp(prefix="i3dmtn-bench-runtime-"))
     work.mkdir(parents=True, exist_ok=True)
+    if opts.rtsp:
+        from benchmarks.runtime_rtsp import run_rtsp
+
+        return run_rtsp(opts, build_bundle(work), work, load)
     if opts.bundle is None:
         bundle = load_bundle(build_bundle(work))
         models = load_models(bundle, backend="openvino", device="CPU")

@@ -28,6 +28,12 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     detect = "rtsp://10.0.0.5/sub"         # required: the stream that is scored (a camera's sub-stream)
     record = "rtsp://10.0.0.5/main"        # optional: its full-resolution stream (snapshots, clips)
 
+    [streams]                              # how RTSP cameras' video is decoded
+    decoder = "software"                   # software: OpenCV's FFmpeg, any OpenCV (default); nvv4l2decoder:
+                                           # Jetson's hardware decoder, vaapi: Intel's VA-API, both in a
+                                           # GStreamer pipeline (an OpenCV built with GStreamer; README)
+    codec = "h264"                         # h264 | h265: what the cameras send (hardware decoders); default h264
+
     [engine]                               # only the keys of the profile's backend
     workspace_mb = 1024                    # tensorrt: builder workspace, 16-65536; default 1024
     timing_cache = true                    # tensorrt: true (beside the engines), false, or an absolute path
@@ -84,6 +90,7 @@ __all__ = [
     "ModelSettings",
     "CameraSettings",
     "CameraStreams",
+    "StreamSettings",
     "EngineSettings",
     "EventSettings",
     "DeviceProfile",
@@ -112,7 +119,9 @@ _ENGINE_KEYS = {
     "onnxruntime": ("intra_op_threads",),
 }
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
-_SECTIONS = ("device", "model", "camera", "cameras", "engine", "events")
+_SECTIONS = ("device", "model", "camera", "cameras", "streams", "engine", "events")
+STREAM_DECODERS = ("software", "nvv4l2decoder", "vaapi")  # edge_runtime.stream_decoders builds each
+STREAM_CODECS = ("h264", "h265")
 _MISSING = object()
 # The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
 EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
@@ -155,6 +164,14 @@ class CameraStreams:
 
 
 @dataclass(frozen=True)
+class StreamSettings:
+    """``[streams]``: how RTSP cameras are decoded (see ``edge_runtime.stream_decoders``)."""
+
+    decoder: str = "software"  # works with any OpenCV on any device
+    codec: str = "h264"  # what most IP cameras send by default
+
+
+@dataclass(frozen=True)
 class EngineSettings:
     """Backend options; those of other backends stay None."""
 
@@ -190,6 +207,7 @@ class DeviceProfile:
     engine: EngineSettings
     events: EventSettings
     cameras: dict[str, CameraStreams] = dataclasses.field(default_factory=dict)
+    streams: StreamSettings = StreamSettings()
 
     def camera_pipeline(self, sensor_id: int = 0) -> str | None:
         """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
@@ -332,6 +350,15 @@ def _cameras(data: dict[str, Any], where: str) -> dict[str, CameraStreams]:
     return cameras
 
 
+def _streams(data: dict[str, Any], where: str) -> StreamSettings:
+    s = _Section(data, "streams", where)
+    s.only(("decoder", "codec"))
+    return StreamSettings(
+        decoder=s.choice("decoder", STREAM_DECODERS, "software"),
+        codec=s.choice("codec", STREAM_CODECS, "h264"),
+    )
+
+
 def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
     s = _Section(data, "engine", where)
     every = tuple(k for keys in _ENGINE_KEYS.values() for k in keys)
@@ -414,6 +441,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         engine=_engine(data, model.backend, where),
         events=_events(data, where),
         cameras=_cameras(data, where),
+        streams=_streams(data, where),
     )
 
 

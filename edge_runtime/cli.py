@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devices.profiles import EVENT_SECONDS_MAX
+from devices.profiles import EVENT_SECONDS_MAX, STREAM_DECODERS
 
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a camera index, /dev/video path, rtsp:// or http:// URL, gst:PIPELINE ! appsink, or "
                      "a video file (repeatable); NAME is the event's camera field (letters, digits, - _ .); "
                      "'SOURCE|record=URL' adds the camera's full-resolution record stream (SOURCE is scored)")  # fmt: skip
+    src.add_argument("--stream-decoder", choices=STREAM_DECODERS,
+                     help="how rtsp:// streams are decoded: software (OpenCV's FFmpeg, any OpenCV) or a hardware "
+                     "decoder in a GStreamer pipeline, nvv4l2decoder (Jetson) or vaapi (Intel), which needs an "
+                     "OpenCV built with GStreamer (default: the profile's [streams] decoder, else software)")  # fmt: skip
     src.add_argument("--realtime", action="store_true",
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
@@ -225,7 +229,10 @@ def _sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, Any]]:
         specs.append(
             f"{name}={streams.detect}" + (f"{RECORD_ROLE}{streams.record}" if streams.record else "")
         )
-    parsed = parse_source_specs(specs, realtime=args.realtime, loop=args.loop)
+    streams = profile.streams if profile is not None else None
+    decoder = args.stream_decoder or (streams.decoder if streams is not None else "software")
+    codec = streams.codec if streams is not None else "h264"
+    parsed = parse_source_specs(specs, realtime=args.realtime, loop=args.loop, decoder=decoder, codec=codec)
     names = [n for n, _ in cameras + parsed]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

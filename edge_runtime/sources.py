@@ -16,6 +16,7 @@ scores are deterministic. Stream URLs are shown with their password masked: cred
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ import numpy as np
 
 from .resample import file_fps
 from .schema import SchemaError, validate_id
+from .stream_decoders import SOFTWARE, DecoderError, check_decoder, opencv_has_gstreamer, stream_pipeline
 from .video import VideoReadError, iter_frames, probe_video
 
 __all__ = [
@@ -159,7 +161,7 @@ class _OpenCVSource(FrameSource):
         try:
             cap = self._capture()
         except cv2.error as exc:
-            raise SourceError(f"{self._open_error()} ({str(exc).strip().splitlines()[-1]})") from None
+            raise SourceError(f"{self._open_error()} ({_safe(str(exc).strip().splitlines()[-1])})") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(self._open_error())
@@ -239,6 +241,10 @@ class StreamSource(_OpenCVSource):
     cameras would wait eight seconds. An H.264 stream's size comes from its session description anyway. Set
     ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise (:data:`RTSP_FFMPEG_OPTIONS` is the default).
 
+    ``decoder`` other than ``"software"`` reads an RTSP stream through a hardware decoder in a GStreamer pipeline
+    (:mod:`edge_runtime.stream_decoders`; ``codec`` says h264 or h265): an OpenCV without GStreamer is refused
+    here, in one line, rather than at each open.
+
     Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
     that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
     opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
@@ -248,14 +254,25 @@ class StreamSource(_OpenCVSource):
     kind = "stream"
     _REANCHOR_S = 5.0  # a presentation time that jumps back, or this far ahead, restarts the anchor
 
-    def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0,
+                 decoder: str = SOFTWARE, codec: str = "h264") -> None:  # fmt: skip
         super().__init__()
         scheme = _SCHEME_RE.match(url)
         if not scheme or scheme.group(1).lower() not in STREAM_SCHEMES:
             raise SourceSpecError(
                 f"stream URL {redact_url(url)!r} must start with one of {[s + '://' for s in STREAM_SCHEMES]}"
             )
-        self.url = url
+        self.url, self.decoder = url, decoder
+        self.pipeline: str | None = None  # the GStreamer pipeline of a hardware decoder
+        if decoder != SOFTWARE:
+            try:
+                self.pipeline = stream_pipeline(url, decoder, codec, timeout_s=open_timeout_s)
+            except DecoderError as exc:
+                raise SourceSpecError(f"stream {redact_url(url)}: {exc}") from None
+            try:
+                check_decoder(decoder)
+            except DecoderError as exc:
+                raise SourceError(f"stream {redact_url(url)}: {exc}") from None
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self.fps = 0.0
         self.size = (0, 0)  # (width, height) the stream declares
@@ -270,13 +287,16 @@ class StreamSource(_OpenCVSource):
 
     @property
     def description(self) -> str:
-        return f"stream {redact_url(self.url)}"
+        via = f" (decoded by {self.decoder})" if self.pipeline else ""
+        return f"stream {redact_url(self.url)}{via}"
 
     @property
     def waits_at_start(self) -> bool:
         return True
 
     def _capture(self) -> cv2.VideoCapture:
+        if self.pipeline is not None:  # rtspsrc's tcp-timeout bounds the waits (see stream_pipeline)
+            return cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
@@ -284,7 +304,8 @@ class StreamSource(_OpenCVSource):
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def open(self) -> None:
-        with _FFMPEG_OPEN_LOCK:  # OpenCV opens one at a time anyway: start the clock when this one starts
+        # OpenCV opens one FFmpeg stream at a time anyway: start the clock when this one starts
+        with _FFMPEG_OPEN_LOCK if self.pipeline is None else contextlib.nullcontext():
             self._opened_at = time.time()
             super().open()
         assert self._cap is not None
@@ -315,11 +336,6 @@ class StreamSource(_OpenCVSource):
 
     def timestamp(self) -> float:
         return self._ts
-
-
-def opencv_has_gstreamer() -> bool:
-    """Whether this OpenCV build can open GStreamer pipelines."""
-    return bool(re.search(r"GStreamer:\s*YES", cv2.getBuildInformation()))
 
 
 class GStreamerSource(_OpenCVSource):
@@ -430,7 +446,7 @@ def _default_name(source: FrameSource, position: int) -> str:
     return f"cam{position}"
 
 
-def _make_source(text: str, realtime: bool, loop: bool) -> FrameSource:
+def _make_source(text: str, realtime: bool, loop: bool, decoder: str, codec: str) -> FrameSource:
     if text.startswith("gst:"):
         return GStreamerSource(text[4:].strip())
     if text.isdigit():
@@ -441,6 +457,8 @@ def _make_source(text: str, realtime: bool, loop: bool) -> FrameSource:
     scheme = _SCHEME_RE.match(text)
     if scheme and scheme.group(1).lower() == "file":
         return FileSource(urlsplit(text).path, realtime=realtime, loop=loop)
+    if scheme and scheme.group(1).lower() in ("rtsp", "rtsps"):
+        return StreamSource(text, decoder=decoder, codec=codec)
     if scheme:
         return StreamSource(text)
     if " ! " in text and "appsink" in text:
@@ -453,8 +471,8 @@ def _make_source(text: str, realtime: bool, loop: bool) -> FrameSource:
     return FileSource(path, realtime=realtime, loop=loop)
 
 
-def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
-                      loop: bool = False) -> tuple[str, FrameSource]:  # fmt: skip
+def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False, loop: bool = False,
+                      decoder: str = SOFTWARE, codec: str = "h264") -> tuple[str, FrameSource]:  # fmt: skip
     """``[NAME=]SOURCE`` -> ``(camera name, source)``.
 
     SOURCE: a camera index (``0``), a device path (``/dev/video2``), a stream URL (``rtsp://...``,
@@ -462,7 +480,8 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
     apply to files). NAME must pass :func:`edge_runtime.schema.validate_id`; the default is ``cam<position>``,
     or a file's stem made safe. ``SOURCE|record=RECORD`` gives the camera a record stream besides its detect
     stream SOURCE (Frigate's camera roles: the sub-stream is scored, the main stream kept at full size; a
-    ``|`` never appears unescaped in a URL), as :attr:`FrameSource.record`.
+    ``|`` never appears unescaped in a URL), as :attr:`FrameSource.record`. ``decoder`` / ``codec`` apply to
+    RTSP streams (see :class:`StreamSource`).
     """
     text = spec.strip()
     if not text:
@@ -478,11 +497,11 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
         if not text:
             raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{head}='")
     detect, sep, record = text.partition(RECORD_ROLE)
-    source = _make_source(detect.strip(), realtime, loop)
+    source = _make_source(detect.strip(), realtime, loop, decoder, codec)
     if sep:
         if not record.strip():
             raise SourceSpecError(f"source {_safe(spec)!r}: nothing after '{RECORD_ROLE}'")
-        source.record = _make_source(record.strip(), realtime, loop)
+        source.record = _make_source(record.strip(), realtime, loop, decoder, codec)
         if source.record.live != source.live:
             raise SourceSpecError(
                 f"source {_safe(spec)!r}: the detect and record streams must both be live or both files"
@@ -490,10 +509,13 @@ def parse_source_spec(spec: str, position: int = 0, *, realtime: bool = False,
     return name or _default_name(source, position), source
 
 
-def parse_source_specs(specs: Sequence[str], *, realtime: bool = False,
-                       loop: bool = False) -> list[tuple[str, FrameSource]]:  # fmt: skip
+def parse_source_specs(specs: Sequence[str], *, realtime: bool = False, loop: bool = False,
+                       decoder: str = SOFTWARE, codec: str = "h264") -> list[tuple[str, FrameSource]]:  # fmt: skip
     """Parse several specs (positions 0, 1, ...); two cameras with one name is an error."""
-    parsed = [parse_source_spec(s, i, realtime=realtime, loop=loop) for i, s in enumerate(specs)]
+    parsed = [
+        parse_source_spec(s, i, realtime=realtime, loop=loop, decoder=decoder, codec=codec)
+        for i, s in enumerate(specs)
+    ]
     seen: dict[str, Any] = {}
     for (name, _), spec in zip(parsed, specs, strict=True):
         if name in seen:

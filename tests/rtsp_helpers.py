@@ -16,7 +16,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 SCRIPT = Path(__file__).with_name("rtsp_server.py")
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "surveillance-fight"
@@ -67,6 +69,40 @@ def encode_h264(out: Path, *, size: str = "320x240", fps: int = 30, seconds: flo
             raise RuntimeError(f"encoding {out} failed: {result.stderr.strip()[-300:]}")
         tmp.rename(out)
     return out
+
+
+def encode_h264_frames(out: Path, frames: Iterable[Any], *, size: str, fps: int = 30) -> Path:
+    """Write BGR uint8 ``frames`` (numpy arrays of ``size`` WxH) as an H.264 mp4 with GStreamer's x264enc."""
+    python, why = gst_python_or_reason()
+    if python is None:
+        raise RuntimeError(why)
+    tmp = out.with_suffix(".part.mp4")
+    cmd = [python, str(SCRIPT), "encode", str(tmp), "--raw", "--size", size, "--fps", str(fps)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdin is not None
+    try:
+        for frame in frames:
+            proc.stdin.write(frame.tobytes())
+    finally:
+        proc.stdin.close()
+    proc.wait(timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"encoding {out} failed (GStreamer exit status {proc.returncode})")
+    tmp.rename(out)
+    return out
+
+
+def play_pipeline(pipeline: str, frames: int = 30, timeout: float = 60.0) -> str:
+    """Play a GStreamer ``pipeline`` ending in appsink under the Python with GStreamer's bindings until
+    ``frames`` frames came; its report ``frames N WIDTHxHEIGHT FORMAT``, or RuntimeError with its error."""
+    python, why = gst_python_or_reason()
+    if python is None:
+        raise RuntimeError(why)
+    cmd = [python, str(SCRIPT), "play", pipeline, "--frames", str(frames)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"the pipeline did not play: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip()
 
 
 class RtspServer:

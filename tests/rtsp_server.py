@@ -5,16 +5,19 @@ Run with a Python that has GStreamer's introspection bindings (Debian: ``python3
 installs them). The project's virtual environment usually cannot see them, so :mod:`tests.rtsp_helpers` starts
 this file with the system ``python3``. Only the standard library and ``gi`` are imported here.
 
-Two commands:
+Three commands:
 
 - ``encode OUT.mp4 --size 320x240 --fps 30 --seconds 3``: write a generated H.264 mp4 (``videotestsrc``'s
-  moving ball, ``x264enc``), for a clone without the real data set;
+  moving ball, ``x264enc``), for a clone without the real data set; with ``--raw`` the frames are raw BGR of
+  that size read from stdin instead (real video decoded by the caller);
 - ``serve --port 0 --mount /cam=FILE.mp4 ...``: serve each mp4 at ``rtsp://127.0.0.1:PORT/cam`` with
   ``filesrc ! qtdemux ! h264parse ! rtph264pay`` (no re-encoding), each client from the start of the file at
   its own rate. Prints ``port N`` once listening, then runs until SIGTERM / SIGINT or its stdin closes.
   ``--user NAME --password-env VAR`` requires basic authentication (the password read from ``$VAR``).
   ``--live /PATH=WxH`` serves one live scene (a moving ball, encoded as it is served) at that size; every
-  ``--live`` mount shows the same moment, as a camera's main and sub-streams do.
+  ``--live`` mount shows the same moment, as a camera's main and sub-streams do;
+- ``play PIPELINE --frames N``: play a pipeline that ends in ``appsink`` (as OpenCV would) until N frames came
+  and print ``frames N WIDTHxHEIGHT FORMAT`` (a reader's pipeline checked without an OpenCV built with GStreamer).
 """
 
 from __future__ import annotations
@@ -35,9 +38,14 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 def _encode(args: argparse.Namespace) -> int:
     width, height = (int(v) for v in args.size.split("x"))
     frames = round(args.seconds * args.fps)
+    source = (
+        f"fdsrc fd=0 ! rawvideoparse format=bgr width={width} height={height} framerate={args.fps}/1"
+        if args.raw
+        else f"videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width={width},height={height},"
+        f"framerate={args.fps}/1"
+    )
     pipeline = Gst.parse_launch(
-        f"videotestsrc num-buffers={frames} pattern=ball ! "
-        f"video/x-raw,width={width},height={height},framerate={args.fps}/1 ! videoconvert ! "
+        f"{source} ! videoconvert ! "
         f"x264enc speed-preset=ultrafast key-int-max={args.fps} bframes=0 ! "
         f"video/x-h264,profile=baseline ! h264parse ! mp4mux ! filesink location={args.out}"
     )
@@ -117,6 +125,25 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _play(args: argparse.Namespace) -> int:
+    pipeline = Gst.parse_launch(args.pipeline)
+    sink = next(e for e in pipeline.children if e.get_factory().get_name() == "appsink")
+    pipeline.set_state(Gst.State.PLAYING)
+    frames, caps = 0, None
+    while frames < args.frames:
+        sample = sink.emit("try-pull-sample", int(args.timeout * Gst.SECOND))
+        if sample is None:
+            break
+        frames, caps = frames + 1, sample.get_caps().get_structure(0)
+    pipeline.set_state(Gst.State.NULL)
+    if caps is None:
+        print("no frame came", file=sys.stderr)
+        return 1
+    size = f"{caps.get_value('width')}x{caps.get_value('height')}"
+    print(f"frames {frames} {size} {caps.get_value('format')}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,15 +152,20 @@ def main(argv: list[str] | None = None) -> int:
     enc.add_argument("--size", default="320x240")
     enc.add_argument("--fps", type=int, default=30)
     enc.add_argument("--seconds", type=float, default=3.0)
+    enc.add_argument("--raw", action="store_true", help="encode raw BGR frames of --size read from stdin")
     srv = sub.add_parser("serve")
     srv.add_argument("--port", type=int, default=0)
     srv.add_argument("--mount", action="append", default=[], metavar="/PATH=FILE.mp4")
     srv.add_argument("--live", action="append", default=[], metavar="/PATH=WIDTHxHEIGHT")
     srv.add_argument("--user")
     srv.add_argument("--password-env", metavar="VAR")
+    play = sub.add_parser("play")
+    play.add_argument("pipeline")
+    play.add_argument("--frames", type=int, default=30)
+    play.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each frame")
     args = parser.parse_args(argv)
     Gst.init(None)
-    return _encode(args) if args.command == "encode" else _serve(args)
+    return {"encode": _encode, "serve": _serve, "play": _play}[args.command](args)
 
 
 if __name__ == "__main__":

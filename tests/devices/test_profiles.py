@@ -106,6 +106,14 @@ def test_bad_value_names_the_key_and_the_choices(tmp_path):
     assert _error(path) == f"{path}: [model] precision must be one of int8, fp16, fp32, got 'int4'"
 
 
+def test_stream_decoder_defaults_to_software_and_a_bad_one_names_the_choices(tmp_path):
+    assert load_profile(_write(tmp_path, MINIMAL)).streams.decoder == "software"
+    h265 = load_profile(_write(tmp_path, MINIMAL + '[streams]\ndecoder = "vaapi"\ncodec = "h265"\n'))
+    assert (h265.streams.decoder, h265.streams.codec) == ("vaapi", "h265")
+    message = _error(_write(tmp_path, MINIMAL + '[streams]\ndecoder = "nvdec"\n'))
+    assert message.endswith("[streams] decoder must be one of software, nvv4l2decoder, vaapi, got 'nvdec'")
+
+
 def test_bad_type_names_the_key_and_the_type(tmp_path):
     message = _error(_write(tmp_path, MINIMAL + 'input_size = "224"\n'))
     assert "[model] input_size must be an integer, got string '224'" in message

@@ -1,8 +1,9 @@
 """Eight IP cameras on one runtime: H.264 640x360 30 fps over RTSP from a real server (GStreamer's).
 
 One run of ``edge-runtime`` with eight RTSP cameras, shared by the tests: memory stays bounded because frames
-are made small in the capture threads. The figures themselves are the benchmark's (benchmarks/runtime.py
-``--rtsp``); the bounds here are generous.
+are made small in the capture threads, the streams all open and SIGTERM ends it. The figures themselves (resident
+MB per camera, open time, stop time) are the benchmark's (``python -m benchmarks.runtime --rtsp``); the bounds
+here are generous, so that only a hang fails them, never a loaded machine.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ CAMERAS = 8
 MB = 1 << 20
 # Generous: the process itself (Python, OpenCV, ONNX Runtime, paho) plus the 60 MB per camera of the goal.
 RSS_BOUND_MB = 400 + 60 * CAMERAS
+OPEN_DEADLINE_S = 30.0  # all streams opened within this of each other (measured: about 1 s, the benchmark's)
+STOP_WATCHDOG_S = 15.0  # SIGTERM to exit; longer is a hang (measured: well under 2 s, the benchmark's)
 
 
 def _rss_mb(pid: int) -> float:
@@ -65,9 +68,10 @@ def eight_cameras(tmp_path_factory):
         time.sleep(1.0)
         rss = _rss_mb(proc.pid) if proc.poll() is None else float("nan")
         stats = _latest_stats(sub)
-        stop_at = time.monotonic()
-        code, stderr = finish(proc, sig=signal.SIGTERM)
-        stop_s = time.monotonic() - stop_at
+        try:
+            code, stderr, stopped = *finish(proc, timeout=STOP_WATCHDOG_S, sig=signal.SIGTERM), True
+        except AssertionError as hang:  # finish killed it: the message holds the log
+            code, stderr, stopped = None, str(hang), False
         sub.close()
     return {
         "flowing": flowing,
@@ -75,7 +79,7 @@ def eight_cameras(tmp_path_factory):
         "stats": stats,
         "code": code,
         "stderr": stderr,
-        "stop_s": stop_s,
+        "stopped": stopped,
     }
 
 
@@ -87,18 +91,18 @@ def test_eight_rtsp_cameras_all_deliver_frames(eight_cameras):
     assert eight_cameras["code"] == 0
 
 
-def test_eight_rtsp_streams_are_all_open_within_a_few_seconds(eight_cameras):
+def test_eight_rtsp_streams_all_open_together(eight_cameras):
     opened = [
         r["time"] for r in json_logs(eight_cameras["stderr"]) if ": opened stream rtsp://" in r["message"]
     ]
     assert len(opened) == CAMERAS
     # OpenCV opens one FFmpeg stream at a time in a process: the opens are started together and FFmpeg's
-    # short probe keeps each one short (with its default probe, eight streams took 8 s to open).
-    assert max(opened) - min(opened) < 6.0
+    # short probe keeps each one short. Only a hang fails this bound; the open time is the benchmark's figure.
+    assert max(opened) - min(opened) < OPEN_DEADLINE_S
 
 
-def test_sigterm_ends_a_runtime_with_eight_rtsp_cameras_within_two_seconds(eight_cameras):
-    assert eight_cameras["code"] == 0 and eight_cameras["stop_s"] < 2.0, eight_cameras["stderr"][-2000:]
+def test_sigterm_ends_a_runtime_with_eight_rtsp_cameras_before_the_watchdog(eight_cameras):
+    assert eight_cameras["stopped"] and eight_cameras["code"] == 0, eight_cameras["stderr"][-2000:]
 
 
 def test_eight_rtsp_cameras_stay_within_a_generous_memory_bound(eight_cameras):
