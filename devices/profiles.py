@@ -52,6 +52,8 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     cooldown_s = 5.0                       # quiet time (<= 86400 s) after an end before a start; default 5
     update_interval_s = 2.0                # one update per interval (<= 3600 s); default 2.0
 
+    [clips]                                # event clips: see devices/clip_settings.py for every key
+
 >>> load_profile("generic-cpu").model.backend
 'onnxruntime'
 """
@@ -67,6 +69,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .clip_settings import ClipSettings, parse_clips
 
 try:
     import tomllib
@@ -112,7 +116,7 @@ _ENGINE_KEYS = {
     "onnxruntime": ("intra_op_threads",),
 }
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
-_SECTIONS = ("device", "model", "camera", "cameras", "engine", "events")
+_SECTIONS = ("device", "model", "camera", "cameras", "engine", "events", "clips")
 _MISSING = object()
 # The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
 EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
@@ -190,6 +194,7 @@ class DeviceProfile:
     engine: EngineSettings
     events: EventSettings
     cameras: dict[str, CameraStreams] = dataclasses.field(default_factory=dict)
+    clips: ClipSettings | None = None  # None: no [clips] section, no clips unless edge-runtime --clips-dir
 
     def camera_pipeline(self, sensor_id: int = 0) -> str | None:
         """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
@@ -414,6 +419,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         engine=_engine(data, model.backend, where),
         events=_events(data, where),
         cameras=_cameras(data, where),
+        clips=parse_clips(_Section(data, "clips", where)) if "clips" in data else None,
     )
 
 

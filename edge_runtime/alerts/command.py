@@ -35,6 +35,7 @@ Environment:
   {ENV_USERNAME}       MQTT user name (or --username)
   {ENV_PASSWORD}       MQTT password (never an option: argv is visible to every user)
   {ENV_PASSWORD_FILE}  file holding the MQTT password (e.g. a systemd credential)
+  I3DMTN_CLIP_TOKEN          token of the devices' clip endpoint (--save-clips); or I3DMTN_CLIP_TOKEN_FILE
 
 Exit status: 0 on Ctrl-C / SIGTERM, after --count events, or at --timeout without --count;
 1 if --timeout passes before --count events arrive or the broker cannot be reached; 2 on a bad option.
@@ -43,6 +44,7 @@ Examples:
   i3dmtn alerts --broker broker.lan
   i3dmtn alerts --json --device cam-door | jq .peak_score
   i3dmtn alerts --web :8080 --save-snapshots ~/alerts --exec "notify-send 'fight detected'"
+  i3dmtn alerts --save-clips ~/clips --clip-server 'http://{{device_id}}.lan:8765'
   i3dmtn alerts --group pager --client-id pager-1 --persistent --exec /usr/local/bin/page-guard
 """
 
@@ -62,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="write the snapshot near each start to DIR/<device>_<camera>_<event_id>.jpg",
+    )
+    parser.add_argument(
+        "--save-clips",
+        metavar="DIR",
+        type=Path,
+        help="fetch the clip of each event from its device once its end says it exists, check its SHA-256, "
+        "and keep it as DIR/<device>/<event_id>.mp4 (needs --clip-server and the clip token)",
+    )
+    parser.add_argument(
+        "--clip-server",
+        metavar="URL",
+        help="the devices' clip endpoint, e.g. http://{device_id}.lan:8765 ({device_id} is replaced by the "
+        "event's device id)",
     )
     parser.add_argument(
         "--exec",
@@ -122,6 +137,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.timeout is not None:
         _check_seconds(args.timeout, "--timeout")
     _check_seconds(args.exec_timeout, "--exec-timeout")
+    if args.save_clips is not None and not args.clip_server:
+        raise _usage_error("--save-clips needs --clip-server URL (where the devices serve their clips)")
+    if args.clip_server and not args.clip_server.startswith(("http://", "https://")):
+        raise _usage_error(f"--clip-server must be an http:// or https:// URL, got {args.clip_server!r}")
     if args.persistent and not args.client_id:
         raise _usage_error("--persistent needs --client-id (the broker keeps the session under that id)")
 
@@ -167,6 +186,9 @@ def _run(args: argparse.Namespace) -> int:
             raise _usage_error(
                 f"--save-snapshots {str(args.save_snapshots)!r}: {exc.strerror or exc}"
             ) from None
+    fetcher = _clip_fetcher(args) if args.save_clips is not None else None
+    if fetcher:
+        sinks.append(fetcher)
     web = _start_web(args.web, settings.topic_prefix, sinks) if args.web else None
     try:
         consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
@@ -181,6 +203,22 @@ def _run(args: argparse.Namespace) -> int:
             web.stop()
         if runner:
             runner.close(timeout=args.exec_timeout)
+        if fetcher:
+            fetcher.close(timeout=30.0)
+
+
+def _clip_fetcher(args: argparse.Namespace) -> Any:
+    from edge_runtime.alerts.clip_fetcher import ClipFetcher
+    from edge_runtime.clip_server import read_clip_token
+
+    try:
+        token = read_clip_token()
+    except ValueError as exc:
+        raise _usage_error(f"--save-clips: {exc}") from None
+    try:
+        return ClipFetcher(args.save_clips, args.clip_server, token)
+    except OSError as exc:
+        raise _usage_error(f"--save-clips {str(args.save_clips)!r}: {exc.strerror or exc}") from None
 
 
 def _start_web(address: str, prefix: str, sinks: list[Any]) -> Any:
