@@ -26,6 +26,11 @@ __all__ = [
     "status_topic",
     "stats_topic",
     "snapshot_topic",
+    "REVIEW_SCHEMA",
+    "REVIEW_VERDICTS",
+    "MAX_REVIEW_NOTE",
+    "validate_review",
+    "reviews_topic",
 ]
 
 EVENT_SCHEMA = "i3dmtn.event/1"
@@ -49,6 +54,11 @@ CLIP_FIELDS: dict[str, tuple[type, ...]] = {
 }
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 CLIP_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\.(?:mp4|webm)")
+# A person's review of an event, retained at {prefix}/{device_id}/reviews/{event_id} so that every watcher
+# (and one started later) agrees on it; the latest ``reviewed_at`` wins.
+REVIEW_SCHEMA = "i3dmtn.review/1"
+REVIEW_VERDICTS = ("fight", "false_alarm")
+MAX_REVIEW_NOTE = 500  # characters
 EVENT_TYPES = ("start", "update", "end")
 # the retained /status payloads: degraded = running, but the outbox cannot store (events come without it)
 DEVICE_STATUSES = ("online", "offline", "degraded")
@@ -149,6 +159,30 @@ def _validate_clip(clip: Any) -> None:
         raise SchemaError("clip sha256 must be 64 lower-case hex digits")
 
 
+def validate_review(message: Any) -> dict[str, Any]:
+    """Check a review against ``i3dmtn.review/1``: ``{"schema", "event_id", "device_id", "camera", "verdict"
+    ("fight" | "false_alarm"), "note" (str, may be empty), "reviewer" (an id), "reviewed_at" (epoch s)}``;
+    return it or raise :class:`SchemaError`. Unknown fields are kept, as for events."""
+    if not isinstance(message, dict):
+        raise SchemaError(f"a review must be a JSON object, got {type(message).__name__}")
+    if message.get("schema") != REVIEW_SCHEMA:
+        raise SchemaError(
+            f"unknown review schema {str(message.get('schema'))[:40]!r}; expected {REVIEW_SCHEMA!r}"
+        )
+    for key in ("event_id", "device_id", "camera", "reviewer"):
+        validate_id(message.get(key), f"review {key}")
+    if message.get("verdict") not in REVIEW_VERDICTS:
+        raise SchemaError(
+            f"review verdict must be one of {REVIEW_VERDICTS}, got {str(message.get('verdict'))[:40]!r}"
+        )
+    note = message.get("note")
+    if not isinstance(note, str) or len(note) > MAX_REVIEW_NOTE:
+        raise SchemaError(f"review note must be a string of at most {MAX_REVIEW_NOTE} characters")
+    if not is_finite_number(message.get("reviewed_at")):
+        raise SchemaError("review reviewed_at must be a finite number (epoch seconds)")
+    return message
+
+
 def event_clip(message: dict[str, Any]) -> dict[str, Any] | None:
     """The existing ``i3dmtn.clip/1`` clip of a validated event, else None (none, not written, or a version
     this code does not know)."""
@@ -203,3 +237,7 @@ def stats_topic(prefix: str, device_id: str) -> str:
 
 def snapshot_topic(prefix: str, device_id: str, camera: str) -> str:
     return _topic(prefix, device_id, f"snapshot/{validate_id(camera, 'camera')}")
+
+
+def reviews_topic(prefix: str, device_id: str, event_id: str) -> str:
+    return _topic(prefix, device_id, f"reviews/{validate_id(event_id, 'event_id')}")

@@ -54,6 +54,7 @@ class ClipFetcher(AlertSink):
         self.server_url, self.retry_s, self.timeout_s = server_url.rstrip("/"), retry_s, timeout_s
         self._token = token
         self.saved: list[Path] = []
+        self.listeners: list[Any] = []  # called as listener(event, path) after each clip is saved
         self.failed: list[str] = []  # event ids
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(max_pending)
         self._stop = threading.Event()
@@ -108,8 +109,17 @@ class ClipFetcher(AlertSink):
                 log.warning("clip of event %s not fetched from %s: %s", event["event_id"], url, reason)
                 break
             else:
+                if path.exists():
+                    self._tell(event, path)
                 return
         self.failed.append(event["event_id"])
+
+    def _tell(self, event: dict[str, Any], path: Path) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, path)
+            except Exception:  # noqa: BLE001 - a listener never stops the fetching
+                log.exception("clip listener failed for %s", path)
 
     def _fetch(self, url: str, path: Path, clip: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ Environment:
   {ENV_PASSWORD}       MQTT password (never an option: argv is visible to every user)
   {ENV_PASSWORD_FILE}  file holding the MQTT password (e.g. a systemd credential)
   I3DMTN_CLIP_TOKEN          token of the devices' clip endpoint (--save-clips); or I3DMTN_CLIP_TOKEN_FILE
+  I3DMTN_WEB_PASSWORD        password to review on the --web page (needed beyond loopback); or
+                             I3DMTN_WEB_PASSWORD_FILE
 
 Exit status: 0 on Ctrl-C / SIGTERM, after --count events, or at --timeout without --count;
 1 if --timeout passes before --count events arrive or the broker cannot be reached; 2 on a bad option.
@@ -45,6 +47,8 @@ Examples:
   i3dmtn alerts --json --device cam-door | jq .peak_score
   i3dmtn alerts --web :8080 --save-snapshots ~/alerts --exec "notify-send 'fight detected'"
   i3dmtn alerts --save-clips ~/clips --clip-server 'http://{{device_id}}.lan:8765'
+  I3DMTN_WEB_PASSWORD_FILE=~/.i3dmtn-web i3dmtn alerts --web 0.0.0.0:8080 --save-clips ~/clips \\
+      --clip-server 'http://{{device_id}}.lan:8765' --db ~/clips/watcher.sqlite
   i3dmtn alerts --group pager --client-id pager-1 --persistent --exec /usr/local/bin/page-guard
 """
 
@@ -109,8 +113,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--web",
         metavar="[HOST]:PORT",
-        help="also serve a live page at http://HOST:PORT/ (default host 127.0.0.1; no authentication, "
-        "so bind beyond loopback only behind a proxy)",
+        help="also serve a live page at http://HOST:PORT/ (default host 127.0.0.1): events, their clips "
+        "(--save-clips) and score timelines, and, with --db, marking an event 'fight' or 'false alarm'. "
+        "Viewing needs no login; reviewing from beyond loopback needs I3DMTN_WEB_PASSWORD(_FILE)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        type=Path,
+        help="the watcher's SQLite database: every event seen (with its clip and score timeline) and the "
+        "reviews, made here or by other watchers (retained on PREFIX/DEVICE/reviews/EVENT_ID); "
+        "read by `i3dmtn data harvest` (default: DIR/watcher.sqlite with --save-clips DIR)",
+    )
+    parser.add_argument(
+        "--reviewer",
+        metavar="ID",
+        help="the name reviews made on this page are signed with (default: the user name)",
     )
     parser.add_argument("--count", metavar="N", type=int, help="exit after N events (after de-duplication)")
     parser.add_argument("--timeout", metavar="S", type=float, help="exit after S seconds")
@@ -189,7 +207,10 @@ def _run(args: argparse.Namespace) -> int:
     fetcher = _clip_fetcher(args) if args.save_clips is not None else None
     if fetcher:
         sinks.append(fetcher)
-    web = _start_web(args.web, settings.topic_prefix, sinks) if args.web else None
+    store = _review_store(args)
+    if store:
+        sinks.append(store)
+    web, desk = _start_web(args, settings.topic_prefix, sinks, store, fetcher) if args.web else (None, None)
     try:
         consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
     except SchemaError as exc:
@@ -197,10 +218,12 @@ def _run(args: argparse.Namespace) -> int:
             web.stop()
         raise _usage_error(str(exc)) from None
     try:
-        return _watch(settings, consumer, client_id, args, counter, printer)
+        return _watch(settings, consumer, client_id, args, counter, printer, desk)
     finally:
         if web:
             web.stop()
+        if store:
+            store.close()
         if runner:
             runner.close(timeout=args.exec_timeout)
         if fetcher:
@@ -221,26 +244,67 @@ def _clip_fetcher(args: argparse.Namespace) -> Any:
         raise _usage_error(f"--save-clips {str(args.save_clips)!r}: {exc.strerror or exc}") from None
 
 
-def _start_web(address: str, prefix: str, sinks: list[Any]) -> Any:
-    from edge_runtime.alerts.state import AlertState
-    from edge_runtime.alerts.web import AlertWebServer, parse_listen_address
+def _review_store(args: argparse.Namespace) -> Any:
+    import sqlite3
+
+    from edge_runtime.alerts.review_store import ReviewStore
+
+    path = args.db or (args.save_clips / "watcher.sqlite" if args.save_clips is not None else None)
+    if path is None:
+        return None
+    try:
+        return ReviewStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _usage_error(f"--db {str(path)!r}: cannot open it as a SQLite database ({exc})") from None
+
+
+def _start_web(args: argparse.Namespace, prefix: str, sinks: list[Any], store: Any, fetcher: Any) -> Any:
+    from edge_runtime.alerts.reviewing import ReviewDesk, default_reviewer, page_record
+    from edge_runtime.alerts.state import RECENT_EVENTS, AlertState
+    from edge_runtime.alerts.web import AlertWebServer, clip_url, parse_listen_address
+    from edge_runtime.alerts.web_auth import read_web_password
+    from edge_runtime.schema import SchemaError
 
     try:
-        host, port = parse_listen_address(address)
+        host, port = parse_listen_address(args.web)
+        password = read_web_password()
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     state = AlertState(prefix)
+    desk = None
+    if store is not None:
+        try:
+            desk = ReviewDesk(prefix, store, state, args.reviewer or default_reviewer())
+        except SchemaError as exc:
+            raise _usage_error(str(exc)) from None
+        state.restore([page_record(r, args.save_clips) for r in store.recent_events(RECENT_EVENTS)
+                       if r["ended_at"] is not None])  # fmt: skip
+        for review in store.reviews():
+            state.on_review(review)
+    if fetcher is not None:
+        fetcher.listeners.append(
+            lambda event, path: state.on_clip_saved(
+                event["event_id"], clip_url(event["device_id"], path.name), event["clip"]["duration_s"]
+            )
+        )
     try:
-        web = AlertWebServer(state, host, port).start()
+        web = AlertWebServer(
+            state, host, port, desk=desk, password=password, clips_dir=args.save_clips
+        ).start()
     except OSError as exc:
         raise _usage_error(
-            f"--web {address!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            f"--web {args.web!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
         ) from None
+    if web.auth.read_only and desk is not None:
+        log.warning(
+            "--web %s is beyond loopback and no I3DMTN_WEB_PASSWORD is set: the page is read-only", args.web
+        )
     sinks.append(state)
-    return web
+    return web, desk
 
 
-def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any) -> int:
+def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any,
+           desk: Any = None) -> int:  # fmt: skip
     """Connect, subscribe (again on every reconnect), and wait for the end condition."""
     from edge_runtime.mqtt_settings import make_client
 
@@ -265,6 +329,8 @@ def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, count
             f"cannot set up TLS with {', '.join(tls_files) or 'the system CAs'}: {exc}"
         ) from None
     subscriptions = consumer.subscriptions()
+    if desk is not None:
+        desk.attach(client)
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:
