@@ -58,6 +58,8 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     cooldown_s = 5.0                       # quiet time (<= 86400 s) after an end before a start; default 5
     update_interval_s = 2.0                # one update per interval (<= 3600 s); default 2.0
 
+    [clips]                                # event clips: see devices/clip_settings.py for every key
+
 >>> load_profile("generic-cpu").model.backend
 'onnxruntime'
 """
@@ -73,6 +75,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .clip_settings import ClipSettings, parse_clips
 
 try:
     import tomllib
@@ -119,7 +123,7 @@ _ENGINE_KEYS = {
     "onnxruntime": ("intra_op_threads",),
 }
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
-_SECTIONS = ("device", "model", "camera", "cameras", "streams", "engine", "events")
+_SECTIONS = ("device", "model", "camera", "cameras", "streams", "engine", "events", "clips")
 STREAM_DECODERS = ("software", "nvv4l2decoder", "vaapi")  # edge_runtime.stream_decoders builds each
 STREAM_CODECS = ("h264", "h265")
 _MISSING = object()
@@ -208,6 +212,7 @@ class DeviceProfile:
     events: EventSettings
     cameras: dict[str, CameraStreams] = dataclasses.field(default_factory=dict)
     streams: StreamSettings = StreamSettings()
+    clips: ClipSettings | None = None  # None: no [clips] section, no clips unless edge-runtime --clips-dir
 
     def camera_pipeline(self, sensor_id: int = 0) -> str | None:
         """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
@@ -442,6 +447,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         events=_events(data, where),
         cameras=_cameras(data, where),
         streams=_streams(data, where),
+        clips=parse_clips(_Section(data, "clips", where)) if "clips" in data else None,
     )
 
 

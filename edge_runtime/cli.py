@@ -24,6 +24,7 @@ from typing import Any
 
 from devices.profiles import EVENT_SECONDS_MAX, STREAM_DECODERS
 
+from .clip_options import add_clip_arguments
 from .logging_setup import LOG_FORMATS, LOG_LEVELS, setup_logging
 from .mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
 from .usage import UsageError
@@ -40,6 +41,7 @@ environment:
   {ENV_USERNAME}       MQTT user name when --username is not given
   STATE_DIRECTORY            default folder of the outbox (set by systemd's StateDirectory=)
   I3DMTN_ENGINE_CACHE        TensorRT engine cache folder (Jetson)
+  I3DMTN_CLIP_TOKEN          token of the clip endpoint ([clips] http_bind); or I3DMTN_CLIP_TOKEN_FILE
 
 exit status: 0 after a clean stop (signal, also during start-up, or every source ended); 1 runtime error
 (bundle, outbox unusable or in use by another runtime, camera, backend, a failed file source); 2 bad options.
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--audit-log", metavar="PATH",
                      help="append every produced event message (event_id, seq, type, camera) as a JSON line")  # fmt: skip
     add_mqtt_arguments(p)
+    add_clip_arguments(p)
     diag = p.add_argument_group("diagnostics")
     diag.add_argument("--show", action="store_true",
                       help="show each camera with its score in a window (needs a display; else a warning)")  # fmt: skip
@@ -311,6 +314,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     from devices.profiles import load_profile
 
     from .bundle import load_bundle
+    from .clip_options import clip_settings, serve_clips
     from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
     from .outbox_fallback import FallbackOutbox
@@ -337,6 +341,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         bundle.check_profile(profile)
     policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
+    clips, clips_folder = clip_settings(args, profile, device_id)
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,
@@ -346,10 +351,16 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         show=args.show,
         audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
         ha_discovery=args.ha_discovery,
+        clips=clips,
+        clips_folder=clips_folder,
     )
     # one runtime per outbox; every problem of the file is one line here, before the models load; a full
     # disk only degrades (events kept in memory)
-    with OutboxLock(outbox_path), FallbackOutbox.open(outbox_path) as outbox:
+    with (
+        OutboxLock(outbox_path),
+        FallbackOutbox.open(outbox_path) as outbox,
+        serve_clips(clips, clips_folder),
+    ):
         models = _load_models(args, profile, bundle)
         try:
             publisher = MqttPublisher(settings, device_id, outbox)
@@ -405,6 +416,7 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
 
     from .backends import BackendError
     from .bundle import BundleError
+    from .clips import ClipError
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
@@ -413,6 +425,8 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
     except (UsageError, SourceSpecError) as exc:
         return _error(str(exc), 2)
     except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
+        return _error(str(exc), 1)
+    except ClipError as exc:
         return _error(str(exc), 1)
 
 

@@ -11,6 +11,10 @@ snapshot on ``start`` and when the peak rises (at most every ``snapshot_interval
 ``stats_interval_s``, with the seconds the loop has spent in the snippet windows (preprocessing), the
 backbone, the heads, and waiting idle for frames.
 
+With clips (``RuntimeConfig.clips``) each camera's scored frames also feed its pre-capture ring
+(:class:`~edge_runtime.clips.CameraClips`); a ``start`` is sent, then its clip's writer begins; an ``end`` is
+held until its clip is written and then sent with the clip's description.
+
 Stop (:meth:`Runtime.request_stop`, from SIGTERM / SIGINT) or the end of every source: captures stop, open
 events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` is published.
 
@@ -21,6 +25,7 @@ events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -34,9 +39,13 @@ from typing import IO, Any
 
 import numpy as np
 
+from devices.clip_settings import ClipSettings
+
 from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
 from .bundle import Bundle
 from .capture import CaptureThread, Frame
+from .clip_store import ClipStore
+from .clips import CameraClips
 from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .mqtt import MqttPublisher
@@ -141,6 +150,8 @@ class RuntimeConfig:
     show: bool = False  # a local window per camera (only with a display)
     audit_log: Path | None = None  # JSONL of every produced event message (event_id, seq, type, camera)
     ha_discovery: bool = False  # publish Home Assistant discovery configs once connected
+    clips: ClipSettings | None = None  # record a clip of each event (None: no clips)
+    clips_folder: Path | None = None  # where (the settings' folder, resolved for this device id)
 
 
 def _start_capture(capture: CaptureThread) -> BaseException | None:
@@ -155,8 +166,9 @@ class _Camera:
     """One camera's pipeline state."""
 
     def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
-                 max_queue: int) -> None:  # fmt: skip
+                 max_queue: int, clips: CameraClips | None = None) -> None:  # fmt: skip
         self.name = name
+        self.clips = clips
         # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
         shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
         self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink)
@@ -173,6 +185,11 @@ class _Camera:
         self.full_frame: np.ndarray | None = None  # full-size image of the ready snippet's last frame
 
 
+def _hold_ends(cam: _Camera, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages to send now: an ``end`` waits for its clip (:meth:`CameraClips.hold`)."""
+    return messages if cam.clips is None else cam.clips.hold(messages)
+
+
 class Runtime:
     """Runs the loop for ``cameras`` (``[(name, source)]``) until stopped or every source has ended."""
 
@@ -186,6 +203,7 @@ class Runtime:
     ) -> None:
         self.bundle, self.models, self.publisher, self.config = bundle, models, publisher, config
         info = {**bundle.model_info(), "precision": models.precision, "backend": models.backend}
+        self.clip_store = ClipStore.open(config.clips, config.clips_folder) if config.clips else None
         self.cameras = {
             name: _Camera(
                 name,
@@ -193,6 +211,7 @@ class Runtime:
                 bundle,
                 EventStateMachine(config.device_id, name, config.policy, info),
                 config.max_queue,
+                self._camera_clips(name, src),
             )  # fmt: skip
             for name, src in cameras
         }
@@ -206,6 +225,13 @@ class Runtime:
         self._display: ScoreDisplay | None = None
         self._discovery_sent = False
         self.failed_sources: list[str] = []
+
+    def _camera_clips(self, name: str, source: FrameSource) -> CameraClips | None:
+        c = self.config.clips
+        if c is None or self.clip_store is None:
+            return None
+        return CameraClips.for_camera(name, source, self.clip_store, c, self.config.policy.min_duration_s,
+                                      self.bundle.window)  # fmt: skip
 
     # ---- control ---------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -261,6 +287,8 @@ class Runtime:
             ready, consumed = self._collect()
             if ready:
                 self._score(ready)
+            for cam in self.cameras.values():
+                self._release_clips(cam)
             if all(cam.done for cam in self.cameras.values()):
                 log.info("every source has ended")
                 return
@@ -297,6 +325,8 @@ class Runtime:
                 started = time.perf_counter()
                 snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk)
                 self.stats.frame(cam.name, time.perf_counter() - started)
+                if cam.clips is not None:
+                    cam.clips.feed(frame.timestamp, frame.image)
                 if snippet is not None:
                     ready[cam.name] = snippet
                     cam.full_frame = self._full_frame(cam, frame)
@@ -322,7 +352,11 @@ class Runtime:
             cam = self.cameras[name]
             produced[name] = cam.machine.observe(scores[name], snippet.last_ts, frame=cam.full_frame)
             cam.full_frame = None
-        self._emit([m for messages in produced.values() for m in messages])  # every camera: one fsync
+        now = [m for name, messages in produced.items() for m in _hold_ends(self.cameras[name], messages)]
+        self._emit(now)  # every camera: one fsync
+        for name in produced:  # clips begin once their start is sent: it never waits on a writer
+            if self.cameras[name].clips is not None:
+                self.cameras[name].clips.begin()
         for name, snippet in ready.items():
             cam, score, messages = self.cameras[name], scores[name], produced[name]
             self._snapshot(cam, started=any(m["type"] == "start" for m in messages))
@@ -347,6 +381,10 @@ class Runtime:
         if self._audit is not None:
             self._audit.flush()
 
+    def _release_clips(self, cam: _Camera) -> None:
+        if cam.clips is not None:
+            self._emit(cam.clips.finished_ends())
+
     def _snapshot(self, cam: _Camera, *, started: bool) -> None:
         machine = cam.machine
         if not machine.active:
@@ -369,7 +407,9 @@ class Runtime:
 
     def _close_events(self, cam: _Camera) -> None:
         # A file played fast has timestamps ahead of the wall clock: never end before the last frame seen.
-        self._emit(cam.machine.close(max(time.time(), cam.last_ts)))
+        self._emit(_hold_ends(cam, cam.machine.close(max(time.time(), cam.last_ts))))
+        if cam.clips is not None:  # the clip with the frames seen so far
+            self._emit(cam.clips.close(timeout=self.config.flush_timeout_s))
 
     def _publish_stats(self) -> dict[str, Any]:
         body = self.stats.snapshot(
@@ -378,6 +418,9 @@ class Runtime:
             {n: c.machine.active for n, c in self.cameras.items()},
         )
         body["precision"], body["backend"] = self.models.precision, self.models.backend
+        if self.clip_store is not None:
+            ring = sum(c.clips.ring.nbytes for c in self.cameras.values() if c.clips is not None)
+            body["clips"] = {**dataclasses.asdict(self.clip_store.stats), "ring_mb": round(ring / 1e6, 2)}
         for name, cam in self.cameras.items():
             if cam.record is not None:
                 record = cam.record.stats.as_dict()

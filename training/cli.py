@@ -20,7 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("training.commands.synth", "write a synthetic fight / normal video data set (real mp4 files)"),
     "data": (
         "training.commands.data",
-        "prepare a downloaded fight data set (fight/noFight, RWF-2000, Hockey Fights) as train/val/test",
+        "prepare a downloaded fight data set (fight/noFight, RWF-2000, Hockey Fights) as train/val/test; "
+        "harvest reviewed event clips as training videos",
     ),
     "features": ("training.commands.features", "cache backbone snippet features for fast head training"),
     "train": (

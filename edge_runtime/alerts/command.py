@@ -35,6 +35,9 @@ Environment:
   {ENV_USERNAME}       MQTT user name (or --username)
   {ENV_PASSWORD}       MQTT password (never an option: argv is visible to every user)
   {ENV_PASSWORD_FILE}  file holding the MQTT password (e.g. a systemd credential)
+  I3DMTN_CLIP_TOKEN          token of the devices' clip endpoint (--save-clips); or I3DMTN_CLIP_TOKEN_FILE
+  I3DMTN_WEB_PASSWORD        password to review on the --web page (needed beyond loopback); or
+                             I3DMTN_WEB_PASSWORD_FILE
 
 Exit status: 0 on Ctrl-C / SIGTERM, after --count events, or at --timeout without --count;
 1 if --timeout passes before --count events arrive or the broker cannot be reached; 2 on a bad option.
@@ -43,6 +46,9 @@ Examples:
   i3dmtn alerts --broker broker.lan
   i3dmtn alerts --json --device cam-door | jq .peak_score
   i3dmtn alerts --web :8080 --save-snapshots ~/alerts --exec "notify-send 'fight detected'"
+  i3dmtn alerts --save-clips ~/clips --clip-server 'http://{{device_id}}.lan:8765'
+  I3DMTN_WEB_PASSWORD_FILE=~/.i3dmtn-web i3dmtn alerts --web 0.0.0.0:8080 --save-clips ~/clips \\
+      --clip-server 'http://{{device_id}}.lan:8765' --db ~/clips/watcher.sqlite
   i3dmtn alerts --group pager --client-id pager-1 --persistent --exec /usr/local/bin/page-guard
 """
 
@@ -62,6 +68,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="write the snapshot near each start to DIR/<device>_<camera>_<event_id>.jpg",
+    )
+    parser.add_argument(
+        "--save-clips",
+        metavar="DIR",
+        type=Path,
+        help="fetch the clip of each event from its device once its end says it exists, check its SHA-256, "
+        "and keep it as DIR/<device>/<event_id>.mp4 (needs --clip-server and the clip token)",
+    )
+    parser.add_argument(
+        "--clip-server",
+        metavar="URL",
+        help="the devices' clip endpoint, e.g. http://{device_id}.lan:8765 ({device_id} is replaced by the "
+        "event's device id)",
     )
     parser.add_argument(
         "--exec",
@@ -94,8 +113,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--web",
         metavar="[HOST]:PORT",
-        help="also serve a live page at http://HOST:PORT/ (default host 127.0.0.1; no authentication, "
-        "so bind beyond loopback only behind a proxy)",
+        help="also serve a live page at http://HOST:PORT/ (default host 127.0.0.1): events, their clips "
+        "(--save-clips) and score timelines, and, with --db, marking an event 'fight' or 'false alarm'. "
+        "Viewing needs no login; reviewing from beyond loopback needs I3DMTN_WEB_PASSWORD(_FILE)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        type=Path,
+        help="the watcher's SQLite database: every event seen (with its clip and score timeline) and the "
+        "reviews, made here or by other watchers (retained on PREFIX/DEVICE/reviews/EVENT_ID); "
+        "read by `i3dmtn data harvest` (default: DIR/watcher.sqlite with --save-clips DIR)",
+    )
+    parser.add_argument(
+        "--reviewer",
+        metavar="ID",
+        help="the name reviews made on this page are signed with (default: the user name)",
     )
     parser.add_argument("--count", metavar="N", type=int, help="exit after N events (after de-duplication)")
     parser.add_argument("--timeout", metavar="S", type=float, help="exit after S seconds")
@@ -122,6 +155,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.timeout is not None:
         _check_seconds(args.timeout, "--timeout")
     _check_seconds(args.exec_timeout, "--exec-timeout")
+    if args.save_clips is not None and not args.clip_server:
+        raise _usage_error("--save-clips needs --clip-server URL (where the devices serve their clips)")
+    if args.clip_server and not args.clip_server.startswith(("http://", "https://")):
+        raise _usage_error(f"--clip-server must be an http:// or https:// URL, got {args.clip_server!r}")
     if args.persistent and not args.client_id:
         raise _usage_error("--persistent needs --client-id (the broker keeps the session under that id)")
 
@@ -167,7 +204,13 @@ def _run(args: argparse.Namespace) -> int:
             raise _usage_error(
                 f"--save-snapshots {str(args.save_snapshots)!r}: {exc.strerror or exc}"
             ) from None
-    web = _start_web(args.web, settings.topic_prefix, sinks) if args.web else None
+    fetcher = _clip_fetcher(args) if args.save_clips is not None else None
+    if fetcher:
+        sinks.append(fetcher)
+    store = _review_store(args)
+    if store:
+        sinks.append(store)
+    web, desk = _start_web(args, settings.topic_prefix, sinks, store, fetcher) if args.web else (None, None)
     try:
         consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
     except SchemaError as exc:
@@ -175,34 +218,93 @@ def _run(args: argparse.Namespace) -> int:
             web.stop()
         raise _usage_error(str(exc)) from None
     try:
-        return _watch(settings, consumer, client_id, args, counter, printer)
+        return _watch(settings, consumer, client_id, args, counter, printer, desk)
     finally:
         if web:
             web.stop()
+        if store:
+            store.close()
         if runner:
             runner.close(timeout=args.exec_timeout)
+        if fetcher:
+            fetcher.close(timeout=30.0)
 
 
-def _start_web(address: str, prefix: str, sinks: list[Any]) -> Any:
-    from edge_runtime.alerts.state import AlertState
-    from edge_runtime.alerts.web import AlertWebServer, parse_listen_address
+def _clip_fetcher(args: argparse.Namespace) -> Any:
+    from edge_runtime.alerts.clip_fetcher import ClipFetcher
+    from edge_runtime.clip_server import read_clip_token
 
     try:
-        host, port = parse_listen_address(address)
+        token = read_clip_token()
+    except ValueError as exc:
+        raise _usage_error(f"--save-clips: {exc}") from None
+    try:
+        return ClipFetcher(args.save_clips, args.clip_server, token)
+    except OSError as exc:
+        raise _usage_error(f"--save-clips {str(args.save_clips)!r}: {exc.strerror or exc}") from None
+
+
+def _review_store(args: argparse.Namespace) -> Any:
+    import sqlite3
+
+    from edge_runtime.alerts.review_store import ReviewStore
+
+    path = args.db or (args.save_clips / "watcher.sqlite" if args.save_clips is not None else None)
+    if path is None:
+        return None
+    try:
+        return ReviewStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _usage_error(f"--db {str(path)!r}: cannot open it as a SQLite database ({exc})") from None
+
+
+def _start_web(args: argparse.Namespace, prefix: str, sinks: list[Any], store: Any, fetcher: Any) -> Any:
+    from edge_runtime.alerts.reviewing import ReviewDesk, default_reviewer, page_record
+    from edge_runtime.alerts.state import RECENT_EVENTS, AlertState
+    from edge_runtime.alerts.web import AlertWebServer, clip_url, parse_listen_address
+    from edge_runtime.alerts.web_auth import read_web_password
+    from edge_runtime.schema import SchemaError
+
+    try:
+        host, port = parse_listen_address(args.web)
+        password = read_web_password()
     except ValueError as exc:
         raise _usage_error(str(exc)) from None
     state = AlertState(prefix)
+    desk = None
+    if store is not None:
+        try:
+            desk = ReviewDesk(prefix, store, state, args.reviewer or default_reviewer())
+        except SchemaError as exc:
+            raise _usage_error(str(exc)) from None
+        state.restore([page_record(r, args.save_clips) for r in store.recent_events(RECENT_EVENTS)
+                       if r["ended_at"] is not None])  # fmt: skip
+        for review in store.reviews():
+            state.on_review(review)
+    if fetcher is not None:
+        fetcher.listeners.append(
+            lambda event, path: state.on_clip_saved(
+                event["event_id"], clip_url(event["device_id"], path.name), event["clip"]["duration_s"]
+            )
+        )
     try:
-        web = AlertWebServer(state, host, port).start()
+        web = AlertWebServer(
+            state, host, port, desk=desk, password=password, clips_dir=args.save_clips
+        ).start()
     except OSError as exc:
         raise _usage_error(
-            f"--web {address!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
+            f"--web {args.web!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
         ) from None
+    if web.auth.read_only and desk is not None:
+        log.warning(
+            "--web %s is beyond loopback and no I3DMTN_WEB_PASSWORD is set: the page is read-only", args.web
+        )
     sinks.append(state)
-    return web
+    return web, desk
 
 
-def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any) -> int:
+def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any,
+           desk: Any = None) -> int:  # fmt: skip
     """Connect, subscribe (again on every reconnect), and wait for the end condition."""
     from edge_runtime.mqtt_settings import make_client
 
@@ -227,6 +329,8 @@ def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, count
             f"cannot set up TLS with {', '.join(tls_files) or 'the system CAs'}: {exc}"
         ) from None
     subscriptions = consumer.subscriptions()
+    if desk is not None:
+        desk.attach(client)
 
     def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if reason_code.is_failure:

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from edge_runtime.schema import DEVICE_STATUSES, SchemaError, validate_event, validate_id
+from edge_runtime.schema import DEVICE_STATUSES, SchemaError, validate_event, validate_id, validate_review
 
 __all__ = ["AlertSink", "SeenKeys", "AlertConsumer", "parse_event", "is_jpeg"]
 
@@ -40,6 +40,15 @@ def parse_event(payload: bytes) -> dict[str, Any]:
     except RecursionError:  # json.loads recurses per nesting level: "[[[[..." from anyone on the broker
         raise SchemaError("JSON nested too deeply") from None
     return validate_event(message)
+
+
+def _json_object(payload: bytes, what: str) -> Any:
+    try:
+        return json.loads(payload.decode("utf-8"))
+    except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, an integer of over 4300 digits
+        raise SchemaError(f"{what} not JSON ({exc})") from None
+    except RecursionError:
+        raise SchemaError(f"{what} JSON nested too deeply") from None
 
 
 def is_jpeg(payload: bytes) -> bool:
@@ -90,6 +99,9 @@ class AlertSink:
     def on_event_snapshot(self, event: dict[str, Any], jpeg: bytes) -> None:
         """The snapshot taken near an event's start (at most once per event)."""
 
+    def on_review(self, review: dict[str, Any]) -> None:
+        """A validated ``i3dmtn.review/1`` review (retained: the ones made before we subscribed come too)."""
+
 
 class AlertConsumer:
     """Subscriptions and message routing for one prefix, optionally one device or a shared-subscription group.
@@ -126,6 +138,7 @@ class AlertConsumer:
             "status": self._on_status,
             "stats": self._on_stats,
             "snapshot": self._on_snapshot,
+            "reviews": self._on_reviews,
         }
 
     # -- subscriptions -------------------------------------------------------------------------------
@@ -140,6 +153,7 @@ class AlertConsumer:
             (f"{self.prefix}/{device}/status", 1),
             (f"{self.prefix}/{device}/stats", 0),
             (f"{self.prefix}/{device}/snapshot/+", 0),
+            (f"{self.prefix}/{device}/reviews/+", 1),
         ]
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -183,12 +197,7 @@ class AlertConsumer:
         self._emit("on_status", device_id, status)
 
     def _on_stats(self, device_id: str, rest: list[str], payload: bytes, retained: bool) -> None:
-        try:
-            stats = json.loads(payload.decode("utf-8"))
-        except ValueError as exc:  # UnicodeDecodeError, JSONDecodeError, an integer of over 4300 digits
-            raise SchemaError(f"stats are not JSON ({exc})") from None
-        except RecursionError:
-            raise SchemaError("stats JSON nested too deeply") from None
+        stats = _json_object(payload, "stats are")
         if rest or not isinstance(stats, dict):
             raise SchemaError(f"stats must be a JSON object, got {type(stats).__name__}")
         self._emit("on_stats", device_id, stats)
@@ -209,6 +218,16 @@ class AlertConsumer:
             waiting = [w for w in self._waiting.pop(key, []) if now - w[0] <= SNAPSHOT_AFTER_S]
         for _, event in waiting:
             self._emit("on_event_snapshot", event, payload)
+
+    def _on_reviews(self, device_id: str, rest: list[str], payload: bytes, retained: bool) -> None:
+        if len(rest) != 1:
+            raise SchemaError("reviews topic must end with /reviews/<event_id>")
+        if not payload:
+            return  # a cleared retained review
+        review = validate_review(_json_object(payload, "review is"))
+        if (review["device_id"], review["event_id"]) != (device_id, rest[0]):
+            raise SchemaError("review device_id / event_id do not match its topic")
+        self._emit("on_review", review)
 
     # -- snapshot near a start ------------------------------------------------------------------------
     def _match_snapshot_for_start(self, event: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ __all__ = ["AlertState", "RECENT_EVENTS", "SCORE_HISTORY"]
 
 RECENT_EVENTS = 50  # events listed on the page (open ones are kept until they end)
 SCORE_HISTORY = 120  # points per camera sparkline
+EVENT_TIMELINE = 200  # score points per event (its messages' scores), for the review panel
 MAX_OPEN = 500  # open events kept even if their end never comes (a device that died mid-event)
 MAX_DEVICES = 1000
 _STATS_KEYS = 12  # scalar stats fields shown per device
@@ -69,6 +70,7 @@ class AlertState(AlertSink):
         self._scores: dict[tuple[str, str], deque] = {}
         self._snapshots: dict[tuple[str, str], tuple[int, bytes]] = {}  # -> (version, jpeg)
         self._event_snapshots: dict[str, bytes] = {}
+        self._reviews: OrderedDict[str, dict[str, Any]] = OrderedDict()  # event_id -> latest review
 
     # -- sink ------------------------------------------------------------------------------------------
     def on_status(self, device_id: str, status: str) -> None:
@@ -107,6 +109,10 @@ class AlertState(AlertSink):
                 record = {"event_id": event["event_id"], "seq": -1, "state": "open", "snapshot": False}
                 self._events[event["event_id"]] = record
                 self._trim_events()
+            timeline = record.setdefault("timeline", [])
+            timeline.append([float(event["timestamp"]), float(event["score"])])
+            timeline.sort()
+            del timeline[: max(0, len(timeline) - EVENT_TIMELINE)]
             if (event["seq"] > record["seq"] and record["state"] != "ended") or event["type"] == "end":
                 record.update(
                     device_id=event["device_id"],
@@ -124,6 +130,43 @@ class AlertState(AlertSink):
                 end = event["ended_at"] if event["type"] == "end" else event["timestamp"]
                 record["duration"] = max(0.0, float(end) - float(event["started_at"]))
             self._bump()
+
+    def on_review(self, review: dict[str, Any]) -> None:
+        with self._changed:
+            known = self._reviews.get(review["event_id"])
+            if known is not None and known["reviewed_at"] >= review["reviewed_at"]:
+                return
+            self._reviews[review["event_id"]] = {
+                k: review[k] for k in ("verdict", "note", "reviewer", "reviewed_at")
+            }
+            self._reviews.move_to_end(review["event_id"])
+            while len(self._reviews) > MAX_OPEN + RECENT_EVENTS:
+                self._reviews.popitem(last=False)
+            self._bump()
+
+    def on_clip_saved(self, event_id: str, url: str, duration_s: float) -> None:
+        """The watcher holds the event's clip and serves it at ``url`` (a path on the page's server)."""
+        with self._changed:
+            record = self._events.get(event_id)
+            if record is not None:
+                record["clip"] = {"url": url, "duration_s": float(duration_s)}
+                self._bump()
+
+    def restore(self, records: list[dict[str, Any]]) -> None:
+        """Ended events from the watcher's database (oldest first), shown as after a restart; each has the
+        :meth:`on_event` record's keys, ``timeline`` and optionally ``clip`` (``{"url", "duration_s"}``)."""
+        with self._changed:
+            for record in records:
+                if record["event_id"] not in self._events:
+                    self._device(record["device_id"])
+                    self._events[record["event_id"]] = {"snapshot": False, **record}
+            self._trim_events()
+            self._bump()
+
+    def event_record(self, event_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._events.get(event_id)
+            return dict(record) if record is not None and "device_id" in record else None
 
     # -- reading ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -206,7 +249,11 @@ class AlertState(AlertSink):
                     }
                 )
             devices.append({**device, "cameras": cameras, "stats": dict(device["stats"])})
-        events = [dict(r) for r in reversed(self._events.values()) if "device_id" in r]  # newest first
+        events = [  # newest first
+            {**r, "timeline": list(r.get("timeline", ())), "review": self._reviews.get(r["event_id"])}
+            for r in reversed(self._events.values())
+            if "device_id" in r
+        ]
         return {
             "prefix": self.prefix,
             "version": self.version,

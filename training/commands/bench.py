@@ -27,6 +27,7 @@ BENCHMARKS = {
     ),
     "runtime": ("benchmarks.runtime", "edge-runtime fps, cameras per process, CPU share, alert latency"),
     "mqtt": ("benchmarks.mqtt", "durable outbox + publisher throughput against bare paho"),
+    "clips": ("benchmarks.clips", "event clips: pre-capture ring and encoder CPU per camera, clip size"),
 }
 
 

@@ -3,6 +3,8 @@
 named by globs) into ``DIR/{train,val,test}/{normal,anomaly}/``: a seeded split, stratified by class and
 grouped by source video, made of links to the source files, recorded in ``DIR/split.json``.
 The work is done by :mod:`training.data.prepare`; this module parses options and prints the summary.
+``i3dmtn data harvest --clips DIR --out DATA`` turns the clips a watcher saved and its people reviewed into
+training videos (:mod:`training.data.harvest`).
 
 Options are parsed here (not by argparse types) so that every bad value is one line naming its option.
 """
@@ -50,7 +52,10 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The actions of ``i3dmtn data`` and their options (argparse only: no heavy imports)."""
-    parser.description = "Data set tools: `i3dmtn data prepare --help` explains the layouts it reads."
+    parser.description = (
+        "Data set tools: `i3dmtn data prepare --help` explains the layouts it reads; `i3dmtn data harvest "
+        "--help` turns reviewed event clips into training videos."
+    )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = actions.add_parser(
         "prepare",
@@ -105,6 +110,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write into a non-empty DIR, replacing the links a previous run made (never a video file)",
     )
+    _add_harvest(actions)
+
+
+HARVEST_DESCRIPTION = """\
+Turn the event clips a watcher saved (i3dmtn alerts --save-clips DIR) and the reviews of them (its
+database, --db) into training videos in this project's layout: clips reviewed "false alarm" go to
+OUT/normal/, clips reviewed "fight" to OUT/anomaly/ with a record in OUT/annotations.json whose frames
+between the event's start and end are 1. OUT/harvest.json records where each video came from (event,
+device, camera, verdict, reviewer, note, SHA-256, source). A clip whose SHA-256 is not its event's is
+refused; an existing file is never overwritten, so running it again adds only new reviews. OUT can be
+the train/ folder of a prepared data set, or a folder of its own.
+"""
+
+
+def _add_harvest(actions: argparse._SubParsersAction) -> None:
+    p = actions.add_parser(
+        "harvest",
+        help="turn reviewed event clips into training videos: false alarms to normal/, fights to anomaly/",
+        description=HARVEST_DESCRIPTION,
+        epilog="example:\n  i3dmtn data harvest --clips ~/clips --out data/fight/train",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--clips", required=True, metavar="DIR", help="the watcher's --save-clips folder")
+    p.add_argument("--db", metavar="FILE", help="the watcher's database (default: DIR/watcher.sqlite)")
+    p.add_argument(
+        "--out", required=True, metavar="DATA", help="data set folder to add the videos to (created)"
+    )
+
+
+def _harvest(args: argparse.Namespace) -> int:
+    from training.data.harvest import OUTCOMES, harvest
+    from training.data.records import DatasetError
+
+    clips = Path(args.clips)
+    db = Path(args.db) if args.db else clips / "watcher.sqlite"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    try:
+        result = harvest(clips, db, out)
+    except DatasetError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    width = max(len(o) for o in OUTCOMES)
+    print(f"  {'':{width}s} {'normal':>7s} {'anomaly':>8s}")
+    for outcome in OUTCOMES:
+        normal, anomaly = result.counts["normal"][outcome], result.counts["anomaly"][outcome]
+        print(f"  {outcome:{width}s} {normal:7d} {anomaly:8d}")
+    print(f"harvested {len(result.harvested)} video(s) into {out} (provenance: {out / 'harvest.json'})")
+    return 0
 
 
 def _float(option: str, text: str | None) -> float | None:
@@ -193,4 +249,6 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen ``i3dmtn data`` action."""
     if args.data_command == "prepare":
         return _prepare(args)
+    if args.data_command == "harvest":
+        return _harvest(args)
     raise UsageError(f"unknown action {args.data_command!r}")  # argparse already refuses it

@@ -6,6 +6,9 @@
 (function () {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const images = new Map(); // src -> <img>, reused across renders so snapshots do not flicker
+  const panels = new Map(); // event_id -> review panel, reused so a playing clip and a typed note survive
+  let session = { can_review: false, login_required: false, logged_in: false, csrf: null };
+  const VERDICTS = { fight: "Fight", false_alarm: "False alarm" };
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -136,7 +139,98 @@
     body.appendChild(el("div", "event-meta", when));
     body.appendChild(el("div", "event-meta", "event " + event.event_id));
     card.appendChild(body);
+    if (event.state === "ended") card.appendChild(reviewPanel(event));
     return card;
+  }
+
+  // -- review: the clip, the score timeline, the verdict ------------------------------------------------
+  function reviewPanel(event) {
+    let panel = panels.get(event.event_id);
+    if (!panel) {
+      panel = { root: el("div", "review"), media: el("div", "review-media"), timeline: el("div", "timeline") };
+      panel.status = el("div", "review-status");
+      panel.status.dataset.role = "review-status";
+      panel.note = el("input", "review-note");
+      panel.note.type = "text";
+      panel.note.maxLength = 500;
+      panel.note.placeholder = "note (optional)";
+      panel.note.dataset.role = "review-note";
+      const buttons = el("div", "review-buttons");
+      for (const [verdict, label] of Object.entries(VERDICTS)) {
+        const button = el("button", "verdict verdict-" + verdict, label);
+        button.type = "button";
+        button.dataset.verdict = verdict;
+        button.addEventListener("click", () => submitReview(event.event_id, verdict, panel));
+        buttons.appendChild(button);
+      }
+      panel.message = el("div", "review-message");
+      panel.message.dataset.role = "review-message";
+      panel.form = el("div", "review-form");
+      panel.form.append(panel.note, buttons, panel.message);
+      panel.root.append(panel.media, panel.timeline, panel.status, panel.form);
+      panels.set(event.event_id, panel);
+    }
+    if (event.clip && event.clip.url && !panel.video) {
+      panel.video = el("video", "clip");
+      panel.video.controls = true;
+      panel.video.muted = true;
+      panel.video.preload = "metadata";
+      panel.video.src = event.clip.url;
+      panel.media.replaceChildren(panel.video);
+    } else if (!panel.video) {
+      panel.media.replaceChildren(el("span", "event-meta", "no clip saved by this watcher"));
+    }
+    panel.timeline.replaceChildren(sparkline(event.timeline || [], event.threshold));
+    const review = event.review;
+    panel.status.textContent = review
+      ? "reviewed: " + (VERDICTS[review.verdict] || review.verdict) + " by " + review.reviewer + " · " +
+        localTime(review.reviewed_at) + (review.note ? " · “" + review.note + "”" : "")
+      : "not reviewed";
+    panel.status.dataset.verdict = review ? review.verdict : "";
+    panel.form.classList.toggle("hidden", !session.can_review);
+    return panel.root;
+  }
+
+  function submitReview(eventId, verdict, panel) {
+    panel.message.textContent = "saving…";
+    fetch("/api/reviews", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": session.csrf || "" },
+      body: JSON.stringify({ event_id: eventId, verdict: verdict, note: panel.note.value }),
+    }).then((r) => r.json().then((body) => {
+      if (!r.ok) throw new Error(body.error || "HTTP " + r.status);
+      panel.message.textContent = "saved";
+      panel.note.value = "";
+    })).catch((err) => { panel.message.textContent = "refused: " + err.message; });
+  }
+
+  // -- session and login --------------------------------------------------------------------------------
+  function showSession(info) {
+    session = info;
+    const login = document.getElementById("login");
+    login.classList.toggle("hidden", !(info.can_review && info.login_required && !info.logged_in));
+    const who = document.getElementById("who");
+    who.textContent = !info.can_review ? "view only" : info.logged_in ? "can review" : "log in to review";
+    who.title = info.read_only_reason || "";
+    for (const panel of panels.values()) panel.form.classList.toggle("hidden", !info.can_review);
+  }
+
+  function logIn(submitEvent) {
+    submitEvent.preventDefault();
+    const password = document.getElementById("password");
+    const message = document.getElementById("login-message");
+    fetch("/api/login", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ password: password.value }),
+    }).then((r) => r.json().then((body) => {
+      if (!r.ok) throw new Error(body.error || "HTTP " + r.status);
+      password.value = "";
+      message.textContent = "";
+      showSession(body);
+    })).catch((err) => { message.textContent = err.message; });
   }
 
   function fill(containerId, emptyId, nodes) {
@@ -157,6 +251,8 @@
     fill("recent-events", "recent-empty", state.recent_events.map(eventCard));
     const used = new Set(Array.from(document.querySelectorAll("img.thumb"), (img) => img.getAttribute("src")));
     for (const src of Array.from(images.keys())) if (!used.has(src)) images.delete(src);
+    const shown = new Set(state.recent_events.map((e) => e.event_id));
+    for (const id of Array.from(panels.keys())) if (!shown.has(id)) panels.delete(id);
   }
 
   function connection(up) {
@@ -166,6 +262,9 @@
   }
 
   function start() {
+    document.getElementById("login").addEventListener("submit", logIn);
+    fetch("/api/session", { credentials: "same-origin" }).then((r) => r.json()).then(showSession)
+      .catch(() => showSession(session));
     fetch("/api/state").then((r) => r.json()).then(render).catch(() => connection(false));
     const source = new EventSource("/events/stream");
     source.addEventListener("open", () => connection(true));

@@ -1,8 +1,11 @@
-"""Fixtures for the alerts tests: a plain paho publisher and ``i3dmtn alerts`` subprocesses that are always ended."""
+"""Fixtures for the alerts tests: a plain paho publisher, ``i3dmtn alerts`` subprocesses that are always ended,
+and headless Chromium."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -52,3 +55,36 @@ def alerts(broker):
     yield start
     for proc in started:
         proc.kill()
+
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def chrome(tmp_path):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not shutil.which("chromedriver"):
+        pytest.skip(
+            f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+        "--window-size=1280,900",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -118,3 +118,27 @@ class AlertsProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def write_clip(
+    folder: Any, event_id: str, *, seconds: float = 2.0, fps: float = 25.0, start: float = 1000.0
+) -> dict[str, Any]:
+    """A real H.264 clip ``folder/<event_id>.mp4`` written by the device's own writer (moving squares, 64x48);
+    returns its ``i3dmtn.clip/1`` description."""
+    from edge_runtime.clip_store import ClipStore
+    from edge_runtime.clips import ClipWriter, FrameRing
+
+    ring, done = FrameRing(seconds + 1), threading.Event()
+    frames = []
+    for i in range(round(seconds * fps)):
+        image = np.full((48, 64, 3), 40, np.uint8)
+        cv2.rectangle(image, (i % 48, 10), (i % 48 + 12, 30), (0, 0, 255), -1)
+        frames.append(ring.push(start + i / fps, image))
+    result: dict[str, Any] = {}
+    store = ClipStore(folder, budget_bytes=10**8, max_age_s=10**6)
+    writer = ClipWriter(
+        store, event_id, "h264", fps, frames, lambda _, info: (result.update(info), done.set())
+    )
+    writer.finish()
+    assert done.wait(WAIT_S) and result.get("exists"), result
+    return result

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +14,6 @@ from edge_runtime.alerts.state import AlertState
 from edge_runtime.alerts.web import AlertWebServer, parse_listen_address
 from edge_runtime.broker import free_port
 from tests.edge_runtime.alerts.helpers import WAIT_S, make_event, tiny_jpeg
-
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
 @pytest.fixture
@@ -150,35 +146,6 @@ def test_event_stream_sends_the_state_again_after_a_change(served):
 
 
 # --- the real page in a real browser ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def chrome(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not shutil.which("chromedriver"):
-        pytest.skip(
-            f"headless browser test needs {CHROMIUM} and {CHROMEDRIVER} (apt install chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
-        "--window-size=1280,900",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.mark.timeout(180)

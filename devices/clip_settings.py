@@ -1,0 +1,69 @@
+"""The ``[clips]`` section of a device profile: event clips recorded on the device and how they are served.
+
+::
+
+    [clips]                                # present: every camera records a clip of each event
+    folder = "/var/lib/i3dmtn/clips"       # absolute path; default $STATE_DIRECTORY/clips-<ID>, else
+                                           # ~/.local/state/i3dmtn/clips-<ID>
+    pre_s = 3.0                            # seconds before the event's start, 0-30; default 3
+    post_s = 2.0                           # seconds after its end, 0-30; default 2
+    max_s = 120.0                          # longest clip (pre + event + post), 1-3600 s; default 120
+    budget_mb = 2000                       # disk budget of the folder, 1-1000000 MB; the oldest clips go
+                                           # first; default 2000
+    max_age_days = 7.0                     # clips older than this are deleted, (0, 3650]; default 7
+    codec = "h264"                         # h264 (mp4) | vp9 (webm): both play in browsers; default h264
+    http_bind = "0.0.0.0:8765"             # serve clips read-only over HTTP at HOST:PORT (token needed);
+                                           # default: not served
+    token_file = "/etc/i3dmtn/clip-token"  # the HTTP token's file (else I3DMTN_CLIP_TOKEN[_FILE] in the
+                                           # environment; never an option)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["CLIP_CODECS", "ClipSettings", "parse_clips"]
+
+CLIP_CODECS = ("h264", "vp9")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    folder: str | None = None  # None: the state folder of the device id (edge_runtime.cli)
+    pre_s: float = 3.0  # enough to see what led to the fight
+    post_s: float = 2.0  # and how it ended
+    max_s: float = 120.0  # a clip of a long event stops growing: bounded disk use per event
+    budget_mb: float = 2000.0  # a few hundred clips at the model's input size
+    max_age_days: float = 7.0  # a week to review an event
+    codec: str = "h264"  # what every browser plays
+    http_bind: str | None = None  # None: the clips are not served
+    token_file: str | None = None
+
+
+def parse_clips(s: Any) -> ClipSettings:
+    """``s``: the profile's typed reader of the ``[clips]`` table (``devices.profiles._Section``)."""
+    s.only(tuple(f.name for f in dataclasses.fields(ClipSettings)))
+    folder = s.get("folder", (str,), "a string", None)
+    if folder is not None and not folder.startswith("/"):
+        raise s.error(f"[clips] folder must be an absolute path, got {folder!r}")
+    bind = s.get("http_bind", (str,), "a string", None)
+    if bind is not None:
+        host, sep, port = bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise s.error(f"[clips] http_bind must be HOST:PORT (e.g. 127.0.0.1:8765), got {bind!r}")
+    token_file = s.get("token_file", (str,), "a string", None)
+    if token_file is not None and not token_file.startswith("/"):
+        raise s.error(f"[clips] token_file must be an absolute path, got {token_file!r}")
+    return ClipSettings(
+        folder=folder,
+        pre_s=s.number("pre_s", 3.0, low=0.0, high=30.0),
+        post_s=s.number("post_s", 2.0, low=0.0, high=30.0),
+        max_s=s.number("max_s", 120.0, low=1.0, high=3600.0),
+        budget_mb=s.number("budget_mb", 2000.0, low=1.0, high=1e6),
+        max_age_days=s.number("max_age_days", 7.0, low=0.0, open_low=True, high=3650.0),
+        codec=s.choice("codec", CLIP_CODECS, "h264"),
+        http_bind=bind,
+        token_file=token_file,
+    )
