@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# the demo (generate, train 20 epochs, export, run) takes 6-10 minutes on 2 cores: its own limit is the
+# subprocess's 900 s, not the suite's 600 s per test
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(960)]
 
 
 def _processes_mentioning(text: str) -> list[str]:
