@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from edge_runtime.broker import LocalBroker
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_handler_outlives_its_test():
+    """A command run in-process (``main([...])``) points the root logger at the stderr of its test, which pytest
+    closes afterwards; a later test's log line would then print "--- Logging error ---" into that test's
+    stderr. Handlers a test added are removed after it (pytest's own capture handlers are pytest's)."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler).__module__ != "_pytest.logging":
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
