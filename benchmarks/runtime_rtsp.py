@@ -2,8 +2,8 @@
 
 ``python -m benchmarks.runtime --rtsp [--quick] [--work DIR] [--max-cameras N] [--seconds S]``. The server is
 GStreamer's (``tests/rtsp_server.py``, started on loopback); each camera is a client of its own, served from
-the start of an H.264 file at its own 30 fps pace. The files are real clips of ``../shared/data/surveillance-
-fight/`` one after another, each shown at 30 fps (frames repeated for a slower clip), scaled to 640x360 (an IP
+the start of an H.264 file at its own 30 fps pace. The files are real clips of the Surveillance Camera Fight
+Dataset (where a checkout has it beside the repository) one after another, each shown at 30 fps (frames repeated for a slower clip), scaled to 640x360 (an IP
 camera's sub-stream) and to 1920x1080 (its main stream), encoded with x264; without the data set, generated
 video. The model is the runtime benchmark's full-width I3D INT8 (OpenVINO) bundle. Each trial is a real
 ``edge-runtime`` process with N cameras, run ``S`` seconds after its last stream opened, then sent SIGTERM:
