@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import shutil
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,9 @@ def save_checkpoint(path: str | Path, checkpoint: Mapping[str, Any]) -> Path:
 
 def _plain(value: Any) -> Any:
     """Mappings as plain dicts (a :class:`training.configs.Config` is a dict subclass), so that the file
-    holds only what ``torch.load(..., weights_only=True)`` reads back."""
-    if isinstance(value, Mapping):
+    holds only what ``torch.load(..., weights_only=True)`` reads back. A state dict (an ``OrderedDict``, which
+    that loader reads) stays as it is, with the ``_metadata`` its modules' versions are loaded by."""
+    if isinstance(value, Mapping) and not isinstance(value, OrderedDict):
         return {k: _plain(v) for k, v in value.items()}
     return value
 

@@ -56,3 +56,11 @@ def test_a_config_object_is_saved_as_plain_data_and_reads_back(tmp_path):
     on_disk = torch.load(path, weights_only=True)  # raises on a pickled Config class
     assert type(on_disk["config"]) is dict
     assert read_checkpoint(path)["config"]["clip_length"] == config["clip_length"]
+
+
+def test_a_state_dict_keeps_its_module_versions(tmp_path):
+    from training.checkpoint import save_checkpoint
+
+    state = torch.nn.BatchNorm1d(2).state_dict()
+    path = save_checkpoint(tmp_path / "m.pt", {"model": state, "config": {}})
+    assert torch.load(path, weights_only=True)["model"]._metadata == state._metadata
