@@ -439,6 +439,8 @@ class Runtime:
         deadline = time.monotonic() + _STOP_WAIT_S
         for cam in self.cameras.values():
             cam.capture.stop(timeout=max(0.0, deadline - time.monotonic()))
+            if cam.record is not None:  # a reader left inside OpenCV at exit aborts the process
+                cam.record.join(max(0.0, deadline - time.monotonic()))
         for cam in self.cameras.values():
             if not cam.done:
                 cam.done = True
