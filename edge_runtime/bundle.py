@@ -174,8 +174,9 @@ def _check_preprocess_bounds(config: PreprocessConfig, where: str) -> None:
         raise BundleError(
             f"{where}: preprocess.crop_size must be at most {MAX_CROP} per side, got {list(crop)}"
         )
-    if resize > MAX_RESIZE:
-        raise BundleError(f"{where}: preprocess.resize_short_side must be at most {MAX_RESIZE}, got {resize}")
+    for key, side in (("resize_short_side", resize), ("flow_short_side", config.flow_short_side)):
+        if side > MAX_RESIZE:
+            raise BundleError(f"{where}: preprocess.{key} must be at most {MAX_RESIZE}, got {side}")
     for key, values, low, high in (("mean", config.mean, -10.0, 10.0), ("std", config.std, 0.001, 10.0)):
         if not all(math.isfinite(v) and low <= v <= high for v in values):
             raise BundleError(

@@ -4,7 +4,8 @@ Training, calibration, the accuracy report and the device all call this module, 
 pixels everywhere. The steps follow the I3D convention (Carreira & Zisserman, 2017):
 
 0. take frames at ``frame_rate`` by timestamp (:mod:`edge_runtime.resample`; 0 keeps every frame),
-1. resize so the short side is ``resize_short_side`` (aspect ratio kept),
+1. resize so the short side is ``resize_short_side`` (aspect ratio kept): the model-size frame; for flow
+   with ``flow_short_side``, to that larger short side instead (the working frame, see below),
 2. the model's input channels (``modality``):
 
    - ``"rgb"``: centre crop to ``crop_size`` (height, width), BGR -> RGB (``channel_order``), scale to
@@ -14,7 +15,10 @@ pixels everywhere. The steps follow the I3D convention (Carreira & Zisserman, 20
      crop, each component scaled to ``clip(f / FLOW_BOUND, -1, 1)`` (pixels of the resized frame; an INT8
      step of the input is then 1/8 px, finer than DIS's noise). Flow sees what moves and
      not what the scene looks like, which is what carries over to scenes a model has never seen (I3D's
-     second stream, Carreira & Zisserman 2017);
+     second stream, Carreira & Zisserman 2017). With ``flow_short_side`` (> ``resize_short_side``; 0 = off)
+     the flow is computed on frames of that short side, where small limbs still move by whole pixels, and
+     then area-resized to the model size (vectors scaled with it, so they stay in pixels of the model-size
+     frame) before the crop;
 
 3. layout ``(C, S, H, W)`` for a snippet of ``S`` frames (``C`` = :attr:`PreprocessConfig.channels`).
 
@@ -43,6 +47,7 @@ __all__ = [
     "CONTRACT",
     "CONTRACTS",
     "CONTRACT_V1",
+    "CONTRACT_V2",
     "FLOW_BOUND",
     "MODALITIES",
     "FramePreprocessor",
@@ -51,17 +56,20 @@ __all__ = [
     "preprocess_frame",
     "centre_window",
     "preprocess_clip",
+    "model_size",
     "resize_frame",
     "stack_snippet",
 ]
 
 # The names and versions of the contract this module implements; the bundle manifest records one and the
-# runtime refuses a bundle that asks for another. Version 2 added ``frame_rate`` and ``modality``; a config
-# that uses neither is written as version 1, so runtimes that predate version 2 still read its bundles.
+# runtime refuses a bundle that asks for another. Version 2 added ``frame_rate`` and ``modality``, version 3
+# ``flow_short_side``; a config is written as the lowest version that holds it, so runtimes that predate a
+# version still read the bundles that do not need it.
 CONTRACT_V1 = "i3dmtn.preprocess/1"
-CONTRACT = "i3dmtn.preprocess/2"
-CONTRACTS = (CONTRACT_V1, CONTRACT)
-_V2_FIELDS = ("frame_rate", "modality")
+CONTRACT_V2 = "i3dmtn.preprocess/2"
+CONTRACT = "i3dmtn.preprocess/3"
+CONTRACTS = (CONTRACT_V1, CONTRACT_V2, CONTRACT)
+_NEW_FIELDS = {CONTRACT_V2: ("frame_rate", "modality"), CONTRACT: ("flow_short_side",)}  # added by version
 
 MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
 _FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
@@ -87,6 +95,7 @@ class PreprocessConfig:
     interpolation: str = "area"  # area averaging: no aliasing when camera frames are shrunk
     frame_rate: float = 0.0  # frames per second the model sees, by timestamp; 0 keeps every decoded frame
     modality: str = "rgb"  # "rgb" frames or "flow" between consecutive frames (module docstring)
+    flow_short_side: int = 0  # flow computed on frames of this short side, then resized (0: the model size)
     contract: str = ""  # "" = the lowest version that holds these parameters
 
     def __post_init__(self) -> None:
@@ -123,17 +132,44 @@ class PreprocessConfig:
             raise PreprocessError(
                 f"flow needs resize_short_side >= {_FLOW_MIN_SIDE} pixels, got {self.resize_short_side}"
             )
-        needs_v2 = self.frame_rate != 0 or self.modality != "rgb"
+        side = self.flow_short_side
+        if isinstance(side, bool) or not isinstance(side, int) or side < 0:
+            raise PreprocessError(f"flow_short_side must be a whole number of pixels >= 0, got {side!r}")
+        if side and self.modality != "flow":
+            raise PreprocessError(f"flow_short_side is for the flow modality, not {self.modality!r}")
+        if side and side < self.resize_short_side:
+            raise PreprocessError(
+                f"flow_short_side must be 0 or >= resize_short_side ({self.resize_short_side}), got {side}"
+            )
+        needed = self._lowest_contract()
         if self.contract == "":
-            object.__setattr__(self, "contract", CONTRACT if needs_v2 else CONTRACT_V1)
+            object.__setattr__(self, "contract", needed)
         elif self.contract not in CONTRACTS:
             raise PreprocessError(
                 f"preprocessing contract {self.contract!r} is not implemented here (this runtime implements {list(CONTRACTS)})"
             )
-        elif self.contract == CONTRACT_V1 and needs_v2:
+        elif CONTRACTS.index(self.contract) < CONTRACTS.index(needed):
+            missing = [f for f in _fields_after(self.contract) if f in self._non_default_fields()]
             raise PreprocessError(
-                f"preprocessing contract {CONTRACT_V1!r} has no frame_rate or modality; {CONTRACT!r} has"
+                f"preprocessing contract {self.contract!r} has no {', '.join(missing)}; {needed!r} has"
             )
+
+    def _non_default_fields(self) -> set[str]:
+        defaults = {"frame_rate": 0.0, "modality": "rgb", "flow_short_side": 0}
+        return {name for name, default in defaults.items() if getattr(self, name) != default}
+
+    def _lowest_contract(self) -> str:
+        used = self._non_default_fields()
+        for version in reversed(CONTRACTS[1:]):
+            if used & set(_NEW_FIELDS[version]):
+                return version
+        return CONTRACT_V1
+
+    @property
+    def working_short_side(self) -> int:
+        """Short side of the frames the preprocessing starts from (what capture shrinks to and the training
+        frame cache stores): ``flow_short_side`` when set, else ``resize_short_side``."""
+        return self.flow_short_side or self.resize_short_side
 
     @property
     def channels(self) -> int:
@@ -146,10 +182,9 @@ class PreprocessConfig:
         return cls(crop_size=(size, size), resize_short_side=size, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict, as written into the bundle manifest (version 1 without version 2's keys)."""
-        d = dataclasses.asdict(self)
-        if self.contract == CONTRACT_V1:
-            d = {k: v for k, v in d.items() if k not in _V2_FIELDS}
+        """Plain JSON-able dict, as written into the bundle manifest (without the keys of later versions)."""
+        later = set(_fields_after(self.contract))
+        d = {k: v for k, v in dataclasses.asdict(self).items() if k not in later}
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
@@ -158,8 +193,9 @@ class PreprocessConfig:
         if not isinstance(data, Mapping):
             raise PreprocessError(f"preprocessing parameters must be a mapping, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        if data.get("contract", CONTRACT_V1) == CONTRACT_V1:
-            known -= set(_V2_FIELDS)
+        contract = data.get("contract", CONTRACT_V1)
+        if contract in CONTRACTS:
+            known -= set(_fields_after(contract))
         unknown = sorted(set(data) - known)
         if unknown:
             raise PreprocessError(f"unknown preprocessing parameter(s) {unknown}; known: {sorted(known)}")
@@ -175,6 +211,14 @@ class PreprocessConfig:
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         return (1.0 / (255.0 * std)).astype(np.float32), (-mean / std).astype(np.float32)
+
+
+def _fields_after(contract: str) -> list[str]:
+    """The parameters that versions after ``contract`` added (none for an unknown contract)."""
+    if contract not in CONTRACTS:
+        return []
+    later = CONTRACTS[CONTRACTS.index(contract) + 1 :]
+    return [name for version in later for name in _NEW_FIELDS[version]]
 
 
 def _as_sequence(value: Any, name: str, length: int) -> Sequence[Any]:
@@ -198,22 +242,33 @@ def _check_frame(frame: Any) -> np.ndarray:
     return frame
 
 
-def resize_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Step 1: resize so the short side is ``resize_short_side`` (never below the crop on either side);
-    uint8 ``(h', w', 3)``, still BGR. What the training frame cache stores."""
-    h, w = _check_frame(frame).shape[:2]
-    crop_h, crop_w = cfg.crop_size
-    scale = cfg.resize_short_side / min(h, w)
+def _scaled_size(h: int, w: int, short_side: int, crop: tuple[int, int]) -> tuple[int, int]:
+    scale = short_side / min(h, w)
     # Never below the crop on either side (a very wide crop on a tall frame).
-    new_h = max(round(h * scale), crop_h)
-    new_w = max(round(w * scale), crop_w)
+    return max(round(h * scale), crop[0]), max(round(w * scale), crop[1])
+
+
+def model_size(height: int, width: int, cfg: PreprocessConfig) -> tuple[int, int]:
+    """``(h, w)`` of the model-size frame (short side ``resize_short_side``), in which the crop window lies,
+    for a working frame of ``height x width`` (:func:`resize_frame`'s output; the same size without
+    ``flow_short_side``)."""
+    if not cfg.flow_short_side:
+        return height, width
+    return _scaled_size(height, width, cfg.resize_short_side, cfg.crop_size)
+
+
+def resize_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Step 1: resize so the short side is :attr:`~PreprocessConfig.working_short_side` (never below the crop
+    on either side); uint8 ``(h', w', 3)``, still BGR. What capture keeps and the training frame cache stores."""
+    h, w = _check_frame(frame).shape[:2]
+    new_h, new_w = _scaled_size(h, w, cfg.working_short_side, cfg.crop_size)
     if (new_h, new_w) != (h, w):
         frame = cv2.resize(frame, (new_w, new_h), interpolation=_INTERPOLATIONS[cfg.interpolation])
     return frame
 
 
 def centre_window(height: int, width: int, cfg: PreprocessConfig) -> tuple[int, int]:
-    """``(top, left)`` of the centred ``crop_size`` window in a resized frame of ``height x width``."""
+    """``(top, left)`` of the centred ``crop_size`` window in a model-size frame of ``height x width``."""
     crop_h, crop_w = cfg.crop_size
     return (height - crop_h) // 2, (width - crop_w) // 2
 
@@ -267,11 +322,14 @@ class FramePreprocessor:
     def from_resized(self, resized: np.ndarray, window: tuple[int, int, bool] | None = None) -> np.ndarray:
         """The same from a frame already through :func:`resize_frame` (the training cache's frames).
 
-        ``window`` is ``(top, left, mirror)`` of the crop in the resized frame; None is the centre crop.
+        ``window`` is ``(top, left, mirror)`` of the crop in the model-size frame (:func:`model_size`); None
+        is the centre crop.
         """
         crop_h, crop_w = self.cfg.crop_size
         top, left, mirror = (
-            window if window is not None else (*centre_window(*resized.shape[:2], self.cfg), False)
+            window
+            if window is not None
+            else (*centre_window(*model_size(*resized.shape[:2], self.cfg), self.cfg), False)
         )
         if self._flow is None:
             crop = resized[top : top + crop_h, left : left + crop_w]
@@ -282,10 +340,20 @@ class FramePreprocessor:
         else:
             flow = self._flow.calc(self._prev_grey, grey, None)  # (h', w', 2) pixels
         self._prev_grey = grey
+        if self.cfg.flow_short_side:
+            flow = _flow_to_model_size(flow, self.cfg)
         crop = flow[top : top + crop_h, left : left + crop_w]
         if mirror:
             crop = crop[:, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored motion: x flips sign
         return _encode_flow(crop)
+
+
+def _flow_to_model_size(flow: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Flow of a working frame -> the model-size frame's: area-resized, vectors scaled by the same factors."""
+    h, w = flow.shape[:2]
+    mh, mw = model_size(h, w, cfg)
+    small = cv2.resize(flow, (mw, mh), interpolation=cv2.INTER_AREA)
+    return small * np.array([mw / w, mh / h], np.float32)
 
 
 def preprocess_frame(frame: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

@@ -245,6 +245,13 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("input_modality", f"one of {INPUT_MODALITIES}")
     if cfg["input_modality"] == "flow" and cfg["resize_short_side"] < 16:
         fail("resize_short_side", ">= 16 with input_modality 'flow' (optical flow needs 16 px)")
+    side = cfg["flow_short_side"]  # an int: every key has its default's type
+    if side < 0:
+        fail("flow_short_side", "a whole number of pixels >= 0 (0: flow at resize_short_side)")
+    if side and cfg["input_modality"] != "flow":
+        fail("flow_short_side", "0 unless input_modality is 'flow'")
+    if side and side < cfg["resize_short_side"]:
+        fail("flow_short_side", f"0 or >= resize_short_side ({cfg['resize_short_side']})")
     if cfg["amp"] not in AMP_MODES:
         fail("amp", f"one of {AMP_MODES}")
     if not cfg["name"]:
@@ -269,6 +276,7 @@ def to_preprocess_config(config: Mapping[str, Any]) -> Any:
         resize_short_side=int(config["resize_short_side"]),
         frame_rate=float(config.get("frame_rate", 0.0)),
         modality=str(config.get("input_modality", "rgb")),
+        flow_short_side=int(config.get("flow_short_side", 0)),
     )
 
 

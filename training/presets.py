@@ -22,6 +22,9 @@ DEFAULT: dict[str, Any] = {
     # what the backbone sees (edge_runtime.preprocess): "rgb" frames, or "flow", dense optical flow between
     # consecutive frames (I3D's second stream), which carries over to scenes never seen in training
     "input_modality": "rgb",
+    # flow only: the flow is computed on frames of this short side, then area-resized to resize_short_side
+    # (limbs a few pixels wide still move by whole pixels there); 0 computes it at resize_short_side
+    "flow_short_side": 0,
     "width_multiplier": 1.0,  # 1.0 = published I3D widths, so Kinetics checkpoints load by name
     "mtn_hidden_dim": 512,  # channels per MTN branch, as RTFM (its 2048-d features -> 512)
     "mtn_num_scales": 3,  # dilated temporal convs with dilations 1, 2, 4 (RTFM's pyramid)

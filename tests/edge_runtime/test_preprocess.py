@@ -5,9 +5,11 @@ import pytest
 from edge_runtime.preprocess import (
     CONTRACT,
     CONTRACT_V1,
+    CONTRACT_V2,
     FramePreprocessor,
     PreprocessConfig,
     PreprocessError,
+    model_size,
     preprocess_clip,
     preprocess_frame,
     resize_frame,
@@ -75,8 +77,52 @@ def test_dict_round_trip():
 def test_dict_round_trip_version_2():
     cfg = PreprocessConfig.square(32, frame_rate=15, modality="flow")
     d = cfg.to_dict()
-    assert d["contract"] == CONTRACT and d["frame_rate"] == 15.0 and d["modality"] == "flow"
+    assert d["contract"] == CONTRACT_V2 and d["frame_rate"] == 15.0 and d["modality"] == "flow"
+    assert "flow_short_side" not in d  # runtimes that predate version 3 still read it
     assert PreprocessConfig.from_dict(d) == cfg and cfg.channels == 2
+
+
+def test_dict_round_trip_version_3():
+    cfg = PreprocessConfig.square(32, frame_rate=15, modality="flow", flow_short_side=48)
+    d = cfg.to_dict()
+    assert d["contract"] == CONTRACT and d["flow_short_side"] == 48
+    assert PreprocessConfig.from_dict(d) == cfg
+    with pytest.raises(PreprocessError, match="unknown preprocessing parameter"):
+        PreprocessConfig.from_dict(
+            {**PreprocessConfig.square(32, modality="flow").to_dict(), "flow_short_side": 48}
+        )
+    with pytest.raises(PreprocessError, match="has no flow_short_side"):
+        PreprocessConfig.square(32, modality="flow", flow_short_side=48, contract=CONTRACT_V2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"flow_short_side": 48}, "for the flow modality"),
+        ({"modality": "flow", "flow_short_side": 24}, "0 or >= resize_short_side"),
+        ({"modality": "flow", "flow_short_side": -1}, ">= 0"),
+        ({"modality": "flow", "flow_short_side": 48.0}, "whole number"),
+    ],
+)
+def test_bad_flow_short_side_is_refused_by_name(kwargs, message):
+    with pytest.raises(PreprocessError, match=message):
+        PreprocessConfig.square(32, **kwargs)
+
+
+def test_flow_computed_larger_is_resized_to_the_model_size_in_its_pixels():
+    cfg = PreprocessConfig(crop_size=(32, 32), resize_short_side=36, modality="flow", flow_short_side=72)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (144, 192), dtype=np.uint8), (7, 7), 0)
+    frame = np.repeat(texture[:, :, None], 3, axis=2)
+    working = resize_frame(frame, cfg)
+    assert working.shape[:2] == (72, 96) and model_size(72, 96, cfg) == (36, 48)
+    pre = FramePreprocessor(cfg)
+    pre(frame)
+    moved = pre(np.roll(frame, 8, axis=1))  # 8 px of the source: 4 of the working frame, 2 of the model size
+    assert moved.shape == (2, 32, 32)
+    assert moved[0].mean() == pytest.approx(2 / 16, rel=0.25) and abs(moved[1].mean()) < 0.02
+    # the crop window lies in the model-size frame, as without flow_short_side
+    assert np.array_equal(pre.from_resized(working, (0, 0, False)).shape, (2, 32, 32))
 
 
 def test_version_1_manifest_refuses_version_2_keys():

@@ -101,11 +101,20 @@ def test_wrong_types_are_refused_naming_key_and_types(key, value):
         ("val_fraction", 1.0),
         ("snippet_sampling", "random"),
         ("streaming_loss_weight", -1.0),
+        ("flow_short_side", -1),
+        ("flow_short_side", 112),  # the debug preset's input is RGB
     ],
 )
 def test_out_of_range_values_are_refused(key, value):
     with pytest.raises(ConfigError, match=key):
         create_experiment_config(get_config("debug"), **{key: value})
+
+
+def test_flow_short_side_below_the_model_size_is_refused():
+    with pytest.raises(ConfigError, match="flow_short_side"):
+        create_experiment_config(get_config("surveillance"), flow_short_side=64)  # resize_short_side 72
+    cfg = create_experiment_config(get_config("surveillance"), flow_short_side=112)
+    assert to_preprocess_config(cfg).working_short_side == 112
 
 
 def test_validate_refuses_missing_and_extra_keys():

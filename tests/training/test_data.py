@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge_runtime.preprocess import PreprocessConfig, preprocess_clip
+from edge_runtime.preprocess import PreprocessConfig, preprocess_clip, resize_frame
 from edge_runtime.snippets import num_snippets
 from edge_runtime.video import read_frames
 from tests.training.tiny_data import synth_root, write_video
@@ -186,6 +186,12 @@ def test_a_jitter_as_large_as_the_frame_puts_the_crop_anywhere_and_zoom_0_keeps_
     assert (
         np.histogram(lefts, bins=3)[0].min() > 80
     )  # and the middle as often: uniform, not piled at the edges
+    flow = _dataset(root / "train", train=True, augment_crop_jitter=1000, augment_zoom=0,
+                    preprocess=PreprocessConfig.square(32, modality="flow", flow_short_side=64))  # fmt: skip
+    lefts = [
+        flow._augmentation(64, 112, rng)[1][1] for _ in range(200)
+    ]  # stored frames at 64 px: 2x the model's
+    assert min(lefts) == 0 and max(lefts) == 56 - 32  # the window lies in the model-size frame
     zoomed = _dataset(root / "train", train=True, augment_crop_jitter=0, augment_zoom=0.5)
     zooms = [zoom for zoom, _ in (zoomed._augmentation(32, 56, rng) for _ in range(50))]
     assert 1.0 <= min(zooms) and max(zooms) <= 1.5 and max(zooms) > 1.25
@@ -265,8 +271,8 @@ def test_dataset_accepts_other_video_extensions(tmp_path, root):
     assert sorted(r.key for r in ds.records) == ["anomaly/a.avi", "normal/n.MP4"]
 
 
-@pytest.mark.parametrize("fps", [12.0, 25.0, 30.0])
-def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path, fps):
+@pytest.mark.parametrize(("fps", "flow_side"), [(12.0, 0), (25.0, 0), (30.0, 0), (25.0, 48)])
+def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path, fps, flow_side):
     from edge_runtime.resample import resample_indices
     from edge_runtime.video import write_video
     from edge_runtime.window import SnippetWindow
@@ -277,11 +283,16 @@ def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path
     frames = np.stack([np.roll(base, 2 * i, axis=1) for i in range(int(fps * 2))])  # 2 s of motion
     path = tmp_path / "clip.mp4"
     write_video(path, frames, fps)
-    cfg = PreprocessConfig.square(32, frame_rate=15.0, modality="flow")
+    cfg = PreprocessConfig.square(32, frame_rate=15.0, modality="flow", flow_short_side=flow_side)
     whole = list(iter_video_snippets(path, 4, cfg))
     window = SnippetWindow(cfg, snippet_length=4)
     t0 = 1_700_000_000.0  # a camera's wall-clock timestamps
-    streamed = [s.array for i, f in enumerate(read_frames(path)) if (s := window.push(f, t0 + i / fps))]
+    # the capture thread shrinks each frame as soon as it is decoded (resize_frame); the window takes it so
+    streamed = [
+        s.array
+        for i, f in enumerate(read_frames(path))
+        if (s := window.push(resize_frame(f, cfg), t0 + i / fps, resized=True))
+    ]
     assert len(whole) == int(np.ceil(len(resample_indices(len(frames), fps, 15.0)) / 4))
     assert len(streamed) == len(resample_indices(len(frames), fps, 15.0)) // 4  # a camera never pads
     for a, b in zip(streamed, whole, strict=False):

@@ -71,7 +71,7 @@ class FrameCache:
         params = {
             "version": CACHE_VERSION,
             "frame_rate": cfg.frame_rate,
-            "resize_short_side": cfg.resize_short_side,
+            "resize_short_side": cfg.working_short_side,  # the stored frames' short side
             "crop_size": list(cfg.crop_size),
             "interpolation": cfg.interpolation,
         }

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig, centre_window
+from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig, centre_window, model_size
 from edge_runtime.resample import resample_indices
 from edge_runtime.snippets import num_snippets as count_snippets
 from edge_runtime.video import VideoReadError
@@ -196,7 +196,8 @@ class AnomalyVideoDataset(Dataset):
     def _augmentation(
         self, h: int, w: int, rng: np.random.Generator | None
     ) -> tuple[float, tuple[int, int, bool] | None]:
-        """``(zoom, (top, left, mirror))`` for a training item; ``(1, None)`` (the centre crop) otherwise.
+        """``(zoom, (top, left, mirror))`` for a training item of ``h x w`` frames (as stored: working size);
+        ``(1, None)`` (the centre crop) otherwise.
 
         The resized frame is enlarged by up to ``1 + augment_zoom`` and the crop put at a position drawn
         uniformly among those within ``augment_crop_jitter`` (enlarged) pixels of the centre and inside the
@@ -206,7 +207,7 @@ class AnomalyVideoDataset(Dataset):
         mirror = bool(self.augment_flip and rng.random() < 0.5)
         jitter = self.augment_crop_jitter
         zoom = 1.0 + self.augment_zoom * rng.random()
-        zh, zw = round(h * zoom), round(w * zoom)
+        zh, zw = model_size(round(h * zoom), round(w * zoom), self.preprocess)  # the crop's frame
         top, left = centre_window(zh, zw, self.preprocess)
         crop_h, crop_w = self.preprocess.crop_size
         reach = round(jitter * zoom)
