@@ -128,7 +128,9 @@ def test_a_record_stream_makes_clip_frames_at_its_own_resolution(tmp_path):
     frames = record.take_clip_frames()
     assert len(frames) == 10  # 20 frames at 25 fps, taken at 12.5 fps
     assert {(f.width, f.height) for f in frames} == {(64, 48)} and record.take_clip_frames() == []
-    assert all(b.timestamp - a.timestamp == pytest.approx(0.08, abs=1e-4) for a, b in itertools.pairwise(frames))
+    assert all(
+        b.timestamp - a.timestamp == pytest.approx(0.08, abs=1e-4) for a, b in itertools.pairwise(frames)
+    )
     assert record.stats.clip_frames == 10
 
 
