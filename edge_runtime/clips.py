@@ -46,7 +46,7 @@ ENCODERS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "vp9": ("libvpx-vp9", "webm", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "33", "b": "0"}),
 }
 _CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}}  # the index first: a browser plays while loading
-# Per camera: the ring's default (15 fps, 480 rows, ~6 s) holds 3-7 MB; the bound only binds on a long pre_s
+# Per camera: the ring's default (15 fps, 480 rows, ~6 s) holds 5-8 MB; the bound only binds on a long pre_s
 # or a noisy scene, letting the oldest frames go (one warning).
 RING_MAX_BYTES = 16_000_000
 # A writer's queued frames (those it began with included; the newest are the ring's own) before it drops
