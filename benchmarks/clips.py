@@ -11,7 +11,7 @@ this process, on one core:
   thread, or the record stream's thread: the same work);
 - ring: its frames and MB for the default ring length (pre 3 s + min duration 1 s + one snippet + 1 s), and
   what the same ring held as I420 at the camera's 30 fps (before clip frames were JPEG at 15 fps);
-- writer: CPU per clip frame of a :class:`ClipWriter` (JPEG -> I420, libx264 ultrafast crf 26, one thread),
+- writer (frames fed at the camera's pace): CPU per clip frame of a :class:`ClipWriter` (JPEG -> I420, libx264 ultrafast crf 26, one thread),
   as the share of one core while an event is recorded, and the clip's bytes per second;
 - start: the time the ``start`` message waits for its clip, and the time ``begin`` takes.
 
@@ -59,7 +59,7 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int, int] | None) -> dict:
+def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int, int] | None) -> None:
     from devices.clip_settings import ClipSettings
     from edge_runtime.clip_frames import ClipFramer
     from edge_runtime.clip_store import ClipStore
@@ -78,8 +78,9 @@ def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int
     ring = FrameRing(RING_S)
     for frame in clip_frames:
         ring.push(frame)
-    i420_mb = int(RING_S * FPS + 1) * w * h * 3 / 2 / 1e6
-    print(f"{name} ({w}x{h}, {FPS:g} fps) -> clip {clip_frames[0].width}x{clip_frames[0].height} at "
+    clip_w, clip_h = clip_frames[0].width, clip_frames[0].height
+    i420_mb = int(RING_S * FPS + 1) * clip_w * clip_h * 3 / 2 / 1e6
+    print(f"{name} ({w}x{h}, {FPS:g} fps) -> clip {clip_w}x{clip_h} at "
           f"{d.fps:g} fps")  # fmt: skip
     print(
         f"  capture: {capture_ms:.2f} ms CPU per source frame = {capture_ms * FPS / 10:.1f} % of one core, always"
@@ -102,21 +103,23 @@ def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int
         clips.begin()  # after the start is sent
         begin_s = time.perf_counter() - began - held_s
         assert sent == [start]
-        for frame in clip_frames[len(pre) :]:
+        live = clip_frames[len(pre) :]
+        for frame in live:  # at the camera's pace, as the writer sees them
+            time.sleep(max(0.0, frame.timestamp - live[0].timestamp - (time.perf_counter() - began)))
             clips.feed(frame)
         clips.hold([{"type": "end", "event_id": "bench-event", "ended_at": clip_frames[-1].timestamp}])
         (end,) = clips.close(timeout=600)
         wall = time.perf_counter() - began
     clip = end["clip"]
+    expected = sum(1 for f in clip_frames if f.timestamp >= start["started_at"] - 3.0 - 0.5 / d.fps)
     per_frame = (_cpu() - cpu) / clip["frames"] * 1000
     print(f"  writer (JPEG -> I420, libx264 ultrafast, 1 thread): {per_frame:.2f} ms CPU per clip frame = "
-          f"{per_frame * d.fps / 10:.1f} % of one core while recording; {clip['frames']} frames in {wall:.2f} s")  # fmt: skip
+          f"{per_frame * d.fps / 10:.1f} % of one core while recording; {clip['frames']} of {expected} frames, written {wall:.2f} s after the start")  # fmt: skip
     print(f"  clip: {clip['duration_s']:.1f} s, {clip['width']}x{clip['height']}, {clip['size_bytes'] / 1e3:.0f} kB "
           f"= {clip['size_bytes'] / clip['duration_s'] / 1e3:.0f} kB/s")  # fmt: skip
     print(
         f"  start: the start message waits {held_s * 1e6:.0f} us for the clip; begin takes {begin_s * 1e3:.1f} ms"
     )
-    return {"ring_mb": ring.nbytes / 1e6, "capture_ms": capture_ms, "writer_ms": per_frame}
 
 
 def main(argv: list[str] | None = None) -> int:

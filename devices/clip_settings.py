@@ -40,7 +40,7 @@ class ClipSettings:
     pre_s: float = 3.0  # enough to see what led to the fight
     post_s: float = 2.0  # and how it ended
     max_s: float = 120.0  # a clip of a long event stops growing: bounded disk use per event
-    budget_mb: float = 2000.0  # a few hundred clips at the model's input size
+    budget_mb: float = 2000.0  # about 3.5 hours of 854x480 clips (163 kB/s, docs/benchmarks.md)
     max_age_days: float = 7.0  # a week to review an event
     codec: str = "h264"  # what every browser plays
     max_height: int = 480  # 854x480 from a 16:9 camera: people recognisable, a ring of a few MB (JPEG)
