@@ -1,17 +1,21 @@
-"""Event clip cost per camera: the pre-capture ring (always on) and the clip encoder (during events).
+"""Event clip cost per camera at the default clip settings, for a 640x360 and a 1080p source.
 
-Frames of a real video (the reference data's first fight video when present, else a generated one) are
-shrunk to the model's input size as the capture thread does (edge_runtime.preprocess.resize_frame, short
-side 224 by default): clips are recorded at that size. Measured in this process, on one core:
+Clip frames are made from the frames as decoded (not the model's shrunk input), at ``[clips] max_height``
+(480) and ``fps`` (15), JPEG in the pre-capture ring (edge_runtime/clip_frames.py). The frames are a real
+1080p video of the reference data (its first 1920x1080 fight clip when present; else generated frames) and
+the same frames brought down to 640x360, as a camera's sub-stream; each source runs at 30 fps. Measured in
+this process, on one core:
 
-- ring: CPU per frame of :meth:`FrameRing.push` (BGR -> I420 copy) and the ring's memory for the default
-  ring length (pre 3 s + min duration 1 s + one snippet + 1 s) at 30 fps;
-- encoder: CPU per frame of a :class:`ClipWriter` (libx264 ultrafast crf 26, one thread), as the share of one
-  core a 30 fps camera costs while an event is recorded, and the clip's bytes per second;
-- start: the time the ``start`` message waits for its clip (:meth:`CameraClips.hold` notes it; the writer is
-  begun by :meth:`CameraClips.begin` after the message is sent), and the time ``begin`` takes.
+- capture: CPU of :class:`ClipFramer` per source frame (the frame rate's check on every frame; resize and
+  JPEG on the frames it takes), as the share of one core a 30 fps camera costs, always (in the capture
+  thread, or the record stream's thread: the same work);
+- ring: its frames and MB for the default ring length (pre 3 s + min duration 1 s + one snippet + 1 s), and
+  what the same ring held as I420 at the camera's 30 fps (before clip frames were JPEG at 15 fps);
+- writer (frames fed at the camera's pace): CPU per clip frame of a :class:`ClipWriter` (JPEG -> I420, libx264 ultrafast crf 26, one thread),
+  as the share of one core while an event is recorded, and the clip's bytes per second;
+- start: the time the ``start`` message waits for its clip, and the time ``begin`` takes.
 
-Goal: <= 5 % of one core per camera at 30 fps while recording.
+Goal: <= 60 MB resident per camera (the ring is a part of it; bounded at RING_MAX_BYTES).
 
     python -m benchmarks.clips               # or: i3dmtn bench clips
 """
@@ -24,29 +28,30 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
-VIDEO = ROOT.parent / "shared" / "data" / "surveillance-fight" / "fight" / "fi001.mp4"
+DATA = ROOT.parent / "shared" / "data" / "surveillance-fight" / "fight"
 FPS = 30.0
+RING_S = 3.0 + 1.0 + 16 / 25 + 1.0  # the default ring: pre 3 s + min duration 1 s + one snippet + 1 s
 
 
-def _frames(seconds: float) -> tuple[list[np.ndarray], str]:
-    from edge_runtime.preprocess import PreprocessConfig, resize_frame
+def _video_1080p() -> tuple[list[np.ndarray], str]:
+    """The frames of the reference data's first 1920x1080 fight clip, else generated 1080p frames."""
     from edge_runtime.video import iter_frames
 
-    cfg = PreprocessConfig()
-    if VIDEO.is_file():
-        frames, where = list(iter_frames(VIDEO)), str(VIDEO.relative_to(ROOT.parent))
-    else:
-        rng = np.random.default_rng(0)
-        base = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
-        frames, where = [np.roll(base, 3 * i, axis=1) for i in range(60)], "generated 640x360 frames"
-    small = [resize_frame(f, cfg) for f in frames]
-    n = int(seconds * FPS)
-    return [small[i % len(small)] for i in range(n)], where
+    for path in sorted(DATA.glob("*.mp4")) if DATA.is_dir() else []:
+        cap = cv2.VideoCapture(str(path))
+        size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        cap.release()
+        if size == (1920, 1080):
+            return list(iter_frames(path)), str(path.relative_to(ROOT.parent))
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (270, 480, 3), dtype=np.uint8).repeat(4, 0).repeat(4, 1)
+    return [np.roll(base, 8 * i, axis=1) for i in range(60)], "generated 1920x1080 frames"
 
 
 def _cpu() -> float:
@@ -54,57 +59,78 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def main(argv: list[str] | None = None) -> int:
+def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int, int] | None) -> None:
+    from devices.clip_settings import ClipSettings
+    from edge_runtime.clip_frames import ClipFramer
     from edge_runtime.clip_store import ClipStore
     from edge_runtime.clips import CameraClips, FrameRing
 
-    parser = argparse.ArgumentParser(prog="benchmarks.clips", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 s of frames instead of 20 s")
-    args = parser.parse_args(argv)
-    seconds = 10.0 if args.quick else 20.0
-    frames, where = _frames(seconds)
-    h, w = frames[0].shape[:2]
-    print(f"frames: {where}, {w}x{h} (model input size), {len(frames)} frames = {seconds:g} s at {FPS:g} fps")
+    d = ClipSettings()  # the defaults
 
-    ring_s = 3.0 + 1.0 + 16 / 25 + 1.0
-    ring = FrameRing(ring_s)
+    source = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames] if size else frames
+    n = int(seconds * FPS)
+    h, w = source[0].shape[:2]
+    framer = ClipFramer(d.max_height, d.fps)
     cpu = _cpu()
-    for i, frame in enumerate(frames):
-        ring.push(i / FPS, frame)
-    ring_ms = (_cpu() - cpu) / len(frames) * 1000
-    print(f"ring: {ring_ms:.3f} ms CPU per frame = {ring_ms * FPS / 10:.2f} % of one core at 30 fps; "
-          f"{ring_s:.2f} s held = {len(ring)} frames = {ring.nbytes / 1e6:.1f} MB per camera")  # fmt: skip
+    made = [framer(i / FPS, source[i % len(source)]) for i in range(n)]
+    capture_ms = (_cpu() - cpu) / n * 1000
+    clip_frames = [f for f in made if f is not None]
+    ring = FrameRing(RING_S)
+    for frame in clip_frames:
+        ring.push(frame)
+    clip_w, clip_h = clip_frames[0].width, clip_frames[0].height
+    i420_mb = int(RING_S * FPS + 1) * clip_w * clip_h * 3 / 2 / 1e6
+    print(f"{name} ({w}x{h}, {FPS:g} fps) -> clip {clip_w}x{clip_h} at "
+          f"{d.fps:g} fps")  # fmt: skip
+    print(
+        f"  capture: {capture_ms:.2f} ms CPU per source frame = {capture_ms * FPS / 10:.1f} % of one core, always"
+    )
+    print(f"  ring: {RING_S:.2f} s = {len(ring)} frames = {ring.nbytes / 1e6:.1f} MB per camera "
+          f"({ring.nbytes / len(ring) / 1e3:.0f} kB a frame; as I420 at {FPS:g} fps: {i420_mb:.0f} MB)")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:
         store = ClipStore(Path(tmp), budget_bytes=10**10, max_age_s=86400)
-        clips = CameraClips("bench", store, pre_s=3.0, post_s=2.0, max_s=600.0, ring_s=ring_s, codec="h264",
-                            fps=FPS)  # fmt: skip
-        pre = int(ring_s * FPS)
-        for i in range(pre):
-            clips.feed(i / FPS, frames[i])
+        clips = CameraClips("bench", store, pre_s=3.0, post_s=2.0, max_s=600.0, ring_s=RING_S, codec="h264",
+                            fps=d.fps)  # fmt: skip
+        pre = [f for f in clip_frames if f.timestamp <= RING_S]
+        for frame in pre:
+            clips.feed(frame)
         cpu = _cpu()
         began = time.perf_counter()
-        start = {"type": "start", "event_id": "bench-event", "started_at": (pre - 1) / FPS - 1.0}
+        start = {"type": "start", "event_id": "bench-event", "started_at": pre[-1].timestamp - 1.0}
         sent = clips.hold([start])  # what the start message waits for
         held_s = time.perf_counter() - began
         clips.begin()  # after the start is sent
         begin_s = time.perf_counter() - began - held_s
         assert sent == [start]
-        for i in range(pre, len(frames)):
-            clips.feed(i / FPS, frames[i])
-        clips.hold([{"type": "end", "event_id": "bench-event", "ended_at": (len(frames) - 1) / FPS}])
+        live = clip_frames[len(pre) :]
+        for frame in live:  # at the camera's pace, as the writer sees them
+            time.sleep(max(0.0, frame.timestamp - live[0].timestamp - (time.perf_counter() - began)))
+            clips.feed(frame)
+        clips.hold([{"type": "end", "event_id": "bench-event", "ended_at": clip_frames[-1].timestamp}])
         (end,) = clips.close(timeout=600)
         wall = time.perf_counter() - began
-        encode_cpu = _cpu() - cpu - ring_ms / 1000 * (len(frames) - pre)
-        clip = end["clip"]
-        per_frame = encode_cpu / clip["frames"] * 1000
-        print(f"encoder (libx264 ultrafast, 1 thread): {per_frame:.2f} ms CPU per frame = "
-              f"{per_frame * FPS / 10:.1f} % of one core at 30 fps while recording (goal <= 5 %); "
-              f"{clip['frames']} frames in {wall:.2f} s wall")  # fmt: skip
-        print(f"clip: {clip['duration_s']:.1f} s, {clip['size_bytes'] / 1e3:.0f} kB = "
-              f"{clip['size_bytes'] / clip['duration_s'] / 1e3:.0f} kB/s")  # fmt: skip
-        print(f"start: the start message waits {held_s * 1e6:.0f} us for the clip; the writer begins after it "
-              f"is sent ({begin_s * 1e3:.1f} ms on the scoring thread)")  # fmt: skip
+    clip = end["clip"]
+    expected = sum(1 for f in clip_frames if f.timestamp >= start["started_at"] - 3.0 - 0.5 / d.fps)
+    per_frame = (_cpu() - cpu) / clip["frames"] * 1000
+    print(f"  writer (JPEG -> I420, libx264 ultrafast, 1 thread): {per_frame:.2f} ms CPU per clip frame = "
+          f"{per_frame * d.fps / 10:.1f} % of one core while recording; {clip['frames']} of {expected} frames, written {wall:.2f} s after the start")  # fmt: skip
+    print(f"  clip: {clip['duration_s']:.1f} s, {clip['width']}x{clip['height']}, {clip['size_bytes'] / 1e3:.0f} kB "
+          f"= {clip['size_bytes'] / clip['duration_s'] / 1e3:.0f} kB/s")  # fmt: skip
+    print(
+        f"  start: the start message waits {held_s * 1e6:.0f} us for the clip; begin takes {begin_s * 1e3:.1f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.clips", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 s of frames instead of 20 s")
+    args = parser.parse_args(argv)
+    seconds = 10.0 if args.quick else 20.0
+    frames, where = _video_1080p()
+    print(f"frames: {where}, {len(frames)} frames repeated for {seconds:g} s at {FPS:g} fps per source")
+    _source(frames, seconds, "640x360 source (the frames brought down)", (640, 360))
+    _source(frames, seconds, "1080p source", None)
     return 0
 
 

@@ -12,6 +12,11 @@
                                            # first; default 2000
     max_age_days = 7.0                     # clips older than this are deleted, (0, 3650]; default 7
     codec = "h264"                         # h264 (mp4) | vp9 (webm): both play in browsers; default h264
+    max_height = 480                       # rows of the clip, scaled down (never up) from the frame as
+                                           # decoded (the record stream's when the camera has one), not the
+                                           # model's small input; 0: as decoded; else 32-4320; default 480
+    fps = 15.0                             # frames per second of the clip (and of the pre-capture ring), by
+                                           # timestamp; 0: every frame of the stream; else 1-120; default 15
     http_bind = "0.0.0.0:8765"             # serve clips read-only over HTTP at HOST:PORT (token needed);
                                            # default: not served
     token_file = "/etc/i3dmtn/clip-token"  # the HTTP token's file (else I3DMTN_CLIP_TOKEN[_FILE] in the
@@ -35,9 +40,11 @@ class ClipSettings:
     pre_s: float = 3.0  # enough to see what led to the fight
     post_s: float = 2.0  # and how it ended
     max_s: float = 120.0  # a clip of a long event stops growing: bounded disk use per event
-    budget_mb: float = 2000.0  # a few hundred clips at the model's input size
+    budget_mb: float = 2000.0  # about 3.5 hours of 854x480 clips (163 kB/s, docs/benchmarks.md)
     max_age_days: float = 7.0  # a week to review an event
     codec: str = "h264"  # what every browser plays
+    max_height: int = 480  # 854x480 from a 16:9 camera: people recognisable, a ring of a few MB (JPEG)
+    fps: float = 15.0  # smooth enough to follow a fight; half the CPU and ring of 30 fps
     http_bind: str | None = None  # None: the clips are not served
     token_file: str | None = None
 
@@ -56,6 +63,14 @@ def parse_clips(s: Any) -> ClipSettings:
     token_file = s.get("token_file", (str,), "a string", None)
     if token_file is not None and not token_file.startswith("/"):
         raise s.error(f"[clips] token_file must be an absolute path, got {token_file!r}")
+    max_height = s.integer("max_height", 0, 4320, 480)
+    if 0 < max_height < 32:
+        raise s.error(
+            f"[clips] max_height must be 0 (as decoded) or an integer in [32, 4320], got {max_height}"
+        )
+    fps = s.number("fps", 15.0, low=0.0, high=120.0)
+    if 0 < fps < 1:
+        raise s.error(f"[clips] fps must be 0 (every frame) or a number in [1, 120], got {fps!r}")
     return ClipSettings(
         folder=folder,
         pre_s=s.number("pre_s", 3.0, low=0.0, high=30.0),
@@ -64,6 +79,8 @@ def parse_clips(s: Any) -> ClipSettings:
         budget_mb=s.number("budget_mb", 2000.0, low=1.0, high=1e6),
         max_age_days=s.number("max_age_days", 7.0, low=0.0, open_low=True, high=3650.0),
         codec=s.choice("codec", CLIP_CODECS, "h264"),
+        max_height=max_height,
+        fps=fps,
         http_bind=bind,
         token_file=token_file,
     )

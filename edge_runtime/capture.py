@@ -17,7 +17,9 @@ preprocessing contract, and :func:`~edge_runtime.preprocess.resize_frame` brings
 the model needs), so the queue holds small frames: a 1080p frame is 6 MB, its 224-pixel version 0.3 MB. The
 full-size image is kept for the newest ``FULL_FRAMES_KEPT`` frames only (all queued frames of a file played
 as fast as possible, which is deterministic), as :attr:`Frame.full`, for the event's snapshot;
-:meth:`CaptureThread.newest_full` is the newest full-size frame when an older frame's was let go.
+:meth:`CaptureThread.newest_full` is the newest full-size frame when an older frame's was let go. With
+``clip_frame`` (a :class:`~edge_runtime.clip_frames.ClipFramer`) each frame's clip frame, at the clip's size
+and rate, is made here too from the image as decoded, as :attr:`Frame.clip`.
 
 >>> from edge_runtime.sources import FileSource  # doctest: +SKIP
 >>> with CaptureThread(FileSource("clip.mp4"), "door") as cap:  # doctest: +SKIP
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .clip_frames import RingFrame
 from .sources import FrameSource, SourceEnded, SourceError
 
 __all__ = ["FULL_FRAMES_KEPT", "BackoffPolicy", "CaptureStats", "CaptureThread", "Frame"]
@@ -77,6 +80,7 @@ class Frame:
     full: np.ndarray | None = None  # the image as decoded (``image`` itself without ``shrink``); None once
     # the frame fell more than FULL_FRAMES_KEPT frames behind the newest (a live source whose reader lags)
     shrunk: bool = False  # True when ``image`` went through ``shrink``
+    clip: RingFrame | None = None  # its event-clip frame (``clip_frame``), None when the clip rate skips it
 
 
 @dataclass
@@ -120,6 +124,7 @@ class CaptureThread:
         reconnect: BackoffPolicy | None = None,
         stall_timeout: float = 10.0,
         shrink: Callable[[np.ndarray], np.ndarray] | None = None,
+        clip_frame: Callable[[float, np.ndarray], RingFrame | None] | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1, got {max_queue}")
@@ -129,7 +134,7 @@ class CaptureThread:
         self.max_queue = max_queue
         self.reconnect = reconnect or BackoffPolicy()
         self.stall_timeout = stall_timeout
-        self.shrink = shrink
+        self.shrink, self.clip_frame = shrink, clip_frame
         self._queue: deque[Frame] = deque()
         self._full: OrderedDict[int, np.ndarray] = OrderedDict()  # frame index -> full-size image
         self._newest_full: np.ndarray | None = None
@@ -297,6 +302,7 @@ class CaptureThread:
     def _put(self, image: np.ndarray) -> None:
         timestamp = self.source.timestamp()
         small = self.shrink(image) if self.shrink is not None else image  # outside the lock: the costly part
+        clip = self.clip_frame(timestamp, image) if self.clip_frame is not None else None
         with self._cond:
             if self._shape is not None and image.shape != self._shape:
                 self._stats.resolution_changes += 1
@@ -304,7 +310,7 @@ class CaptureThread:
             self._shape = image.shape
             frame = Frame(
                 self.name, self._index, timestamp, small, self._stats.reconnects,
-                shrunk=self.shrink is not None,
+                shrunk=self.shrink is not None, clip=clip,
             )  # fmt: skip
             self._newest_full = image
             self._full[frame.index] = image

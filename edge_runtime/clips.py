@@ -1,15 +1,16 @@
 """Event clips: a pre-capture ring per camera and a writer thread per clip (pre + event + post).
 
-Each camera's frames, as the runtime scores them (already shrunk to the model's input size by the capture
-thread, see :mod:`edge_runtime.capture`), go through :meth:`CameraClips.feed`: they are kept in a
-:class:`FrameRing` for ``ring_s`` seconds as YUV 4:2:0, which is what the encoder takes and half the bytes of
-BGR. When an event starts, the ring's frames from ``started_at - pre_s`` on (the first one at most one frame
-from that time) go to a :class:`ClipWriter`, and every frame after them until ``post_s`` seconds after the
-event's end, or until the clip is ``max_s`` long. The writer encodes on its own thread with PyAV (libx264 in
-mp4 with its index in front, or VP9 in webm: both play in a browser), so scoring never waits on encoding;
-the runtime only hands it frames. It writes a ``.part`` file that :class:`~edge_runtime.clip_store.ClipStore`
-publishes under its final name once it is complete, then describes it (size, duration, SHA-256) for the
-event's ``end`` message, which the runtime holds back until then.
+Each camera's clip frames (:mod:`edge_runtime.clip_frames`: at the clip's size and rate, JPEG, made by the
+thread that decoded them from the frame as decoded, or from the camera's record stream) go through
+:meth:`CameraClips.feed`: a :class:`FrameRing` keeps them for ``ring_s`` seconds, and never more than
+:data:`RING_MAX_BYTES`. When an event starts, the ring's frames from ``started_at - pre_s`` on (the first one
+at most one frame from that time) go to a :class:`ClipWriter`, and every frame after them until ``post_s``
+seconds after the event's end, or until the clip is ``max_s`` long. The writer decodes and encodes on its own
+thread with PyAV (libx264 in mp4 with its index in front, or VP9 in webm: both play in a browser), so scoring
+never waits on encoding; the runtime only hands it frames, and one that falls behind holds at most
+:data:`WRITER_MAX_BYTES` of them. It writes a ``.part`` file that
+:class:`~edge_runtime.clip_store.ClipStore` publishes under its final name once it is complete, then describes
+it (size, duration, SHA-256) for the event's ``end`` message, which the runtime holds back until then.
 
 PyAV is an optional dependency (``pip install i3d-mtn-edge[clips]``): :func:`check_encoder` says what to
 install when clips are asked for and it is missing.
@@ -23,29 +24,34 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import cv2
-import numpy as np
-
+from .clip_frames import RingFrame
 from .clip_store import ClipStore, clip_info, clip_missing
 from .sources import FrameSource
 
-__all__ = ["ENCODERS", "CameraClips", "ClipError", "ClipWriter", "FrameRing", "RingFrame", "check_encoder"]
+__all__ = [
+    "ENCODERS", "RING_MAX_BYTES", "WRITER_MAX_BYTES", "CameraClips", "ClipError", "ClipWriter", "FrameRing",
+    "RingFrame", "check_encoder", "ring_seconds",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 # codec setting -> (PyAV encoder, container format, file extension, encoder options)
 ENCODERS: dict[str, tuple[str, str, str, dict[str, str]]] = {
-    # ultrafast + crf 26: ~1 ms of one core per 299x224 frame (3 % of a core at 30 fps), ~55 kB/s; veryfast
-    # makes 2.6x smaller files for 2.4x the CPU, over the 5 % goal (docs/benchmarks.md, benchmarks/clips.py)
+    # ultrafast + crf 26: the least CPU per frame; veryfast made 2.6x smaller files for 2.4x the CPU (at
+    # 299x224: docs/benchmarks.md, benchmarks/clips.py)
     "h264": ("libx264", "mp4", "mp4", {"preset": "ultrafast", "crf": "26"}),
     "vp9": ("libvpx-vp9", "webm", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "33", "b": "0"}),
 }
 _CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}}  # the index first: a browser plays while loading
-_QUEUE_S = 10.0  # seconds of frames a writer may fall behind before frames are dropped (counted)
+# Per camera: the ring's default (15 fps, 480 rows, ~6 s) holds 5-8 MB; the bound only binds on a long pre_s
+# or a noisy scene, letting the oldest frames go (one warning).
+RING_MAX_BYTES = 16_000_000
+# A writer's queued frames (those it began with included; the newest are the ring's own) before it drops
+# frames (counted): an encoder that falls far behind never grows the memory.
+WRITER_MAX_BYTES = 16_000_000
 _TIME_BASE = Fraction(1, 1000)  # frame times in milliseconds: a camera's real timing, drops included
 
 
@@ -66,32 +72,31 @@ def check_encoder(codec: str) -> None:
         raise ClipError(f"event clips: this PyAV build has no {encoder} encoder (codec {codec!r})")
 
 
-@dataclass(frozen=True)
-class RingFrame:
-    timestamp: float
-    yuv: np.ndarray  # (h * 3 / 2, w) uint8, I420
-    width: int
-    height: int
-
-
 class FrameRing:
-    """The newest ``seconds`` of a camera's frames (by timestamp), as I420 (even width and height)."""
+    """The newest ``seconds`` of a camera's clip frames (by timestamp), at most ``max_bytes`` of them."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = float(seconds)
+    def __init__(self, seconds: float, max_bytes: int = RING_MAX_BYTES, name: str = "") -> None:
+        self.seconds, self.max_bytes, self.name = float(seconds), max_bytes, name
         self._frames: deque[RingFrame] = deque()
         self.nbytes = 0
+        self.trimmed = 0  # frames let go before their time to stay within max_bytes
 
-    def push(self, timestamp: float, bgr: np.ndarray) -> RingFrame:
-        h, w = bgr.shape[0] & ~1, bgr.shape[1] & ~1  # 4:2:0 needs even sides: drop an odd last row/column
-        frame = RingFrame(timestamp, cv2.cvtColor(bgr[:h, :w], cv2.COLOR_BGR2YUV_I420), w, h)
-        if self._frames and timestamp < self._frames[-1].timestamp:  # a reconnected source's clock
+    def push(self, frame: RingFrame) -> None:
+        if self._frames and frame.timestamp < self._frames[-1].timestamp:  # a reconnected source's clock
             self.clear()
         self._frames.append(frame)
-        self.nbytes += frame.yuv.nbytes
-        while self._frames and self._frames[0].timestamp < timestamp - self.seconds:
-            self.nbytes -= self._frames.popleft().yuv.nbytes
-        return frame
+        self.nbytes += frame.nbytes
+        while self._frames and self._frames[0].timestamp < frame.timestamp - self.seconds:
+            self.nbytes -= self._frames.popleft().nbytes
+        while self.nbytes > self.max_bytes and len(self._frames) > 1:
+            self.nbytes -= self._frames.popleft().nbytes
+            if not self.trimmed:
+                log.warning(
+                    "%s: the clip ring reached its %.0f MB bound: it holds %.1f s instead of %.1f s "
+                    "(a lower [clips] max_height or fps, or a shorter pre_s, fits)", self.name or "clips",
+                    self.max_bytes / 1e6, frame.timestamp - self._frames[0].timestamp, self.seconds,
+                )  # fmt: skip
+            self.trimmed += 1
 
     def since(self, start: float) -> list[RingFrame]:
         """The frames from the one nearest ``start`` (at most one frame away when the ring reaches back that
@@ -127,24 +132,33 @@ class ClipWriter:
         self.name = f"{event_id}.{ENCODERS[codec][2]}"
         self.fps = fps if fps > 0 else 30.0
         self.dropped = 0
-        self._queue: queue.Queue[RingFrame | None] = queue.Queue(
-            maxsize=len(first) + int(_QUEUE_S * self.fps)
-        )
+        self._queue: queue.SimpleQueue[RingFrame | None] = queue.SimpleQueue()
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         for frame in first:
-            self._queue.put_nowait(frame)
+            self.put(frame)
         self._on_done = on_done
         self._thread = threading.Thread(target=self._run, name=f"clip-{event_id[:8]}", daemon=True)
         self._thread.start()
 
     def put(self, frame: RingFrame) -> None:
-        try:
-            self._queue.put_nowait(frame)
-        except queue.Full:
-            self.dropped += 1
+        with self._bytes_lock:
+            if self._queued_bytes + frame.nbytes > WRITER_MAX_BYTES:
+                self.dropped += 1
+                return
+            self._queued_bytes += frame.nbytes
+        self._queue.put(frame)
 
     def finish(self) -> None:
         """No more frames: the writer encodes what it has, publishes the clip and calls ``on_done``."""
-        self._queue.put(None)  # blocks only while the queue is full: the writer is taking frames
+        self._queue.put(None)
+
+    def _take(self) -> RingFrame | None:
+        frame = self._queue.get()
+        if frame is not None:
+            with self._bytes_lock:
+                self._queued_bytes -= frame.nbytes
+        return frame
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -172,7 +186,7 @@ class ClipWriter:
 
         encoder, container_format, _, options = ENCODERS[self.codec]
         part = self.store.part_path(self.name)
-        first = self._queue.get()
+        first = self._take()
         if first is None:
             raise RuntimeError("no frames to write")
         count, last_pts, last_ts = 0, -1, first.timestamp
@@ -185,12 +199,12 @@ class ClipWriter:
             frame: RingFrame | None = first
             while frame is not None:
                 if (frame.width, frame.height) == (first.width, first.height):  # a resized stream: skipped
-                    video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
+                    video = av.VideoFrame.from_ndarray(frame.yuv(), format="yuv420p")
                     pts = max(round((frame.timestamp - first.timestamp) * 1000), last_pts + 1)
                     video.pts, video.time_base = pts, _TIME_BASE
                     out.mux(stream.encode(video))
                     count, last_pts, last_ts = count + 1, pts, frame.timestamp
-                frame = self._queue.get()
+                frame = self._take()
             out.mux(stream.encode(None))
         final = self.store.publish(self.name)
         duration = last_ts - first.timestamp + 1.0 / self.fps  # the last frame is shown one frame long
@@ -200,10 +214,16 @@ class ClipWriter:
         return info
 
 
+def ring_seconds(pre_s: float, min_duration_s: float, window: Any) -> float:
+    """How long a camera's ring reaches back: ``pre_s`` before an event's ``started_at``, which is
+    ``min_duration_s`` and up to one snippet (of the bundle's ``window``) before its ``start``, + 1 s."""
+    return pre_s + min_duration_s + window.snippet_length * window.frame_stride / window.fps + 1.0
+
+
 class CameraClips:
     """One camera's ring and the writer of its current event's clip (used from the runtime's loop thread,
-    except ``on_done``, which writers call). ``fps``: the camera's frame rate (the writer's queue size and
-    the clip's nominal rate; frames are timed by their timestamps)."""
+    except ``on_done``, which writers call). ``fps``: the clip's frame rate (its nominal rate: frames are
+    timed by their timestamps)."""
 
     def __init__(self, camera: str, store: ClipStore, *, pre_s: float, post_s: float, max_s: float,
                  ring_s: float, codec: str, fps: float = 30.0) -> None:  # fmt: skip
@@ -211,7 +231,7 @@ class CameraClips:
 
         self.camera, self.store = camera, store
         self.pre_s, self.post_s, self.max_s, self.codec, self.fps = pre_s, post_s, max_s, codec, fps
-        self.ring = FrameRing(ring_s)
+        self.ring = FrameRing(ring_s, name=camera)
         self._writer: ClipWriter | None = None
         self._clip_start = 0.0
         self._stop_at = float("inf")  # the active clip's last frame time
@@ -230,9 +250,8 @@ class CameraClips:
         """The recorder of a runtime's camera (``settings``: :class:`devices.clip_settings.ClipSettings`,
         ``window``: the bundle's). Its ring reaches back far enough for a clip to begin ``pre_s`` before an
         event's ``started_at``, which is ``min_duration_s`` and up to one snippet before its ``start``."""
-        snippet_s = window.snippet_length * window.frame_stride / window.fps
-        ring_s = settings.pre_s + min_duration_s + snippet_s + 1.0
-        fps = float(getattr(source, "fps", 0.0) or 30.0)
+        ring_s = ring_seconds(settings.pre_s, min_duration_s, window)
+        fps = settings.fps or float(getattr(source, "fps", 0.0) or 30.0)
         return cls(camera, store, pre_s=settings.pre_s, post_s=settings.post_s, max_s=settings.max_s,
                    ring_s=ring_s, codec=settings.codec, fps=fps)  # fmt: skip
 
@@ -270,11 +289,12 @@ class CameraClips:
             self._open.discard(event_id)
         return ends
 
-    def feed(self, timestamp: float, bgr: np.ndarray) -> None:
-        frame = self.ring.push(timestamp, bgr)
+    def feed(self, frame: RingFrame) -> None:
+        """The camera's next clip frame (:class:`~edge_runtime.clip_frames.ClipFramer`), in time order."""
+        self.ring.push(frame)
         if self._writer is None:
             return
-        if timestamp > self._stop_at or timestamp - self._clip_start > self.max_s:
+        if frame.timestamp > self._stop_at or frame.timestamp - self._clip_start > self.max_s:
             self._finish_writer()
         else:
             self._writer.put(frame)

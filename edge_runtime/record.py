@@ -7,7 +7,12 @@ the capture thread's backoff) and grabs every frame, which keeps it timed by the
 converts to BGR only about ``keep_every_s`` seconds' worth: it keeps the newest ``FRAMES_KEPT`` of those
 full-resolution frames. The two streams are aligned by timestamps, not frame counts (their rates may differ):
 :meth:`RecordStream.frame_near` is the kept record frame nearest in time to a detect frame's timestamp, the
-event snapshot's picture. Event clips from the record stream build on this.
+event snapshot's picture. With ``clip_frame`` (a :class:`~edge_runtime.clip_frames.ClipFramer`) the stream
+also makes the camera's event-clip frames, at the clip's size and rate from the full-resolution frames and
+timed by the record stream's clock: it converts only the frames the clip rate takes, and holds at most
+``CLIP_BACKLOG`` of them until the runtime's loop takes them (:meth:`RecordStream.take_clip_frames`) into the
+camera's pre-capture ring. The detect stream still drives the events; a clip frame and an event are matched
+by timestamp.
 
 >>> record = RecordStream(StreamSource("rtsp://cam/main"), "door").start()  # doctest: +SKIP
 >>> record.frame_near(snippet.last_ts)  # doctest: +SKIP
@@ -26,13 +31,15 @@ import cv2
 import numpy as np
 
 from .capture import BackoffPolicy
+from .clip_frames import ClipFramer, RingFrame
 from .sources import FrameSource, SourceEnded, SourceError
 
-__all__ = ["FRAMES_KEPT", "RecordStats", "RecordStream"]
+__all__ = ["CLIP_BACKLOG", "FRAMES_KEPT", "RecordStats", "RecordStream"]
 
 log = logging.getLogger(__name__)
 
 FRAMES_KEPT = 3  # full-resolution frames held: 3 x 6 MB at 1080p
+CLIP_BACKLOG = 64  # clip frames waiting for the loop (4 s at 15 fps, a few MB as JPEG): the oldest go first
 _FPS_WINDOW = 64
 
 
@@ -42,6 +49,7 @@ class RecordStats:
 
     frames: int = 0  # frames grabbed
     kept: int = 0  # of them converted and kept
+    clip_frames: int = 0  # clip frames made (with clips)
     stream_fps: float = 0.0  # frames per second it delivers (by timestamp, the last ~2 s)
     reconnects: int = 0
     last_error: str | None = None
@@ -54,11 +62,12 @@ class RecordStream:
     """Reads ``source`` (a camera's record stream) on a daemon thread; see the module docstring."""
 
     def __init__(self, source: FrameSource, camera: str, *, keep_every_s: float = 0.2,
-                 reconnect: BackoffPolicy | None = None) -> None:  # fmt: skip
-        self.source, self.camera = source, camera
+                 reconnect: BackoffPolicy | None = None, clip_frame: ClipFramer | None = None) -> None:  # fmt: skip
+        self.source, self.camera, self.clip_frame = source, camera, clip_frame
         self.keep_every_s = keep_every_s
         self.reconnect = reconnect or BackoffPolicy()
         self._kept: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAMES_KEPT)
+        self._clips: deque[RingFrame] = deque(maxlen=CLIP_BACKLOG)
         self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)
         self._stats = RecordStats()
         self._lock = threading.Lock()
@@ -92,6 +101,13 @@ class RecordStream:
             if not self._kept:
                 return None
             return min(self._kept, key=lambda kept: abs(kept[0] - timestamp))
+
+    def take_clip_frames(self) -> list[RingFrame]:
+        """The clip frames made since the last call, oldest first."""
+        with self._lock:
+            frames = list(self._clips)
+            self._clips.clear()
+        return frames
 
     # -- reader side ---------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -139,12 +155,19 @@ class RecordStream:
                 span = self._recent[-1] - self._recent[0]
                 if span > 0.5:
                     self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
-            if ts < next_keep:
+            keep = ts >= next_keep
+            clip = self.clip_frame is not None and self.clip_frame.wants(ts)
+            if not (keep or clip):
                 continue
             image = self.source.retrieve()
             if image is None or not image.size:
                 continue
-            next_keep = ts + self.keep_every_s
+            framed = self.clip_frame.frame(ts, image) if clip and self.clip_frame is not None else None
             with self._lock:
-                self._kept.append((ts, image))
-                self._stats.kept += 1
+                if framed is not None:
+                    self._clips.append(framed)
+                    self._stats.clip_frames += 1
+                if keep:
+                    next_keep = ts + self.keep_every_s
+                    self._kept.append((ts, image))
+                    self._stats.kept += 1

@@ -11,7 +11,8 @@ snapshot on ``start`` and when the peak rises (at most every ``snapshot_interval
 ``stats_interval_s``, with the seconds the loop has spent in the snippet windows (preprocessing), the
 backbone, the heads, and waiting idle for frames.
 
-With clips (``RuntimeConfig.clips``) each camera's scored frames also feed its pre-capture ring
+With clips (``RuntimeConfig.clips``) each camera's clip frames (at the clip's size, from the frames as decoded
+or from its record stream: :mod:`edge_runtime.camera`) feed its pre-capture ring
 (:class:`~edge_runtime.clips.CameraClips`); a ``start`` is sent, then its clip's writer begins; an ``end`` is
 held until its clip is written and then sent with the clip's description.
 
@@ -26,7 +27,6 @@ events get their ``end``, the outbox is flushed (bounded wait) and ``offline`` i
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import logging
 import threading
@@ -37,24 +37,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from devices.clip_settings import ClipSettings
 
 from .backends import Backend, BackendError, BackendUnavailable, create_backend, pick_backend
 from .bundle import Bundle
-from .capture import CaptureThread, Frame
+from .camera import Camera
+from .capture import CaptureThread
 from .clip_store import ClipStore
 from .clips import CameraClips
 from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .mqtt import MqttPublisher
-from .preprocess import resize_frame
-from .record import RecordStream
 from .scoring import StreamingScorer
 from .sources import FrameSource
 from .stats import RuntimeStats
-from .window import Snippet, SnippetWindow
+from .window import Snippet
 
 __all__ = ["LoadedModels", "Runtime", "RuntimeConfig", "load_models"]
 
@@ -62,7 +59,6 @@ log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
 _STOP_WAIT_S = 1.0  # at stop, wait this long in all for the capture threads (the rest are daemons)
-_RECORD_ALIGN_S = 1.0  # a record frame further in time from the detect frame is not its picture
 _MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
 
 
@@ -162,34 +158,6 @@ def _start_capture(capture: CaptureThread) -> BaseException | None:
     return None
 
 
-class _Camera:
-    """One camera's pipeline state."""
-
-    def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
-                 max_queue: int, clips: CameraClips | None = None) -> None:  # fmt: skip
-        self.name = name
-        self.clips = clips
-        # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
-        shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
-        self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink)
-        self.record = RecordStream(source.record, name) if source.record is not None else None
-        self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
-        w = bundle.window
-        self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
-        self.machine = machine
-        self.segment = 0
-        self.last_ts = 0.0
-        self.done = False  # source ended and its events are closed
-        self.snap_at = -float("inf")  # monotonic time of the last snapshot
-        self.snap_peak = -float("inf")
-        self.full_frame: np.ndarray | None = None  # full-size image of the ready snippet's last frame
-
-
-def _hold_ends(cam: _Camera, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The messages to send now: an ``end`` waits for its clip (:meth:`CameraClips.hold`)."""
-    return messages if cam.clips is None else cam.clips.hold(messages)
-
-
 class Runtime:
     """Runs the loop for ``cameras`` (``[(name, source)]``) until stopped or every source has ended."""
 
@@ -205,13 +173,14 @@ class Runtime:
         info = {**bundle.model_info(), "precision": models.precision, "backend": models.backend}
         self.clip_store = ClipStore.open(config.clips, config.clips_folder) if config.clips else None
         self.cameras = {
-            name: _Camera(
+            name: Camera(
                 name,
                 src,
                 bundle,
                 EventStateMachine(config.device_id, name, config.policy, info),
                 config.max_queue,
                 self._camera_clips(name, src),
+                config.clips,
             )  # fmt: skip
             for name, src in cameras
         }
@@ -325,23 +294,12 @@ class Runtime:
                 started = time.perf_counter()
                 snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk)
                 self.stats.frame(cam.name, time.perf_counter() - started)
-                if cam.clips is not None:
-                    cam.clips.feed(frame.timestamp, frame.image)
+                cam.feed_clips(frame)
                 if snippet is not None:
                     ready[cam.name] = snippet
-                    cam.full_frame = self._full_frame(cam, frame)
+                    cam.full_frame = cam.picture(frame)
                     break
         return ready, consumed
-
-    @staticmethod
-    def _full_frame(cam: _Camera, frame: Frame) -> np.ndarray | None:
-        """The snapshot's picture of ``frame``: the record stream's frame nearest in time (within
-        ``_RECORD_ALIGN_S``), else the frame at full size, else (the reader lagged) the newest full one."""
-        near = cam.record.frame_near(frame.timestamp) if cam.record is not None else None
-        if near is not None and abs(near[0] - frame.timestamp) <= _RECORD_ALIGN_S:
-            cam.record_offset_ms = round(1000 * (near[0] - frame.timestamp), 1)
-            return near[1]
-        return frame.full if frame.full is not None else cam.capture.newest_full()
 
     def _score(self, ready: dict[str, Snippet]) -> None:
         scores = self.scorer.score({name: s.array for name, s in ready.items()})
@@ -352,7 +310,7 @@ class Runtime:
             cam = self.cameras[name]
             produced[name] = cam.machine.observe(scores[name], snippet.last_ts, frame=cam.full_frame)
             cam.full_frame = None
-        now = [m for name, messages in produced.items() for m in _hold_ends(self.cameras[name], messages)]
+        now = [m for name, messages in produced.items() for m in self.cameras[name].hold_ends(messages)]
         self._emit(now)  # every camera: one fsync
         for name in produced:  # clips begin once their start is sent: it never waits on a writer
             if self.cameras[name].clips is not None:
@@ -381,11 +339,11 @@ class Runtime:
         if self._audit is not None:
             self._audit.flush()
 
-    def _release_clips(self, cam: _Camera) -> None:
+    def _release_clips(self, cam: Camera) -> None:
         if cam.clips is not None:
             self._emit(cam.clips.finished_ends())
 
-    def _snapshot(self, cam: _Camera, *, started: bool) -> None:
+    def _snapshot(self, cam: Camera, *, started: bool) -> None:
         machine = cam.machine
         if not machine.active:
             return
@@ -397,7 +355,7 @@ class Runtime:
         if jpeg is not None and self.publisher.publish_snapshot(cam.name, jpeg):
             cam.snap_at, cam.snap_peak = now, machine.peak_score
 
-    def _source_ended(self, cam: _Camera) -> None:
+    def _source_ended(self, cam: Camera) -> None:
         cam.done = True
         error = cam.capture.stats.last_error
         if error is not None and not cam.capture.source.live:
@@ -405,9 +363,9 @@ class Runtime:
             log.error("%s: the source failed: %s", cam.name, error)
         self._close_events(cam)
 
-    def _close_events(self, cam: _Camera) -> None:
+    def _close_events(self, cam: Camera) -> None:
         # A file played fast has timestamps ahead of the wall clock: never end before the last frame seen.
-        self._emit(_hold_ends(cam, cam.machine.close(max(time.time(), cam.last_ts))))
+        self._emit(cam.hold_ends(cam.machine.close(max(time.time(), cam.last_ts))))
         if cam.clips is not None:  # the clip with the frames seen so far
             self._emit(cam.clips.close(timeout=self.config.flush_timeout_s))
 

@@ -129,13 +129,15 @@ def make_bundle(
     return write_bundle(folder / "bundle", manifest=manifest, files=files)
 
 
-def make_video(path: Path, pattern: Sequence[tuple[float, int]], fps: float = FPS) -> Path:
-    """An mp4v video of flat frames: ``pattern`` is ``[(seconds, pixel value)]`` in order (noise +-3)."""
+def make_video(path: Path, pattern: Sequence[tuple[float, int]], fps: float = FPS,
+               frame: tuple[int, int] = FRAME) -> Path:  # fmt: skip
+    """An mp4v video of flat ``frame`` (h, w) frames: ``pattern`` is ``[(seconds, pixel value)]`` in order
+    (noise +-3)."""
     rng = np.random.default_rng(0)
     frames = []
     for seconds, value in pattern:
         for _ in range(round(seconds * fps)):
-            noise = rng.integers(-3, 4, (*FRAME, 3))
+            noise = rng.integers(-3, 4, (*frame, 3))
             frames.append(np.clip(value + noise, 0, 255).astype(np.uint8))
     write_video(path, frames, fps)
     return path

@@ -19,6 +19,7 @@ from edge_runtime.schema import validate_event
 
 av = pytest.importorskip("av", reason="event clips need PyAV (the 'clips' extra)")
 
+from edge_runtime.clip_frames import ClipFramer, RingFrame  # noqa: E402
 from edge_runtime.clips import CameraClips, FrameRing  # noqa: E402
 
 FPS = 25.0
@@ -32,6 +33,14 @@ def _frame(i: int, h: int = 48, w: int = 64) -> np.ndarray:
     return np.stack([x + 0 * y, (x + y) % 256, (y + 0 * x) % 256], axis=-1).astype(np.uint8)
 
 
+_AS_DECODED = ClipFramer(max_height=0, fps=0)
+
+
+def _clip(timestamp: float, i: int, h: int = 48, w: int = 64) -> RingFrame:
+    """The clip frame of :func:`_frame` ``i`` at ``timestamp`` (at its own size)."""
+    return _AS_DECODED.frame(timestamp, _frame(i, h, w))
+
+
 def _decoded_frames(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
@@ -43,23 +52,39 @@ def _store(tmp_path: Path, budget: int = 10**9, age: float = 86400.0) -> ClipSto
 
 def test_ring_keeps_only_its_seconds_and_counts_its_bytes():
     ring = FrameRing(2.0)
-    for i in range(250):  # 10 s at 25 fps
-        ring.push(1000.0 + i / FPS, _frame(i))
+    frames = [_clip(1000.0 + i / FPS, i) for i in range(250)]  # 10 s at 25 fps
+    for frame in frames:
+        ring.push(frame)
     assert len(ring) == 51  # 2 s of frames plus the one at exactly newest - 2 s
-    assert ring.nbytes == 51 * 48 * 64 * 3 // 2  # I420: half the bytes of BGR
+    assert ring.nbytes == sum(f.nbytes for f in frames[-51:]) < 51 * 48 * 64 * 3 // 2  # JPEG: below I420
 
 
-def test_ring_crops_odd_sides_to_even_for_4_2_0():
-    ring = FrameRing(1.0)
-    frame = ring.push(0.0, _frame(0, h=47, w=63))
+def test_ring_never_holds_more_than_its_bytes_and_says_so_once(caplog):
+    rng = np.random.default_rng(0)  # noise: JPEG's worst case
+    noise = [
+        _AS_DECODED.frame(i / FPS, rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)) for i in range(60)
+    ]
+    ring = FrameRing(60.0, max_bytes=5 * noise[0].nbytes, name="door")
+    with caplog.at_level(logging.WARNING, logger="edge_runtime.clips"):
+        for frame in noise:
+            ring.push(frame)
+            assert ring.nbytes <= ring.max_bytes
+    assert 3 <= len(ring) <= 6 and ring.trimmed == 60 - len(ring)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("door: the clip ring reached its") and "\n" not in warning
+
+
+def test_clip_frames_keep_even_sides_for_4_2_0_and_decode_to_i420():
+    frame = _clip(0.0, 0, h=47, w=63)
     assert (frame.width, frame.height) == (62, 46)
+    assert frame.yuv().shape == (46 * 3 // 2, 62)
 
 
 @pytest.mark.parametrize("start", [1000.0 + 3.0, 1000.0 + 3.01, 1000.0 + 3.039])
 def test_clip_starts_at_most_one_frame_from_start_minus_pre(start):
     ring = FrameRing(10.0)
     for i in range(200):
-        ring.push(1000.0 + i / FPS, _frame(i))
+        ring.push(_clip(1000.0 + i / FPS, i))
     first = ring.since(start)[0]
     assert abs(first.timestamp - start) <= 0.5 / FPS + 1e-9
 
@@ -69,17 +94,17 @@ def _record_event(clips: CameraClips, *, event_s: float, post_s: float, t0: floa
     """Feed ``pre_frames`` frames, start an event, feed ``event_s`` seconds, end it, feed ``post_s`` + 1 s."""
     i = 0
     for i in range(pre_frames):
-        clips.feed(t0 + i / FPS, _frame(i))
+        clips.feed(_clip(t0 + i / FPS, i))
     started_at = t0 + i / FPS
     clips.event_started("ev-1", started_at)
     n_event = round(event_s * FPS)
     for j in range(1, n_event + 1):
-        clips.feed(started_at + j / FPS, _frame(i + j))
+        clips.feed(_clip(started_at + j / FPS, i + j))
     ended_at = started_at + n_event / FPS
     held = clips.hold([{"type": "end", "event_id": "ev-1", "ended_at": ended_at}])
     assert held == []  # the end waits for its clip
     for k in range(1, round((post_s + 1) * FPS)):
-        clips.feed(ended_at + k / FPS, _frame(i + n_event + k))
+        clips.feed(_clip(ended_at + k / FPS, i + n_event + k))
     return "ev-1", started_at, ended_at
 
 
@@ -121,7 +146,7 @@ def test_end_message_with_its_clip_is_a_valid_event(tmp_path):
     sent = []
     for i in range(100):
         ts = 1000.0 + i / FPS
-        clips.feed(ts, _frame(i))
+        clips.feed(_clip(ts, i))
         sent += clips.hold(machine.observe(0.9 if 40 <= i < 60 else 0.1, ts))
         clips.begin()  # the runtime begins clips once the start is sent
     sent += _wait_ends(clips)
@@ -132,10 +157,10 @@ def test_end_message_with_its_clip_is_a_valid_event(tmp_path):
 def test_a_long_event_stops_its_clip_at_max_s(tmp_path):
     store = _store(tmp_path)
     clips = CameraClips("door", store, pre_s=0.0, post_s=0.0, max_s=2.0, ring_s=1.0, codec="h264", fps=FPS)
-    clips.feed(1000.0, _frame(0))
+    clips.feed(_clip(1000.0, 0))
     clips.event_started("ev-1", 1000.0)
     for i in range(1, 200):  # 8 s of event
-        clips.feed(1000.0 + i / FPS, _frame(i))
+        clips.feed(_clip(1000.0 + i / FPS, i))
     clips.hold([{"type": "end", "event_id": "ev-1", "ended_at": 1008.0}])
     (end,) = _wait_ends(clips)
     assert end["clip"]["duration_s"] <= 2.0 + 2 / FPS
@@ -192,12 +217,14 @@ import os, signal, sys, time
 import numpy as np
 from pathlib import Path
 from edge_runtime.clip_store import ClipStore
+from edge_runtime.clip_frames import ClipFramer
 from edge_runtime.clips import CameraClips
+framer = ClipFramer(max_height=0, fps=0)
 store = ClipStore(Path(sys.argv[1]), budget_bytes=10**9, max_age_s=86400)
 clips = CameraClips("door", store, pre_s=1.0, post_s=2.0, max_s=600.0, ring_s=3.0, codec="h264", fps=25)
 rng = np.random.default_rng(0)
 for i in range(400):
-    clips.feed(1000 + i / 25, rng.integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    clips.feed(framer.frame(1000 + i / 25, rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)))
     if i == 30:
         clips.event_started("ev-killed", 1000 + i / 25)
     if i == 300:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.capture import BackoffPolicy, CaptureThread
+from edge_runtime.clip_frames import ClipFramer
 from edge_runtime.record import RecordStream
 from edge_runtime.sources import SourceError, StreamSource
 from tests.edge_runtime.runtime_helpers import (
@@ -158,6 +159,20 @@ def test_detect_and_record_streams_are_aligned_by_timestamps(two_streams):
     same = min(frames, key=lambda f: float(np.mean((f.image.astype(np.float32) - small) ** 2)))
     assert abs(same.timestamp - rec_ts) <= 1.0, (same.timestamp - rec_ts, same.index, len(frames))
     assert record.stats.stream_fps > 20 and record.stats.frames > record.stats.kept
+
+
+def test_a_record_stream_makes_clip_frames_at_its_resolution_and_the_clip_rate(two_streams):
+    record = RecordStream(_stream(two_streams.url("/main")), "door", clip_frame=ClipFramer(480, 15.0)).start()
+    try:
+        _wait_for(lambda: record.stats.clip_frames >= 30)
+    finally:
+        record.stop()
+        record.join(5)
+    frames = record.take_clip_frames()
+    assert len(frames) >= 30 and {(f.width, f.height) for f in frames} == {(640, 360)}  # the record stream's
+    gaps = sorted(b.timestamp - a.timestamp for a, b in itertools.pairwise(frames))
+    assert 1 / 18 <= gaps[len(gaps) // 2] <= 1 / 12  # 15 a second of the stream's 30, by its own clock
+    assert record.stats.frames > record.stats.clip_frames
 
 
 def test_the_runtime_reads_a_record_stream_beside_the_detect_stream(two_streams, tmp_path, broker):

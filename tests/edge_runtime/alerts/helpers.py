@@ -125,15 +125,16 @@ def write_clip(
 ) -> dict[str, Any]:
     """A real H.264 clip ``folder/<event_id>.mp4`` written by the device's own writer (moving squares, 64x48);
     returns its ``i3dmtn.clip/1`` description."""
+    from edge_runtime.clip_frames import ClipFramer
     from edge_runtime.clip_store import ClipStore
-    from edge_runtime.clips import ClipWriter, FrameRing
+    from edge_runtime.clips import ClipWriter
 
-    ring, done = FrameRing(seconds + 1), threading.Event()
+    framer, done = ClipFramer(max_height=0, fps=0), threading.Event()
     frames = []
     for i in range(round(seconds * fps)):
         image = np.full((48, 64, 3), 40, np.uint8)
         cv2.rectangle(image, (i % 48, 10), (i % 48 + 12, 30), (0, 0, 255), -1)
-        frames.append(ring.push(start + i / fps, image))
+        frames.append(framer.frame(start + i / fps, image))
     result: dict[str, Any] = {}
     store = ClipStore(folder, budget_bytes=10**8, max_age_s=10**6)
     writer = ClipWriter(
