@@ -11,7 +11,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.edge_runtime.alerts.helpers import AlertsProcess
+from tests.alert_consumer.helpers import AlertsProcess
 
 
 class Publisher:

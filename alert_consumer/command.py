@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge_runtime.alerts.actions import EventCounter, ExecRunner, SnapshotSaver, TerminalPrinter
-    from edge_runtime.alerts.consumer import AlertConsumer
+    from alert_consumer.actions import EventCounter, ExecRunner, SnapshotSaver, TerminalPrinter
+    from alert_consumer.consumer import AlertConsumer
     from edge_runtime.mqtt_settings import MqttSettings
     from edge_runtime.schema import SchemaError, validate_id
 
@@ -231,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _clip_fetcher(args: argparse.Namespace) -> Any:
-    from edge_runtime.alerts.clip_fetcher import ClipFetcher
+    from alert_consumer.clip_fetcher import ClipFetcher
     from edge_runtime.clip_server import read_clip_token
 
     try:
@@ -247,7 +247,7 @@ def _clip_fetcher(args: argparse.Namespace) -> Any:
 def _review_store(args: argparse.Namespace) -> Any:
     import sqlite3
 
-    from edge_runtime.alerts.review_store import ReviewStore
+    from alert_consumer.review_store import ReviewStore
 
     path = args.db or (args.save_clips / "watcher.sqlite" if args.save_clips is not None else None)
     if path is None:
@@ -259,10 +259,10 @@ def _review_store(args: argparse.Namespace) -> Any:
 
 
 def _start_web(args: argparse.Namespace, prefix: str, sinks: list[Any], store: Any, fetcher: Any) -> Any:
-    from edge_runtime.alerts.reviewing import ReviewDesk, default_reviewer, page_record
-    from edge_runtime.alerts.state import RECENT_EVENTS, AlertState
-    from edge_runtime.alerts.web import AlertWebServer, clip_url, parse_listen_address
-    from edge_runtime.alerts.web_auth import read_web_password
+    from alert_consumer.reviewing import ReviewDesk, default_reviewer, page_record
+    from alert_consumer.state import RECENT_EVENTS, AlertState
+    from alert_consumer.web import AlertWebServer, clip_url, parse_listen_address
+    from alert_consumer.web_auth import read_web_password
     from edge_runtime.schema import SchemaError
 
     try:
