@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import shlex
 import signal
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.mqtt_settings import ENV_PASSWORD, ENV_PASSWORD_FILE, ENV_USERNAME, add_mqtt_arguments
+from edge_runtime.usage import UsageError
 
 __all__ = ["add_arguments", "run"]
 
@@ -135,46 +135,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_mqtt_arguments(parser)
 
 
-class _BadOption(Exception):
-    """A bad option: printed as one line ``i3dmtn alerts: error: ...``, exit status 2."""
-
-
-def _usage_error(message: str) -> Exception:
-    return _BadOption(message)
-
-
 def _check_seconds(value: float, option: str) -> None:
     """A duration option must be a finite number > 0: ``nan`` and ``inf`` parse as floats but never expire."""
     if not 0 < value < math.inf:  # False for nan too
-        raise _usage_error(f"{option} must be > 0 seconds and finite, got {value}")
+        raise UsageError(f"{option} must be > 0 seconds and finite, got {value}")
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.count is not None and args.count < 1:
-        raise _usage_error(f"--count must be >= 1, got {args.count}")
+        raise UsageError(f"--count must be >= 1, got {args.count}")
     if args.timeout is not None:
         _check_seconds(args.timeout, "--timeout")
     _check_seconds(args.exec_timeout, "--exec-timeout")
     if args.save_clips is not None and not args.clip_server:
-        raise _usage_error("--save-clips needs --clip-server URL (where the devices serve their clips)")
+        raise UsageError("--save-clips needs --clip-server URL (where the devices serve their clips)")
     if args.clip_server and not args.clip_server.startswith(("http://", "https://")):
-        raise _usage_error(f"--clip-server must be an http:// or https:// URL, got {args.clip_server!r}")
+        raise UsageError(f"--clip-server must be an http:// or https:// URL, got {args.clip_server!r}")
     if args.persistent and not args.client_id:
-        raise _usage_error("--persistent needs --client-id (the broker keeps the session under that id)")
+        raise UsageError("--persistent needs --client-id (the broker keeps the session under that id)")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run until Ctrl-C, ``--count`` or ``--timeout``; see ``i3dmtn alerts --help``."""
-    try:
-        return _run(args)
-    except _BadOption as exc:
-        print(f"i3dmtn alerts: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
-    from alert_consumer.actions import EventCounter, ExecRunner, SnapshotSaver, TerminalPrinter
+    """Run until Ctrl-C, ``--count`` or ``--timeout``; see ``i3dmtn alerts --help``. A bad option raises
+    :class:`~edge_runtime.usage.UsageError` (one line, exit status 2)."""
+    from alert_consumer.actions import EventCounter, TerminalPrinter
     from alert_consumer.consumer import AlertConsumer
+    from alert_consumer.sinks import add_sinks
     from edge_runtime.mqtt_settings import MqttSettings
     from edge_runtime.schema import SchemaError, validate_id
 
@@ -183,209 +169,81 @@ def _run(args: argparse.Namespace) -> int:
         settings = MqttSettings.from_args(args)
         client_id = validate_id(args.client_id, "--client-id") if args.client_id else None
     except (ValueError, SchemaError) as exc:
-        raise _usage_error(str(exc)) from None
-    try:
-        exec_argv = shlex.split(args.exec_cmd) if args.exec_cmd is not None else None
-    except ValueError as exc:  # "No closing quotation", "No escaped character"
-        raise _usage_error(f"--exec: cannot parse the command line ({exc})") from None
-    if exec_argv is not None and not exec_argv:
-        raise _usage_error("--exec needs a command, got an empty string")
-
+        raise UsageError(str(exc)) from None
+    exec_argv = _exec_argv(args)
     printer = TerminalPrinter(as_json=args.json)
     counter = EventCounter(args.count)
     sinks: list[Any] = [printer, counter]
-    runner = ExecRunner(exec_argv, timeout=args.exec_timeout) if exec_argv else None
-    if runner:
-        sinks.append(runner)
-    if args.save_snapshots is not None:
+    closers: list[Callable[[], None]] = []
+    try:
+        desk = add_sinks(args, settings.topic_prefix, exec_argv, sinks, closers)
         try:
-            sinks.append(SnapshotSaver(args.save_snapshots))
-        except OSError as exc:
-            raise _usage_error(
-                f"--save-snapshots {str(args.save_snapshots)!r}: {exc.strerror or exc}"
-            ) from None
-    fetcher = _clip_fetcher(args) if args.save_clips is not None else None
-    if fetcher:
-        sinks.append(fetcher)
-    store = _review_store(args)
-    if store:
-        sinks.append(store)
-    web, desk = _start_web(args, settings.topic_prefix, sinks, store, fetcher) if args.web else (None, None)
-    try:
-        consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
-    except SchemaError as exc:
-        if web:
-            web.stop()
-        raise _usage_error(str(exc)) from None
-    try:
+            consumer = AlertConsumer(settings.topic_prefix, sinks, device=args.device, group=args.group)
+        except SchemaError as exc:
+            raise UsageError(str(exc)) from None
         return _watch(settings, consumer, client_id, args, counter, printer, desk)
     finally:
-        if web:
-            web.stop()
-        if store:
-            store.close()
-        if runner:
-            runner.close(timeout=args.exec_timeout)
-        if fetcher:
-            fetcher.close(timeout=30.0)
+        for close in reversed(closers):
+            close()
 
 
-def _clip_fetcher(args: argparse.Namespace) -> Any:
-    from alert_consumer.clip_fetcher import ClipFetcher
-    from edge_runtime.clip_server import read_clip_token
-
-    try:
-        token = read_clip_token()
-    except ValueError as exc:
-        raise _usage_error(f"--save-clips: {exc}") from None
-    try:
-        return ClipFetcher(args.save_clips, args.clip_server, token)
-    except OSError as exc:
-        raise _usage_error(f"--save-clips {str(args.save_clips)!r}: {exc.strerror or exc}") from None
-
-
-def _review_store(args: argparse.Namespace) -> Any:
-    import sqlite3
-
-    from alert_consumer.review_store import ReviewStore
-
-    path = args.db or (args.save_clips / "watcher.sqlite" if args.save_clips is not None else None)
-    if path is None:
+def _exec_argv(args: argparse.Namespace) -> list[str] | None:
+    """``--exec`` split like a shell (no shell runs it)."""
+    if args.exec_cmd is None:
         return None
     try:
-        return ReviewStore(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise _usage_error(f"--db {str(path)!r}: cannot open it as a SQLite database ({exc})") from None
-
-
-def _start_web(args: argparse.Namespace, prefix: str, sinks: list[Any], store: Any, fetcher: Any) -> Any:
-    from alert_consumer.reviewing import ReviewDesk, default_reviewer, page_record
-    from alert_consumer.state import RECENT_EVENTS, AlertState
-    from alert_consumer.web import AlertWebServer, clip_url, parse_listen_address
-    from alert_consumer.web_auth import read_web_password
-    from edge_runtime.schema import SchemaError
-
-    try:
-        host, port = parse_listen_address(args.web)
-        password = read_web_password()
-    except ValueError as exc:
-        raise _usage_error(str(exc)) from None
-    state = AlertState(prefix)
-    desk = None
-    if store is not None:
-        try:
-            desk = ReviewDesk(prefix, store, state, args.reviewer or default_reviewer())
-        except SchemaError as exc:
-            raise _usage_error(str(exc)) from None
-        state.restore([page_record(r, args.save_clips) for r in store.recent_events(RECENT_EVENTS)
-                       if r["ended_at"] is not None])  # fmt: skip
-        for review in store.reviews():
-            state.on_review(review)
-    if fetcher is not None:
-        fetcher.listeners.append(
-            lambda event, path: state.on_clip_saved(
-                event["event_id"], clip_url(event["device_id"], path.name), event["clip"]["duration_s"]
-            )
-        )
-    try:
-        web = AlertWebServer(
-            state, host, port, desk=desk, password=password, clips_dir=args.save_clips
-        ).start()
-    except OSError as exc:
-        raise _usage_error(
-            f"--web {args.web!r}: cannot listen on {host}:{port} ({exc.strerror or exc})"
-        ) from None
-    if web.auth.read_only and desk is not None:
-        log.warning(
-            "--web %s is beyond loopback and no I3DMTN_WEB_PASSWORD is set: the page is read-only", args.web
-        )
-    sinks.append(state)
-    return web, desk
+        argv = shlex.split(args.exec_cmd)
+    except ValueError as exc:  # "No closing quotation", "No escaped character"
+        raise UsageError(f"--exec: cannot parse the command line ({exc})") from None
+    if not argv:
+        raise UsageError("--exec needs a command, got an empty string")
+    return argv
 
 
 def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, counter: Any, printer: Any,
            desk: Any = None) -> int:  # fmt: skip
-    """Connect, subscribe (again on every reconnect), and wait for the end condition."""
-    from edge_runtime.mqtt_settings import make_client
+    """Connect, subscribe (again on every reconnect), wait for the end condition; the exit status."""
+    from alert_consumer.connection import ConsumerConnection
 
-    stop = threading.Event()
-    fatal: list[str] = []
-    client_id = client_id or f"i3dmtn-alerts-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        client = make_client(settings, client_id, clean_session=not args.persistent)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a file that is not PEM, a wrong key
-        if not settings.tls:
-            raise
-        tls_files = [
-            f"{option} {str(path)!r}"
-            for option, path in (
-                ("--ca-file", settings.ca_file),
-                ("--cert-file", settings.cert_file),
-                ("--key-file", settings.key_file),
-            )
-            if path is not None
-        ]
-        raise _usage_error(
-            f"cannot set up TLS with {', '.join(tls_files) or 'the system CAs'}: {exc}"
-        ) from None
-    subscriptions = consumer.subscriptions()
+    connection = ConsumerConnection(
+        settings, consumer.subscriptions(), consumer.handle, client_id, persistent=args.persistent
+    )
     if desk is not None:
-        desk.attach(client)
-
-    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if reason_code.is_failure:
-            fatal.append(f"broker {settings.url} refused the connection: {reason_code}")
-            stop.set()
-            return
-        log.info(
-            "connected to %s as %s (session present: %s)", settings.url, client_id, flags.session_present
-        )
-        client.subscribe(subscriptions)
-
-    def on_subscribe(client: Any, userdata: Any, mid: int, reason_codes: Any, properties: Any) -> None:
-        refused = [
-            topic for (topic, _), rc in zip(subscriptions, reason_codes, strict=False) if rc.is_failure
-        ]
-        if refused:
-            fatal.append(f"broker {settings.url} refused the subscription to {refused}")
-            stop.set()
-            return
-        log.info("subscribed to %s", ", ".join(t for t, _ in subscriptions))
-
-    def on_disconnect(client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        if not stop.is_set():
-            log.warning("lost the connection to %s (%s); reconnecting", settings.url, reason_code)
-
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_disconnect = on_disconnect
-    client.on_message = consumer.on_message
+        desk.attach(connection.client)
     try:
-        client.connect(settings.host, settings.port, settings.keepalive)
+        connection.start()
     except (OSError, ValueError) as exc:
         print(
             f"i3dmtn alerts: error: cannot connect to the broker {settings.url} (--broker): {exc}",
             file=sys.stderr,
         )
         return 1
-    _stop_on_sigterm(stop)
-    client.loop_start()
-    deadline = time.monotonic() + args.timeout if args.timeout else None
-    timed_out = False
+    _stop_on_sigterm(connection.stopped)
+    try:
+        timed_out = _wait(connection.stopped, counter, printer, args.timeout)
+    finally:
+        connection.stop()
+    return _exit_status(connection.failure, timed_out, args, counter)
+
+
+def _wait(stop: threading.Event, counter: Any, printer: Any, timeout: float | None) -> bool:
+    """Until ``stop``, ``--count`` events, a closed stdout, Ctrl-C or ``--timeout``; True if the timeout
+    ended it."""
+    deadline = time.monotonic() + timeout if timeout else None
     try:
         while not (stop.is_set() or counter.done.is_set() or printer.closed.is_set()):
             if deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
-                break
+                return True
             stop.wait(0.2)
     except KeyboardInterrupt:
         log.info("interrupted: %d event(s) seen", counter.count)
-    finally:
-        stop.set()
-        client.disconnect()
-        client.loop_stop()
-    if fatal:
-        print(f"i3dmtn alerts: error: {fatal[0]}", file=sys.stderr)
+    return False
+
+
+def _exit_status(failure: str | None, timed_out: bool, args: Any, counter: Any) -> int:
+    """1 when the broker refused us, or ``--timeout`` came before ``--count`` events; else 0."""
+    if failure:
+        print(f"i3dmtn alerts: error: {failure}", file=sys.stderr)
         return 1
     if timed_out and args.count is not None and counter.count < args.count:
         print(
