@@ -9,7 +9,6 @@ Every process it starts is stopped before it returns.
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -25,8 +24,6 @@ from edge_runtime.broker import LocalBroker
 from edge_runtime.mqtt_settings import MqttSettings
 
 __all__ = ["DemoOptions", "run_demo", "EventCollector", "summarize"]
-
-log = logging.getLogger(__name__)
 
 DEVICE_ID = "demo-edge"
 
