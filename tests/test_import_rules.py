@@ -2,7 +2,8 @@
 
 The rules and the reasons for them are in docs/architecture.md ("Import rules"). The source check walks the
 syntax tree of each module, so an import inside a function (a lazy import) counts as much as one at the top.
-The device packages are also imported for real, which catches what they pull in indirectly.
+The device packages and the alert consumer are also imported for real, which catches what they pull in
+indirectly.
 """
 
 from __future__ import annotations
@@ -32,16 +33,32 @@ class Rule:
 RULES: dict[str, Rule] = {
     "devices": Rule(may_import=frozenset(), stdlib_only=("tomli",)),
     "edge_runtime": Rule(may_import=frozenset({"devices"}), never=WORKSTATION_LIBS),
-    "training": Rule(may_import=frozenset({"edge_runtime"})),
+    "alert_consumer": Rule(may_import=frozenset({"edge_runtime"}), never=WORKSTATION_LIBS),
+    "training": Rule(may_import=frozenset({"edge_runtime", "alert_consumer"})),
     "calibration": Rule(may_import=frozenset({"edge_runtime", "training.data"}), never=frozenset({"torch"})),
     "export": Rule(may_import=frozenset({"training", "calibration", "edge_runtime", "devices"})),
     "benchmarks": Rule(
-        may_import=frozenset({"training", "calibration", "export", "edge_runtime", "devices"})
+        may_import=frozenset(
+            {"training", "calibration", "export", "edge_runtime", "devices", "alert_consumer"}
+        )
     ),
 }
 
-# The device packages: importing every module of them must not load these.
-DEVICE_PACKAGES = ("edge_runtime", "devices")
+# The packages that run without the workstation (a device; a watcher's machine): importing every module of
+# one of them must load no workstation library and no project package beyond what its rule allows (directly
+# or through the packages it may import), so a device never loads the alert consumer.
+LIGHT_PACKAGES = ("edge_runtime", "devices", "alert_consumer")
+
+
+def reachable(package: str) -> set[str]:
+    """``package`` and the project packages it may import, directly or through them."""
+    found, todo = set(), [package]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [m.split(".")[0] for m in RULES[name].may_import]
+    return found
 
 
 def project_packages() -> list[str]:
@@ -102,11 +119,26 @@ def test_a_broken_rule_is_reported_with_file_and_line(tmp_path):
     ]
 
 
-def test_device_packages_load_no_workstation_code():
-    forbidden = sorted(WORKSTATION_LIBS | {p for p in RULES if p not in DEVICE_PACKAGES})
+@pytest.mark.parametrize("package", ["edge_runtime", "devices"])
+def test_the_device_packages_never_import_the_alert_consumer(package, tmp_path):
+    assert "alert_consumer" not in reachable(package)  # so the real import below refuses it too
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "bad.py").write_text(
+        "def f():\n    from alert_consumer.web import AlertWebServer\n"
+    )
+    found = violations(package, RULES[package], [package, "alert_consumer"], root=tmp_path)
+    assert found == [
+        f"{package}/bad.py:2 imports alert_consumer.web: {package} may import only "
+        f"{sorted(RULES[package].may_import)}"
+    ]
+
+
+@pytest.mark.parametrize("package", LIGHT_PACKAGES)
+def test_light_packages_load_no_workstation_code(package):
+    forbidden = sorted(WORKSTATION_LIBS | (set(RULES) - reachable(package)))
     code = (
         "import sys, pkgutil, importlib\n"
-        f"for name in {DEVICE_PACKAGES!r}:\n"
+        f"for name in {[package]!r}:\n"
         "    pkg = importlib.import_module(name)\n"
         "    for m in pkgutil.walk_packages(pkg.__path__, name + '.'):\n"
         "        try:\n"

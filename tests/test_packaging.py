@@ -68,3 +68,19 @@ def test_i3dmtn_bench_finds_the_benchmarks_of_its_clone_and_refuses_an_unknown_o
     )
     assert result.returncode == 2
     assert "unknown benchmark(s) ['nosuch']" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_alert_consumer_is_its_own_package_installed_with_the_files_of_its_page():
+    import tomllib
+    from setuptools import find_packages
+
+    from alert_consumer.web import _STATIC, STATIC_DIR
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = find_packages(str(ROOT), include=tool["packages"]["find"]["include"])
+    assert "alert_consumer" in packages and "edge_runtime.alerts" not in packages
+    # package data is globbed in the package's folder, as setuptools does for the wheel
+    patterns = tool["package-data"]["alert_consumer"]
+    shipped = {p for pattern in patterns for p in (ROOT / "alert_consumer").glob(pattern)}
+    served = {STATIC_DIR / name for name, _ in _STATIC.values()}
+    assert served and served <= shipped

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export.command", "export a checkpoint to an ONNX / INT8 bundle for a device"),
     "bench": ("training.commands.bench", "run the speed and accuracy benchmarks"),
     "demo": ("training.commands.demo", "run the whole chain end to end on generated videos"),
-    "alerts": ("edge_runtime.alerts.command", "watch anomaly events over MQTT (terminal or live web page)"),
+    "alerts": ("alert_consumer.command", "watch anomaly events over MQTT (terminal or live web page)"),
 }
 
 DESCRIPTION = (

@@ -9,7 +9,6 @@ Every process it starts is stopped before it returns.
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import threading
@@ -19,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alert_consumer.connection import ConsumerConnection
+from alert_consumer.consumer import AlertConsumer, AlertSink
 from edge_runtime.broker import LocalBroker
-from edge_runtime.schema import validate_event
+from edge_runtime.mqtt_settings import MqttSettings
 
 __all__ = ["DemoOptions", "run_demo", "EventCollector", "summarize"]
-
-log = logging.getLogger(__name__)
 
 DEVICE_ID = "demo-edge"
 
@@ -51,46 +50,37 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-class EventCollector:
-    """Subscribes to every event of the demo device; de-duplicates by event_id + seq. ``received`` keeps every
-    message as it arrived (topic, payload text), valid or not, for the record the demo writes."""
+class EventCollector(AlertSink):
+    """The demo's subscriber, through the alert consumer: the events of every device, checked against the
+    event schema and de-duplicated by event_id + seq, in ``events``. ``received`` keeps every message as it
+    arrived (topic, payload text), valid or not, for the record the demo writes."""
 
     def __init__(self, host: str, port: int, prefix: str = "i3dmtn"):
-        import paho.mqtt.client as mqtt
-
         self.events: list[dict[str, Any]] = []
         self.received: list[dict[str, str]] = []
-        self._seen: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="i3dmtn-demo-collector")
-        self._client.on_connect = lambda c, u, f, rc, p: (
-            c.subscribe(f"{prefix}/+/events", qos=1),
-            self._ready.set(),
-        )
-        self._client.on_message = self._on_message
-        self._client.connect(host, port)
-        self._client.loop_start()
-        if not self._ready.wait(10):
-            raise RuntimeError(f"cannot subscribe to the demo broker at {host}:{port}")
+        self._consumer = AlertConsumer(prefix, [self])
+        # the record is of the events (mqtt-events.jsonl): status, stats and snapshots are not asked for
+        events_only = [s for s in self._consumer.subscriptions() if s[0].endswith("/events")]
+        settings = MqttSettings(host=host, port=port, topic_prefix=prefix)
+        self._connection = ConsumerConnection(settings, events_only, self._handle, "i3dmtn-demo-collector")
+        self._connection.start()
+        if not self._connection.subscribed.wait(10):
+            self._connection.stop()
+            reason = self._connection.failure or "no answer in 10 s"
+            raise RuntimeError(f"cannot subscribe to the demo broker at {host}:{port}: {reason}")
 
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+    def _handle(self, topic: str, payload: bytes, retained: bool) -> None:
         with self._lock:
-            self.received.append({"topic": msg.topic, "payload": msg.payload.decode("utf-8", "replace")})
-        try:
-            event = validate_event(json.loads(msg.payload))
-        except ValueError as exc:
-            log.warning("demo: skipped an invalid event message: %s", exc)
-            return
-        key = (event["event_id"], event["seq"])
+            self.received.append({"topic": topic, "payload": payload.decode("utf-8", "replace")})
+        self._consumer.handle(topic, payload, retained)
+
+    def on_event(self, event: dict[str, Any]) -> None:
         with self._lock:
-            if key not in self._seen:
-                self._seen.add(key)
-                self.events.append(event)
+            self.events.append(event)
 
     def stop(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
+        self._connection.stop()
 
 
 def _camera_name(video: Path) -> str:

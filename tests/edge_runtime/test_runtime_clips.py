@@ -12,7 +12,7 @@ import pytest
 from edge_runtime.broker import LocalBroker, free_port
 from edge_runtime.bundle import sha256_file
 from edge_runtime.schema import event_clip, validate_event
-from tests.edge_runtime.alerts.helpers import AlertsProcess
+from tests.alert_consumer.helpers import AlertsProcess
 from tests.edge_runtime.runtime_helpers import (
     BRIGHT,
     CROP,

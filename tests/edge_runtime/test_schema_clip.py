@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from edge_runtime.alerts.consumer import parse_event
+from alert_consumer.consumer import parse_event
 from edge_runtime.schema import CLIP_SCHEMA, EVENT_SCHEMA, SchemaError, event_clip, validate_event
 
 _END = {

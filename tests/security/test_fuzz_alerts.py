@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_runtime.alerts.actions import EventCounter, SnapshotSaver, TerminalPrinter
-from edge_runtime.alerts.consumer import AlertConsumer
-from edge_runtime.alerts.state import AlertState
+from alert_consumer.actions import EventCounter, SnapshotSaver, TerminalPrinter
+from alert_consumer.consumer import AlertConsumer
+from alert_consumer.state import AlertState
 from edge_runtime.events import EventPolicy, EventStateMachine
 
 from .fuzzing import FUZZ, deeply_nested, json_values, mutate
@@ -53,9 +53,9 @@ def consumer(tmp_path):
         EventCounter(),
     ]
     errors = _Errors()
-    logging.getLogger("edge_runtime.alerts").addHandler(errors)
+    logging.getLogger("alert_consumer").addHandler(errors)
     yield AlertConsumer("i3dmtn", sinks), errors
-    logging.getLogger("edge_runtime.alerts").removeHandler(errors)
+    logging.getLogger("alert_consumer").removeHandler(errors)
 
 
 topics = st.sampled_from(

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_runtime.alerts.actions import SnapshotSaver, snapshot_path
-from edge_runtime.alerts.consumer import AlertConsumer
+from alert_consumer.actions import SnapshotSaver, snapshot_path
+from alert_consumer.consumer import AlertConsumer
 from edge_runtime.bundle import BundleError, load_bundle, parse_manifest
 from edge_runtime.schema import SchemaError, validate_id
 from edge_runtime.sources import SourceSpecError, parse_source_spec

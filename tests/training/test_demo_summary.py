@@ -41,7 +41,7 @@ def test_the_demos_subscriber_keeps_every_message_as_it_arrived_and_only_valid_e
 
     import paho.mqtt.client as mqtt
 
-    from tests.edge_runtime.alerts.helpers import make_event
+    from tests.alert_consumer.helpers import make_event
     from training.demo import EventCollector
 
     collector = EventCollector(broker.host, broker.port)

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
-from edge_runtime.alerts.review_store import ReviewStore
+from alert_consumer.review_store import ReviewStore
 from edge_runtime.schema import REVIEW_SCHEMA
-from tests.edge_runtime.alerts.helpers import make_event, write_clip
+from tests.alert_consumer.helpers import make_event, write_clip
 from training.cli import main
 from training.data.records import load_annotations
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from edge_runtime.alerts.formatting import format_duration, format_event_json, format_event_line
-from tests.edge_runtime.alerts.helpers import make_event
+from alert_consumer.formatting import format_duration, format_event_json, format_event_line
+from tests.alert_consumer.helpers import make_event
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ class AlertConsumer:
     """Subscriptions and message routing for one prefix, optionally one device or a shared-subscription group.
 
     ``handle(topic, payload, retained)`` does all the work and needs no network, so it is the one entry
-    point; :meth:`on_message` adapts paho's callback to it.
+    point; :class:`~alert_consumer.connection.ConsumerConnection` feeds it from the broker.
     """
 
     def __init__(
@@ -155,10 +155,6 @@ class AlertConsumer:
             (f"{self.prefix}/{device}/snapshot/+", 0),
             (f"{self.prefix}/{device}/reviews/+", 1),
         ]
-
-    def on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        """paho ``on_message`` callback."""
-        self.handle(message.topic, bytes(message.payload), bool(message.retain))
 
     # -- routing --------------------------------------------------------------------------------------
     def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:

@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from edge_runtime.alerts.actions import SnapshotSaver, snapshot_path
-from edge_runtime.alerts.consumer import AlertConsumer, AlertSink, SeenKeys
+from alert_consumer.actions import SnapshotSaver, snapshot_path
+from alert_consumer.consumer import AlertConsumer, AlertSink, SeenKeys
 from edge_runtime.schema import SchemaError, validate_event
-from tests.edge_runtime.alerts.helpers import make_event, tiny_jpeg
+from tests.alert_consumer.helpers import make_event, tiny_jpeg
 
 
 class Recorder(AlertSink):
@@ -169,7 +169,7 @@ def test_json_integer_of_too_many_digits_is_skipped_with_a_warning(caplog):
 def test_an_event_whose_duration_overflows_is_printed_without_an_error(type_, caplog):
     import io
 
-    from edge_runtime.alerts.actions import TerminalPrinter
+    from alert_consumer.actions import TerminalPrinter
 
     stream = io.StringIO()
     consumer = AlertConsumer("i3dmtn", [TerminalPrinter(stream)], clock=Clock())

@@ -11,14 +11,14 @@ import urllib.request
 
 import pytest
 
-from edge_runtime.alerts.consumer import AlertConsumer
-from edge_runtime.alerts.review_store import ReviewStore
-from edge_runtime.alerts.reviewing import ReviewDesk
-from edge_runtime.alerts.state import AlertState
-from edge_runtime.alerts.web import AlertWebServer
-from edge_runtime.alerts.web_files import parse_range
+from alert_consumer.consumer import AlertConsumer
+from alert_consumer.review_store import ReviewStore
+from alert_consumer.reviewing import ReviewDesk
+from alert_consumer.state import AlertState
+from alert_consumer.web import AlertWebServer
+from alert_consumer.web_files import parse_range
 from edge_runtime.schema import REVIEW_SCHEMA, SchemaError, reviews_topic, validate_review
-from tests.edge_runtime.alerts.helpers import WAIT_S, make_event
+from tests.alert_consumer.helpers import WAIT_S, make_event
 
 PASSWORD = "correct horse battery"
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.alerts.review_store import ReviewStore
-from edge_runtime.alerts.state import AlertState
+from alert_consumer.review_store import ReviewStore
+from alert_consumer.state import AlertState
 from edge_runtime.schema import REVIEW_SCHEMA, SchemaError, reviews_topic, validate_id, validate_review
 
 __all__ = ["ReviewDesk", "default_reviewer", "page_record"]
@@ -78,7 +78,7 @@ def default_reviewer() -> str:
 def page_record(row: dict[str, Any], clips_dir: Path | None) -> dict[str, Any]:
     """An ended event of the database (:meth:`ReviewStore.recent_events`) as the page shows it, with its clip
     when the file is in ``clips_dir/<device>/``."""
-    from edge_runtime.alerts.web import clip_url
+    from alert_consumer.web import clip_url
 
     record = {k: row[k] for k in ("event_id", "device_id", "camera", "started_at", "ended_at", "peak_score",
                                   "threshold", "timeline")}  # fmt: skip

@@ -1,6 +1,6 @@
 """What ``i3dmtn alerts`` does with each event: print it, run a command, save the snapshot, count it.
 
-Each is an :class:`~edge_runtime.alerts.consumer.AlertSink`. None of them blocks the MQTT loop for long:
+Each is an :class:`~alert_consumer.consumer.AlertSink`. None of them blocks the MQTT loop for long:
 the ``--exec`` command runs on a worker thread with a timeout, and a full queue drops (and logs) instead
 of stalling the consumer.
 """
@@ -17,8 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from edge_runtime.alerts.consumer import AlertSink
-from edge_runtime.alerts.formatting import format_event_json, format_event_line
+from alert_consumer.consumer import AlertSink
+from alert_consumer.formatting import format_event_json, format_event_line
 from edge_runtime.schema import SchemaError, validate_id
 
 __all__ = ["TerminalPrinter", "ExecRunner", "SnapshotSaver", "EventCounter", "snapshot_path"]

@@ -13,7 +13,7 @@ Routes:
 
 Everything shown comes from MQTT and is untrusted: the page writes it with ``textContent`` only, and a
 strict Content-Security-Policy forbids inline scripts. Viewing needs no login; reviewing is guarded by
-:mod:`edge_runtime.alerts.web_auth` (a password beyond loopback, a SameSite cookie and a CSRF token).
+:mod:`alert_consumer.web_auth` (a password beyond loopback, a SameSite cookie and a CSRF token).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from edge_runtime.alerts.state import AlertState
-from edge_runtime.alerts.web_auth import COOKIE, WebAuth
-from edge_runtime.alerts.web_files import send_file_range
+from alert_consumer.state import AlertState
+from alert_consumer.web_auth import COOKIE, WebAuth
+from alert_consumer.web_files import send_file_range
 from edge_runtime.schema import CLIP_FILE_RE, SchemaError, validate_id
 
 __all__ = ["AlertWebServer", "parse_listen_address", "clip_url", "STATIC_DIR"]
@@ -292,8 +292,8 @@ class _Server(ThreadingHTTPServer):
 class AlertWebServer:
     """Serve ``state`` on ``host:port`` (port 0 picks a free one; see :attr:`port`) from a background thread.
 
-    ``desk`` (a :class:`~edge_runtime.alerts.reviewing.ReviewDesk`) makes the page able to review, guarded by
-    ``password`` (see :mod:`~edge_runtime.alerts.web_auth`); ``clips_dir`` is where the saved clips are.
+    ``desk`` (a :class:`~alert_consumer.reviewing.ReviewDesk`) makes the page able to review, guarded by
+    ``password`` (see :mod:`~alert_consumer.web_auth`); ``clips_dir`` is where the saved clips are.
     """
 
     def __init__(self, state: AlertState, host: str = "127.0.0.1", port: int = 0, *, desk: Any = None,

@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, deque
 from typing import Any
 
-from edge_runtime.alerts.consumer import AlertSink
+from alert_consumer.consumer import AlertSink
 from edge_runtime.schema import is_finite_number
 
 __all__ = ["AlertState", "RECENT_EVENTS", "SCORE_HISTORY"]

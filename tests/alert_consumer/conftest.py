@@ -3,36 +3,12 @@ and headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 
-from tests.edge_runtime.alerts.helpers import AlertsProcess
-
-
-class Publisher:
-    """A plain paho client on the test broker; every publish waits for the broker's PUBACK."""
-
-    def __init__(self, port: int):
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
-        if isinstance(payload, dict):
-            payload = json.dumps(payload)
-        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
-
-    def event(self, event: dict[str, Any], prefix: str = "i3dmtn") -> None:
-        self.publish(f"{prefix}/{event['device_id']}/events", event)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+from tests.alert_consumer.helpers import AlertsProcess, Publisher
 
 
 @pytest.fixture

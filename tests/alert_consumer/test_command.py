@@ -12,7 +12,7 @@ import pytest
 
 from edge_runtime.broker import free_port
 from edge_runtime.schema import validate_event
-from tests.edge_runtime.alerts.helpers import WAIT_S, make_event, tiny_jpeg
+from tests.alert_consumer.helpers import WAIT_S, make_event, tiny_jpeg
 
 
 def test_same_event_id_and_seq_twice_is_printed_once(alerts, publisher):

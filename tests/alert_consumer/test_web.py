@@ -9,11 +9,11 @@ import urllib.request
 
 import pytest
 
-from edge_runtime.alerts.consumer import AlertConsumer
-from edge_runtime.alerts.state import AlertState
-from edge_runtime.alerts.web import AlertWebServer, parse_listen_address
+from alert_consumer.consumer import AlertConsumer
+from alert_consumer.state import AlertState
+from alert_consumer.web import AlertWebServer, parse_listen_address
 from edge_runtime.broker import free_port
-from tests.edge_runtime.alerts.helpers import WAIT_S, make_event, tiny_jpeg
+from tests.alert_consumer.helpers import WAIT_S, make_event, tiny_jpeg
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.alerts.consumer import AlertSink
+from alert_consumer.consumer import AlertSink
 from edge_runtime.schema import event_clip
 
 __all__ = ["ReviewStore", "TIMELINE_POINTS"]

@@ -1,7 +1,9 @@
-"""Helpers for the alerts tests: event messages, a tiny JPEG, and ``i3dmtn alerts`` as a real subprocess."""
+"""Helpers for the alerts tests: event messages, a tiny JPEG, a plain publisher, and ``i3dmtn alerts`` as a real
+subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 
 from edge_runtime.schema import EVENT_SCHEMA
 
@@ -143,3 +146,24 @@ def write_clip(
     writer.finish()
     assert done.wait(WAIT_S) and result.get("exists"), result
     return result
+
+
+class Publisher:
+    """A plain paho client on the test broker; every publish waits for the broker's PUBACK."""
+
+    def __init__(self, port: int):
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-publisher")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: Any, *, qos: int = 1, retain: bool = False) -> None:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
+
+    def event(self, event: dict[str, Any], prefix: str = "i3dmtn") -> None:
+        self.publish(f"{prefix}/{event['device_id']}/events", event)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

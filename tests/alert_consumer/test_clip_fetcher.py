@@ -8,11 +8,11 @@ import time
 
 import pytest
 
+from alert_consumer.clip_fetcher import ClipFetcher
 from devices.profiles import ProfileError, parse_profile
-from edge_runtime.alerts.clip_fetcher import ClipFetcher
 from edge_runtime.clip_server import ClipServer
 from edge_runtime.schema import CLIP_SCHEMA, validate_event
-from tests.edge_runtime.alerts.helpers import make_event
+from tests.alert_consumer.helpers import make_event
 
 TOKEN = "fetcher-token-0123456789"
 BODY = b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 8

@@ -13,7 +13,7 @@ import pytest
 
 from edge_runtime.broker import free_port
 from edge_runtime.clip_server import ClipServer
-from tests.edge_runtime.alerts.helpers import WAIT_S, AlertsProcess, make_event, write_clip
+from tests.alert_consumer.helpers import WAIT_S, AlertsProcess, make_event, write_clip
 
 TOKEN = "review-page-token-0123456789"
 PASSWORD = "watcher-password-42"
