@@ -25,8 +25,8 @@ included) and frame rate on 640x360 30 fps videos of moving shapes. Its events d
 not run, and (a) has no goal: a small backbone's limit is far above what decoding and preprocessing allow.
 
 ``--rtsp [--seconds S]`` measures instead ``edge-runtime`` processes reading H.264 RTSP streams from a real
-server (cameras held at 30 fps at 640x360, goal >= 8, and at 1080p; memory, CPU and decoding's share, open and
-stop times): see :mod:`benchmarks.runtime_rtsp`.
+server (cameras held at 30 fps at 640x360, goal >= 8, and at 1080p; memory, CPU with decoding's and the
+model's shares, open and stop times): see :mod:`benchmarks.runtime_rtsp`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,10 @@ video. The model is the runtime benchmark's full-width I3D INT8 (OpenVINO) bundl
 - cameras held at 30 fps with 0 dropped frames: trials with 1, 2, 4, 6, 8, 10, ... cameras until one drops
   (goal >= 8 at 640x360; 1080p reported);
 - resident memory (``VmRSS``) at the end of each trial, and per camera beyond the first;
-- the process's CPU share over the steady part, and decoding's share of it (one stream decoded and shrunk
-  alone, in this process, times the cameras);
+- the process's CPU share over the steady part, and the shares of it of decoding (one stream decoded and
+  shrunk alone, in this process, times the cameras) and of the model (the backbone's CPU time per snippet,
+  alone in this process, times the snippets a 30 fps camera makes per second, times the cameras): on a CPU
+  without VNNI the model is most of it;
 - open time (the first stream opened -> the last; and the process started -> the last) and stop time
   (SIGTERM -> exit).
 """
@@ -151,6 +153,31 @@ def decode_share(url: str, seconds: float) -> float:
     return (c1 - c0) / (t1 - t0) / (os.cpu_count() or 1)
 
 
+def model_share(bundle_dir: Path, repeats: int = 4) -> tuple[float, float]:
+    """``(CPU ms per snippet, share of all cores one 30 fps camera's snippets take)`` of the bundle's backbone,
+    loaded as ``edge-runtime`` loads it, alone in this process."""
+    import numpy as np
+
+    from edge_runtime.bundle import load_bundle
+    from edge_runtime.runtime import load_models
+
+    bundle = load_bundle(bundle_dir)
+    models = load_models(bundle)
+    try:
+        p, w = bundle.preprocess, bundle.window
+        x = np.random.default_rng(0).uniform(-1, 1, (1, p.channels, w.snippet_length, *p.crop_size))
+        feed = {models.backbone.input_names[0]: x.astype(np.float32)}
+        models.backbone.infer(feed)  # warm up
+        c0 = time.process_time()
+        for _ in range(repeats):
+            models.backbone.infer(feed)
+        cpu_s = (time.process_time() - c0) / repeats
+    finally:
+        models.close()
+    snippets_per_s = FPS / (w.snippet_length * w.frame_stride)
+    return cpu_s * 1000, cpu_s * snippets_per_s / (os.cpu_count() or 1)
+
+
 def camera_counts(max_cameras: int) -> list[int]:
     """1, 2, 4, 6, 8, 10, ... up to ``max_cameras`` (which is always tried last)."""
     counts = [n for n in [1, 2, *range(4, max_cameras + 1, 2)] if n <= max_cameras]
@@ -215,12 +242,12 @@ def rtsp_rows(
                     f"<= {MB_PER_CAMERA_GOAL:.0f} MB" if goal else "-",
                     (mb <= MB_PER_CAMERA_GOAL if mb == mb else None) if goal else None))  # fmt: skip
         if best:
-            decoding = (
-                best["cameras"] * res["decode_one"] / best["cpu_share"] if best["cpu_share"] else float("nan")
-            )
-            out.append((f"{size} CPU at {best['cameras']} camera(s), decoding's share",
+            cpu = best["cpu_share"] or float("nan")
+            decoding, model = (best["cameras"] * res[k] / cpu for k in ("decode_one", "model_one"))
+            out.append((f"{size} CPU at {best['cameras']} camera(s): decoding's, the model's share",
                         f"{best['cpu_share']:.0%} of {cores} cores; decoding ~{decoding:.0%} of it "
-                        f"({res['decode_one']:.1%} of the cores per stream)", "-", None))  # fmt: skip
+                        f"({res['decode_one']:.1%} of the cores per stream), the model ~{model:.0%} "
+                        f"({res['model_one']:.1%} per camera)", "-", None))  # fmt: skip
         out.append((f"{size} open time, {last['cameras']} camera(s)", f"{last['open_s']:.2f} s first -> last stream "
                     f"open; {last['ready_s']:.1f} s from the process start", "-", None))  # fmt: skip
         out.append((f"{size} stop time, {last['cameras']} camera(s)", f"{last['stop_s']:.2f} s (SIGTERM -> exit "
@@ -237,14 +264,16 @@ def run_rtsp(opts: Any, bundle_dir: Path, work: Path, load: float) -> int:
     seconds = opts.seconds or (6.0 if opts.quick else 20.0)
     sizes = ["640x360"] if opts.quick else ["640x360", "1920x1080"]
     results = []
+    model_ms, model_one = model_share(bundle_dir)
     with LocalBroker() as broker:
         ctx = {"bundle": bundle_dir, "broker": broker, "work": work, "seconds": seconds}
         for size in sizes:
-            results.append(bench_size(ctx, size, opts.max_cameras))
+            results.append({**bench_size(ctx, size, opts.max_cameras), "model_one": model_one})
     cores = os.cpu_count() or 1
     print(f"\nRTSP benchmark: edge-runtime with the full-width I3D INT8 bundle (OpenVINO, CPU); H.264 30 fps streams "
           f"from GStreamer's RTSP server on loopback ({results[0]['shows']}); {seconds:g} s per trial after the "
-          f"streams opened; {cores} cores, load average {load:.1f} before the run{' (quick)' if opts.quick else ''}")  # fmt: skip
+          f"streams opened; {cores} cores, load average {load:.1f} before the run, {os.getloadavg()[0]:.1f} after"
+          f"{' (quick)' if opts.quick else ''}; the backbone alone {model_ms:.0f} ms CPU per snippet")  # fmt: skip
     rows = rtsp_rows(results, cores, opts.max_cameras)
     print(table(rows))
     missed = [m for m, _, _, ok in rows if ok is False]

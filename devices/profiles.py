@@ -39,8 +39,10 @@ Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sect
     timing_cache = true                    # tensorrt: true (beside the engines), false, or an absolute path
                                            # of the cache file; default true
     builder_optimization_level = 3         # tensorrt: 0-5; default 3 (TensorRT's own default)
-    max_batch = 4                          # tensorrt: most snippets per backbone call (engine profile), 1-64;
-                                           # default 4
+    max_batch = 4                          # tensorrt, openvino: most snippets per backbone call, 1-64;
+                                           # tensorrt: the engine profile's, default 4; openvino: default 1
+                                           # on the CPU (a batch saves it no time and holds its memory),
+                                           # no limit on a GPU
     opt_batch = 1                          # tensorrt: the batch the engine is tuned for (usually the number of
                                            # cameras), 1-max_batch; default 1
     performance_hint = "LATENCY"           # openvino: LATENCY | THROUGHPUT; default LATENCY
@@ -119,7 +121,7 @@ _DEVICE = {
 }
 _ENGINE_KEYS = {
     "tensorrt": ("workspace_mb", "timing_cache", "builder_optimization_level", "max_batch", "opt_batch"),
-    "openvino": ("performance_hint", "num_streams"),
+    "openvino": ("performance_hint", "num_streams", "max_batch"),
     "onnxruntime": ("intra_op_threads",),
 }
 _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
@@ -366,12 +368,12 @@ def _streams(data: dict[str, Any], where: str) -> StreamSettings:
 
 def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
     s = _Section(data, "engine", where)
-    every = tuple(k for keys in _ENGINE_KEYS.values() for k in keys)
+    every = tuple(dict.fromkeys(k for keys in _ENGINE_KEYS.values() for k in keys))
     s.only(every)
     for key in s.table:
-        owner = next(b for b, keys in _ENGINE_KEYS.items() if key in keys)
-        if owner != backend:
-            raise s.error(f"[engine] {key} applies to backend {owner}, not {backend}")
+        owners = [b for b, keys in _ENGINE_KEYS.items() if key in keys]
+        if backend not in owners:
+            raise s.error(f"[engine] {key} applies to backend {' or '.join(owners)}, not {backend}")
     if backend == "tensorrt":
         cache = s.get("timing_cache", (bool, str), "true, false or an absolute path", True)
         if isinstance(cache, str) and not Path(cache).expanduser().is_absolute():
@@ -395,6 +397,7 @@ def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
         return EngineSettings(
             performance_hint=s.choice("performance_hint", ("LATENCY", "THROUGHPUT"), "LATENCY"),
             num_streams=streams,
+            max_batch=s.integer("max_batch", 1, MAX_BATCH, None),  # None: the backend's default
         )
     return EngineSettings(intra_op_threads=s.integer("intra_op_threads", 0, MAX_THREADS, 0))
 

@@ -251,7 +251,11 @@ def _engine_options(profile: Any, backend: str) -> dict[str, Any]:
     if backend == "onnxruntime" and e.intra_op_threads is not None:
         return {"intra_op_num_threads": e.intra_op_threads}
     if backend == "openvino":
-        keys = {"performance_hint": e.performance_hint, "num_streams": e.num_streams}
+        keys = {
+            "performance_hint": e.performance_hint,
+            "num_streams": e.num_streams,
+            "max_batch": e.max_batch,
+        }
         return {key: value for key, value in keys.items() if value is not None}
     if backend == "tensorrt" and e.workspace_mb is not None:
         return {"workspace_mb": e.workspace_mb, "timing_cache": e.timing_cache, "max_batch": e.max_batch,

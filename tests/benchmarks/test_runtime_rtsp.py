@@ -6,11 +6,14 @@ the real RTSP server, a real broker and a real ``edge-runtime`` process, for a f
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from benchmarks.runtime import parse_options, table
-from benchmarks.runtime_rtsp import camera_counts, real_clip_video, rtsp_rows, run_trial
+from benchmarks.runtime_rtsp import camera_counts, model_share, real_clip_video, rtsp_rows, run_trial
 from edge_runtime.broker import LocalBroker
+from edge_runtime.bundle import load_bundle
 from edge_runtime.video import probe_video
 from tests.edge_runtime.runtime_helpers import make_bundle
 from tests.rtsp_helpers import DATA, RtspServer, gst_python_or_reason
@@ -56,7 +59,7 @@ def test_one_tiny_trial_reports_frames_drops_memory_cpu_and_times(tmp_path):
     assert 0 <= trial["open_s"] <= trial["ready_s"] < 120 and 0 < trial["stop_s"] < 60
 
 
-def _result(size, held_at, drop_at, decode=0.05):
+def _result(size, held_at, drop_at, decode=0.05, model=0.04):
     trials = [{"cameras": n, "opened": n, "dropped": 0, "rss_mb": 300.0 + 40 * n, "cpu_share": 0.1 * n,
                "open_s": 0.5, "ready_s": 9.0, "stop_s": 0.4, "exit": 0} for n in camera_counts(held_at)]  # fmt: skip
     if drop_at:
@@ -64,7 +67,7 @@ def _result(size, held_at, drop_at, decode=0.05):
     best = trials[len(camera_counts(held_at)) - 1]
     mb = (best["rss_mb"] - trials[0]["rss_mb"]) / (best["cameras"] - 1)
     return {"size": size, "shows": "x", "trials": trials, "held": held_at, "best": best,
-            "capped": not drop_at, "mb_per_camera": mb, "decode_one": decode}  # fmt: skip
+            "capped": not drop_at, "mb_per_camera": mb, "decode_one": decode, "model_one": model}  # fmt: skip
 
 
 def test_the_table_checks_the_640x360_goals_and_only_reports_1080p():
@@ -74,8 +77,18 @@ def test_the_table_checks_the_640x360_goals_and_only_reports_1080p():
     assert rows["640x360 resident MB per camera beyond the first"][3] is True  # 40 MB <= 60 MB
     assert rows["640x360 stop time, 8 camera(s)"][3] is False  # 3 s > 2 s
     assert rows["1920x1080 cameras held at 30 fps, 0 dropped"][3] is None
-    cpu = rows["640x360 CPU at 6 camera(s), decoding's share"][1]
+    cpu = rows["640x360 CPU at 6 camera(s): decoding's, the model's share"][1]
     assert cpu.startswith("60% of 2 cores; decoding ~50% of it")  # 6 x 5 % of 60 %
+    assert "the model ~40% (4.0% per camera)" in cpu  # 6 x 4 % of 60 %
     assert "NO" in table(list(rows.values()))
     capped = {r[0]: r for r in rtsp_rows([_result("640x360", 3, 0)], 2, 3)}
     assert "not checked: cap 3" in capped["640x360 cameras held at 30 fps, 0 dropped"][2]
+
+
+def test_the_models_share_is_its_cpu_time_per_snippet_at_30_fps(tmp_path):
+    bundle = make_bundle(tmp_path)
+    ms, share = model_share(bundle, repeats=2)
+    w = load_bundle(bundle).window
+    assert ms > 0 and share == pytest.approx(
+        ms / 1000 * 30 / (w.snippet_length * w.frame_stride) / os.cpu_count()
+    )

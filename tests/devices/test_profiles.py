@@ -134,6 +134,18 @@ def test_engine_option_of_another_backend_is_refused(tmp_path):
     assert "[engine] workspace_mb applies to backend tensorrt, not openvino" in message
 
 
+def test_openvino_max_batch_is_read_and_a_key_of_two_backends_names_both(tmp_path):
+    assert load_profile(_write(tmp_path, MINIMAL + "[engine]\nmax_batch = 3\n")).engine.max_batch == 3
+    assert load_profile(_write(tmp_path, MINIMAL)).engine.max_batch is None  # the backend's default
+    assert "[engine] max_batch must be an integer in [1, 64], got 0" in _error(
+        _write(tmp_path, MINIMAL + "[engine]\nmax_batch = 0\n")
+    )
+    onnx = MINIMAL.replace('"openvino"', '"onnxruntime"') + "[engine]\nmax_batch = 2\n"
+    assert "[engine] max_batch applies to backend tensorrt or openvino, not onnxruntime" in _error(
+        _write(tmp_path, onnx)
+    )
+
+
 def test_fp16_outside_tensorrt_is_refused(tmp_path):
     message = _error(_write(tmp_path, MINIMAL + 'precision = "fp16"\n'))
     assert "[model] precision 'fp16' is only for backend tensorrt" in message

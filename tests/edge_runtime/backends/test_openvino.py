@@ -80,3 +80,54 @@ def test_a_device_profiles_engine_settings_reach_the_compiled_model(tiny_models,
     assert str(compiled.get_property("PERFORMANCE_HINT")) == profile.engine.performance_hint
     streams = int(compiled.get_property("NUM_STREAMS"))
     assert streams == profile.engine.num_streams if profile.engine.num_streams != "AUTO" else streams >= 1
+
+
+def test_the_cpu_runs_one_snippet_per_backbone_call_unless_told(tiny_models):
+    assert create_backend("openvino", tiny_models[0]).max_batch == 1
+    assert create_backend("openvino", tiny_models[0], options={"max_batch": 4}).max_batch == 4
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, "4", 2.0])
+def test_bad_max_batch_is_refused_by_name(tiny_models, bad):
+    with pytest.raises(BackendError, match="max_batch must be an integer >= 1"):
+        create_backend("openvino", tiny_models[0], options={"max_batch": bad})
+
+
+def test_the_runtime_splits_snippets_ready_together_into_the_backends_batches(tmp_path):
+    """Two cameras' snippets ready in one pass: one backbone call each on the CPU (the plugin would keep a
+    batch's memory), one call for both with ``max_batch`` 2; the same scores either way."""
+    from edge_runtime.bundle import load_bundle
+    from edge_runtime.events import EventPolicy
+    from edge_runtime.mqtt import MqttPublisher
+    from edge_runtime.mqtt_settings import MqttSettings
+    from edge_runtime.outbox import Outbox
+    from edge_runtime.runtime import Runtime, RuntimeConfig, load_models
+    from edge_runtime.sources import FileSource
+    from tests.edge_runtime.runtime_helpers import make_bundle
+
+    bundle = load_bundle(make_bundle(tmp_path))
+    w, p = bundle.window, bundle.preprocess
+    shape = (p.channels, w.snippet_length, *p.crop_size)
+    snippet = np.random.default_rng(2).uniform(-1, 1, shape).astype(np.float32)
+    scores, calls = [], []
+    for options in ({}, {"max_batch": 2}):
+        models = load_models(bundle, backend="openvino", options=options)
+        with Outbox(tmp_path / f"outbox-{len(calls)}.sqlite") as outbox:
+            publisher = MqttPublisher(MqttSettings(port=1), "dev", outbox)
+            cams = [(name, FileSource(tmp_path / "never-opened.mp4")) for name in ("a", "b")]
+            runtime = Runtime(bundle, models, cams, publisher, RuntimeConfig("dev", EventPolicy(0.5)))
+            scores.append(runtime.scorer.score({"a": snippet, "b": -snippet}))
+            calls.append(runtime.scorer.backbone_calls)
+        models.close()
+    assert calls == [2, 1]
+    assert scores[0] == pytest.approx(scores[1], abs=1e-5)
+
+
+def test_a_profiles_max_batch_reaches_the_backend(tiny_models, tmp_path):
+    from devices.profiles import load_profile
+    from edge_runtime.cli import _engine_options
+
+    path = tmp_path / "box.toml"
+    path.write_text('[device]\nname = "box"\n[model]\nbackend = "openvino"\n[engine]\nmax_batch = 3\n')
+    options = _engine_options(load_profile(path), "openvino")
+    assert create_backend("openvino", tiny_models[0], options=options).max_batch == 3
