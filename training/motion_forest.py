@@ -35,6 +35,7 @@ from edge_runtime.bundle import sha256_file
 from edge_runtime.forest import ForestError, TreeEnsemble
 from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_motion_fusion, video_window_stats
 from edge_runtime.motion_stats import STATS_VERSION, snippets_motion_stats
+from edge_runtime.video import VideoReadError
 from training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -95,16 +96,25 @@ def training_windows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)``: the window statistics of every snippet of every video of ``dataset`` (an
     :class:`~training.data.AnomalyVideoDataset`) and their labels (see the module docstring)."""
-    xs, ys = [], []
+    xs, ys, skipped = [], [], 0
     for index in tqdm(range(len(dataset)), desc="motion statistics", unit="video", disable=not progress):
         record = dataset.records[index]
-        snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
+        try:
+            snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
+        except VideoReadError as exc:
+            logger.warning("motion forest: skipping video %s: %s", record.path, exc)
+            skipped += 1
+            continue
         xs.append(video_window_stats(snippets_motion_stats(snippets), num_snippets))
         if record.frame_labels is not None:
             newest = np.asarray(record.frame_labels)[np.minimum(frames, len(record.frame_labels) - 1)]
             ys.append((newest.max(axis=1) > 0.5).astype(np.int64))
         else:
             ys.append(np.full(len(snippets), int(record.label), np.int64))
+    if skipped:
+        logger.warning("motion forest: %d video(s) skipped (unreadable)", skipped)
+    if not xs:
+        raise DatasetError("motion_forest_trees: no training video could be read for the motion statistics")
     return np.concatenate(xs), np.concatenate(ys)
 
 
