@@ -97,6 +97,7 @@ def run(
     from training.commands.train import build_datasets
     from training.configs import create_experiment_config, get_config
     from training.evaluate import evaluate, format_summary
+    from training.motion_forest import fit_motion_forest, load_checkpoint_fusion
     from training.trainer import I3D_MTN_Trainer
 
     if threads:
@@ -113,12 +114,18 @@ def run(
     start = time.perf_counter()
     trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=work / "run", device="cpu")
     history = trainer.fit(train_set, val_set)
+    if config[
+        "motion_forest_trees"
+    ]:  # a --set flow recipe with a motion forest: fitted as `i3dmtn train` does
+        fit_motion_forest(trainer, train_set, val_set, progress=False)
     train_s = time.perf_counter() - start
 
     model, config, ckpt = load_checkpoint(work / "run" / "best.pt")
+    fusion = load_checkpoint_fusion(work / "run" / "best.pt", ckpt)  # None without a forest
     report = evaluate(
-        model, config, work / "test_data" / "test", work / "eval", threshold=ckpt["threshold"], device="cpu"
-    )
+        model, config, work / "test_data" / "test", work / "eval", threshold=ckpt["threshold"], device="cpu",
+        fusion=fusion,
+    )  # fmt: skip
 
     whole_video, whole_frame = _whole_window_aucs(model, config, work / "test_data" / "test")
 

@@ -6,7 +6,10 @@ Each round ``i`` of ``k``:
    k-fold (clips of one source video never on two sides), val/ a grouped share of the rest;
 2. ``i3dmtn train --config NAME`` on train/ + val/ (one frame cache shared by all rounds);
 3. ``i3dmtn evaluate`` of ``best.pt`` on test/: video AUC, AP, EER, and the accuracy at the threshold the
-   trainer chose on val/ (never on test/).
+   trainer chose on val/ (never on test/). With a motion forest (``motion_forest_trees``, on in the
+   ``surveillance`` preset) the scores are the fused ones, and the table also gives the network-only and
+   forest-only video AUC of each fold (columns ``net`` and ``forest``; ``-`` without a forest), from which a
+   cross-validation chooses ``motion_weight``.
 
 Beside it, in the same run, the floor any trained detector must clear: a score with no training at all, the
 mean absolute difference of consecutive grey frames (112 px, at the recipe's frame rate), on the same test
@@ -94,7 +97,9 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
     train_s = time.perf_counter() - start
     evaluate = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(data / "test")]
     _cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
-    video = json.loads((run / "eval" / "report.json").read_text())["video_metrics"]
+    report = json.loads((run / "eval" / "report.json").read_text())
+    video = report["video_metrics"]
+    parts = report.get("motion_forest", {}).get("video_auc", {})
     from training.commands.common import parse_set
 
     config = create_experiment_config(get_config(opts.config), **parse_set(opts.overrides))
@@ -110,27 +115,36 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
         "threshold": video["threshold"],
         "train_s": train_s,
         "floor_auc": float(roc_auc_score([r.label for r in records], floor)),
+        "network_auc": parts.get("network", float("nan")),
+        "forest_auc": parts.get("forest", float("nan")),
     }
 
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
-    keys = ("auc", "ap", "accuracy", "eer", "floor_auc")
+    keys = ("auc", "ap", "accuracy", "eer", "floor_auc", "network_auc", "forest_auc")
+
+    def auc(value: float) -> str:
+        return f"{value:6.3f}" if np.isfinite(value) else f"{'-':>6}"
+
     out = [
-        f"{'fold':>4} {'videos':>6} {'AUC':>6} {'AP':>6} {'acc@val':>7} {'EER':>6} {'floor':>6} {'train':>7}"
+        f"{'fold':>4} {'videos':>6} {'AUC':>6} {'AP':>6} {'acc@val':>7} {'EER':>6} {'floor':>6} {'net':>6} "
+        f"{'forest':>6} {'train':>7}"
     ]
     for r in rows:
         out.append(
             f"{r['fold']:>4} {r['test_videos']:>6} {r['auc']:6.3f} {r['ap']:6.3f} {r['accuracy']:7.3f} "
-            f"{r['eer']:6.3f} {r['floor_auc']:6.3f} {r['train_s']:6.0f}s"
+            f"{r['eer']:6.3f} {r['floor_auc']:6.3f} {auc(r['network_auc'])} {auc(r['forest_auc'])} {r['train_s']:6.0f}s"
         )
     mean = {k: float(np.mean([r[k] for r in rows])) for k in (*keys, "train_s")}
     std = {k: float(np.std([r[k] for r in rows])) for k in keys}
     out.append(
         f"{'mean':>4} {sum(r['test_videos'] for r in rows):>6} {mean['auc']:6.3f} {mean['ap']:6.3f} "
-        f"{mean['accuracy']:7.3f} {mean['eer']:6.3f} {mean['floor_auc']:6.3f} {mean['train_s']:6.0f}s"
+        f"{mean['accuracy']:7.3f} {mean['eer']:6.3f} {mean['floor_auc']:6.3f} {auc(mean['network_auc'])} "
+        f"{auc(mean['forest_auc'])} {mean['train_s']:6.0f}s"
     )
     out.append(
-        f"{'std':>4} {'':>6} {std['auc']:6.3f} {std['ap']:6.3f} {std['accuracy']:7.3f} {std['eer']:6.3f} {std['floor_auc']:6.3f}"
+        f"{'std':>4} {'':>6} {std['auc']:6.3f} {std['ap']:6.3f} {std['accuracy']:7.3f} {std['eer']:6.3f} "
+        f"{std['floor_auc']:6.3f} {auc(std['network_auc'])} {auc(std['forest_auc'])}"
     )
     return out
 

@@ -31,13 +31,17 @@ from edge_runtime.bundle_manifest import (
     Companion,
     Field,
     ModelFile,
+    MotionForestEntry,
     TensorSpec,
     Window,
     check_relative_path,
     check_shapes,
     parse_files,
+    parse_motion_forest,
     parse_window,
 )
+from edge_runtime.forest import ForestError
+from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_motion_fusion
 from edge_runtime.preprocess import PreprocessConfig, PreprocessError
 
 if TYPE_CHECKING:
@@ -69,6 +73,7 @@ _TOP_LEVEL = (
     "window",
     "threshold",
     "event_policy",
+    "motion_forest",
     "files",
     "accuracy",
     "report",
@@ -99,6 +104,16 @@ class Bundle:
     report: Path | None = None
     calibration_set: Path | None = None
     event_policy: BundleEventPolicy | None = None  # None: a bundle from before it, the runtime's defaults
+    motion_forest: MotionForestEntry | None = None  # None: the network's scores alone
+
+    def motion_fusion(self) -> MotionFusion | None:
+        """The motion forest at its weight, for :class:`~edge_runtime.scoring.StreamingScorer` (None without)."""
+        if self.motion_forest is None:
+            return None
+        try:
+            return load_motion_fusion(self.motion_forest.path, self.motion_forest.weight)
+        except (ForestError, MotionFusionError) as exc:
+            raise BundleError(f"{self.path}: motion_forest: {exc}") from None
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -220,6 +235,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
     if "event_gate" in accuracy.obj:
         accuracy.choice("event_gate", GATES)
     policy = f.get("event_policy", dict, None)
+    forest = f.get("motion_forest", dict, None)
     return Bundle(
         path=root,
         manifest=dict(data),
@@ -236,6 +252,9 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         report=_optional_path(f, "report", root),
         calibration_set=_optional_path(f, "calibration_set", root),
         event_policy=parse_event_policy(policy, where) if policy is not None else None,
+        motion_forest=parse_motion_forest(forest, root, where, preprocess.modality)
+        if forest is not None
+        else None,
     )
 
 
@@ -290,6 +309,9 @@ def load_bundle(path: Path | str, *, verify_hashes: bool = True) -> Bundle:
             _check_file(
                 folder, comp.path, comp.sha256 if verify_hashes else None, f"companion of {mf.path.name}"
             )
+    if bundle.motion_forest is not None:
+        forest = bundle.motion_forest
+        _check_file(folder, forest.path, forest.sha256 if verify_hashes else None, "motion_forest file")
     for extra, key in ((bundle.report, "report"), (bundle.calibration_set, "calibration_set")):
         if extra is not None:
             _check_file(folder, extra, None, f"{key} file")

@@ -44,6 +44,8 @@ __all__ = [
     "parse_files",
     "parse_window",
     "check_shapes",
+    "MotionForestEntry",
+    "parse_motion_forest",
 ]
 
 BUNDLE_SCHEMA = "i3dmtn.bundle/1"
@@ -334,6 +336,37 @@ def parse_files(
                 f"{where}: files has no {needed} models ({why}); it has {', '.join(present) or 'none'}"
             )
     return files
+
+
+@dataclass(frozen=True)
+class MotionForestEntry:
+    """The optional motion forest (edge_runtime.motion_fusion): its ``.npz`` file, statistics and share."""
+
+    path: Path
+    sha256: str
+    stats_version: str
+    weight: float
+
+
+def parse_motion_forest(obj: Any, root: Path, where: str, modality: str) -> MotionForestEntry:
+    """The manifest's ``motion_forest``: a forest over the input flow's statistics, flow bundles only."""
+    from .motion_stats import STATS_VERSION  # the statistics this runtime computes
+
+    f = Field(obj, "motion_forest", where)
+    f.only(("file", "sha256", "stats_version", "weight"))
+    if modality != "flow":
+        raise f.error(
+            f"motion_forest needs preprocess.modality 'flow' (statistics of the input flow), got {modality!r}"
+        )
+    rel = check_relative_path(f.text("file"), f.name("file"), where)
+    if rel.suffix != ".npz":
+        raise f.error(f"{f.name('file')} must end with .npz, got {str(rel)!r}")
+    version = f.text("stats_version")
+    if version != STATS_VERSION:
+        raise f.error(
+            f"{f.name('stats_version')} must be {STATS_VERSION!r} (this runtime's), got {version!r}"
+        )
+    return MotionForestEntry(root / rel, _sha256(f), version, f.number("weight", 0.0, 1.0))
 
 
 def parse_window(obj: Any, where: str) -> Window:

@@ -186,7 +186,7 @@ class Runtime:
         }
         self.scorer = StreamingScorer(
             models.backbone, models.head, list(self.cameras), bundle.window.num_snippets,
-            max_batch=getattr(models.backbone, "max_batch", None),
+            max_batch=getattr(models.backbone, "max_batch", None), motion=bundle.motion_fusion(),
         )  # fmt: skip
         self.stats = RuntimeStats(self.cameras)
         self._stop = threading.Event()

@@ -16,6 +16,11 @@ of the window of the last ``K`` features ``max(0, i-K+1) .. i`` (:func:`newest_s
 ``(n, K', D) -> (n, K')`` snippet scores: the device's backends through :func:`backend_head`, the
 workstation's torch head through ``training.evaluate.torch_head``; the evaluation, the export's report and
 accuracy control, the trainer's validation and the quality benchmark all score this way.
+
+With a motion forest (:mod:`edge_runtime.motion_fusion`), every one of them composes the same way: each
+snippet's row is ``[backbone feature | snippet motion stats]`` and the head function is
+``(1 - w) * net_head + w * forest(window stats)`` (:func:`~edge_runtime.motion_fusion.fused_head`). The rule
+reads only the newest score of each window, the fused score of that window.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends.base import Backend
+from .motion_fusion import MotionFusion, fused_features, fused_head
 from .preprocess import MODALITIES
 from .window import FeatureRing
 
@@ -202,6 +208,8 @@ class StreamingScorer:
         max_batch: most snippets per backbone call (an engine's maximum batch); None for no limit.
         head_output: the head output holding per-snippet scores.
         latency_window: calls kept for the latency percentiles.
+        motion: the bundle's motion forest: the ring holds ``[feature | motion stats]`` rows and the score is
+            the fused one (:mod:`edge_runtime.motion_fusion`); None: the network's score.
     """
 
     def __init__(
@@ -214,8 +222,10 @@ class StreamingScorer:
         max_batch: int | None = None,
         head_output: str = "snippet_scores",
         latency_window: int = 512,
+        motion: MotionFusion | None = None,
     ) -> None:
         self.backbone, self.head = backbone, head
+        self.motion = motion
         self.cameras = tuple(cameras)
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
             raise ScoringError(f"cameras must be distinct names, at least one, got {list(self.cameras)}")
@@ -224,14 +234,16 @@ class StreamingScorer:
         if max_batch is not None and max_batch < 1:
             raise ScoringError(f"max_batch must be >= 1 or None, got {max_batch}")
         self.num_snippets, self.max_batch = num_snippets, max_batch
-        self._head = backend_head(head, head_output)
+        self._head = fused_head(backend_head(head, head_output), motion)
         _one_input(backbone, "backbone")
         self._rings: dict[str, FeatureRing] = {}  # created once the feature size is known
         self._latency_ms: deque[float] = deque(maxlen=latency_window)
         self.backbone_calls = 0
         self.head_calls = 0
         self.snippets_scored = 0
-        self.backbone_s = 0.0  # seconds spent in backbone calls (wall clock, this thread)
+        self.backbone_s = (
+            0.0  # seconds spent in backbone calls and motion statistics (wall clock, this thread)
+        )
         self.head_s = 0.0  # seconds spent in head calls
 
     def ring(self, camera: str) -> FeatureRing | None:
@@ -266,6 +278,7 @@ class StreamingScorer:
         batch = _check_snippets(np.stack([np.asarray(snippets[c]) for c in names]), "snippets")  # (N,3,S,H,W)
         t_backbone = time.perf_counter()
         feats, calls = _backbone_features(self.backbone, batch, self.max_batch)  # (N, D)
+        feats = fused_features(feats, batch, self.motion)  # (N, D + stats) with a motion forest
         self.backbone_s += time.perf_counter() - t_backbone
         self.backbone_calls += calls
         for camera, feature in zip(names, feats, strict=True):

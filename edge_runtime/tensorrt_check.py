@@ -85,9 +85,11 @@ def _scores(models: Any, bundle: Any, clips: list[np.ndarray]) -> list[np.ndarra
     """Each video's snippet scores, one snippet at a time through the streaming scorer (as on the device)."""
     from .scoring import StreamingScorer
 
-    result = []
+    result, motion = [], bundle.motion_fusion()
     for clip in clips:
-        scorer = StreamingScorer(models.backbone, models.head, ["v"], bundle.window.num_snippets)
+        scorer = StreamingScorer(
+            models.backbone, models.head, ["v"], bundle.window.num_snippets, motion=motion
+        )
         result.append(np.array([scorer.score({"v": s})["v"] for s in clip], np.float32))
     return result
 

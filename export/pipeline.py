@@ -5,6 +5,10 @@ checked against torch), 3 quantize (per target), 4 threshold (the checkpoint's, 
 and the event policy, chosen on the validation videos: :mod:`export.event_policy`), 5 evaluate (held-out test
 videos through the runtime backends, the accuracy and event gates), 6 write (the bundle, atomically).
 
+A checkpoint with a motion forest (:mod:`training.motion_forest`) is scored fused at every stage, FP32 and
+INT8 alike (the forest is the same in both), and the forest goes into the bundle as ``motion_forest.npz``,
+listed in the manifest's ``motion_forest`` entry (file, SHA-256, statistics version, weight).
+
 Work files live in ``.<out name>.tmp-<pid>-work*`` beside ``--out``: a killed export leaves no bundle at
 ``--out``, and the next export to that folder removes the leftover (:func:`export.bundle.clean_stale_temp_dirs`).
 """
@@ -129,6 +133,15 @@ def _threshold(ckpt: dict, val: VideoScores | None) -> tuple[float, str]:
     )
 
 
+def _forest_entry(ckpt: dict) -> dict:
+    """The manifest's ``motion_forest`` entry for the forest the checkpoint names (already checked)."""
+    from training.motion_forest import FOREST_FILE
+
+    ref = ckpt["motion_forest"]
+    return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
+            "weight": float(ref["weight"])}  # fmt: skip
+
+
 def _manifest(
     config: dict, ckpt: dict, opts: ExportOptions, thr: float, accuracy: dict, fps: float, events: dict | None
 ) -> dict:
@@ -152,6 +165,7 @@ def _manifest(
         },
         "threshold": thr,
         **({"event_policy": events} if events else {}),
+        **({"motion_forest": _forest_entry(ckpt)} if ckpt.get("motion_forest") else {}),
         "accuracy": accuracy,
         "report": "report.json",
         "calibration_set": "calibration_set.json",
@@ -174,11 +188,13 @@ def run_export(opts: ExportOptions) -> ExportResult:
     from export.scoring import score_videos
     from training.checkpoint import load_checkpoint
     from training.configs import to_preprocess_config
+    from training.motion_forest import FOREST_FILE, load_checkpoint_fusion
 
     out = Path(opts.out).absolute()
     if out.exists() and not opts.overwrite:
         raise ExportError(f"--out {out} already exists; pass --overwrite to replace it")
     model, config, ckpt = load_checkpoint(opts.checkpoint)
+    fusion = load_checkpoint_fusion(opts.checkpoint, ckpt)  # None: the network's scores, as before
     model.eval()
     pre = to_preprocess_config(config)
     s, k, stride = int(config["clip_length"]), int(config["num_snippets"]), int(config["frame_stride"])
@@ -212,11 +228,18 @@ def run_export(opts: ExportOptions) -> ExportResult:
         onnx_files = export_onnx(model, work, snippets=snippets, windows=windows)
         _stage(2, f"target {opts.target}, precision {opts.precision}")
         files: TargetFiles = quantize_target(
-            opts, onnx_files, snippet_batches(snippets), windows, work, val=val, preprocess=pre, config=config
-        )
+            opts, onnx_files, snippet_batches(snippets), windows, work, val=val, preprocess=pre, config=config,
+            fusion=fusion,
+        )  # fmt: skip
         backend = runtime_backend(opts.target)
         variants = files.open_backends(backend)
-        scoring = {"preprocess": pre, "snippet_length": s, "frame_stride": stride, "window": k}
+        scoring = {
+            "preprocess": pre,
+            "snippet_length": s,
+            "frame_stride": stride,
+            "window": k,
+            "fusion": fusion,
+        }
 
         def score_fp32(records: list[VideoRecord], desc: str) -> Any:
             return score_videos({"fp32": variants["fp32"]}, records, desc=desc, **scoring)["fp32"][0]
@@ -236,6 +259,10 @@ def run_export(opts: ExportOptions) -> ExportResult:
                                   "quantization": files.settings}  # fmt: skip
         lat = {"fp32": latency_ms(variants["fp32"][0], snippets)}
         extras = {"report.json": work / "report.json", "calibration_set.json": work / "calibration_set.json"}
+        if fusion is not None:
+            extras[FOREST_FILE] = Path(opts.checkpoint).parent / ckpt["motion_forest"]["file"]
+            report["motion_forest"] = {"weight": fusion.weight, "trees": fusion.forest.n_trees,
+                                       "scores": "fused (network and forest) for FP32 and INT8 alike"}  # fmt: skip
         if opts.precision == "fp32":
             comparison = compare(fp32, fp32, thr, snippet_frames=s * stride, policy=policy)
             accuracy = {

@@ -4,7 +4,9 @@ Each snippet of a video goes through the backbone backend (batched), and snippet
 device's streaming rule (:func:`edge_runtime.scoring.streaming_scores`: the head over the last ``K`` features,
 the newest snippet's score). A video's score is its **max snippet score** (what the device's
 events fire on, and the trainer's validation score); frame scores are the snippet scores spread over their
-frames. Videos are decoded once and every model variant scores the same preprocessed snippets.
+frames. Videos are decoded once and every model variant scores the same preprocessed snippets. With the
+run's motion forest (``fusion``) every variant's score is the fused one (:mod:`edge_runtime.motion_fusion`):
+the forest is the same for FP32 and INT8, so the gate compares fused with fused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.backends.base import Backend
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
 from edge_runtime.preprocess import PreprocessConfig
 from edge_runtime.scoring import backbone_features, backend_head, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
@@ -55,6 +58,7 @@ def score_videos(
     window: int,
     batch_size: int = 8,
     desc: str = "scoring",
+    fusion: MotionFusion | None = None,
 ) -> dict[str, list[VideoScores]]:
     """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``."""
     results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
@@ -64,9 +68,11 @@ def score_videos(
             rec.num_frames, snippet_length, frame_stride, fps=rec.fps, rate=preprocess.frame_rate
         )
         for name, (backbone, heads) in models.items():
-            feats = np.concatenate([backbone_features(backbone, b) for b in batches])
+            feats = np.concatenate(
+                [fused_features(backbone_features(backbone, b), b, fusion) for b in batches]
+            )
             for out, head in zip(results[name], heads, strict=True):
-                snip = streaming_scores(backend_head(head), feats, window)
+                snip = streaming_scores(fused_head(backend_head(head), fusion), feats, window)
                 out.keys.append(rec.key)
                 out.labels.append(rec.label)
                 out.snippet_scores.append(snip)

@@ -125,11 +125,15 @@ def _copy_as(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dict) -> tuple[list, Any]:
-    """NNCF accuracy-control validation items (one per val video) and the metric: video AUC, FP32 head."""
+def _ac_validate(
+    onnx_files: OnnxExport, val: list, preprocess: Any, config: dict, fusion: Any = None
+) -> tuple[list, Any]:
+    """NNCF accuracy-control validation items (one per val video) and the metric: video AUC, FP32 head (fused
+    with the motion forest when the run has one, as the device scores)."""
     from sklearn.metrics import roc_auc_score
 
     from edge_runtime.backends import create_backend
+    from edge_runtime.motion_fusion import fused_features, fused_head
     from edge_runtime.scoring import backend_head, streaming_scores
     from training.data import iter_snippet_batches
 
@@ -137,13 +141,17 @@ def _ac_validate(onnx_files: OnnxExport, val: list, preprocess: Any, config: dic
     items = [
         (np.concatenate(list(iter_snippet_batches(r.path, s, preprocess, stride))), r.label) for r in val
     ]
-    head = backend_head(create_backend("onnxruntime", onnx_files.head, device="CPU"))
+    head = fused_head(backend_head(create_backend("onnxruntime", onnx_files.head, device="CPU")), fusion)
 
     def validate(compiled: Any, data: Any) -> float:
         scores, labels = [], []
         for snippets, label in data:
-            feats = np.concatenate(
-                [compiled(snippets[i : i + 8])[compiled.output(0)] for i in range(0, len(snippets), 8)]
+            feats = fused_features(
+                np.concatenate(
+                    [compiled(snippets[i : i + 8])[compiled.output(0)] for i in range(0, len(snippets), 8)]
+                ),
+                snippets,
+                fusion,
             )
             scores.append(float(streaming_scores(head, np.asarray(feats, np.float32), k).max()))
             labels.append(label)
@@ -169,7 +177,7 @@ def _refuse_unquantized(settings: dict[str, Any], max_drop: float) -> None:
 
 def quantize_target(
     opts: Any, onnx_files: OnnxExport, snippets: list[np.ndarray], windows: list[np.ndarray], work: Path, *,
-    val: list, preprocess: Any, config: dict,
+    val: list, preprocess: Any, config: dict, fusion: Any = None,
 ) -> TargetFiles:  # fmt: skip
     """FP32 files for ``opts.target`` and, for precision int8, the quantized ones (INT8 head as a candidate)."""
     target = opts.target
@@ -190,7 +198,7 @@ def quantize_target(
     if target == "openvino":
         bb, hd = work / "backbone_int8.xml", work / "head_int8.xml"
         if opts.accuracy_control:  # the pipeline checked that val holds both classes
-            items, validate = _ac_validate(onnx_files, val, preprocess, config)
+            items, validate = _ac_validate(onnx_files, val, preprocess, config, fusion)
             files.settings["backbone"] = quantize_ir_with_accuracy_control(
                 onnx_files.backbone,
                 bb,

@@ -252,6 +252,19 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("flow_short_side", "0 unless input_modality is 'flow'")
     if side and side < cfg["resize_short_side"]:
         fail("flow_short_side", f"0 or >= resize_short_side ({cfg['resize_short_side']})")
+    if cfg["motion_forest_trees"] < 0:
+        fail("motion_forest_trees", "an integer >= 0 (0: no motion forest)")
+    if cfg["motion_forest_trees"] and cfg["input_modality"] != "flow":
+        fail(
+            "motion_forest_trees", "0 with input_modality 'rgb' (the motion statistics are of the input flow)"
+        )
+    if not 0 <= cfg["motion_weight"] <= 1:
+        fail("motion_weight", "in [0, 1] (the forest's share of the fused score)")
+    if not cfg["motion_forest_trees"] and cfg["motion_weight"] != _DEFAULT["motion_weight"]:
+        fail(
+            "motion_weight",
+            f"{_DEFAULT['motion_weight']} (the default) with motion_forest_trees 0: it weighs the forest",
+        )
     if cfg["amp"] not in AMP_MODES:
         fail("amp", f"one of {AMP_MODES}")
     if not cfg["name"]:

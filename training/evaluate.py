@@ -9,6 +9,11 @@ score is its snippet's score; a video's score is the **max** over its snippets, 
 device would raise an event at a threshold. The attention weights plotted are the head's over the whole video
 in one call (for a picture of where it looks; they play no part in the scores).
 
+With the run's motion forest (:mod:`training.motion_forest`), each snippet's row is ``[feature | motion stats]``
+and the head is fused with the forest (:mod:`edge_runtime.motion_fusion`), as on the device; the report then
+also gives the network-only (weight 0) and forest-only (weight 1) video AUC next to the fused one, so a
+cross-validation can choose ``motion_weight``.
+
 The threshold is the one chosen on validation data and stored in the checkpoint (``threshold``); a checkpoint
 without one falls back to the test set's own Youden-optimal threshold, and the report says which was used.
 """
@@ -19,7 +24,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
+from edge_runtime.motion_stats import STATS_SIZE
 from edge_runtime.scoring import HeadFn, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
 from edge_runtime.video import VideoReadError
@@ -62,6 +69,8 @@ class VideoResult:
     snippet_scores: np.ndarray  # (n,) streaming score of each snippet
     frame_scores: np.ndarray  # (num_frames,) each frame's snippet score
     attention: np.ndarray  # (n,) the head's attention over the whole video (for plots)
+    # with a motion forest: the network-only and forest-only streaming scores (n,) of each snippet
+    parts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def video_score(self) -> float:
@@ -75,12 +84,14 @@ def video_features(
     config: Mapping[str, Any],
     device: torch.device,
     batch_size: int = 16,
+    fusion: MotionFusion | None = None,
 ) -> np.ndarray:
-    """Features ``(n, D)`` float32 of every snippet of a video, by the torch backbone on ``device``."""
+    """Features ``(n, D)`` float32 of every snippet of a video, by the torch backbone on ``device`` (with a
+    motion forest: rows ``(n, D + stats)``, :func:`edge_runtime.motion_fusion.fused_features`)."""
     cfg = to_preprocess_config(config)
     s, stride = int(config["clip_length"]), int(config["frame_stride"])
     feats = [
-        backbone(torch.from_numpy(batch).to(device)).float().cpu().numpy()  # (N, D)
+        fused_features(backbone(torch.from_numpy(batch).to(device)).float().cpu().numpy(), batch, fusion)
         for batch in iter_snippet_batches(path, s, cfg, stride, batch_size)
     ]
     return np.concatenate(feats)
@@ -103,13 +114,20 @@ def score_video(
     config: Mapping[str, Any],
     device: torch.device,
     batch_size: int = 16,
+    fusion: MotionFusion | None = None,
 ) -> VideoResult:
     """Streaming scores of one video (see the module docstring)."""
-    feats = video_features(model.backbone, record.path, config, device, batch_size)  # (n, D)
-    snippet_scores = streaming_scores(
-        torch_head(model.head, device), feats, int(config["num_snippets"]), batch_size=64
-    )
-    whole = torch.from_numpy(feats[None]).to(device)  # (1, n, D)
+    rows = video_features(model.backbone, record.path, config, device, batch_size, fusion)  # (n, D[+stats])
+    k, net = int(config["num_snippets"]), torch_head(model.head, device)
+    snippet_scores = streaming_scores(fused_head(net, fusion), rows, k, batch_size=64)
+    parts = {}
+    if fusion is not None:
+        parts = {
+            name: streaming_scores(fused_head(net, fusion.with_weight(w)), rows, k, batch_size=64)
+            for name, w in (("network", 0.0), ("forest", 1.0))
+        }
+    feats = rows[:, :-STATS_SIZE] if fusion is not None else rows
+    whole = torch.from_numpy(np.ascontiguousarray(feats[None])).to(device)  # (1, n, D)
     attention = model.head(whole).attention_weights[0].float().cpu().numpy()  # (n,)
     owner = frame_to_snippet(
         record.num_frames,
@@ -119,7 +137,7 @@ def score_video(
         rate=float(config["frame_rate"]),
     )
     return VideoResult(
-        record, snippet_scores, snippet_scores[np.minimum(owner, len(snippet_scores) - 1)], attention
+        record, snippet_scores, snippet_scores[np.minimum(owner, len(snippet_scores) - 1)], attention, parts
     )
 
 
@@ -131,6 +149,7 @@ def score_videos(
     device: str | torch.device | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    fusion: MotionFusion | None = None,
 ) -> tuple[list[VideoResult], list[SkippedVideo]]:
     """Score every readable video of a split folder; unreadable ones are skipped (warned, returned)."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -139,7 +158,7 @@ def score_videos(
     results = []
     for record in tqdm(records, desc="scoring", unit="video", disable=not progress):
         try:
-            results.append(score_video(model, record, config, device, batch_size))
+            results.append(score_video(model, record, config, device, batch_size, fusion))
         except VideoReadError as exc:
             logger.warning("skipping video %s: %s", record.path, exc)
             skipped.append(SkippedVideo(record.path, str(exc)))
@@ -212,10 +231,12 @@ def evaluate(
     annotate_videos: int = 3,
     device: str | torch.device | None = None,
     progress: bool = True,
+    fusion: MotionFusion | None = None,
 ) -> dict[str, Any]:
-    """Score ``test_path``, write ``report.json`` (and plots with ``visualize``) into ``output_dir``."""
+    """Score ``test_path``, write ``report.json`` (and plots with ``visualize``) into ``output_dir``; with
+    ``fusion`` (the run's motion forest) the fused scores, and the parts' video AUCs in ``motion_forest``."""
     out = Path(output_dir)
-    results, skipped = score_videos(model, config, test_path, device=device, progress=progress)
+    results, skipped = score_videos(model, config, test_path, device=device, progress=progress, fusion=fusion)
     if not results:
         raise VideoReadError(f"no video of {test_path} could be scored")
     labels = np.array([r.record.label for r in results])
@@ -248,6 +269,17 @@ def evaluate(
         ],
         "skipped": [{"video": str(s.path), "reason": s.reason} for s in skipped],
     }
+    if fusion is not None:
+        report["motion_forest"] = {
+            "weight": fusion.weight,
+            "video_auc": {
+                "fused": video["auc_roc"],
+                **{
+                    name: video_metrics(labels, np.array([r.parts[name].max() for r in results]))["auc_roc"]
+                    for name in ("network", "forest")
+                },
+            },
+        }
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / ".report.json.tmp"
     tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
@@ -275,4 +307,9 @@ def format_summary(report: Mapping[str, Any]) -> str:
         ("accuracy", _fmt(v["accuracy_at_threshold"]), "precision@k", _fmt(f["precision_at_k"])),
         ("threshold", _fmt(report["threshold"]), "skipped", str(len(report["skipped"]))),
     ]
+    if "motion_forest" in report:
+        m = report["motion_forest"]
+        auc = m["video_auc"]
+        rows.append(("network AUC", _fmt(auc["network"]), "forest AUC", _fmt(auc["forest"])))
+        rows.append(("fused with", f"forest share {m['weight']:g}", "", ""))
     return "\n".join(f"{a:<12}{b:>18}    {c:<14}{d:>14}" for a, b, c, d in rows)

@@ -35,6 +35,11 @@ DEFAULT: dict[str, Any] = {
     # share of the I3D stem's filters that start as temporal derivatives (training.model.motion_init): from
     # scratch, the backbone then sees motion from the first step (docs/quality.md); Kinetics weights replace it
     "motion_filters": 0.5,
+    # a random forest over hand-made statistics of the input flow (edge_runtime.motion_stats), fitted on the
+    # training windows after the network trains and fused into the snippet score (flow input only); 0 = none
+    "motion_forest_trees": 0,
+    # the forest's share of the fused score, (1 - w) * network + w * forest; acts only with a forest
+    "motion_weight": 0.5,
     # ---- training ----
     "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
     "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px
@@ -137,6 +142,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         # trimmed fight clip it is everywhere, and sparsity would push its scores down
         "loss_smoothness_weight": 0.0,
         "loss_sparsity_weight": 0.0,
+        # flow statistics + a forest scored 0.808 on the folds where this network scored 0.747, failing on other
+        # scenes (docs/real-video.md): the two fused; 500 trees as in that experiment
+        "motion_forest_trees": 500,
+        "motion_weight": 0.5,  # an even share until a cross-validation of the fused score chooses it
     },
     # Tiny model and frames: trains on a CPU in a few minutes and still sees the synthetic fights (the
     # synthetic figures span a good part of a 64 px frame).

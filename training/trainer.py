@@ -49,6 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
 from tqdm import tqdm
 
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
 from edge_runtime.scoring import streaming_scores
 from training.checkpoint import (
     CheckpointError,
@@ -281,12 +282,13 @@ class I3D_MTN_Trainer:
         return {**{k: v / max(seen, 1) for k, v in sums.items()}, "lr": lr}
 
     @torch.no_grad()
-    def validate(self, dataset: Dataset) -> dict[str, Any]:
+    def validate(self, dataset: Dataset, fusion: MotionFusion | None = None) -> dict[str, Any]:
         """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result.
 
         The video score is the device's: the max over the item's snippets of the streaming rule
-        (:func:`edge_runtime.scoring.streaming_scores`, the head's newest score over the last ``K`` features).
-        The MTN is causal, so the rule needs one head call per batch (``causal=True``)."""
+        (:func:`edge_runtime.scoring.streaming_scores`, the head's newest score over the last ``K`` features;
+        with ``fusion``, the head fused with the motion forest, :mod:`edge_runtime.motion_fusion`).
+        The MTN (and the fused head) is causal, so the rule needs one head call per batch (``causal=True``)."""
         model = self.model
         model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
@@ -300,9 +302,19 @@ class I3D_MTN_Trainer:
                     b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
                     feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
                 out = outputs_from_head(model.head(feats), model.clip_length)  # for the loss
+                rows = feats.float().cpu().numpy()  # (B, K, D)
+                if fusion is not None and self.head_only:
+                    raise ValueError(
+                        "the motion forest needs the snippets' flow; head-only items hold features"
+                    )
+                if fusion is not None:  # the statistics of the item's own snippets: (B, K, D + stats)
+                    snips = model.snippets(inputs).float().cpu().numpy()  # (B*K, C, S, H, W)
+                    rows = fused_features(rows.reshape(-1, rows.shape[-1]), snips, fusion).reshape(
+                        *rows.shape[:2], -1
+                    )
                 streamed = streaming_scores(
-                    torch_head(model.head, feats.device),
-                    feats.float().cpu().numpy(),
+                    fused_head(torch_head(model.head, feats.device), fusion),
+                    rows,
                     int(self.config["num_snippets"]),
                     causal=True,
                 )  # (B, K)

@@ -40,9 +40,19 @@ def test_the_table_has_each_fold_a_mean_and_a_spread():
             "accuracy": 0.8,
             "eer": 0.2,
             "floor_auc": 0.7,
+            "network_auc": float("nan"),
+            "forest_auc": float("nan"),
             "train_s": 100,
         }
         for i, a in enumerate((0.8, 0.9))
     ]
     table = real_quality._table(rows)
     assert len(table) == 5 and "0.850" in table[3] and "0.050" in table[4]
+    assert table[1].split()[7:9] == ["-", "-"]  # no motion forest: no parts
+
+
+def test_the_table_gives_the_network_and_forest_aucs_of_a_fused_run():
+    row = {"fold": 0, "test_videos": 40, "auc": 0.8, "ap": 0.8, "accuracy": 0.8, "eer": 0.2,
+           "floor_auc": 0.7, "network_auc": 0.743, "forest_auc": 0.812, "train_s": 100}  # fmt: skip
+    table = real_quality._table([row])
+    assert table[0].split()[7:9] == ["net", "forest"] and table[1].split()[7:9] == ["0.743", "0.812"]

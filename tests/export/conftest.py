@@ -50,3 +50,16 @@ def trained_ckpt(tmp_path_factory, contrast_root) -> Path:
 @pytest.fixture(scope="session")
 def constant_root(tmp_path_factory) -> Path:
     return helpers.make_constant_calibration(tmp_path_factory.mktemp("constant"))
+
+
+@pytest.fixture(scope="session")
+def forest_run(tmp_path_factory, contrast_root) -> Path:
+    """A run of the tiny flow model trained 1 epoch by ``i3dmtn train`` with a 5-tree motion forest."""
+    from training.cli import main
+
+    out = tmp_path_factory.mktemp("forest_run")
+    sets = [a for kv in helpers.forest_settings() for a in ("--set", kv)]
+    argv = ["train", "--config", "debug", "--data_path", str(contrast_root), "--output", str(out / "run")]
+    argv += ["--frame-cache", str(out / "frames"), "--no-progress", *sets]
+    assert main(argv) == 0
+    return out / "run"

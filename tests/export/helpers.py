@@ -37,6 +37,18 @@ def tiny_config(**overrides: Any) -> dict[str, Any]:
     return create_experiment_config(get_config("debug"), **{**base, **overrides})
 
 
+def forest_settings(trees: int = 5) -> list[str]:
+    """``--set`` values of :func:`tiny_config` on flow, trained 1 epoch, with a motion forest of ``trees``."""
+    keys = ("clip_length", "num_snippets", "frame_size", "resize_short_side", "width_multiplier", "mtn_hidden_dim",
+            "mil_attention_dim", "seed")  # fmt: skip
+    config = tiny_config()
+    return [f"{k}={config[k]}" for k in keys] + [
+        "input_modality=flow",
+        f"motion_forest_trees={trees}",
+        "epochs=1",
+    ]
+
+
 def make_synth(root: Path) -> Path:
     from training.synth import SynthConfig, generate_dataset
 

@@ -81,3 +81,43 @@ def test_a_head_of_the_wrong_shape_is_named():
         streaming_scores(lambda w: w.sum(-1)[:, :1], np.ones((5, 2), np.float32), 3)
     with pytest.raises(ScoringError, match="features must have shape"):
         streaming_scores(lambda w: w.sum(-1), np.ones((0, 2), np.float32), 3)
+
+
+def test_every_caller_gives_the_same_fused_scores_with_a_motion_forest(forest_run, contrast_root, tmp_path):
+    """With the run's motion forest: evaluate, the trainer's validation (causal, one call), the export's scoring
+    and the device's scorer all give each snippet the fused head's score of its window."""
+    from edge_runtime.motion_fusion import fused_head
+    from edge_runtime.motion_stats import STATS_SIZE, snippets_motion_stats
+    from training.motion_forest import load_checkpoint_fusion
+
+    model, config, ckpt = load_checkpoint(forest_run / "best.pt")
+    model.eval()
+    fusion = load_checkpoint_fusion(forest_run / "best.pt", ckpt)
+    record = scan_videos(contrast_root / "test")[0][-1]
+    pre, k = to_preprocess_config(config), int(config["num_snippets"])
+    snippets = np.concatenate(list(iter_snippet_batches(record.path, S, pre, int(config["frame_stride"]))))
+    rows = video_features(model.backbone, record.path, config, torch.device("cpu"), fusion=fusion)
+    np.testing.assert_array_equal(rows[:, -STATS_SIZE:], snippets_motion_stats(snippets))  # [feature | stats]
+    head = fused_head(torch_head(model.head), fusion)
+    expected = np.array([head(rows[None, max(0, i - k + 1) : i + 1])[0, -1] for i in range(len(rows))])
+    evaluated = score_video(model, record, config, torch.device("cpu"), fusion=fusion).snippet_scores
+    np.testing.assert_allclose(evaluated, expected, rtol=1e-6, atol=1e-6)
+    validated = streaming_scores(head, rows[None, :k], k, causal=True)[0]  # the trainer's one call per item
+    np.testing.assert_allclose(validated, expected[:k], rtol=1e-6, atol=1e-6)
+    feats = rows[:, :-STATS_SIZE]
+    onnx = export_onnx(
+        model, tmp_path / "onnx", snippets=snippets, windows=[feats[None, :2], feats[None, :k]]
+    )
+    backbone, ort_head = (
+        create_backend("onnxruntime", onnx.backbone),
+        create_backend("onnxruntime", onnx.head),
+    )
+    exported = score_videos(
+        {"fp32": (backbone, [ort_head])}, [record], preprocess=pre, snippet_length=S,
+        frame_stride=int(config["frame_stride"]), window=k, fusion=fusion,
+    )["fp32"][0].snippet_scores[0]  # fmt: skip
+    scorer = StreamingScorer(backbone, ort_head, ["cam"], k, motion=fusion)
+    device = np.array([scorer.score({"cam": snippet})["cam"] for snippet in snippets])
+    np.testing.assert_allclose(exported, device, rtol=1e-6, atol=1e-6)  # the same backends: the same numbers
+    np.testing.assert_allclose(device, expected, rtol=1e-4, atol=1e-5)  # ONNX Runtime vs torch
+    assert np.ptp(device) > 0

@@ -117,6 +117,31 @@ def test_flow_short_side_below_the_model_size_is_refused():
     assert to_preprocess_config(cfg).working_short_side == 112
 
 
+@pytest.mark.parametrize(
+    "overrides, key, expected",
+    [
+        ({"motion_forest_trees": -1}, "motion_forest_trees", "an integer >= 0"),
+        ({"motion_forest_trees": 5}, "motion_forest_trees", "input_modality 'rgb'"),
+        (
+            {"input_modality": "flow", "motion_forest_trees": 5, "motion_weight": 1.5},
+            "motion_weight",
+            "in [0, 1]",
+        ),
+        ({"motion_weight": 0.3}, "motion_weight", "with motion_forest_trees 0"),
+    ],
+)
+def test_motion_forest_keys_are_checked_in_one_line(overrides, key, expected):
+    with pytest.raises(ConfigError, match=key) as exc:
+        create_experiment_config(get_config("debug"), **overrides)
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_surveillance_fuses_a_motion_forest_and_the_others_have_none():
+    assert get_config("surveillance")["motion_forest_trees"] == 500
+    assert 0 <= get_config("surveillance")["motion_weight"] <= 1
+    assert all(get_config(n)["motion_forest_trees"] == 0 for n in CONFIG_NAMES if n != "surveillance")
+
+
 def test_validate_refuses_missing_and_extra_keys():
     cfg = get_config("debug")
     del cfg["seed"]

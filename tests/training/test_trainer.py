@@ -180,6 +180,11 @@ def test_train_command_resume_extends_the_run(root, tmp_path):
         (["--resume"], "last.pt not found"),
         (["--set", "no_such_key=1"], "no_such_key"),
         (["--set", "epochs"], "KEY=VALUE"),
+        (["--set", "motion_forest_trees=5"], "input_modality 'rgb'"),
+        (
+            ["--features", "feats", "--set", "input_modality=flow", "--set", "motion_forest_trees=5"],
+            "motion_forest_trees needs the videos' flow",
+        ),
     ],
 )
 def test_train_command_bad_options_are_one_line_errors(root, tmp_path, capsys, extra, message):

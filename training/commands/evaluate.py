@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Score every video of --test_path in full, as the edge device does (backbone over every snippet, head "
         "over the last K features, newest snippet's score; video score = max), compute video metrics (AUC, AP, "
         "EER, accuracy at the threshold) and frame metrics (frame AUC/AP, temporal IoU, precision@k), write "
-        "report.json and print a summary. The threshold is the checkpoint's (chosen on validation)."
+        "report.json and print a summary. The threshold is the checkpoint's (chosen on validation). A run with "
+        "a motion forest (config key motion_forest_trees) is scored fused, as the device scores it, and the "
+        "report also gives the network-only and forest-only video AUC."
     )
     parser.add_argument(
         "--model_path", "--model-path", required=True, metavar="PT", help="checkpoint (best.pt)"
@@ -49,11 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from training.checkpoint import CheckpointError, load_checkpoint
     from training.data import DatasetError
     from training.evaluate import evaluate, format_summary
+    from training.motion_forest import load_checkpoint_fusion
 
     model_path = Path(args.model_path)
     test_path = Path(args.test_path)
     try:
         model, config, ckpt = load_checkpoint(model_path)
+        fusion = load_checkpoint_fusion(model_path, ckpt)  # the run's motion forest, if it has one
     except CheckpointError as exc:
         raise UsageError(f"--model_path: {exc}") from None
     output = Path(args.output) if args.output else model_path.parent / f"eval_{test_path.resolve().name}"
@@ -70,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             annotate_videos=args.annotate,
             device=args.device,
             progress=not args.no_progress,
+            fusion=fusion,
         )
     except (DatasetError, VideoReadError) as exc:
         raise UsageError(f"--test_path: {exc}") from None

@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
     frame_cache = None
     if not args.features and not args.no_frame_cache and args.data_path:
         frame_cache = Path(args.frame_cache) if args.frame_cache else Path(args.data_path) / ".frame_cache"
+    if args.features and config["motion_forest_trees"]:
+        raise UsageError(
+            "config key motion_forest_trees needs the videos' flow (--data_path); head-only training on "
+            "--features has no snippets to compute motion statistics of: --set motion_forest_trees=0"
+        )
     if args.features and args.i3d_weights:
         raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")
     try:
@@ -215,6 +220,10 @@ def run(args: argparse.Namespace) -> int:
             model, config, output_dir=output, device=args.device, progress=not args.no_progress
         )
         history = trainer.fit(train_set, val_set, resume=args.resume)
+        if config["motion_forest_trees"]:
+            from training.motion_forest import fit_motion_forest
+
+            fit_motion_forest(trainer, train_set, val_set, progress=not args.no_progress)
     except FeatureCacheError as exc:
         raise UsageError(
             f"--features: {exc}; recompute the cache for this config (i3dmtn features --overwrite) or train end to end"

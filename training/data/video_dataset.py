@@ -173,6 +173,20 @@ class AnomalyVideoDataset(Dataset):
             "frame_indices": torch.from_numpy(source_idx.astype(np.int64)),
         }
 
+    def video_snippets(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every snippet of video ``index`` as a validation item takes them (centre crop, no augmentation, the
+        frame cache when there is one): ``(n, C, S, H, W)`` float32, and each snippet's source frames ``(n, S)``
+        (indices into the video's decoded frames, for its frame labels)."""
+        record = self.records[index]
+        frames = self._frames(record)
+        n = count_snippets(len(frames), self.clip_length, self.frame_stride)
+        frame_idx = snippets_frame_indices(np.arange(n), len(frames), self.clip_length, self.frame_stride)
+        processed = self._model_frames(frames, frame_idx, None)  # (n*S, C, H, W)
+        snippets = processed.reshape(n, self.clip_length, *processed.shape[1:]).transpose(0, 2, 1, 3, 4)
+        taken = resample_indices(record.num_frames, record.fps, self.preprocess.frame_rate)  # sample -> frame
+        source = taken[np.minimum(frame_idx, len(taken) - 1)].reshape(n, self.clip_length)
+        return np.ascontiguousarray(snippets, np.float32), source
+
     def _model_frames(
         self, frames: np.ndarray, frame_idx: np.ndarray, rng: np.random.Generator | None
     ) -> np.ndarray:

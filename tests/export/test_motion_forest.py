@@ -1,0 +1,170 @@
+"""The motion forest through the chain: ``train`` fits and writes it, ``evaluate`` scores fused, ``export``
+puts it into the bundle, and the device's scorer gives the fused scores ``evaluate`` gives."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from edge_runtime.bundle import BundleError, load_bundle, parse_manifest, sha256_file
+from edge_runtime.motion_stats import STATS_VERSION
+from tests.export import helpers
+from training.checkpoint import load_checkpoint, read_checkpoint
+
+
+@pytest.fixture(scope="module")
+def scored(forest_run, contrast_root):
+    """The run's best.pt, its forest, and evaluate's scores of the test videos (fused and parts)."""
+    from training.data import scan_videos
+    from training.evaluate import score_video
+    from training.motion_forest import load_checkpoint_fusion
+
+    model, config, ckpt = load_checkpoint(forest_run / "best.pt")
+    fusion = load_checkpoint_fusion(forest_run / "best.pt", ckpt)
+    records = scan_videos(contrast_root / "test")[0]
+    results = [score_video(model.eval(), r, config, torch.device("cpu"), fusion=fusion) for r in records]
+    return config, ckpt, fusion, records, results
+
+
+@pytest.fixture(scope="module")
+def bundle(forest_run, contrast_root, tmp_path_factory):
+    return helpers.export(
+        forest_run / "best.pt", contrast_root, tmp_path_factory.mktemp("forest_bundle") / "b", target="onnx"
+    )
+
+
+def test_train_writes_the_forest_and_the_checkpoints_name_it(forest_run):
+    path = forest_run / "motion_forest.npz"
+    for name in ("best.pt", "last.pt"):
+        ref = read_checkpoint(forest_run / name)["motion_forest"]
+        assert ref["file"] == path.name and ref["sha256"] == sha256_file(path)
+        assert ref["stats_version"] == STATS_VERSION and ref["trees"] == 5 and ref["weight"] == 0.5
+        assert set(ref["val_auc"]) == {"fused", "network", "forest"}
+
+
+def test_evaluate_scores_the_share_of_the_network_and_the_forest(scored):
+    _, _, fusion, _, results = scored
+    assert fusion is not None and fusion.weight == 0.5 and fusion.forest.n_trees == 5
+    for r in results:
+        expected = 0.5 * r.parts["network"] + 0.5 * r.parts["forest"]
+        np.testing.assert_allclose(r.snippet_scores, expected, rtol=1e-6, atol=1e-6)
+    assert np.ptp(np.concatenate([r.parts["forest"] for r in results])) > 0  # the forest's part varies
+
+
+def test_the_evaluate_command_reports_the_fused_network_and_forest_auc(
+    forest_run, contrast_root, tmp_path, capsys
+):
+    from training.cli import main
+
+    out = tmp_path / "eval"
+    argv = [
+        "evaluate",
+        "--model_path",
+        str(forest_run / "best.pt"),
+        "--test_path",
+        str(contrast_root / "test"),
+    ]
+    assert main([*argv, "--output", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    auc = report["motion_forest"]["video_auc"]
+    assert set(auc) == {"fused", "network", "forest"} and auc["fused"] == report["video_metrics"]["auc_roc"]
+    assert "forest AUC" in capsys.readouterr().out
+
+
+def test_a_changed_forest_file_is_refused_by_evaluate_naming_it(forest_run, contrast_root, tmp_path, capsys):
+    from training.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("best.pt", "motion_forest.npz"):
+        shutil.copyfile(forest_run / name, run / name)
+    with open(run / "motion_forest.npz", "ab") as fh:
+        fh.write(b"\0")
+    argv = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(contrast_root / "test")]
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "motion_forest.npz changed" in err and len(err.splitlines()) == 1
+
+
+def test_the_bundle_holds_the_forest_and_the_device_scores_as_evaluate(bundle, scored):
+    from edge_runtime.backends import create_backend
+    from edge_runtime.scoring import StreamingScorer
+    from training.data import iter_snippet_batches
+
+    config, ckpt, _, records, results = scored
+    entry = json.loads((bundle.bundle / "manifest.json").read_text())["motion_forest"]
+    assert entry == {"file": "motion_forest.npz", "sha256": ckpt["motion_forest"]["sha256"],
+                     "stats_version": STATS_VERSION, "weight": 0.5}  # fmt: skip
+    assert bundle.report["motion_forest"]["trees"] == 5
+    loaded = load_bundle(bundle.bundle)
+    backbone, head = (
+        create_backend("onnxruntime", loaded.model(r, "fp32").path) for r in ("backbone", "head")
+    )
+    pre, s = loaded.preprocess, loaded.window.snippet_length
+    for record, result in zip(records, results, strict=True):
+        scorer = StreamingScorer(
+            backbone, head, ["cam"], loaded.window.num_snippets, motion=loaded.motion_fusion()
+        )
+        snippets = np.concatenate(list(iter_snippet_batches(record.path, s, pre)))
+        device = np.array([scorer.score({"cam": x})["cam"] for x in snippets])
+        np.testing.assert_allclose(device, result.snippet_scores, rtol=1e-4, atol=1e-5)
+
+
+def test_a_tampered_forest_in_the_bundle_is_refused_by_name(bundle, tmp_path):
+    copy = shutil.copytree(bundle.bundle, tmp_path / "b")
+    with open(copy / "motion_forest.npz", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"\xff\xff")
+    with pytest.raises(BundleError, match="motion_forest.npz changed since export"):
+        load_bundle(copy)
+
+
+def test_a_bundle_without_the_forest_scores_the_network_alone(bundle, scored, tmp_path):
+    from edge_runtime.backends import create_backend
+    from edge_runtime.scoring import StreamingScorer
+    from training.data import iter_snippet_batches
+
+    _, _, _, records, results = scored
+    copy = shutil.copytree(bundle.bundle, tmp_path / "old")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["motion_forest"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (copy / "motion_forest.npz").unlink()
+    old = load_bundle(copy)
+    assert old.motion_forest is None and old.motion_fusion() is None
+    backbone, head = (create_backend("onnxruntime", old.model(r, "fp32").path) for r in ("backbone", "head"))
+    scorer = StreamingScorer(backbone, head, ["cam"], old.window.num_snippets, motion=old.motion_fusion())
+    snippets = np.concatenate(
+        list(iter_snippet_batches(records[0].path, old.window.snippet_length, old.preprocess))
+    )
+    device = np.array([scorer.score({"cam": x})["cam"] for x in snippets])
+    np.testing.assert_allclose(device, results[0].parts["network"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m: m["preprocess"].update(modality="rgb"), "motion_forest needs preprocess.modality 'flow'"),
+        (
+            lambda m: m["motion_forest"].update(stats_version="motion-stats/0"),
+            "motion_forest.stats_version must be",
+        ),
+        (lambda m: m["motion_forest"].update(weight=1.5), "motion_forest.weight must be a number in"),
+        (lambda m: m["motion_forest"].update(file="forest.pkl"), "must end with .npz"),
+        (lambda m: m["motion_forest"].update(extra=1), "unknown field(s) ['extra'] in motion_forest"),
+    ],
+)
+def test_a_bad_motion_forest_entry_is_refused_in_one_line(bundle, change, message):
+    manifest = json.loads((bundle.bundle / "manifest.json").read_text())
+    change(manifest)
+    if manifest["preprocess"]["modality"] == "rgb":  # the backbone's input channels follow the modality
+        for f in manifest["files"]:
+            if f["role"] == "backbone":
+                f["inputs"][0]["shape"][1] = 3
+    with pytest.raises(BundleError) as exc:
+        parse_manifest(manifest, bundle.bundle)
+    assert message in str(exc.value) and "\n" not in str(exc.value)

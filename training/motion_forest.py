@@ -1,0 +1,200 @@
+"""The motion forest of a run: fitted after the network trains, written next to its checkpoints.
+
+``i3dmtn train`` with ``motion_forest_trees > 0`` (flow input only), once the epochs are done:
+
+1. every window of every *training* video: its snippets taken by the validation path (the frame cache or the
+   decoder, :class:`~edge_runtime.preprocess.FramePreprocessor`, the centre crop, no augmentation), the motion
+   statistics of each (:mod:`edge_runtime.motion_stats`), and for snippet ``i`` the window of snippets
+   ``max(0, i-K+1) .. i`` as the streaming rule forms it (:func:`edge_runtime.motion_fusion.video_window_stats`);
+   a window is labelled with its video's label, or, where the video has frame annotations, 1 when a frame of
+   its newest snippet is annotated anomalous;
+2. a scikit-learn ``RandomForestClassifier(motion_forest_trees, min_samples_leaf=2)`` fitted on them (seeded
+   by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
+   ``motion_forest.npz`` (:class:`edge_runtime.forest.TreeEnsemble`, no pickles);
+3. ``best.pt`` and ``last.pt`` rewritten with a reference to the file (name, SHA-256, statistics version,
+   weight) and the operating threshold chosen on the validation videos with the *fused* score (the trainer's
+   validation with the forest), and the validation AUC of the fused, network-only and forest-only scores.
+
+:func:`load_checkpoint_fusion` reads it back for ``evaluate`` and ``export``: the file must be next to the
+checkpoint with the SHA-256 the checkpoint names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_runtime.bundle import sha256_file
+from edge_runtime.forest import ForestError, TreeEnsemble
+from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_motion_fusion, video_window_stats
+from edge_runtime.motion_stats import STATS_VERSION, snippets_motion_stats
+from edge_runtime.video import VideoReadError
+from training.checkpoint import (
+    CheckpointError,
+    copy_checkpoint,
+    load_model_state,
+    read_checkpoint,
+    save_checkpoint,
+)
+from training.data import DatasetError
+
+__all__ = [
+    "FOREST_FILE",
+    "fit_motion_forest",
+    "forest_arrays",
+    "load_checkpoint_fusion",
+    "training_windows",
+]
+
+logger = logging.getLogger(__name__)
+
+FOREST_FILE = "motion_forest.npz"
+MIN_SAMPLES_LEAF = 2  # the offline experiment's setting (docs/real-video.md): leaves of one window overfit
+
+
+def forest_arrays(model: Any, stats_version: str = STATS_VERSION) -> TreeEnsemble:
+    """A fitted scikit-learn forest classifier (labels 0 / 1) as a :class:`TreeEnsemble` whose ``predict``
+    equals ``model.predict_proba(X)[:, 1]``."""
+    classes = list(model.classes_)
+    column = classes.index(1) if 1 in classes else None
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "left", "right", "value")}
+    roots, offset = [], 0
+    for est in model.estimators_:
+        tree = est.tree_
+        leaf = tree.children_left < 0
+        counts = tree.value[:, 0, :]  # (nodes, classes): class fractions or weighted counts
+        prob = counts[:, column] / counts.sum(axis=1) if column is not None else np.zeros(tree.node_count)
+        parts["feature"].append(np.where(leaf, -1, tree.feature))
+        parts["threshold"].append(np.where(leaf, 0.0, tree.threshold))
+        parts["left"].append(np.where(leaf, -1, tree.children_left + offset))
+        parts["right"].append(np.where(leaf, -1, tree.children_right + offset))
+        parts["value"].append(np.where(leaf, prob, 0.0))
+        roots.append(offset)
+        offset += tree.node_count
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    return TreeEnsemble(
+        feature=cat["feature"].astype(np.int32),
+        threshold=cat["threshold"].astype(np.float64),
+        left=cat["left"].astype(np.int32),
+        right=cat["right"].astype(np.int32),
+        value=cat["value"].astype(np.float64),
+        roots=np.asarray(roots, np.int32),
+        n_features=int(model.n_features_in_),
+        stats_version=stats_version,
+    )
+
+
+def training_windows(
+    dataset: Any, num_snippets: int, *, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: the window statistics of every snippet of every video of ``dataset`` (an
+    :class:`~training.data.AnomalyVideoDataset`) and their labels (see the module docstring)."""
+    xs, ys, skipped = [], [], 0
+    for index in tqdm(range(len(dataset)), desc="motion statistics", unit="video", disable=not progress):
+        record = dataset.records[index]
+        try:
+            snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
+        except VideoReadError as exc:
+            logger.warning("motion forest: skipping video %s: %s", record.path, exc)
+            skipped += 1
+            continue
+        xs.append(video_window_stats(snippets_motion_stats(snippets), num_snippets))
+        if record.frame_labels is not None:
+            newest = np.asarray(record.frame_labels)[np.minimum(frames, len(record.frame_labels) - 1)]
+            ys.append((newest.max(axis=1) > 0.5).astype(np.int64))
+        else:
+            ys.append(np.full(len(snippets), int(record.label), np.int64))
+    if skipped:
+        logger.warning("motion forest: %d video(s) skipped (unreadable)", skipped)
+    if not xs:
+        raise DatasetError("motion_forest_trees: no training video could be read for the motion statistics")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _fit(x: np.ndarray, y: np.ndarray, trees: int, seed: int) -> TreeEnsemble:
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(trees, min_samples_leaf=MIN_SAMPLES_LEAF, random_state=seed, n_jobs=1)
+    return forest_arrays(model.fit(x, y))
+
+
+def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) -> dict[str, Any]:
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "stats_version": STATS_VERSION,
+        "weight": float(config["motion_weight"]),
+        "trees": int(config["motion_forest_trees"]),
+        "val_auc": dict(val),
+    }
+
+
+def _fused_validation(
+    trainer: Any, val_set: Any, fusion: MotionFusion
+) -> tuple[float | None, dict[str, float]]:
+    """The fused threshold (Youden's on validation) and the fused / network / forest validation AUCs."""
+    aucs = {}
+    for name, weight in (("fused", fusion.weight), ("network", 0.0), ("forest", 1.0)):
+        metrics = trainer.validate(val_set, fusion=fusion.with_weight(weight))
+        aucs[name] = float(metrics["auc_roc"])
+        if name == "fused":
+            thr = metrics["optimal_threshold"]
+    return (float(thr) if math.isfinite(thr) else None), aucs
+
+
+def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:
+    """Fit the run's forest and attach it to ``best.pt`` and ``last.pt`` (steps 1-3 of the module docstring).
+    Every rank fits the same seeded forest (the validation is shared); rank 0 writes."""
+    config, out = trainer.config, trainer.output_dir
+    x, y = training_windows(train_set, int(config["num_snippets"]), progress=progress)
+    if len(set(y.tolist())) < 2:
+        raise DatasetError(
+            f"motion_forest_trees: the training windows hold one class only ({len(y)} windows)"
+        )
+    logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
+                config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
+    forest = _fit(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
+    fusion = MotionFusion(forest, float(config["motion_weight"]))
+    path = out / FOREST_FILE
+    if trainer.dist.is_main:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        forest.save(tmp)
+        os.replace(tmp, path)
+    best, last = out / "best.pt", out / "last.pt"
+    same = best.is_file() and os.path.samefile(best, last)
+    for name in ("last.pt",) if same else ("best.pt", "last.pt"):  # last.pt last: the model ends as trained
+        ckpt = read_checkpoint(out / name, map_location=trainer.device)
+        load_model_state(trainer.model, ckpt["model"], out / name)
+        ckpt["threshold"], val = _fused_validation(trainer, val_set, fusion)
+        logger.info("%s with the motion forest: validation AUC fused %.4f, network %.4f, forest %.4f",
+                    name, val["fused"], val["network"], val["forest"])  # fmt: skip
+        if trainer.dist.is_main:
+            ckpt["motion_forest"] = _reference(path, config, val)
+            save_checkpoint(out / name, ckpt)
+    if same and trainer.dist.is_main:
+        copy_checkpoint(last, best)
+    return path
+
+
+def load_checkpoint_fusion(checkpoint: str | Path, ckpt: Mapping[str, Any]) -> MotionFusion | None:
+    """The motion forest a checkpoint names (None when it names none), checked against its SHA-256; raises
+    :class:`~training.checkpoint.CheckpointError` naming the file."""
+    ref = ckpt.get("motion_forest")
+    if not ref:
+        return None
+    path = Path(checkpoint).parent / str(ref.get("file", FOREST_FILE))
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} names the motion forest {path}, which is missing")
+    if sha256_file(path) != ref.get("sha256"):
+        raise CheckpointError(f"{path} changed since checkpoint {checkpoint} was written (SHA-256 differs)")
+    try:
+        return load_motion_fusion(path, float(ref.get("weight", ckpt["config"]["motion_weight"])))
+    except (ForestError, MotionFusionError) as exc:
+        raise CheckpointError(str(exc)) from None
