@@ -72,6 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset", choices=("mixed", "performance"), default="mixed",
         help="openvino NNCF preset: mixed (symmetric weights, asymmetric activations; default) or performance",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", type=Path, metavar="OLD_BUNDLE",
+        help="compare with this older bundle on the same held-out videos, each scored as its device would and "
+        "under its own event policy: video scores and events per video, false alarms gone / new, fights lost / "
+        "gained, both video AUCs (printed, and under 'baseline' in report.json); it must cut the videos into "
+        "the same snippets (preprocessing contract, snippet length, frame stride)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration clip choice (default 0)")
 
@@ -117,6 +124,7 @@ def _options(args: argparse.Namespace):  # -> ExportOptions
         allow_accuracy_drop=args.allow_accuracy_drop, allow_event_loss=args.allow_event_loss,
         accuracy_control=args.accuracy_control,
         overwrite=args.overwrite, seed=args.seed, preset=args.preset, profile=profile.name if profile else None,
+        baseline=args.baseline,
     )  # fmt: skip
 
 
@@ -153,4 +161,8 @@ def run(args: argparse.Namespace) -> int:
             f"{source}): fights alerted FP32 {alerted['fp32']}/{n}, {name} {alerted['int8']}/{n}; false alarms "
             f"FP32 {alarms['fp32']}, {name} {alarms['int8']}"
         )
+    if "baseline" in result.report:
+        from export.baseline import baseline_table
+
+        print(baseline_table(result.report["baseline"]))
     return 0

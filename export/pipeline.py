@@ -68,6 +68,7 @@ class ExportOptions:
     preset: str = "mixed"
     head_windows: int = 64
     profile: str | None = None
+    baseline: Path | None = None  # an older bundle to compare with on the held-out videos (export.baseline)
 
 
 @dataclass
@@ -172,6 +173,18 @@ def _manifest(
     }
 
 
+def _open_baseline(opts: ExportOptions, pre: Any, s: int, stride: int) -> Any:
+    """The ``--baseline`` bundle (checked before any work is done), or None."""
+    if opts.baseline is None:
+        return None
+    from export.baseline import BaselineError, open_baseline
+
+    try:
+        return open_baseline(opts.baseline, pre, s, stride)
+    except BaselineError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def _work_dir(out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-work", dir=out.parent))
@@ -202,6 +215,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     if test_dir is None:
         raise ExportError("no held-out videos: neither --eval-data nor --calib-data has a test/ split")
     test = _records(test_dir)
+    baseline = _open_baseline(opts, pre, s, stride)
     val_dir = _split([opts.eval_data, opts.calib_data], "val")
     val = _records(val_dir) if val_dir else []
     if opts.accuracy_control and len({r.label for r in val}) < 2:
@@ -280,6 +294,11 @@ def run_export(opts: ExportOptions) -> ExportResult:
             write_plots(fp32, int8, thr, work / "plots")
             accuracy = gate(comparison, opts.max_auc_drop, opts.allow_accuracy_drop)
             accuracy.update(event_gate(comparison, opts.allow_event_loss))
+        if baseline is not None:
+            from export.baseline import baseline_report
+
+            shipped = fp32 if opts.precision == "fp32" else int8
+            report["baseline"] = baseline_report(baseline, test, shipped, policy, s * stride)
         report.update({"file_sizes_bytes": files.sizes(), "comparison": comparison, "accuracy": accuracy,
                        "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
         files.close()

@@ -6,7 +6,8 @@ reads it::
     {"format": "i3dmtn.checkpoint/1", "model": state_dict, "optimizer": state_dict | None,
      "scheduler": {"step": int}, "config": {flat config}, "epoch": int (epochs completed),
      "best_metric": float, "threshold": float | None (chosen on validation), "history": [per-epoch dicts],
-     "rng": {"torch": uint8 tensor, "numpy_keys": tensor, "numpy_pos": int, "python": tensor, "cuda": [...]}}
+     "rng": {"torch": uint8 tensor, "numpy_keys": tensor, "numpy_pos": int, "python": tensor, "cuda": [...]},
+     "started_from": {"path", "sha256", "model", "epoch"} | None (a fine-tune's start: training.finetune)}
 
 It holds the full model even after head-only training, so export always has a backbone.
 """

@@ -65,6 +65,7 @@ from training.distributed import DistInfo, all_gather_objects, barrier, init_dis
 from training.epochs import epoch_row, epochs_since_best, log_epoch, selection_key
 from training.evaluate import torch_head
 from training.feature_dataset import FeatureDataset
+from training.finetune import write_init_record
 from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe, video_metrics
 from training.schedule import lr_at
@@ -105,6 +106,7 @@ class I3D_MTN_Trainer:
         self.best_metric = -math.inf
         self.best_loss = math.inf  # val_loss of the best epoch: breaks ties in best_metric
         self.threshold: float | None = None
+        self.started_from: dict[str, Any] | None = None  # a fine-tune's checkpoint (training.finetune)
         self.head_only = False
         self.optimizer: torch.optim.Optimizer | None = None
         self.amp_dtype = self._amp_dtype()
@@ -169,6 +171,7 @@ class I3D_MTN_Trainer:
         self.best_loss = float(ckpt.get("best_loss", math.inf))  # checkpoints before ties were broken
         self.threshold = ckpt.get("threshold")
         self.history = list(ckpt.get("history", []))
+        self.started_from = ckpt.get("started_from")
         if self.dist.is_main and "rng" in ckpt:
             set_rng_state(ckpt["rng"])
         logger.info("resumed from %s after epoch %d (best val_auc %.4f)", path, self.epoch, self.best_metric)
@@ -342,6 +345,7 @@ class I3D_MTN_Trainer:
             "head_only": self.head_only,
             "history": json_safe(self.history),
             "rng": rng_state(),
+            "started_from": self.started_from,
         }
 
     def _write(self, improved: bool) -> None:
@@ -398,6 +402,7 @@ class I3D_MTN_Trainer:
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.output_dir / "config.json")
+            write_init_record(self.output_dir, self.started_from)
         cfg, patience = self.config, self.config["early_stopping_patience"]
         mode = "head only (cached features)" if self.head_only else "end to end"
         logger.info(

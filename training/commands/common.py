@@ -13,12 +13,14 @@ from training.configs import CONFIG_NAMES
 __all__ = ["add_config_arguments", "add_set_argument", "parse_set", "config_from_args"]
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default: str | None = "default") -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, default: str | None = "default", default_text: str = "%(default)s"
+) -> None:
     parser.add_argument(
         "--config",
         default=default,
         metavar="NAME",
-        help=f"experiment preset: {', '.join(CONFIG_NAMES)} (default: %(default)s)",
+        help=f"experiment preset: {', '.join(CONFIG_NAMES)} (default: {default_text})",
     )
     add_set_argument(
         parser,
@@ -49,13 +51,17 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def config_from_args(args: argparse.Namespace, **flags: Any) -> dict[str, Any]:
-    """The preset ``--config`` with ``--set`` overrides, then the given flag values (None = not given)."""
+def config_from_args(
+    args: argparse.Namespace, base: dict[str, Any] | None = None, **flags: Any
+) -> dict[str, Any]:
+    """The preset ``--config`` (when it is None: ``base``, else ``default``) with ``--set`` overrides, then
+    the given flag values (None = not given)."""
     from training.configs import ConfigError, create_experiment_config, get_config
 
     overrides = parse_set(args.overrides)
     overrides.update({k: v for k, v in flags.items() if v is not None})
     try:
-        return create_experiment_config(get_config(args.config), **overrides)
+        start = base if args.config is None and base is not None else get_config(args.config or "default")
+        return create_experiment_config(start, **overrides)
     except ConfigError as exc:
         raise UsageError(f"--config/--set: {exc}") from None

@@ -20,9 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Train the I3D + MTN + MIL detector. --data_path holds train/ and val/ split folders (each with normal/ "
         "and anomaly/ videos, as `i3dmtn synth` writes), or is itself a normal/ + anomaly/ folder, from which a "
         "seeded, stratified share (config key val_fraction) is held out for validation. Writes best.pt, last.pt, config.json, "
-        "history.json and training_curves.png to --output. Under torchrun it trains with DistributedDataParallel."
+        "history.json and training_curves.png to --output. Under torchrun it trains with DistributedDataParallel. "
+        "Two ways to start from an earlier run: --resume continues a killed run in its own --output (weights, "
+        "optimizer, schedule, epoch counter); --init fine-tunes, a new run from a checkpoint's weights only "
+        "(e.g. on the old data plus the clips `i3dmtn data harvest` added)."
     )
-    add_config_arguments(parser)
+    add_config_arguments(
+        parser, default=None, default_text="the --init checkpoint's own config, else default"
+    )
     parser.add_argument(
         "--data_path", "--data-path", metavar="DIR", help="videos (required unless --features)"
     )
@@ -30,14 +35,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", "--batch-size", type=int, help="videos per step and process")
     parser.add_argument("--learning_rate", "--learning-rate", type=float, help="peak learning rate")
     parser.add_argument("--clip_length", "--clip-length", type=int, help="frames per snippet (S)")
-    parser.add_argument("--output", metavar="DIR", help="run folder (default: runs/<config name>)")
+    parser.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<config name>, with --init runs/<config name>-finetune)",
+    )
     parser.add_argument(
         "--features",
         metavar="DIR",
         help="train the head only, on a feature cache written by `i3dmtn features` (with train/ and val/ "
         "folders, or one folder split like --data_path); the backbone comes from the cache's source",
     )
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output from its last.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the killed run in --output from its last.pt: weights, optimizer, learning-rate schedule, "
+        "epoch counter and best epoch all come back (not with --init)",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="fine-tune: a new run whose weights (backbone and head) start from CHECKPOINT (best.pt or last.pt "
+        "of an earlier run); optimizer, learning-rate schedule, epoch counter and best epoch start afresh. "
+        "The config defaults to the checkpoint's own (its epochs and learning rate unless --epochs, "
+        "--learning_rate or --set say otherwise); its architecture and preprocessing contract must be the "
+        "checkpoint's. The run records the checkpoint's path and SHA-256 in init.json and its checkpoints "
+        "(not with --resume or --i3d_weights)",
+    )
     parser.add_argument(
         "--i3d_weights", "--i3d-weights", metavar="PT", help="initialise the backbone from an I3D checkpoint"
     )
@@ -152,8 +176,9 @@ def build_datasets(
     return _video_datasets(config, Path(data_path), cache, progress)
 
 
-def _model_for_features(config: dict[str, Any], features: Path) -> Any:
-    """A model whose backbone is the one the feature cache was computed with (checked by weights hash)."""
+def _model_for_features(config: dict[str, Any], features: Path, init: Any = None) -> Any:
+    """A model whose backbone is the one the feature cache was computed with (checked by weights hash);
+    ``init(model)``, when given, loads a fine-tune's weights instead of the cache's source backbone."""
     from training.checkpoint import load_checkpoint, load_model_state, new_model
     from training.feature_cache import check_contract, read_index
     from training.features import contract_for
@@ -161,7 +186,9 @@ def _model_for_features(config: dict[str, Any], features: Path) -> Any:
     index = read_index(features)
     model = new_model(config)
     source = index.get("source", {})
-    if "checkpoint" in source:
+    if init is not None:
+        init(model)
+    elif "checkpoint" in source:
         _, _, ckpt = load_checkpoint(source["checkpoint"])
         backbone = {
             k.removeprefix("backbone."): v for k, v in ckpt["model"].items() if k.startswith("backbone.")
@@ -171,21 +198,60 @@ def _model_for_features(config: dict[str, Any], features: Path) -> Any:
     return model
 
 
+def _read_init(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``--init`` checkpoint (weights_only), after refusing the options it excludes; None without it."""
+    if not args.init:
+        return None
+    if args.resume:
+        raise UsageError(
+            "--init starts a new run from a checkpoint's weights, --resume continues the killed run in --output: "
+            "give one of them"
+        )
+    if args.i3d_weights:
+        raise UsageError(
+            "--init and --i3d_weights exclude each other: --init sets every weight, the backbone's too"
+        )
+    from training.checkpoint import CheckpointError
+    from training.finetune import read_init
+
+    try:
+        return read_init(args.init)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _check_init_output(init: Path, output: Path) -> None:
+    """Refuse a fine-tune whose run folder holds its starting checkpoint: the run would replace it."""
+    if init.absolute().resolve().parent == output.absolute().resolve():
+        raise UsageError(
+            f"--init {init} is in --output {output}: the fine-tune would replace it; choose another --output"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from training.checkpoint import CheckpointError, new_model
     from training.configs import ConfigError
     from training.data import DatasetError
     from training.feature_cache import FeatureCacheError
+    from training.finetune import check_fits, init_from
     from training.trainer import I3D_MTN_Trainer
 
+    init_ckpt = _read_init(args)
     config = config_from_args(
         args,
+        base=init_ckpt["config"] if init_ckpt else None,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         clip_length=args.clip_length,
     )
-    output = Path(args.output or Path("runs") / config["name"])
+    output = Path(args.output or Path("runs") / (config["name"] + ("-finetune" if init_ckpt else "")))
+    if init_ckpt:
+        _check_init_output(Path(args.init), output)
+        try:
+            check_fits(init_ckpt["config"], config, args.init)
+        except CheckpointError as exc:
+            raise UsageError(str(exc)) from None
     if args.resume and not (output / "last.pt").is_file():
         raise UsageError(
             f"--resume: {output / 'last.pt'} not found (train without --resume first, or fix --output)"
@@ -208,10 +274,17 @@ def run(args: argparse.Namespace) -> int:
         train_set, val_set = build_datasets(
             config, args.data_path, args.features, frame_cache=frame_cache, progress=not args.no_progress
         )
+        started: list[dict[str, Any]] = []  # the fine-tune's provenance, once its weights are loaded
+
+        def init(model: Any) -> None:
+            started.append(init_from(model, args.init, init_ckpt))
+
         if args.features:
-            model = _model_for_features(config, Path(args.features))
+            model = _model_for_features(config, Path(args.features), init if init_ckpt else None)
         else:
             model = new_model(config)
+            if init_ckpt:
+                init(model)
             if args.i3d_weights:
                 from training.model import load_i3d_file
 
@@ -219,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
         trainer = I3D_MTN_Trainer(
             model, config, output_dir=output, device=args.device, progress=not args.no_progress
         )
+        trainer.started_from = started[0] if started else None
         history = trainer.fit(train_set, val_set, resume=args.resume)
         if config["motion_forest_trees"]:
             from training.motion_forest import fit_motion_forest
