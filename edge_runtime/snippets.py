@@ -13,7 +13,7 @@ import numpy as np
 
 from .resample import resample_indices
 
-__all__ = ["snippet_span", "num_snippets", "snippet_frame_indices", "frame_to_snippet"]
+__all__ = ["snippet_span", "num_snippets", "complete_snippets", "snippet_frame_indices", "frame_to_snippet"]
 
 
 def _check(snippet_length: int, stride: int) -> None:
@@ -34,6 +34,17 @@ def num_snippets(num_frames: int, snippet_length: int, stride: int = 1) -> int:
     if num_frames < 0:
         raise ValueError(f"frame count must be >= 0, got {num_frames}")
     return math.ceil(num_frames / snippet_span(snippet_length, stride))
+
+
+def complete_snippets(
+    num_frames: int, snippet_length: int, stride: int = 1, *, fps: float = 0.0, rate: float = 0.0
+) -> int:
+    """Snippets a stream of a file's ``num_frames`` frames completes: what the device scores when it plays the
+    file (:class:`edge_runtime.window.SnippetWindow` never pads a stream's unfinished tail), one fewer than
+    :func:`num_snippets` when the last one would be padded. With a contract frame ``rate`` the snippets count
+    samples (:mod:`edge_runtime.resample`)."""
+    samples = len(resample_indices(num_frames, fps, rate)) if rate else num_frames
+    return samples // snippet_span(snippet_length, stride)
 
 
 def snippet_frame_indices(index: int, num_frames: int, snippet_length: int, stride: int = 1) -> np.ndarray:

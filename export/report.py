@@ -54,11 +54,14 @@ def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
 
 def count_events(scores: VideoScores, snippet_frames: int, policy: EventPolicy) -> list[int]:
     """Events (``start`` messages) the device would raise on each video: snippet ``i``'s score arrives when
-    its last frame does, at ``(i + 1) * snippet_frames / fps`` seconds."""
+    its last frame does, at ``(i + 1) * snippet_frames / fps`` seconds; only the snippets the device scores
+    (``scores.complete``: a file's padded last snippet never reaches the device's event rules)."""
     counts = []
+    whole = scores.complete or [len(s) for s in scores.snippet_scores]
     # the state machine's per-event INFO lines would read like a live camera's
     with quiet_logger("edge_runtime.events", logging.WARNING):
-        for snippets, fps in zip(scores.snippet_scores, scores.fps, strict=True):
+        for all_snippets, fps, n in zip(scores.snippet_scores, scores.fps, whole, strict=True):
+            snippets = all_snippets[:n]
             machine = EventStateMachine("export", "replay", policy, {}, clock=lambda: 0.0)
             period = snippet_frames / (fps if fps > 0 else 25.0)
             messages = [

@@ -22,7 +22,7 @@ from edge_runtime.backends.base import Backend
 from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
 from edge_runtime.preprocess import PreprocessConfig
 from edge_runtime.scoring import backbone_features, backend_head, streaming_scores
-from edge_runtime.snippets import frame_to_snippet
+from edge_runtime.snippets import complete_snippets, frame_to_snippet
 from training.data import VideoRecord, iter_snippet_batches
 
 __all__ = ["VideoScores", "score_videos"]
@@ -42,6 +42,10 @@ class VideoScores:
     # per video: frames (samples at the contract's frame rate, if it has one) per second, which says when each
     # snippet's score is due
     fps: list[float] = field(default_factory=list)
+    # per video: the snippets the device scores when it plays the file, the whole ones
+    # (:func:`edge_runtime.snippets.complete_snippets`); the padded last snippet counts in the video's score
+    # but the device never sees it. Empty: every snippet (scores made by hand)
+    complete: list[int] = field(default_factory=list)
 
     @property
     def video_scores(self) -> np.ndarray:
@@ -67,6 +71,9 @@ def score_videos(
         spread = frame_to_snippet(
             rec.num_frames, snippet_length, frame_stride, fps=rec.fps, rate=preprocess.frame_rate
         )
+        whole = complete_snippets(
+            rec.num_frames, snippet_length, frame_stride, fps=rec.fps, rate=preprocess.frame_rate
+        )
         for name, (backbone, heads) in models.items():
             feats = np.concatenate(
                 [fused_features(backbone_features(backbone, b), b, fusion) for b in batches]
@@ -79,4 +86,5 @@ def score_videos(
                 out.frame_scores.append(snip[np.minimum(spread, len(snip) - 1)])
                 out.frame_labels.append(rec.frame_labels)
                 out.fps.append(preprocess.frame_rate or rec.fps)
+                out.complete.append(whole)
     return results

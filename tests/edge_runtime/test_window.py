@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.preprocess import PreprocessConfig, preprocess_clip, resize_frame
-from edge_runtime.snippets import snippet_frame_indices
+from edge_runtime.snippets import complete_snippets, snippet_frame_indices
 from edge_runtime.window import FeatureRing, SnippetWindow
 
 CFG = PreprocessConfig(crop_size=(8, 8), resize_short_side=8)
@@ -113,3 +113,14 @@ def test_frames_shrunk_by_the_capture_give_the_same_snippets(modality):
     for a, b in zip(full, small, strict=True):
         np.testing.assert_array_equal(a.array, b.array)
     assert small[-1].last_frame.shape == (16, 21, 3)
+
+
+@pytest.mark.parametrize("fps,frames", [(12.0, 25), (25.0, 50), (30.0, 61), (30.0, 64), (15.0, 7)])
+def test_complete_snippets_counts_what_a_stream_of_the_file_hands_out(fps, frames):
+    # the device plays a file as a camera: its unfinished tail is never padded, so it scores the whole
+    # snippets only, one fewer than whole-clip scoring when the last one is padded
+    cfg = PreprocessConfig(crop_size=(8, 8), resize_short_side=8, frame_rate=15.0)
+    window = SnippetWindow(cfg, 4)
+    handed = [s for i, f in enumerate(_frames(frames)) if (s := window.push(f, i / fps)) is not None]
+    whole = complete_snippets(frames, 4, fps=fps, rate=15.0)
+    assert len(handed) == whole

@@ -38,6 +38,17 @@ def test_an_event_needs_the_minimum_duration_at_the_videos_frame_rate():
     assert count_events(_scores([FIGHT_DIPPED], fps=12.5), 8, policy) == [1]
 
 
+def test_the_padded_last_snippet_never_reaches_the_replay():
+    # the device never scores a file's padded tail: an event that only the padded snippet would complete
+    # (five high snippets at 25 fps: 1.28 s >= 1 s, four: 0.96 s) is not counted
+    late = [0.0, 0.0, 0.0, 0.9, 0.9, 0.9, 0.9, 0.9]
+    scores = _scores([late])
+    policy = EventPolicy(on_threshold=0.5)
+    assert count_events(scores, 8, policy) == [1]  # every snippet scored by the device (scores by hand)
+    scores.complete = [7]
+    assert count_events(scores, 8, policy) == [0]
+
+
 def test_report_counts_the_events_int8_loses_while_video_auc_stays_perfect():
     fp32, int8 = _scores([FIGHT, CALM]), _scores([FIGHT_DIPPED, CALM])
     report = compare(fp32, int8, 0.5, snippet_frames=8)
