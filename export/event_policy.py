@@ -4,7 +4,11 @@ Each candidate policy (an on threshold from :data:`ON_THRESHOLDS` or the operati
 from :data:`OFF_RATIOS`, a minimum duration from :data:`MIN_DURATIONS_S`; the runtime's default cool-down) is
 replayed over every validation video's streaming snippet scores (FP32, scored as the device scores a camera)
 with :func:`export.report.count_events`, the replay the report uses on the held-out videos. A video *alerts*
-when it raises at least one event. The choice, rule by rule:
+when it raises at least one event. Only minimum durations that nearly every validation video could show
+(:data:`SHOWABLE_SHARE` of each class: a copy scored high throughout alerts) are candidates: a longer one
+would tell the videos apart by their length, not their scores (trimmed 2 s clips, for one, hold three
+snippets at 15 fps), and on a camera, which never ends, it would let a low on threshold alert all the time.
+The choice, rule by rule:
 
 1. no false alarm (a normal video that alerts); when every candidate has some, the fewest;
 2. the most fights (anomalous videos) alerted;
@@ -39,9 +43,11 @@ __all__ = [
     "OFF_RATIOS",
     "MIN_DURATIONS_S",
     "MARGIN_STEP",
+    "SHOWABLE_SHARE",
     "PolicyChoice",
     "choose_event_policy",
     "export_event_policy",
+    "showable_durations",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ OFF_RATIOS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)  # off = on x ratio
 DEFAULT_OFF_RATIO = EventPolicy(on_threshold=1.0).off_threshold  # the runtime's default off/on ratio
 MIN_DURATIONS_S = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)  # 1.0 is the runtime's default
 MARGIN_STEP = 0.01  # score units
+SHOWABLE_SHARE = 0.9  # of each class's validation videos, for a minimum duration to be tried
 _MAX_STEPS = round(1.0 / MARGIN_STEP)  # a shift of 1 moves any score across any threshold
 
 
@@ -132,13 +139,35 @@ def _preference(p: EventPolicy) -> tuple[float, float, float]:
     )
 
 
+def showable_durations(scores: VideoScores, snippet_frames: int) -> tuple[float, ...]:
+    """The :data:`MIN_DURATIONS_S` that at least :data:`SHOWABLE_SHARE` of the videos of each label of
+    ``scores`` could show: a copy of the video scored 1 throughout alerts under them (the replay's own timing);
+    the shortest one when too few videos are long enough for any."""
+    high = dataclasses.replace(scores, snippet_scores=[np.ones_like(s) for s in scores.snippet_scores])
+    labels = np.asarray(scores.labels)
+
+    def shown(d: float) -> bool:
+        alerts = np.asarray(
+            count_events(high, snippet_frames, EventPolicy(on_threshold=0.5, min_duration_s=d))
+        )
+        return all((alerts[labels == y] > 0).mean() >= SHOWABLE_SHARE for y in np.unique(labels))
+
+    return tuple(d for d in MIN_DURATIONS_S if shown(d)) or MIN_DURATIONS_S[:1]
+
+
 def choose_event_policy(scores: VideoScores, snippet_frames: int, threshold: float) -> PolicyChoice:
     """The policy for ``scores`` (validation videos, labelled) by the rules of the module docstring;
     ``snippet_frames`` is frames per snippet (``S * frame_stride``), ``threshold`` the operating threshold."""
     ons = sorted({*ON_THRESHOLDS, round(float(threshold), 6)} - {0.0})
+    durations = showable_durations(scores, snippet_frames)
+    if durations != MIN_DURATIONS_S:
+        log.info(
+            "event policy: minimum durations up to %g s only (longer ones most validation videos cannot show)",
+            durations[-1],
+        )
     candidates = [
         EventPolicy(on_threshold=on, off_threshold=round(on * ratio, 6), min_duration_s=d)
-        for d, on, ratio in itertools.product(MIN_DURATIONS_S, ons, OFF_RATIOS)
+        for d, on, ratio in itertools.product(durations, ons, OFF_RATIOS)
     ]
     outcomes = [_outcome(scores, snippet_frames, p) for p in candidates]
     fewest_alarms = min(fa for _, fa in outcomes)

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from edge_runtime.events import EventPolicy
-from export.event_policy import MARGIN_STEP, choose_event_policy, export_event_policy
+from export.event_policy import (
+    MARGIN_STEP,
+    MIN_DURATIONS_S,
+    choose_event_policy,
+    export_event_policy,
+    showable_durations,
+)
 from export.report import count_events
 from export.scoring import VideoScores
 
@@ -110,3 +116,38 @@ def test_without_validation_videos_or_an_alerted_fight_the_runtime_defaults_stay
                         val.frame_labels, val.fps)  # fmt: skip
     policy, report, manifest = export_event_policy(quiet, SNIPPET_FRAMES, THRESHOLD)
     assert manifest is None and report["best_candidate"]["validation"]["fights_alerted"] == 0
+
+
+def _trimmed(lengths_and_scores: list[tuple[int, float, int]]) -> VideoScores:
+    """Trimmed clips at 15 fps in 8-frame snippets (a score every 0.53 s): (snippets, score, label) each."""
+    out = VideoScores()
+    for i, (n, score, label) in enumerate(lengths_and_scores):
+        out.keys.append(f"{'anomaly' if label else 'normal'}/c{i}.mp4")
+        out.labels.append(label)
+        out.snippet_scores.append(np.full(n, score, np.float32))
+        out.frame_scores.append(np.full(n * SNIPPET_FRAMES, score, np.float32))
+        out.frame_labels.append(None)
+        out.fps.append(15.0)
+    return out
+
+
+def test_only_durations_nearly_every_validation_video_can_show_are_tried(val):
+    assert showable_durations(val, SNIPPET_FRAMES) == MIN_DURATIONS_S  # 12 snippets: 3.5 s of scores
+    # three snippets at 15 fps: the first score at 0.53 s, the last at 1.6 s, so at most 1.07 s above
+    assert showable_durations(_trimmed([(3, 0.0, 0), (5, 0.0, 1)]), SNIPPET_FRAMES) == (0.25, 0.5, 0.75, 1.0)
+    assert showable_durations(_trimmed([(1, 0.0, 0)]), SNIPPET_FRAMES) == MIN_DURATIONS_S[:1]
+    # one clip of a single snippet among twenty of three does not hold the others back; three in 22 do
+    few_short = [(1, 0.0, 0)] + [(3, 0.0, 0)] * 19 + [(3, 0.0, 1)] * 20
+    assert showable_durations(_trimmed(few_short), SNIPPET_FRAMES)[-1] == 1.0
+    assert showable_durations(_trimmed([(1, 0.0, 0)] * 2 + few_short), SNIPPET_FRAMES) == MIN_DURATIONS_S[:1]
+
+
+def test_the_policy_never_tells_clips_apart_by_their_length():
+    # the fights are longer clips but score lower than the calm ones: a minimum duration of 1.5 s with a low
+    # on threshold would alert every fight and no calm clip (and, on a camera, alert all the time)
+    val = _trimmed([(5, 0.3, 1)] * 8 + [(3, 0.6, 0)] * 8)
+    choice = choose_event_policy(val, SNIPPET_FRAMES, THRESHOLD)
+    assert choice.policy.min_duration_s <= 1.0
+    assert (choice.fights_alerted, choice.false_alarms) == (0, 0)  # no score tells them apart
+    policy, entry, manifest = export_event_policy(val, SNIPPET_FRAMES, THRESHOLD)
+    assert manifest is None and entry["source"].startswith("runtime defaults")
