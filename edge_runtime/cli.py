@@ -205,7 +205,8 @@ def default_outbox(device_id: str, environ: Any = None) -> Path:
 
 def _sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, Any]]:
     from .schema import SchemaError, validate_id
-    from .sources import RECORD_ROLE, CameraSource, GStreamerSource, parse_source_specs
+    from .source_specs import RECORD_ROLE, parse_source_specs
+    from .sources import CameraSource, GStreamerSource
 
     cameras = []
     for spec in args.camera:
