@@ -28,7 +28,8 @@ import onnx
 import torch
 from torch import nn
 
-from edge_runtime.bundle_manifest import HEAD_OUTPUTS, TensorSpec
+from edge_runtime.bundle_files import TensorSpec
+from edge_runtime.bundle_manifest import HEAD_OUTPUTS
 
 __all__ = [
     "OPSET",
