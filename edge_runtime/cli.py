@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .cli_options import MAX_QUEUE, PROG, build_parser
+from .cli_settings import camera_sources, default_outbox, event_policy, load_runtime_models
 from .logging_setup import setup_logging
 from .usage import UsageError
 
@@ -67,7 +68,6 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     from devices.profiles import load_profile
 
     from .bundle import load_bundle
-    from .cli_settings import camera_sources, default_outbox, event_policy, load_runtime_models
     from .clip_options import clip_settings, serve_clips
     from .mqtt import MqttPublisher
     from .mqtt_settings import MqttSettings
