@@ -57,6 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``i3dmtn alerts`` (argparse only: cheap to import)."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
+    _add_event_arguments(parser)
+    _add_session_arguments(parser)
+    _add_web_arguments(parser)
+    parser.add_argument("--count", metavar="N", type=int, help="exit after N events (after de-duplication)")
+    parser.add_argument("--timeout", metavar="S", type=float, help="exit after S seconds")
+    add_mqtt_arguments(parser)
+
+
+def _add_event_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which events, and what is done with each: printed, snapshots and clips saved, a command run."""
     parser.add_argument("--device", metavar="ID", help="watch only this device id (default: every device)")
     parser.add_argument(
         "--json",
@@ -96,6 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=30.0,
         help="kill an --exec command that runs longer than S seconds (default 30)",
     )
+
+
+def _add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    """The MQTT subscription: a shared group, a fixed client id, a persistent session."""
     parser.add_argument(
         "--group",
         metavar="NAME",
@@ -110,6 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the MQTT session (needs --client-id): QoS 1 events sent while this consumer is away "
         "are delivered when it comes back",
     )
+
+
+def _add_web_arguments(parser: argparse.ArgumentParser) -> None:
+    """The live page, the watcher's database and the reviewer's name."""
     parser.add_argument(
         "--web",
         metavar="[HOST]:PORT",
@@ -130,9 +148,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID",
         help="the name reviews made on this page are signed with (default: the user name)",
     )
-    parser.add_argument("--count", metavar="N", type=int, help="exit after N events (after de-duplication)")
-    parser.add_argument("--timeout", metavar="S", type=float, help="exit after S seconds")
-    add_mqtt_arguments(parser)
 
 
 def _check_seconds(value: float, option: str) -> None:

@@ -27,9 +27,14 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from devices.clip_settings import ClipSettings
+    from edge_runtime.clip_frames import RingFrame
 
 __all__ = ["main"]
 
@@ -61,11 +66,17 @@ def _cpu() -> float:
 
 def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int, int] | None) -> None:
     from devices.clip_settings import ClipSettings
-    from edge_runtime.clip_frames import ClipFramer
-    from edge_runtime.clip_store import ClipStore
-    from edge_runtime.clips import CameraClips, FrameRing
 
     d = ClipSettings()  # the defaults
+    _record(_capture(frames, seconds, name, size, d), d)
+
+
+def _capture(
+    frames: list[np.ndarray], seconds: float, name: str, size: tuple[int, int] | None, d: ClipSettings
+) -> list[RingFrame]:
+    """Clip frames made from ``seconds`` of the source and the pre-capture ring they fill: CPU and bytes."""
+    from edge_runtime.clip_frames import ClipFramer
+    from edge_runtime.clips import FrameRing
 
     source = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames] if size else frames
     n = int(seconds * FPS)
@@ -87,6 +98,13 @@ def _source(frames: list[np.ndarray], seconds: float, name: str, size: tuple[int
     )
     print(f"  ring: {RING_S:.2f} s = {len(ring)} frames = {ring.nbytes / 1e6:.1f} MB per camera "
           f"({ring.nbytes / len(ring) / 1e3:.0f} kB a frame; as I420 at {FPS:g} fps: {i420_mb:.0f} MB)")  # fmt: skip
+    return clip_frames
+
+
+def _record(clip_frames: list[RingFrame], d: ClipSettings) -> None:
+    """One event's clip written from the ring and the frames after the start, fed at the camera's pace."""
+    from edge_runtime.clip_store import ClipStore
+    from edge_runtime.clips import CameraClips
 
     with tempfile.TemporaryDirectory() as tmp:
         store = ClipStore(Path(tmp), budget_bytes=10**10, max_age_s=86400)

@@ -87,38 +87,68 @@ def _whole_window_aucs(model: Any, config: dict[str, Any], test_path: Path) -> t
     return video, frame
 
 
+def _train(work: Path, plan: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Synthetic train / val and test videos, then the debug model trained end to end on them (with the
+    recipe's motion forest when it has one, as ``i3dmtn train`` fits it); times both."""
+    from training.checkpoint import new_model
+    from training.commands.train import build_datasets
+    from training.motion_forest import fit_motion_forest
+    from training.trainer import I3D_MTN_Trainer
+
+    start = time.perf_counter()
+    _synth(work / "data", TRAIN_SEED, (*plan["train_videos"], 0, 0), plan["frames"])
+    _synth(work / "test_data", TEST_SEED, (0, 0, 0, 0, *plan["test_videos"]), plan["frames"])
+    synth_s = time.perf_counter() - start
+    train_set, val_set = build_datasets(config, work / "data", None)
+    start = time.perf_counter()
+    trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=work / "run", device="cpu")
+    history = trainer.fit(train_set, val_set)
+    if config["motion_forest_trees"]:  # a --set flow recipe with a motion forest
+        fit_motion_forest(trainer, train_set, val_set, progress=False)
+    return {"history": history, "train_videos": len(train_set), "val_videos": len(val_set),
+            "synth_s": synth_s, "train_s": time.perf_counter() - start}  # fmt: skip
+
+
+def _check_goals(result: dict[str, Any], work: Path) -> None:
+    """A full run: the head-only speed-up at full size, then every goal met or not (into ``result``)."""
+    from benchmarks.head_epochs import GOAL, format_measure, measure
+
+    # the debug model's backbone is so cheap that a head step's fixed overhead bounds its speed-up;
+    # head-only training is meant for full-size models: measure epochs of one on a few videos
+    full = measure(work / "full_size")
+    result["full_size_epoch_speedup"] = full["speedup"]
+    print(format_measure(full))
+    met = goals(result, GOAL)
+    result["goals"] = met
+    target = [g for g in met if not g.startswith("head-only")]
+    ok = all(met[g] for g in target)
+    print(f"target ({', '.join(target)}): {'met' if ok else 'NOT met'}")
+    debug_x = result["e2e_epoch_s"] / max(result["head_epoch_s"], 1e-9)
+    print(
+        f"head-only goal (epoch >= {GOAL}x faster than end to end): "
+        f"{'met' if full['speedup'] >= GOAL else 'NOT met'} at full size ({full['speedup']:.0f}x, "
+        f"{full['config']} preset); the debug model {debug_x:.1f}x"
+        + ("" if debug_x >= GOAL else " (bounded by a head step's fixed overhead: docs/quality.md)")
+    )
+
+
 def run(
     work: Path, quick: bool, threads: int | None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     import torch
 
     from benchmarks.head_epochs import head_only_epochs, median_epoch_s
-    from training.checkpoint import load_checkpoint, new_model
-    from training.commands.train import build_datasets
+    from training.checkpoint import load_checkpoint
     from training.configs import create_experiment_config, get_config
     from training.evaluate import evaluate, format_summary
-    from training.motion_forest import fit_motion_forest, load_checkpoint_fusion
-    from training.trainer import I3D_MTN_Trainer
+    from training.motion_forest import load_checkpoint_fusion
 
     if threads:
         torch.set_num_threads(threads)
     plan = QUICK if quick else FULL
     recipe = {**RECIPE, **({"epochs": QUICK["epochs"]} if quick else {}), **(overrides or {})}
-    config = create_experiment_config(get_config("debug"), **recipe)
-    start = time.perf_counter()
-    _synth(work / "data", TRAIN_SEED, (*plan["train_videos"], 0, 0), plan["frames"])
-    _synth(work / "test_data", TEST_SEED, (0, 0, 0, 0, *plan["test_videos"]), plan["frames"])
-    synth_s = time.perf_counter() - start
-
-    train_set, val_set = build_datasets(config, work / "data", None)
-    start = time.perf_counter()
-    trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=work / "run", device="cpu")
-    history = trainer.fit(train_set, val_set)
-    if config[
-        "motion_forest_trees"
-    ]:  # a --set flow recipe with a motion forest: fitted as `i3dmtn train` does
-        fit_motion_forest(trainer, train_set, val_set, progress=False)
-    train_s = time.perf_counter() - start
+    trained = _train(work, plan, create_experiment_config(get_config("debug"), **recipe))
+    history, train_s, synth_s = trained["history"], trained["train_s"], trained["synth_s"]
 
     model, config, ckpt = load_checkpoint(work / "run" / "best.pt")
     fusion = load_checkpoint_fusion(work / "run" / "best.pt", ckpt)  # None without a forest
@@ -147,7 +177,8 @@ def run(
     }
     print(format_summary(report))
     print(
-        f"\ntrain {len(train_set)} / val {len(val_set)} videos (seed {TRAIN_SEED}), test {v['n_videos']} (seed {TEST_SEED})"
+        f"\ntrain {trained['train_videos']} / val {trained['val_videos']} videos (seed {TRAIN_SEED}), "
+        f"test {v['n_videos']} (seed {TEST_SEED})"
         f"\nend-to-end training: {len(history)} epochs in {train_s:.1f} s (synthetic data {synth_s:.1f} s)"
         f"\nvideo AUC {v['auc_roc']:.4f}  AP {v['auc_pr']:.4f}  EER {v['eer']:.4f}  frame AUC {f['frame_auc']:.4f}"
         f"\n(diagnostic, not the device's scoring: head over each whole video at once: video AUC {whole_video:.4f}, "
@@ -156,25 +187,7 @@ def run(
         f"-> {e2e_epoch_s / max(head_epoch_s, 1e-9):.1f}x faster (feature caching took {features_s:.1f} s once)"
     )
     if not quick:
-        from benchmarks.head_epochs import GOAL, format_measure, measure
-
-        # the debug model's backbone is so cheap that a head step's fixed overhead bounds its speed-up;
-        # head-only training is meant for full-size models: measure epochs of one on a few videos
-        full = measure(work / "full_size")
-        result["full_size_epoch_speedup"] = full["speedup"]
-        print(format_measure(full))
-        met = goals(result, GOAL)
-        result["goals"] = met
-        target = [g for g in met if not g.startswith("head-only")]
-        ok = all(met[g] for g in target)
-        print(f"target ({', '.join(target)}): {'met' if ok else 'NOT met'}")
-        debug_x = e2e_epoch_s / max(head_epoch_s, 1e-9)
-        print(
-            f"head-only goal (epoch >= {GOAL}x faster than end to end): "
-            f"{'met' if full['speedup'] >= GOAL else 'NOT met'} at full size ({full['speedup']:.0f}x, "
-            f"{full['config']} preset); the debug model {debug_x:.1f}x"
-            + ("" if debug_x >= GOAL else " (bounded by a head step's fixed overhead: docs/quality.md)")
-        )
+        _check_goals(result, work)
     return result
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 
 from edge_runtime.capture import CaptureThread
-from edge_runtime.sources import StreamSource
+from edge_runtime.stream_source import StreamSource
 from edge_runtime.video import iter_frames, probe_video
 from tests.rtsp_helpers import DATA, RtspServer, encode_h264, encode_h264_frames
 

@@ -168,6 +168,32 @@ def _quota(counts: Sequence[int], total: int) -> list[int]:
     return quota
 
 
+def _videos_by_label(
+    root: Path, preprocess: PreprocessConfig, snippet_length: int, frame_stride: int
+) -> dict[int, list[tuple[Path, int, str]]]:
+    """The readable training videos per label: ``(path, snippets, SHA-256)``; unreadable ones are warned of."""
+    by_label: dict[int, list[tuple[Path, int, str]]] = {0: [], 1: []}
+    videos = calibration_videos(root)
+    for path, label in tqdm(videos, desc="calibration videos", unit="video", leave=False, disable=None):
+        try:
+            info = probe_video(path)
+            samples = len(resample_indices(info.num_frames, info.fps, preprocess.frame_rate))
+            n = num_snippets(samples, snippet_length, frame_stride)
+        except VideoReadError as exc:
+            log.warning("calibration: skipping unreadable video %s: %s", path, exc)
+            continue
+        by_label[label].append((path, n, sha256_file(path)))
+    return by_label
+
+
+def _interleaved(clips: list[CalibrationClip]) -> tuple[CalibrationClip, ...]:
+    """Normal and anomalous clips in turn, so any prefix (NNCF's subset_size) stays stratified."""
+    normal = [c for c in clips if c.label == 0]
+    anomalous = [c for c in clips if c.label == 1]
+    mixed = [c for pair in zip(normal, anomalous, strict=False) for c in pair]
+    return tuple(mixed + normal[len(anomalous) :] + anomalous[len(normal) :])
+
+
 def select_calibration_set(
     data_root: str | Path,
     *,
@@ -181,17 +207,7 @@ def select_calibration_set(
     if count < 1:
         raise CalibrationError(f"--calib-snippets must be >= 1, got {count}")
     root = Path(data_root)
-    videos = calibration_videos(root)
-    by_label: dict[int, list[tuple[Path, int, str]]] = {0: [], 1: []}
-    for path, label in tqdm(videos, desc="calibration videos", unit="video", leave=False, disable=None):
-        try:
-            info = probe_video(path)
-            samples = len(resample_indices(info.num_frames, info.fps, preprocess.frame_rate))
-            n = num_snippets(samples, snippet_length, frame_stride)
-        except VideoReadError as exc:
-            log.warning("calibration: skipping unreadable video %s: %s", path, exc)
-            continue
-        by_label[label].append((path, n, sha256_file(path)))
+    by_label = _videos_by_label(root, preprocess, snippet_length, frame_stride)
     if not by_label[0] and not by_label[1]:
         raise CalibrationError(f"--calib-data {root}: no readable training videos")
     rng = np.random.default_rng(seed)
@@ -216,13 +232,8 @@ def select_calibration_set(
                 clips.append(CalibrationClip(rel, lab, int(idx), tuple(int(f) for f in frames), sha))
     if len(clips) < count:
         log.warning("calibration: asked for %d snippets, the training videos hold only %d", count, len(clips))
-    # Interleave normal and anomalous clips so any prefix (NNCF's subset_size) stays stratified.
-    normal = [c for c in clips if c.label == 0]
-    anomalous = [c for c in clips if c.label == 1]
-    mixed = [c for pair in zip(normal, anomalous, strict=False) for c in pair]
-    mixed += normal[len(anomalous) :] + anomalous[len(normal) :]
     return CalibrationSet(
-        clips=tuple(mixed),
+        clips=_interleaved(clips),
         preprocess=preprocess,
         snippet_length=snippet_length,
         frame_stride=frame_stride,

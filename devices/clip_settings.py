@@ -36,7 +36,7 @@ CLIP_CODECS = ("h264", "vp9")
 
 @dataclass(frozen=True)
 class ClipSettings:
-    folder: str | None = None  # None: the state folder of the device id (edge_runtime.cli)
+    folder: str | None = None  # None: the state folder of the device id (edge_runtime.cli_settings)
     pre_s: float = 3.0  # enough to see what led to the fight
     post_s: float = 2.0  # and how it ended
     max_s: float = 120.0  # a clip of a long event stops growing: bounded disk use per event

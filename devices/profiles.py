@@ -193,7 +193,7 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class EventSettings:
-    # None: not set here, so the bundle's event policy decides (edge_runtime.cli.event_policy)
+    # None: not set here, so the bundle's event policy decides (edge_runtime.cli_settings.event_policy)
     on_threshold: float | None = None
     off_ratio: float | None = None  # hysteresis: a score must fall well below "on" to end an event
     min_duration_s: float | None = None  # one noisy snippet does not start an event

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge_runtime.bundle_event_policy import BundleEventPolicy, parse_event_policy
+from edge_runtime.bundle_files import Companion, ModelFile, TensorSpec, check_shapes, parse_files
 from edge_runtime.bundle_manifest import (
     BUNDLE_SCHEMA,
     GATES,
@@ -28,15 +29,10 @@ from edge_runtime.bundle_manifest import (
     ROLES,
     TARGETS,
     BundleError,
-    Companion,
     Field,
-    ModelFile,
     MotionForestEntry,
-    TensorSpec,
     Window,
     check_relative_path,
-    check_shapes,
-    parse_files,
     parse_motion_forest,
     parse_window,
 )

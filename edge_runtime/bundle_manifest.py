@@ -10,7 +10,8 @@ Vocabulary (docs/architecture.md, "The bundle"):
 - formats: ``onnx`` (FP32 or ONNX Runtime INT8), ``onnx-qdq`` (explicit Q/DQ for TensorRT), ``openvino``
   (``.xml`` + ``.bin`` companion);
 - roles: ``backbone`` (snippet ``(N, 3, S, H, W)`` -> feature ``(N, D)``) and ``head`` (features ``(N, K, D)`` ->
-  ``snippet_scores (N, K)``, ``attention (N, K)``, ``video_score (N,)``);
+  ``snippet_scores (N, K)``, ``attention (N, K)``, ``video_score (N,)``; the ``files`` entries and their shapes:
+  :mod:`edge_runtime.bundle_files`);
 - precisions: ``fp32`` (always present: the fallback), ``int8``, ``fp16`` (TensorRT only).
 """
 
@@ -35,15 +36,12 @@ __all__ = [
     "DTYPES",
     "HEAD_OUTPUTS",
     "BundleError",
-    "TensorSpec",
-    "Companion",
-    "ModelFile",
     "Window",
     "Field",
     "check_relative_path",
-    "parse_files",
+    "check_sha256",
+    "describe_value",
     "parse_window",
-    "check_shapes",
     "MotionForestEntry",
     "parse_motion_forest",
 ]
@@ -59,7 +57,6 @@ FORMATS_BY_TARGET = {"onnx": ("onnx",), "openvino": ("openvino", "onnx"), "jetso
 GATES = ("passed", "overridden", "not_checked")
 DTYPES = ("float32", "float16", "int8", "uint8", "int32", "int64")
 HEAD_OUTPUTS = ("snippet_scores", "attention", "video_score")
-_SUFFIX = {"onnx": ".onnx", "onnx-qdq": ".onnx", "openvino": ".xml"}
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # The largest numbers a device runs (memory, time); a manifest beyond one is refused naming the key.
 MAX_SNIPPET_LENGTH = 128  # frames per snippet (I3D: 16 to 64)
@@ -71,47 +68,6 @@ _MISSING = object()
 
 class BundleError(ValueError):
     """A bundle that cannot be used: the message is one line naming the file and what is wrong."""
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """A model input or output: ``shape`` holds ints and symbolic names (``"N"``, ``"K"``) for dynamic axes."""
-
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str = "float32"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-
-@dataclass(frozen=True)
-class Companion:
-    """A file a model file needs beside it (OpenVINO's ``.bin`` weights), hashed like the model file."""
-
-    path: Path
-    sha256: str
-
-
-@dataclass(frozen=True)
-class ModelFile:
-    """One model file of the bundle; ``path`` is absolute (inside the bundle folder)."""
-
-    path: Path
-    role: str
-    precision: str
-    format: str
-    sha256: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    companions: tuple[Companion, ...] = ()
-
-    def output(self, name: str) -> TensorSpec:
-        """The output called ``name``; KeyError naming the outputs there are."""
-        for spec in self.outputs:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"{self.path.name} has no output {name!r}; it has {[o.name for o in self.outputs]}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +95,7 @@ class Field:
     def __init__(self, obj: Any, ctx: str, where: str) -> None:
         self.ctx, self.where = ctx, where
         if not isinstance(obj, Mapping):
-            raise self.error(f"{ctx or 'the manifest'} must be a JSON object, got {_describe(obj)}")
+            raise self.error(f"{ctx or 'the manifest'} must be a JSON object, got {describe_value(obj)}")
         self.obj = obj
 
     def error(self, message: str) -> BundleError:
@@ -157,7 +113,7 @@ class Field:
         types = types if isinstance(types, tuple) else (types,)
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-            raise self.error(f"{self.name(key)} must be {expected}, got {_describe(value)}")
+            raise self.error(f"{self.name(key)} must be {expected}, got {describe_value(value)}")
         return value
 
     def text(self, key: str, default: Any = _MISSING) -> str:
@@ -204,7 +160,8 @@ _TYPE_NAMES = {
 }
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """``value``'s type and a short repr, for error messages."""
     text = repr(value)
     text = text if len(text) <= 60 else text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -231,111 +188,12 @@ def check_relative_path(value: str, what: str, where: str) -> PurePosixPath:
     return path
 
 
-def _tensor(obj: Any, ctx: str, where: str) -> TensorSpec:
-    f = Field(obj, ctx, where)
-    f.only(("name", "shape", "dtype"))
-    name = f.text("name")
-    shape = f.get("shape", list)
-    for i, dim in enumerate(shape):
-        ok_int = isinstance(dim, int) and not isinstance(dim, bool) and dim > 0
-        ok_sym = isinstance(dim, str) and re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", dim)
-        if not (ok_int or ok_sym):
-            raise f.error(
-                f"{ctx}.shape[{i}] must be a positive integer or a symbolic name like 'N', got {_describe(dim)}"
-            )
-    dtype = f.get("dtype", str, "float32")
-    if dtype not in DTYPES:
-        raise f.error(f"{ctx}.dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    return TensorSpec(name=name, shape=tuple(shape), dtype=dtype)
-
-
-def _tensors(f: Field, key: str) -> tuple[TensorSpec, ...]:
-    items = f.get(key, list)
-    if not items:
-        raise f.error(f"{f.name(key)} must list at least one tensor")
-    specs = tuple(_tensor(item, f"{f.name(key)}[{i}]", f.where) for i, item in enumerate(items))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise f.error(f"{f.name(key)} has duplicate tensor names {names}")
-    return specs
-
-
-def _sha256(f: Field) -> str:
+def check_sha256(f: Field) -> str:
+    """The object's ``sha256``: 64 lowercase hex digits."""
     value = f.get("sha256", str)
     if not _SHA256_RE.match(value):
         raise f.error(f"{f.name('sha256')} must be 64 lowercase hex digits, got {value!r}")
     return value
-
-
-def _model_file(obj: Any, ctx: str, root: Path, target: str, where: str) -> ModelFile:
-    f = Field(obj, ctx, where)
-    f.only(("path", "role", "precision", "format", "sha256", "companions", "inputs", "outputs"))
-    rel = check_relative_path(f.text("path"), f.name("path"), where)
-    role = f.choice("role", ROLES)
-    precision = f.choice("precision", PRECISIONS)
-    fmt = f.choice("format", FORMATS)
-    if fmt not in FORMATS_BY_TARGET[target]:
-        raise f.error(
-            f"{f.name('format')} {fmt!r} cannot run on target {target!r}; "
-            f"expected one of {', '.join(FORMATS_BY_TARGET[target])}"
-        )
-    if precision == "fp16" and target != "jetson":
-        raise f.error(f"{f.name('precision')} 'fp16' is only for target 'jetson' (TensorRT), not {target!r}")
-    if rel.suffix != _SUFFIX[fmt]:
-        raise f.error(f"{f.name('path')} of format {fmt!r} must end with {_SUFFIX[fmt]}, got {str(rel)!r}")
-    companions = []
-    for i, item in enumerate(f.get("companions", list, [])):
-        c = Field(item, f"{f.name('companions')}[{i}]", where)
-        c.only(("path", "sha256"))
-        c_rel = check_relative_path(c.text("path"), c.name("path"), where)
-        companions.append(Companion(path=root / c_rel, sha256=_sha256(c)))
-    if fmt == "openvino":
-        weights = rel.with_suffix(".bin")
-        if root / weights not in [c.path for c in companions]:
-            raise f.error(f"{f.name('companions')} must list the OpenVINO weights {str(weights)!r}")
-    return ModelFile(
-        path=root / rel,
-        role=role,
-        precision=precision,
-        format=fmt,
-        sha256=_sha256(f),
-        inputs=_tensors(f, "inputs"),
-        outputs=_tensors(f, "outputs"),
-        companions=tuple(companions),
-    )
-
-
-def parse_files(
-    items: list[Any], root: Path, target: str, precision: str, where: str
-) -> tuple[ModelFile, ...]:
-    """The ``files`` list: each entry checked, no duplicates, a backbone and a head for each precision, fp32
-    (the fallback) and the bundle's own precision present."""
-    files = tuple(_model_file(item, f"files[{i}]", root, target, where) for i, item in enumerate(items))
-    seen_paths: set[Path] = set()
-    for mf in files:
-        for p in (mf.path, *(c.path for c in mf.companions)):
-            if p in seen_paths:
-                raise BundleError(f"{where}: {p.relative_to(root)} is listed twice in files")
-            seen_paths.add(p)
-    pairs = [(mf.role, mf.precision) for mf in files]
-    for pair in set(pairs):
-        if pairs.count(pair) > 1:
-            raise BundleError(
-                f"{where}: files has {pairs.count(pair)} {pair[0]} models at precision {pair[1]}"
-            )
-    present = sorted({p for _, p in pairs}, key=PRECISIONS.index)
-    for p in present:
-        for role in ROLES:
-            if (role, p) not in pairs:
-                raise BundleError(
-                    f"{where}: files has no {role} model at precision {p} (every precision needs both)"
-                )
-    for needed, why in (("fp32", "the fallback"), (precision, "the bundle's precision")):
-        if needed not in present:
-            raise BundleError(
-                f"{where}: files has no {needed} models ({why}); it has {', '.join(present) or 'none'}"
-            )
-    return files
 
 
 @dataclass(frozen=True)
@@ -366,7 +224,7 @@ def parse_motion_forest(obj: Any, root: Path, where: str, modality: str) -> Moti
         raise f.error(
             f"{f.name('stats_version')} must be {STATS_VERSION!r} (this runtime's), got {version!r}"
         )
-    return MotionForestEntry(root / rel, _sha256(f), version, f.number("weight", 0.0, 1.0))
+    return MotionForestEntry(root / rel, check_sha256(f), version, f.number("weight", 0.0, 1.0))
 
 
 def parse_window(obj: Any, where: str) -> Window:
@@ -378,55 +236,3 @@ def parse_window(obj: Any, where: str) -> Window:
         frame_stride=f.positive_int("frame_stride", MAX_FRAME_STRIDE),
         fps=f.number("fps", 0.0, 1000.0, low_open=True),
     )
-
-
-def check_shapes(
-    files: tuple[ModelFile, ...], window: Window, crop: tuple[int, int], where: str, channels: int = 3
-) -> int:
-    """Backbone ``(N, C, S, H, W) -> (N, D)`` and head ``(N, K, D) -> scores`` agree with the window, the
-    crop, the preprocessing's channels ``C`` and each other; returns the feature width ``D``."""
-    dims: set[int] = set()
-    for mf in files:
-        name = mf.path.name
-        if len(mf.inputs) != 1:
-            raise BundleError(f"{where}: {name} must have one input, got {[t.name for t in mf.inputs]}")
-        shape = mf.inputs[0].shape
-        if mf.role == "backbone":
-            expected = ("N", channels, window.snippet_length, *crop)
-            if len(shape) != 5 or shape[1:] != expected[1:]:
-                raise BundleError(
-                    f"{where}: {name} input shape must be (N, C={channels}, S={window.snippet_length}, "
-                    f"H={crop[0]}, W={crop[1]}) from window and preprocess, got {list(shape)}"
-                )
-            if (
-                len(mf.outputs) != 1
-                or len(mf.outputs[0].shape) != 2
-                or not isinstance(mf.outputs[0].shape[1], int)
-            ):
-                raise BundleError(
-                    f"{where}: {name} must have one output of shape (N, D) with D an integer, "
-                    f"got {[list(t.shape) for t in mf.outputs]}"
-                )
-            dims.add(mf.outputs[0].shape[1])
-        else:
-            if len(shape) != 3 or not isinstance(shape[2], int):
-                raise BundleError(
-                    f"{where}: {name} input shape must be (N, K, D) with D an integer, got {list(shape)}"
-                )
-            if isinstance(shape[1], int) and shape[1] != window.num_snippets:
-                raise BundleError(
-                    f"{where}: {name} input K={shape[1]} differs from window.num_snippets={window.num_snippets}"
-                )
-            dims.add(shape[2])
-            outputs = {t.name: t for t in mf.outputs}
-            for out, rank in zip(HEAD_OUTPUTS, (2, 2, 1), strict=True):
-                if out not in outputs or len(outputs[out].shape) != rank:
-                    raise BundleError(
-                        f"{where}: {name} must have an output {out!r} of rank {rank}; "
-                        f"it has {[(t.name, list(t.shape)) for t in mf.outputs]}"
-                    )
-    if len(dims) != 1:
-        raise BundleError(f"{where}: backbone output D and head input D must agree, got {sorted(dims)}")
-    if max(dims) > MAX_FEATURE_DIM:
-        raise BundleError(f"{where}: feature width D must be at most {MAX_FEATURE_DIM}, got {max(dims)}")
-    return dims.pop()

@@ -11,7 +11,7 @@ changes on the device. Both bundles score the same held-out videos, each as its 
 
 A video *raises an event* when its snippet scores, replayed through the runtime's event state machine
 (:func:`export.report.count_events`), open at least one event under **its own bundle's** event policy (the old
-one as ``edge-runtime`` builds it with no options and no device profile: :func:`edge_runtime.cli.event_policy`;
+one as ``edge-runtime`` builds it with no options and no device profile: :func:`edge_runtime.cli_settings.event_policy`;
 the new one as the export chose it). Per video: both video scores and whether each raised an event; counts:
 false alarms that went away, new false alarms, fights lost, fights gained; and both video AUCs.
 
@@ -91,7 +91,7 @@ def open_baseline(path: Path, preprocess: PreprocessConfig, snippet_length: int,
 
 def bundle_event_policy(bundle: Bundle) -> EventPolicy:
     """The event policy ``edge-runtime --bundle`` runs ``bundle`` with when no option or profile sets one."""
-    from edge_runtime.cli import event_policy
+    from edge_runtime.cli_settings import event_policy
 
     unset = argparse.Namespace(
         on_threshold=None, off_threshold=None, min_duration=None, cooldown=None, update_interval=None

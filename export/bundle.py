@@ -260,29 +260,7 @@ def write_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     aside: Path | None = None
     try:
-        hashes: dict[str, str] = {}
-        total = sum(src.stat().st_size for src, _ in copies)
-        with tqdm(
-            total=total, unit="B", unit_scale=True, desc=f"writing {out_dir.name}", leave=False, disable=None
-        ) as bar:
-            for src, name in copies:
-                hashes[name] = _copy_hashed(src, tmp / name, bar)
-                if on_file is not None:
-                    on_file(name)
-        for name, src in extras.items():
-            _copy_extra(src, tmp / name)
-            if on_file is not None:
-                on_file(name)
-        for entry in doc["files"]:
-            entry["sha256"] = hashes[entry["path"]]
-            for comp in entry["companions"]:
-                comp["sha256"] = hashes[comp["path"]]
-        with open(tmp / MANIFEST_NAME, "x", encoding="utf-8") as fh:
-            fh.write(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        _fsync_dir(tmp)
-        load_bundle(tmp, verify_hashes=False)  # it reads back, or we stop here
+        total = _fill(tmp, doc, copies, extras, on_file, desc=f"writing {out_dir.name}")
         if _check_replaceable(out_dir, overwrite):
             aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(out_dir, aside)
@@ -298,3 +276,33 @@ def write_bundle(
         _remove(aside)
     log.info("wrote bundle %s: %d files, %.1f MB", out_dir, len(copies), total / 1e6)
     return out_dir
+
+
+def _fill(
+    tmp: Path, doc: dict, copies: list[tuple[Path, str]], extras: Mapping[str, Path],
+    on_file: Callable[[str], None] | None, desc: str,
+) -> int:  # fmt: skip
+    """Copy the model files (hashing them) and the extras into ``tmp``, write the manifest with the hashes and
+    read the folder back as a bundle; returns the model files' bytes."""
+    hashes: dict[str, str] = {}
+    total = sum(src.stat().st_size for src, _ in copies)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=None) as bar:
+        for src, name in copies:
+            hashes[name] = _copy_hashed(src, tmp / name, bar)
+            if on_file is not None:
+                on_file(name)
+    for name, src in extras.items():
+        _copy_extra(src, tmp / name)
+        if on_file is not None:
+            on_file(name)
+    for entry in doc["files"]:
+        entry["sha256"] = hashes[entry["path"]]
+        for comp in entry["companions"]:
+            comp["sha256"] = hashes[comp["path"]]
+    with open(tmp / MANIFEST_NAME, "x", encoding="utf-8") as fh:
+        fh.write(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    load_bundle(tmp, verify_hashes=False)  # it reads back, or we stop here
+    return total

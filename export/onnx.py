@@ -28,7 +28,8 @@ import onnx
 import torch
 from torch import nn
 
-from edge_runtime.bundle_manifest import HEAD_OUTPUTS, TensorSpec
+from edge_runtime.bundle_files import TensorSpec
+from edge_runtime.bundle_manifest import HEAD_OUTPUTS
 
 __all__ = [
     "OPSET",
@@ -148,13 +149,22 @@ def export_onnx(
     with torch.no_grad():
         feature_dim = int(backbone(example).shape[1])
     result = OnnxExport(out_dir / "backbone_fp32.onnx", out_dir / "head_fp32.onnx", feature_dim)
+    _write(backbone, head, example, result)
+    _check_against_torch(backbone, head, snippets, windows, rtol, result)
+    log.info("exported ONNX opset %d: %s, %s (max abs diff vs torch %s)", OPSET, result.backbone.name, result.head.name,
+             {k: f"{v:.2e}" for k, v in result.max_abs_diff.items()})  # fmt: skip
+    return result
+
+
+def _write(backbone: nn.Module, head: nn.Module, example: torch.Tensor, result: OnnxExport) -> None:
+    """Both files, with dynamic batch (and head window) axes, each passing ``onnx.checker``."""
     common = {"opset_version": OPSET, "dynamo": False, "do_constant_folding": True}
     warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
     torch.onnx.export(
         backbone, (example,), result.backbone, input_names=["snippets"], output_names=["features"],
         dynamic_axes={"snippets": {0: "N"}, "features": {0: "N"}}, **common,
     )  # fmt: skip
-    k_example = torch.zeros(1, 2, feature_dim)
+    k_example = torch.zeros(1, 2, result.feature_dim)
     torch.onnx.export(
         head, (k_example,), result.head, input_names=["features"], output_names=list(HEAD_OUTPUTS),
         dynamic_axes={"features": {0: "N", 1: "K"}, "snippet_scores": {0: "N", 1: "K"},
@@ -165,32 +175,21 @@ def export_onnx(
             onnx.checker.check_model(str(path), full_check=True)
         except Exception as exc:  # onnx raises ValidationError / InferenceError
             raise OnnxExportError(f"{path.name} fails onnx.checker: {str(exc).splitlines()[0]}") from None
-    with torch.no_grad():
-        for i in range(len(snippets)):  # batch 1, as the device runs it, and one batch of all
-            batch = snippets[i : i + 1]
-            _compare(
-                result.backbone,
-                {"features": backbone(torch.from_numpy(batch)).numpy()},
-                {"snippets": batch},
-                rtol,
-                result,
-            )
-        _compare(
-            result.backbone,
-            {"features": backbone(torch.from_numpy(snippets)).numpy()},
-            {"snippets": snippets},
-            rtol,
-            result,
-        )
-        for w in windows[:8]:
-            out = head(torch.from_numpy(w))
-            _compare(
-                result.head,
-                dict(zip(HEAD_OUTPUTS, (t.numpy() for t in out), strict=True)),
-                {"features": w},
-                rtol,
-                result,
-            )
-    log.info("exported ONNX opset %d: %s, %s (max abs diff vs torch %s)", OPSET, result.backbone.name, result.head.name,
-             {k: f"{v:.2e}" for k, v in result.max_abs_diff.items()})  # fmt: skip
-    return result
+
+
+@torch.no_grad()
+def _check_against_torch(
+    backbone: nn.Module, head: nn.Module, snippets: np.ndarray, windows: list[np.ndarray], rtol: float,
+    result: OnnxExport,
+) -> None:  # fmt: skip
+    """ONNX Runtime reproduces torch on each snippet (batch 1, as the device runs it), on one batch of all,
+    and on up to 8 head windows; the differences go into ``result``."""
+    for i in range(len(snippets)):
+        batch = snippets[i : i + 1]
+        features = {"features": backbone(torch.from_numpy(batch)).numpy()}
+        _compare(result.backbone, features, {"snippets": batch}, rtol, result)
+    features = {"features": backbone(torch.from_numpy(snippets)).numpy()}
+    _compare(result.backbone, features, {"snippets": snippets}, rtol, result)
+    for w in windows[:8]:
+        out = dict(zip(HEAD_OUTPUTS, (t.numpy() for t in head(torch.from_numpy(w))), strict=True))
+        _compare(result.head, out, {"features": w}, rtol, result)

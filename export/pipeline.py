@@ -190,32 +190,54 @@ def _work_dir(out: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-work", dir=out.parent))
 
 
-def run_export(opts: ExportOptions) -> ExportResult:
-    """Run every stage; raises :class:`ExportError`, ``AccuracyGateError`` or the bundle writer's errors."""
-    import torch
+@dataclass
+class _Inputs:
+    """What the stages share: the checkpoint's model and contract, and the videos of the data folders."""
 
-    from export.bundle import write_bundle
-    from export.event_policy import export_event_policy
-    from export.onnx import export_onnx
-    from export.report import compare, event_gate, gate, latency_ms, write_plots
-    from export.scoring import score_videos
+    opts: ExportOptions
+    model: Any
+    config: dict
+    ckpt: dict
+    fusion: Any  # the checkpoint's motion forest fusion; None: the network's scores alone
+    pre: Any  # the preprocessing contract (``PreprocessConfig``)
+    test: list[VideoRecord]
+    val: list[VideoRecord]
+    baseline: Any  # the ``--baseline`` bundle, opened, or None
+
+    @property
+    def s(self) -> int:
+        return int(self.config["clip_length"])
+
+    @property
+    def k(self) -> int:
+        return int(self.config["num_snippets"])
+
+    @property
+    def stride(self) -> int:
+        return int(self.config["frame_stride"])
+
+    @property
+    def scoring(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`export.scoring.score_videos`: the device's streaming rule."""
+        return {"preprocess": self.pre, "snippet_length": self.s, "frame_stride": self.stride,
+                "window": self.k, "fusion": self.fusion}  # fmt: skip
+
+
+def _prepare(opts: ExportOptions) -> _Inputs:
+    """Load the checkpoint and list the held-out and validation videos; refuse what cannot be exported."""
     from training.checkpoint import load_checkpoint
     from training.configs import to_preprocess_config
-    from training.motion_forest import FOREST_FILE, load_checkpoint_fusion
+    from training.motion_forest import load_checkpoint_fusion
 
-    out = Path(opts.out).absolute()
-    if out.exists() and not opts.overwrite:
-        raise ExportError(f"--out {out} already exists; pass --overwrite to replace it")
     model, config, ckpt = load_checkpoint(opts.checkpoint)
-    fusion = load_checkpoint_fusion(opts.checkpoint, ckpt)  # None: the network's scores, as before
+    fusion = load_checkpoint_fusion(opts.checkpoint, ckpt)  # None: the network's scores alone
     model.eval()
     pre = to_preprocess_config(config)
-    s, k, stride = int(config["clip_length"]), int(config["num_snippets"]), int(config["frame_stride"])
     test_dir = _split([opts.eval_data, opts.calib_data], "test")
     if test_dir is None:
         raise ExportError("no held-out videos: neither --eval-data nor --calib-data has a test/ split")
     test = _records(test_dir)
-    baseline = _open_baseline(opts, pre, s, stride)
+    baseline = _open_baseline(opts, pre, int(config["clip_length"]), int(config["frame_stride"]))
     val_dir = _split([opts.eval_data, opts.calib_data], "val")
     val = _records(val_dir) if val_dir else []
     if opts.accuracy_control and len({r.label for r in val}) < 2:
@@ -223,95 +245,151 @@ def run_export(opts: ExportOptions) -> ExportResult:
             "--accuracy-control measures video AUC on validation videos: neither --eval-data nor --calib-data "
             "has a val/ split with both normal/ and anomaly/ videos"
         )
+    return _Inputs(opts, model, config, ckpt, fusion, pre, test, val, baseline)
+
+
+def _calibrate(run: _Inputs, work: Path) -> tuple[CalibrationSet, np.ndarray, list[np.ndarray]]:
+    """Stage 1: the calibration set (saved in ``work``), its snippets and the head's feature windows."""
+    import torch
+
+    from calibration.adapters import head_windows
+
+    opts = run.opts
+    _stage(0, f"choosing {opts.calib_snippets} snippets from {opts.calib_data} (seed {opts.seed})")
+    cal = select_calibration_set(opts.calib_data, count=opts.calib_snippets, preprocess=run.pre,
+                                 snippet_length=run.s, frame_stride=run.stride, seed=opts.seed)  # fmt: skip
+    check_disjoint(cal, Path(opts.calib_data), run.test)
+    save_calibration_set(cal, work / "calibration_set.json")
+    snippets = read_snippets(cal, opts.calib_data)
+
+    def torch_features(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return run.model.backbone(torch.from_numpy(x)).numpy()
+
+    windows = head_windows(cal, opts.calib_data, torch_features, window=run.k, max_windows=opts.head_windows)
+    return cal, snippets, windows
+
+
+def _threshold_and_policy(run: _Inputs, variants: dict) -> tuple[float, str, tuple]:
+    """Stage 4: the operating threshold and the event policy (``export_event_policy``'s three results)."""
+    from export.event_policy import export_event_policy
+    from export.scoring import score_videos
+
+    _stage(3, "operating threshold (checkpoint, else validation videos), event policy (validation videos)")
+    val_fp32 = None
+    if len({r.label for r in run.val}) == 2:
+        val_fp32 = score_videos({"fp32": variants["fp32"]}, run.val, desc="validation videos", **run.scoring)
+        val_fp32 = val_fp32["fp32"][0]
+    thr, thr_source = _threshold(run.ckpt, val_fp32)
+    return thr, thr_source, export_event_policy(val_fp32, run.s * run.stride, thr)
+
+
+def _gates(
+    run: _Inputs, files: TargetFiles, scored: dict, thr: float, policy: Any, report: dict, work: Path
+) -> tuple[dict, dict, VideoScores]:
+    """FP32 vs the shipped precision: the comparison, the accuracy and event gates, and the shipped scores
+    (an INT8 export chooses its head here and draws the plots into ``work/plots``)."""
+    from export.report import compare, event_gate, gate, write_plots
+
+    opts, fp32, frames = run.opts, scored["fp32"][0], run.s * run.stride
+    if opts.precision == "fp32":
+        comparison = compare(fp32, fp32, thr, snippet_frames=frames, policy=policy)
+        accuracy = {
+            "gate": "not_checked",
+            "reason": "fp32 export: nothing quantized",
+            "fp32_video_auc": comparison["fp32"]["video_auc"],
+            "event_gate": "not_checked",
+        }
+        return comparison, accuracy, fp32
+    int8 = files.choose_head(scored["int8"], fp32, report)
+    report["head_quantization"]["int8_head_bytes"] = files.head_candidates[0][0].stat().st_size
+    comparison = compare(fp32, int8, thr, snippet_frames=frames, policy=policy)
+    write_plots(fp32, int8, thr, work / "plots")
+    accuracy = gate(comparison, opts.max_auc_drop, opts.allow_accuracy_drop)
+    accuracy.update(event_gate(comparison, opts.allow_event_loss))
+    return comparison, accuracy, int8
+
+
+@dataclass
+class _Evaluation:
+    """What stages 4 and 5 give the bundle: the report, the threshold, the accuracy and event policy entries
+    of the manifest, and the files besides the models."""
+
+    report: dict[str, Any]
+    threshold: float
+    accuracy: dict[str, Any]
+    policy: dict | None
+    extras: dict[str, Path]
+
+
+def _evaluate(
+    run: _Inputs, cal: CalibrationSet, onnx_files: Any, files: TargetFiles, snippets: np.ndarray, work: Path
+) -> _Evaluation:
+    """Stages 4 and 5: threshold and event policy on the validation videos, then FP32 vs the shipped
+    precision on the held-out videos through the runtime's backend, the gates and the report."""
+    from export.report import latency_ms
+    from export.scoring import score_videos
+    from training.motion_forest import FOREST_FILE
+
+    opts, backend = run.opts, runtime_backend(run.opts.target)
+    variants = files.open_backends(backend)
+    thr, thr_source, (policy, policy_report, policy_manifest) = _threshold_and_policy(run, variants)
+    _stage(4, f"FP32 vs {opts.precision.upper()} on {len(run.test)} held-out videos via {backend}")
+    scored = score_videos(variants, run.test, desc="held-out videos", **run.scoring)
+    report: dict[str, Any] = {"target": opts.target, "precision": opts.precision, "backend": backend,
+                              "threshold": thr, "threshold_source": thr_source, "event_policy": policy_report,
+                              "onnx_export": onnx_files.report(), "calibration": cal.summary(),
+                              "quantization": files.settings}  # fmt: skip
+    lat = {"fp32": latency_ms(variants["fp32"][0], snippets)}
+    extras = {"report.json": work / "report.json", "calibration_set.json": work / "calibration_set.json"}
+    if run.fusion is not None:
+        extras[FOREST_FILE] = Path(opts.checkpoint).parent / run.ckpt["motion_forest"]["file"]
+        report["motion_forest"] = {"weight": run.fusion.weight, "trees": run.fusion.forest.n_trees,
+                                   "scores": "fused (network and forest) for FP32 and INT8 alike"}  # fmt: skip
+    comparison, accuracy, shipped = _gates(run, files, scored, thr, policy, report, work)
+    if opts.precision != "fp32":
+        lat["int8"] = latency_ms(variants["int8"][0], snippets)
+        extras["plots"] = work / "plots"
+    if run.baseline is not None:
+        from export.baseline import baseline_report
+
+        report["baseline"] = baseline_report(run.baseline, run.test, shipped, policy, run.s * run.stride)
+    report.update({"file_sizes_bytes": files.sizes(), "comparison": comparison, "accuracy": accuracy,
+                   "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
+    return _Evaluation(report, thr, accuracy, policy_manifest, extras)
+
+
+def run_export(opts: ExportOptions) -> ExportResult:
+    """Run every stage; raises :class:`ExportError`, ``AccuracyGateError`` or the bundle writer's errors."""
+    from calibration.adapters import snippet_batches
+    from export.bundle import write_bundle
+    from export.onnx import export_onnx
+    from training.metrics import json_safe
+
+    out = Path(opts.out).absolute()
+    if out.exists() and not opts.overwrite:
+        raise ExportError(f"--out {out} already exists; pass --overwrite to replace it")
+    run = _prepare(opts)
     work = _work_dir(out)
     try:
-        _stage(0, f"choosing {opts.calib_snippets} snippets from {opts.calib_data} (seed {opts.seed})")
-        cal = select_calibration_set(opts.calib_data, count=opts.calib_snippets, preprocess=pre,
-                                     snippet_length=s, frame_stride=stride, seed=opts.seed)  # fmt: skip
-        check_disjoint(cal, Path(opts.calib_data), test)
-        save_calibration_set(cal, work / "calibration_set.json")
-        snippets = read_snippets(cal, opts.calib_data)
-        from calibration.adapters import head_windows, snippet_batches
-
-        def torch_features(x: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return model.backbone(torch.from_numpy(x)).numpy()
-
-        windows = head_windows(cal, opts.calib_data, torch_features, window=k, max_windows=opts.head_windows)
+        cal, snippets, windows = _calibrate(run, work)
         _stage(1, "backbone and head to ONNX (opset 17), checked against torch")
-        onnx_files = export_onnx(model, work, snippets=snippets, windows=windows)
+        onnx_files = export_onnx(run.model, work, snippets=snippets, windows=windows)
         _stage(2, f"target {opts.target}, precision {opts.precision}")
-        files: TargetFiles = quantize_target(
-            opts, onnx_files, snippet_batches(snippets), windows, work, val=val, preprocess=pre, config=config,
-            fusion=fusion,
+        files = quantize_target(
+            opts, onnx_files, snippet_batches(snippets), windows, work, val=run.val, preprocess=run.pre,
+            config=run.config, fusion=run.fusion,
         )  # fmt: skip
-        backend = runtime_backend(opts.target)
-        variants = files.open_backends(backend)
-        scoring = {
-            "preprocess": pre,
-            "snippet_length": s,
-            "frame_stride": stride,
-            "window": k,
-            "fusion": fusion,
-        }
-
-        def score_fp32(records: list[VideoRecord], desc: str) -> Any:
-            return score_videos({"fp32": variants["fp32"]}, records, desc=desc, **scoring)["fp32"][0]
-
-        _stage(
-            3, "operating threshold (checkpoint, else validation videos), event policy (validation videos)"
-        )
-        val_fp32 = score_fp32(val, "validation videos") if len({r.label for r in val}) == 2 else None
-        thr, thr_source = _threshold(ckpt, val_fp32)
-        policy, policy_report, policy_manifest = export_event_policy(val_fp32, s * stride, thr)
-        _stage(4, f"FP32 vs {opts.precision.upper()} on {len(test)} held-out videos via {backend}")
-        scored = score_videos(variants, test, desc="held-out videos", **scoring)
-        fp32 = scored["fp32"][0]
-        report: dict[str, Any] = {"target": opts.target, "precision": opts.precision, "backend": backend,
-                                  "threshold": thr, "threshold_source": thr_source, "event_policy": policy_report,
-                                  "onnx_export": onnx_files.report(), "calibration": cal.summary(),
-                                  "quantization": files.settings}  # fmt: skip
-        lat = {"fp32": latency_ms(variants["fp32"][0], snippets)}
-        extras = {"report.json": work / "report.json", "calibration_set.json": work / "calibration_set.json"}
-        if fusion is not None:
-            extras[FOREST_FILE] = Path(opts.checkpoint).parent / ckpt["motion_forest"]["file"]
-            report["motion_forest"] = {"weight": fusion.weight, "trees": fusion.forest.n_trees,
-                                       "scores": "fused (network and forest) for FP32 and INT8 alike"}  # fmt: skip
-        if opts.precision == "fp32":
-            comparison = compare(fp32, fp32, thr, snippet_frames=s * stride, policy=policy)
-            accuracy = {
-                "gate": "not_checked",
-                "reason": "fp32 export: nothing quantized",
-                "fp32_video_auc": comparison["fp32"]["video_auc"],
-                "event_gate": "not_checked",
-            }
-        else:
-            int8 = files.choose_head(scored["int8"], fp32, report)
-            report["head_quantization"]["int8_head_bytes"] = files.head_candidates[0][0].stat().st_size
-            comparison = compare(fp32, int8, thr, snippet_frames=s * stride, policy=policy)
-            lat["int8"] = latency_ms(variants["int8"][0], snippets)
-            extras["plots"] = work / "plots"
-            write_plots(fp32, int8, thr, work / "plots")
-            accuracy = gate(comparison, opts.max_auc_drop, opts.allow_accuracy_drop)
-            accuracy.update(event_gate(comparison, opts.allow_event_loss))
-        if baseline is not None:
-            from export.baseline import baseline_report
-
-            shipped = fp32 if opts.precision == "fp32" else int8
-            report["baseline"] = baseline_report(baseline, test, shipped, policy, s * stride)
-        report.update({"file_sizes_bytes": files.sizes(), "comparison": comparison, "accuracy": accuracy,
-                       "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
+        result = _evaluate(run, cal, onnx_files, files, snippets, work)
         files.close()
-        from training.metrics import json_safe
-
-        (work / "report.json").write_text(json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
-        extras.update(files.extras)
-        fps = float(np.median([r.fps for r in test])) if test else 25.0
+        report_json = json.dumps(json_safe(result.report), indent=2, allow_nan=False)
+        (work / "report.json").write_text(report_json + "\n")
+        fps = float(np.median([r.fps for r in run.test])) if run.test else 25.0
         _stage(5, f"bundle {out}")
-        manifest = _manifest(config, ckpt, opts, thr, accuracy, fps if fps > 0 else 25.0, policy_manifest)
-        bundle = write_bundle(
-            out, manifest=json_safe(manifest), files=files.specs, extras=extras, overwrite=opts.overwrite
-        )
-        return ExportResult(bundle, report)
+        manifest = _manifest(run.config, run.ckpt, opts, result.threshold, result.accuracy,
+                             fps if fps > 0 else 25.0, result.policy)  # fmt: skip
+        bundle = write_bundle(out, manifest=json_safe(manifest), files=files.specs,
+                              extras={**result.extras, **files.extras}, overwrite=opts.overwrite)  # fmt: skip
+        return ExportResult(bundle, result.report)
     finally:
         shutil.rmtree(work, ignore_errors=True)

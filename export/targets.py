@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +26,11 @@ import numpy as np
 from export.bundle import BundleFileSpec
 from export.onnx import OnnxExport, backbone_specs, head_specs
 
-__all__ = ["HEAD_AUC_TOLERANCE", "TargetFiles", "quantize_target", "runtime_backend"]
+__all__ = ["HEAD_AUC_TOLERANCE", "TARGETS", "Target", "TargetFiles", "quantize_target", "runtime_backend"]
 
 log = logging.getLogger(__name__)
 
 HEAD_AUC_TOLERANCE = 0.002
-_BACKENDS = {"openvino": "openvino", "onnx": "onnxruntime", "jetson": "onnxruntime"}
-
-
-def runtime_backend(target: str) -> str:
-    """The backend that runs the report's evaluation here (TensorRT's Q/DQ ONNX runs in ONNX Runtime on CPU)."""
-    return _BACKENDS[target]
 
 
 @dataclass
@@ -43,6 +38,7 @@ class TargetFiles:
     """Model files per precision: ``paths[precision][role] = (path, format)``."""
 
     onnx: OnnxExport
+    shape: tuple[int, tuple[int, ...], int]  # the backbone's input: (snippet length, crop (h, w), channels)
     paths: dict[str, dict[str, tuple[Path, str]]]
     settings: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Path] = field(default_factory=dict)
@@ -91,7 +87,7 @@ class TargetFiles:
     def specs(self) -> list[BundleFileSpec]:
         """Bundle entries named ``{role}_{precision}.{xml|onnx}`` (a FP32 head in the INT8 slot is copied)."""
         d = self.onnx.feature_dim
-        s, crop, channels = self._shape
+        s, crop, channels = self.shape
         io = {"backbone": backbone_specs(s, crop, d, channels), "head": head_specs(d)}
         out = []
         for precision, roles in self.paths.items():
@@ -175,71 +171,126 @@ def _refuse_unquantized(settings: dict[str, Any], max_drop: float) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Int8Inputs:
+    """What a target's INT8 quantizer reads: the FP32 ONNX files, the calibration data, a work folder."""
+
+    opts: Any  # the export's options: precision, preset, accuracy control and its --max-auc-drop
+    onnx: OnnxExport
+    snippets: list[np.ndarray]  # calibration batches for the backbone
+    windows: list[np.ndarray]  # calibration feature windows for the head
+    work: Path
+    val: list  # validation videos (accuracy control)
+    preprocess: Any
+    config: dict
+    fusion: Any = None
+
+
+@dataclass
+class Int8Files:
+    """A target's INT8 output: the backbone, the INT8 head (a candidate, see ``choose_head``), the
+    quantizers' settings per role and any extra bundle files."""
+
+    backbone: tuple[Path, str]
+    head: tuple[Path, str]
+    settings: dict[str, Any]
+    extras: dict[str, Path] = field(default_factory=dict)
+
+
+def _onnx_fp32(onnx_files: OnnxExport, work: Path) -> dict[str, tuple[Path, str]]:
+    return {"backbone": (onnx_files.backbone, "onnx"), "head": (onnx_files.head, "onnx")}
+
+
+def _openvino_fp32(onnx_files: OnnxExport, work: Path) -> dict[str, tuple[Path, str]]:
+    from export.openvino_int8 import convert_ir
+
+    return {
+        r: (convert_ir(p, work / f"{r}_fp32.xml"), "openvino")
+        for r, p in (("backbone", onnx_files.backbone), ("head", onnx_files.head))
+    }
+
+
+def _openvino_int8(job: Int8Inputs) -> Int8Files:
+    from export.openvino_int8 import quantize_ir, quantize_ir_with_accuracy_control
+
+    opts, bb, hd = job.opts, job.work / "backbone_int8.xml", job.work / "head_int8.xml"
+    if opts.accuracy_control:  # the pipeline checked that val holds both classes
+        items, validate = _ac_validate(job.onnx, job.val, job.preprocess, job.config, job.fusion)
+        backbone = quantize_ir_with_accuracy_control(
+            job.onnx.backbone, bb, job.snippets, "snippets", items, validate,
+            max_drop=opts.max_auc_drop, preset=opts.preset,
+        )  # fmt: skip
+        _refuse_unquantized(backbone, opts.max_auc_drop)
+    else:
+        backbone = quantize_ir(job.onnx.backbone, bb, job.snippets, "snippets", preset=opts.preset)
+    head = quantize_ir(job.onnx.head, hd, job.windows, "features", preset=opts.preset)
+    return Int8Files((bb, "openvino"), (hd, "openvino"), {"backbone": backbone, "head": head})
+
+
+def _ort_int8(job: Int8Inputs) -> Int8Files:
+    from export.ort_int8 import quantize_backbone, quantize_ort
+
+    bb, hd = job.work / "backbone_int8.onnx", job.work / "head_int8.onnx"
+    backbone = quantize_backbone(job.onnx.backbone, bb, job.snippets)
+    head = quantize_ort(job.onnx.head, hd, job.windows, "features")
+    return Int8Files((bb, "onnx"), (hd, "onnx"), {"backbone": backbone, "head": head})
+
+
+def _jetson_int8(job: Int8Inputs) -> Int8Files:
+    """Q/DQ ONNX for TensorRT, with the calibration arrays TensorRT's own calibrator can read on the device."""
+    from calibration.adapters import write_npz
+    from export.jetson_qdq import quantize_jetson
+
+    bb, hd = job.work / "backbone_int8.onnx", job.work / "head_int8.onnx"
+    backbone = quantize_jetson(job.onnx.backbone, bb, job.snippets, "snippets")
+    head = quantize_jetson(job.onnx.head, hd, job.windows, "features")
+    out = Int8Files((bb, "onnx-qdq"), (hd, "onnx-qdq"), {"backbone": backbone, "head": head})
+    longest = max((w.shape[1] for w in job.windows), default=0)
+    full = [w for w in job.windows if w.shape[1] == longest]
+    npz = {"snippets": np.concatenate(job.snippets[:16])}
+    out.extras["calibration_backbone.npz"] = write_npz(job.work / "calibration_backbone.npz", npz)
+    if full:
+        npz = {"features": np.concatenate(full)}
+        out.extras["calibration_head.npz"] = write_npz(job.work / "calibration_head.npz", npz)
+    return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """One export target: the runtime backend that scores its report here, how its FP32 files are made from
+    the ONNX export, and its INT8 quantizer."""
+
+    backend: str
+    fp32: Callable[[OnnxExport, Path], dict[str, tuple[Path, str]]]
+    int8: Callable[[Int8Inputs], Int8Files]
+
+
+TARGETS: dict[str, Target] = {
+    "openvino": Target("openvino", _openvino_fp32, _openvino_int8),
+    "onnx": Target("onnxruntime", _onnx_fp32, _ort_int8),
+    "jetson": Target("onnxruntime", _onnx_fp32, _jetson_int8),  # TensorRT's Q/DQ ONNX runs in ORT on CPU
+}
+
+
+def runtime_backend(target: str) -> str:
+    """The backend that runs the report's evaluation here (TensorRT's Q/DQ ONNX runs in ONNX Runtime on CPU)."""
+    return TARGETS[target].backend
+
+
 def quantize_target(
     opts: Any, onnx_files: OnnxExport, snippets: list[np.ndarray], windows: list[np.ndarray], work: Path, *,
     val: list, preprocess: Any, config: dict, fusion: Any = None,
 ) -> TargetFiles:  # fmt: skip
     """FP32 files for ``opts.target`` and, for precision int8, the quantized ones (INT8 head as a candidate)."""
-    target = opts.target
+    target = TARGETS[opts.target]
     shape = (int(config["clip_length"]), tuple(preprocess.crop_size), preprocess.channels)
-    if target == "openvino":
-        from export.openvino_int8 import convert_ir, quantize_ir, quantize_ir_with_accuracy_control
-
-        fp32 = {
-            r: (convert_ir(p, work / f"{r}_fp32.xml"), "openvino")
-            for r, p in (("backbone", onnx_files.backbone), ("head", onnx_files.head))
-        }
-    else:
-        fp32 = {"backbone": (onnx_files.backbone, "onnx"), "head": (onnx_files.head, "onnx")}
-    files = TargetFiles(onnx_files, {"fp32": fp32})
-    files._shape = shape  # type: ignore[attr-defined]
+    fp32 = target.fp32(onnx_files, work)
+    files = TargetFiles(onnx_files, shape, {"fp32": fp32})
     if opts.precision == "fp32":
         return files
-    if target == "openvino":
-        bb, hd = work / "backbone_int8.xml", work / "head_int8.xml"
-        if opts.accuracy_control:  # the pipeline checked that val holds both classes
-            items, validate = _ac_validate(onnx_files, val, preprocess, config, fusion)
-            files.settings["backbone"] = quantize_ir_with_accuracy_control(
-                onnx_files.backbone,
-                bb,
-                snippets,
-                "snippets",
-                items,
-                validate,
-                max_drop=opts.max_auc_drop,
-                preset=opts.preset,
-            )
-            _refuse_unquantized(files.settings["backbone"], opts.max_auc_drop)
-        else:
-            files.settings["backbone"] = quantize_ir(
-                onnx_files.backbone, bb, snippets, "snippets", preset=opts.preset
-            )
-        files.settings["head"] = quantize_ir(onnx_files.head, hd, windows, "features", preset=opts.preset)
-        files.head_candidates = [(hd, "openvino"), fp32["head"]]
-        files.paths["int8"] = {"backbone": (bb, "openvino")}
-    elif target == "onnx":
-        from export.ort_int8 import quantize_backbone, quantize_ort
-
-        bb, hd = work / "backbone_int8.onnx", work / "head_int8.onnx"
-        files.settings["backbone"] = quantize_backbone(onnx_files.backbone, bb, snippets)
-        files.settings["head"] = quantize_ort(onnx_files.head, hd, windows, "features")
-        files.head_candidates = [(hd, "onnx"), fp32["head"]]
-        files.paths["int8"] = {"backbone": (bb, "onnx")}
-    else:
-        from calibration.adapters import write_npz
-        from export.jetson_qdq import quantize_jetson
-
-        bb, hd = work / "backbone_int8.onnx", work / "head_int8.onnx"
-        files.settings["backbone"] = quantize_jetson(onnx_files.backbone, bb, snippets, "snippets")
-        files.settings["head"] = quantize_jetson(onnx_files.head, hd, windows, "features")
-        files.head_candidates = [(hd, "onnx-qdq"), fp32["head"]]
-        files.paths["int8"] = {"backbone": (bb, "onnx-qdq")}
-        longest = max((w.shape[1] for w in windows), default=0)
-        full = [w for w in windows if w.shape[1] == longest]
-        npz = {"snippets": np.concatenate(snippets[:16])}
-        files.extras["calibration_backbone.npz"] = write_npz(work / "calibration_backbone.npz", npz)
-        if full:
-            files.extras["calibration_head.npz"] = write_npz(
-                work / "calibration_head.npz", {"features": np.concatenate(full)}
-            )
+    int8 = target.int8(Int8Inputs(opts, onnx_files, snippets, windows, work, val, preprocess, config, fusion))
+    files.settings.update(int8.settings)
+    files.extras.update(int8.extras)
+    files.head_candidates = [int8.head, fp32["head"]]
+    files.paths["int8"] = {"backbone": int8.backbone}
     return files

@@ -32,7 +32,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -206,6 +206,18 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
     def fail(key: str, expected: str) -> None:
         raise ConfigError(f"config key {key!r} must be {expected}, got {cfg[key]!r}")
 
+    _check_training(cfg, fail)
+    _check_input(cfg, fail)
+    _check_motion_forest(cfg, fail)
+    if cfg["amp"] not in AMP_MODES:
+        fail("amp", f"one of {AMP_MODES}")
+    if not cfg["name"]:
+        fail("name", "a non-empty string")
+    return cfg
+
+
+def _check_training(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
+    """The model's and the training recipe's numbers and choices."""
     for key in _POSITIVE_INTS:
         if cfg[key] <= 0:
             fail(key, "a positive integer")
@@ -237,6 +249,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("min_lr_ratio", "in [0, 1]")
     if cfg["warmup_epochs"] > cfg["epochs"]:
         fail("warmup_epochs", f"<= epochs ({cfg['epochs']})")
+
+
+def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
+    """The input: frame sizes, frame rate, modality and the flow's size."""
     if cfg["resize_short_side"] < cfg["frame_size"]:
         fail("resize_short_side", f">= frame_size ({cfg['frame_size']})")
     if not 0 <= cfg["frame_rate"] <= 240:
@@ -252,6 +268,10 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
         fail("flow_short_side", "0 unless input_modality is 'flow'")
     if side and side < cfg["resize_short_side"]:
         fail("flow_short_side", f"0 or >= resize_short_side ({cfg['resize_short_side']})")
+
+
+def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
+    """The motion forest: flow input only, and its weight only with trees."""
     if cfg["motion_forest_trees"] < 0:
         fail("motion_forest_trees", "an integer >= 0 (0: no motion forest)")
     if cfg["motion_forest_trees"] and cfg["input_modality"] != "flow":
@@ -265,11 +285,6 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
             "motion_weight",
             f"{_DEFAULT['motion_weight']} (the default) with motion_forest_trees 0: it weighs the forest",
         )
-    if cfg["amp"] not in AMP_MODES:
-        fail("amp", f"one of {AMP_MODES}")
-    if not cfg["name"]:
-        fail("name", "a non-empty string")
-    return cfg
 
 
 def topk_count(num_snippets: int, topk_ratio: float) -> int:

@@ -239,6 +239,23 @@ def evaluate(
     results, skipped = score_videos(model, config, test_path, device=device, progress=progress, fusion=fusion)
     if not results:
         raise VideoReadError(f"no video of {test_path} could be scored")
+    report = _report(results, skipped, config, test_path, threshold, fusion)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".report.json.tmp"
+    tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out / "report.json")
+    if visualize:
+        history = Path(history_path) if history_path else None
+        _plots(results, report, out, history, annotate_videos, progress)
+    return report
+
+
+def _report(
+    results: list[VideoResult], skipped: list[SkippedVideo], config: Mapping[str, Any], test_path: str | Path,
+    threshold: float | None, fusion: MotionFusion | None,
+) -> dict[str, Any]:  # fmt: skip
+    """``report.json``: video and frame metrics at ``threshold`` (None or not finite: the test set's own
+    Youden-optimal one), each video's scores, the skipped videos, and with ``fusion`` the parts' AUCs."""
     labels = np.array([r.record.label for r in results])
     scores = np.array([r.video_score for r in results])
     source = "checkpoint (chosen on validation)"
@@ -270,23 +287,11 @@ def evaluate(
         "skipped": [{"video": str(s.path), "reason": s.reason} for s in skipped],
     }
     if fusion is not None:
-        report["motion_forest"] = {
-            "weight": fusion.weight,
-            "video_auc": {
-                "fused": video["auc_roc"],
-                **{
-                    name: video_metrics(labels, np.array([r.parts[name].max() for r in results]))["auc_roc"]
-                    for name in ("network", "forest")
-                },
-            },
+        parts = {
+            name: video_metrics(labels, np.array([r.parts[name].max() for r in results]))["auc_roc"]
+            for name in ("network", "forest")
         }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".report.json.tmp"
-    tmp.write_text(json.dumps(json_safe(report), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / "report.json")
-    if visualize:
-        history = Path(history_path) if history_path else None
-        _plots(results, report, out, history, annotate_videos, progress)
+        report["motion_forest"] = {"weight": fusion.weight, "video_auc": {"fused": video["auc_roc"], **parts}}
     return report
 
 

@@ -29,12 +29,12 @@ from training.data import (
     ANNOTATIONS_FILE,
     SkippedVideo,
     find_splits,
-    iter_snippet_batches,
     list_videos,
     load_annotations,
     match_annotations,
     resolve_frame_labels,
 )
+from training.evaluate import video_features
 from training.feature_cache import (
     INDEX_FILE,
     FeatureCacheError,
@@ -164,8 +164,6 @@ def extract_features(
     rank, world = shard
     jobs = _video_jobs(data_path)[rank::world]
     _prepare(out_dir, contract, overwrite, world > 1, {"source": dict(source or {})})
-    cfg = to_preprocess_config(config)
-    s, stride = int(config["clip_length"]), int(config["frame_stride"])
     annotations: dict[Path, dict] = {}
     summary = ExtractSummary(total=len(jobs))
     bar = tqdm(
@@ -177,17 +175,11 @@ def extract_features(
             summary.existing += 1
             continue
         if folder not in annotations:
-            ann_file = folder / ANNOTATIONS_FILE
-            written = load_annotations(ann_file) if ann_file.is_file() else {}
-            keys = {p.relative_to(folder).as_posix() for p, _ in list_videos(folder)}
-            annotations[folder] = match_annotations(folder, written, keys)
+            annotations[folder] = _folder_annotations(folder)
         rel = path.relative_to(folder).as_posix()
         try:
             num_frames = probe_video(path).num_frames
-            feats = [
-                backbone(torch.from_numpy(batch).to(device)).float().cpu().numpy()  # (N, D)
-                for batch in iter_snippet_batches(path, s, cfg, stride, batch_size)
-            ]
+            feats = video_features(backbone, path, config, device, batch_size)  # (snippets, D)
         except VideoReadError as exc:
             logger.warning("skipping unreadable video %s: %s", path, exc)
             summary.failed.append(SkippedVideo(path, str(exc)))
@@ -195,21 +187,19 @@ def extract_features(
         frame_labels = resolve_frame_labels(folder, rel, label, num_frames, annotations[folder].get(rel))
         stored = np.full(num_frames, -1, np.int8) if frame_labels is None else frame_labels.astype(np.int8)
         atomic_save_npy(labels_path, stored)  # labels first: the features file marks the video done
-        atomic_save_npy(feat_path, np.concatenate(feats).astype(np.float32))
+        atomic_save_npy(feat_path, feats.astype(np.float32))
         summary.written += 1
     if summary.failed:
-        logger.warning(
-            "features: skipped %d unreadable videos: %s",
-            len(summary.failed),
-            ", ".join(str(f.path) for f in summary.failed),
-        )
-    logger.info(
-        "features in %s: %d written, %d already cached, %d unreadable (shard %d/%d)",
-        out_dir,
-        summary.written,
-        summary.existing,
-        len(summary.failed),
-        rank,
-        world,
-    )
+        failed = ", ".join(str(f.path) for f in summary.failed)
+        logger.warning("features: skipped %d unreadable videos: %s", len(summary.failed), failed)
+    logger.info("features in %s: %d written, %d already cached, %d unreadable (shard %d/%d)",
+                out_dir, summary.written, summary.existing, len(summary.failed), rank, world)  # fmt: skip
     return summary
+
+
+def _folder_annotations(folder: Path) -> dict:
+    """The annotations of a split folder's videos (``annotations.json`` matched to the videos there)."""
+    ann_file = folder / ANNOTATIONS_FILE
+    written = load_annotations(ann_file) if ann_file.is_file() else {}
+    keys = {p.relative_to(folder).as_posix() for p, _ in list_videos(folder)}
+    return match_annotations(folder, written, keys)

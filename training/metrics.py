@@ -203,34 +203,38 @@ def frame_metrics(
         result["frame_auc"] = result["frame_ap"] = NAN
         reasons["frame_auc"] = reasons["frame_ap"] = why
 
-    thr = float(threshold)
-    if y.size == 0:
-        result["temporal_iou"] = NAN
-        reasons["temporal_iou"] = "no video has frame annotations"
-    elif math.isnan(thr):
-        result["temporal_iou"] = NAN
-        reasons["temporal_iou"] = "threshold is NaN"
-    else:
-        pred, gt = s >= thr, y == 1
-        union = int((pred | gt).sum())
-        result["temporal_iou"] = int((pred & gt).sum()) / union if union else NAN
-        if not union:
-            reasons["temporal_iou"] = "no annotated anomalous frames and no frames at or above the threshold"
-
-    top_k = n_pos if k is None else int(k)
-    result["k"] = top_k
-    if top_k <= 0 or y.size == 0:
-        result["precision_at_k"] = NAN
-        reasons["precision_at_k"] = (
-            "no video has frame annotations"
-            if y.size == 0
-            else ("no anomalous frames (k = 0)" if k is None else f"k must be positive, got {top_k}")
-        )
-    else:
-        order = np.argsort(-s, kind="stable")[:top_k]
-        result["precision_at_k"] = float(y[order].sum()) / min(top_k, y.size)
+    result["temporal_iou"], why = _temporal_iou(y, s, float(threshold))
+    if why is not None:
+        reasons["temporal_iou"] = why
+    result["k"] = n_pos if k is None else int(k)
+    result["precision_at_k"], why = _precision_at_k(y, s, result["k"], k is None)
+    if why is not None:
+        reasons["precision_at_k"] = why
     result["reasons"] = reasons
     return result
+
+
+def _temporal_iou(y: np.ndarray, s: np.ndarray, thr: float) -> tuple[float, str | None]:
+    """Pooled temporal IoU of the frames at or above ``thr`` with the anomalous ones, or NaN and why."""
+    if y.size == 0:
+        return NAN, "no video has frame annotations"
+    if math.isnan(thr):
+        return NAN, "threshold is NaN"
+    pred, gt = s >= thr, y == 1
+    union = int((pred | gt).sum())
+    if not union:
+        return NAN, "no annotated anomalous frames and no frames at or above the threshold"
+    return int((pred & gt).sum()) / union, None
+
+
+def _precision_at_k(y: np.ndarray, s: np.ndarray, top_k: int, default_k: bool) -> tuple[float, str | None]:
+    """Share of anomalous frames among the ``top_k`` highest-scored (ties by frame order), or NaN and why."""
+    if y.size == 0:
+        return NAN, "no video has frame annotations"
+    if top_k <= 0:
+        return NAN, "no anomalous frames (k = 0)" if default_k else f"k must be positive, got {top_k}"
+    order = np.argsort(-s, kind="stable")[:top_k]
+    return float(y[order].sum()) / min(top_k, y.size), None
 
 
 def json_safe(value: Any) -> Any:

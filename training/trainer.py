@@ -46,11 +46,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
-from edge_runtime.scoring import streaming_scores
+from edge_runtime.motion_fusion import MotionFusion
 from training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -61,15 +60,16 @@ from training.checkpoint import (
     set_rng_state,
 )
 from training.configs import save_config, validate_config
-from training.distributed import DistInfo, all_gather_objects, barrier, init_distributed
+from training.distributed import DistInfo, barrier, init_distributed
 from training.epochs import epoch_row, epochs_since_best, log_epoch, selection_key
-from training.evaluate import torch_head
 from training.feature_dataset import FeatureDataset
 from training.finetune import write_init_record
+from training.loaders import dataset_of, run_loader
 from training.losses import AnomalyLoss, safe_bce
-from training.metrics import json_safe, video_metrics
+from training.metrics import json_safe
 from training.schedule import lr_at
 from training.train_step import TrainStep, outputs_from_head
+from training.validation import gathered_video_metrics, streaming_batch
 
 __all__ = ["I3D_MTN_Trainer", "outputs_from_head"]
 
@@ -177,28 +177,7 @@ class I3D_MTN_Trainer:
         logger.info("resumed from %s after epoch %d (best val_auc %.4f)", path, self.epoch, self.best_metric)
 
     def _loader(self, dataset: Dataset | DataLoader, epoch: int, *, train: bool) -> DataLoader:
-        if isinstance(dataset, DataLoader):
-            return dataset  # the caller's own loader (the seed's ``train``): its batches as they are
-        cfg = self.config
-        if train and self.dist.distributed:
-            sampler = DistributedSampler(
-                dataset, self.dist.world_size, self.dist.rank, shuffle=True, seed=cfg["seed"]
-            )
-            sampler.set_epoch(epoch)
-        elif train:
-            sampler = RandomSampler(
-                dataset, generator=torch.Generator().manual_seed(int(cfg["seed"]) + epoch)
-            )
-        else:
-            sampler = None
-        return DataLoader(
-            dataset,
-            batch_size=cfg["batch_size"],
-            sampler=sampler,
-            num_workers=cfg["num_workers"],
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-        )
+        return run_loader(dataset, self.config, self.dist, self.device, epoch, train=train)
 
     # ------------------------------------------------------------------------------------------- steps
     def _autocast(self) -> Any:
@@ -244,8 +223,8 @@ class I3D_MTN_Trainer:
         self.wrapped.train()
         if self.head_only:
             self.model.backbone.eval()
-        if hasattr(_dataset_of(dataset), "set_epoch"):
-            _dataset_of(dataset).set_epoch(epoch)
+        if hasattr(dataset_of(dataset), "set_epoch"):
+            dataset_of(dataset).set_epoch(epoch)
         loader = self._loader(dataset, epoch, train=True)
         accum = self.config["grad_accum_steps"]
         updates = math.ceil(len(loader) / accum)
@@ -286,50 +265,22 @@ class I3D_MTN_Trainer:
 
     @torch.no_grad()
     def validate(self, dataset: Dataset, fusion: MotionFusion | None = None) -> dict[str, Any]:
-        """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result.
-
-        The video score is the device's: the max over the item's snippets of the streaming rule
-        (:func:`edge_runtime.scoring.streaming_scores`, the head's newest score over the last ``K`` features;
-        with ``fusion``, the head fused with the motion forest, :mod:`edge_runtime.motion_fusion`).
-        The MTN (and the fused head) is causal, so the rule needs one head call per batch (``causal=True``)."""
-        model = self.model
-        model.eval()
+        """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result. The video
+        score is the device's (:func:`training.validation.streaming_batch`; with ``fusion``, the head fused
+        with the motion forest)."""
+        self.model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
         labels, scores, loss_sum = [], [], 0.0
         for batch in self._loader(shard, 0, train=False):
             with self._autocast():
-                inputs = self._inputs(batch)
-                if self.head_only:
-                    feats = inputs  # (B, K, D)
-                else:
-                    b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
-                    feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
-                out = outputs_from_head(model.head(feats), model.clip_length)  # for the loss
-                rows = feats.float().cpu().numpy()  # (B, K, D)
-                if fusion is not None and self.head_only:
-                    raise ValueError(
-                        "the motion forest needs the snippets' flow; head-only items hold features"
-                    )
-                if fusion is not None:  # the statistics of the item's own snippets: (B, K, D + stats)
-                    snips = model.snippets(inputs).float().cpu().numpy()  # (B*K, C, S, H, W)
-                    rows = fused_features(rows.reshape(-1, rows.shape[-1]), snips, fusion).reshape(
-                        *rows.shape[:2], -1
-                    )
-                streamed = streaming_scores(
-                    fused_head(torch_head(model.head, feats.device), fusion),
-                    rows,
-                    int(self.config["num_snippets"]),
-                    causal=True,
-                )  # (B, K)
+                out, streamed = streaming_batch(
+                    self.model, self._inputs(batch), head_only=self.head_only,
+                    num_snippets=int(self.config["num_snippets"]), fusion=fusion,
+                )  # fmt: skip
             loss_sum += self._loss(out, batch)[1]["total"] * len(batch["label"])
             labels += batch["label"].tolist()
             scores += streamed.max(axis=1).tolist()
-        gathered = all_gather_objects((labels, scores, loss_sum))
-        labels = [v for g in gathered for v in g[0]]
-        scores = [v for g in gathered for v in g[1]]
-        metrics = video_metrics(np.asarray(labels, np.int64), np.asarray(scores))
-        metrics["loss"] = sum(g[2] for g in gathered) / max(len(labels), 1)
-        return metrics
+        return gathered_video_metrics(labels, scores, loss_sum)
 
     # ------------------------------------------------------------------------------------------- the run
     def _checkpoint(self) -> dict[str, Any]:
@@ -390,12 +341,12 @@ class I3D_MTN_Trainer:
             raise ValueError(
                 "under torchrun pass the training data set, not a DataLoader (it is sharded here)"
             )
-        val_dataset = _dataset_of(val_dataset)
+        val_dataset = dataset_of(val_dataset)
         if len(train_dataset) == 0 or len(val_dataset) == 0:
             raise ValueError(
                 f"need training and validation videos, got {len(train_dataset)} and {len(val_dataset)}"
             )
-        self._setup(isinstance(_dataset_of(train_dataset), FeatureDataset))
+        self._setup(isinstance(dataset_of(train_dataset), FeatureDataset))
         self._seed()
         if resume:
             self._resume(self.output_dir / "last.pt")
@@ -408,7 +359,7 @@ class I3D_MTN_Trainer:
         logger.info(
             "training %s: %d train / %d val videos on %s",
             mode,
-            len(_dataset_of(train_dataset)),
+            len(dataset_of(train_dataset)),
             len(val_dataset),
             self.device,
         )
@@ -433,8 +384,3 @@ class I3D_MTN_Trainer:
                 break
         barrier()
         return self.history
-
-
-def _dataset_of(data: Dataset | DataLoader) -> Dataset:
-    """The data set behind a DataLoader, or ``data`` itself."""
-    return data.dataset if isinstance(data, DataLoader) else data

@@ -10,7 +10,8 @@ import pytest
 
 from edge_runtime.capture import FULL_FRAMES_KEPT, BackoffPolicy, CaptureThread
 from edge_runtime.preprocess import PreprocessConfig, resize_frame
-from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError, StreamSource
+from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError
+from edge_runtime.stream_source import StreamSource
 from edge_runtime.video import write_video
 
 FAST = BackoffPolicy(initial=0.01, factor=2, max=0.05)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.broker import LocalBroker, find_mosquitto
-from edge_runtime.cli import build_parser, default_outbox
+from edge_runtime.cli_options import build_parser
+from edge_runtime.cli_settings import default_outbox
 from tests.edge_runtime.runtime_helpers import (
     DARK,
     ROOT,

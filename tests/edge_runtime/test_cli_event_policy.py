@@ -13,7 +13,8 @@ from devices.profiles import load_profile
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import load_bundle
 from edge_runtime.bundle_event_policy import BundleEventPolicy
-from edge_runtime.cli import build_parser, event_policy
+from edge_runtime.cli_options import build_parser
+from edge_runtime.cli_settings import event_policy
 from tests.edge_runtime.runtime_helpers import (
     BRIGHT,
     DARK,

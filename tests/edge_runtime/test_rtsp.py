@@ -18,7 +18,8 @@ import pytest
 from edge_runtime.capture import BackoffPolicy, CaptureThread
 from edge_runtime.clip_frames import ClipFramer
 from edge_runtime.record import RecordStream
-from edge_runtime.sources import SourceError, StreamSource
+from edge_runtime.sources import SourceError
+from edge_runtime.stream_source import StreamSource
 from tests.edge_runtime.runtime_helpers import (
     Subscriber,
     finish,

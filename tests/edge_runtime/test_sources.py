@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from edge_runtime.source_specs import parse_source_spec, parse_source_specs
 from edge_runtime.sources import (
     CameraSource,
     FileSource,
@@ -10,12 +11,10 @@ from edge_runtime.sources import (
     SourceEnded,
     SourceError,
     SourceSpecError,
-    StreamSource,
-    opencv_has_gstreamer,
-    parse_source_spec,
-    parse_source_specs,
-    redact_url,
 )
+from edge_runtime.stream_decoders import opencv_has_gstreamer
+from edge_runtime.stream_source import StreamSource
+from edge_runtime.urls import redact_url
 from edge_runtime.video import write_video
 
 

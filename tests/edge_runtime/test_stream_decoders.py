@@ -13,7 +13,8 @@ import sys
 import pytest
 
 from devices.profiles import STREAM_DECODERS, load_profile
-from edge_runtime.sources import SourceError, SourceSpecError, StreamSource, parse_source_spec
+from edge_runtime.source_specs import parse_source_spec
+from edge_runtime.sources import SourceError, SourceSpecError
 from edge_runtime.stream_decoders import (
     DECODERS,
     SOFTWARE,
@@ -22,6 +23,7 @@ from edge_runtime.stream_decoders import (
     opencv_has_gstreamer,
     stream_pipeline,
 )
+from edge_runtime.stream_source import StreamSource
 from tests.edge_runtime.runtime_helpers import ROOT, make_bundle
 from tests.rtsp_helpers import RtspServer, encode_h264, gst_python_or_reason, play_pipeline
 

@@ -3,7 +3,7 @@
 The :class:`~edge_runtime.capture.CaptureThread` must keep running through all of them, reopen the source with
 backoff, and count each fault in its stats. Two kinds of sources: :class:`FaultySource` (a ``FrameSource``
 whose behaviour the test switches at run time) and a real HTTP MJPEG stream served on loopback and read by
-:class:`~edge_runtime.sources.StreamSource` through OpenCV's FFmpeg backend.
+:class:`~edge_runtime.stream_source.StreamSource` through OpenCV's FFmpeg backend.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.capture import BackoffPolicy, CaptureThread
-from edge_runtime.sources import FrameSource, SourceError, StreamSource
+from edge_runtime.sources import FrameSource, SourceError
+from edge_runtime.stream_source import StreamSource
 
 from .helpers import wait_for
 

@@ -68,7 +68,7 @@ def test_a_manifest_cannot_carry_credentials(tmp_path, key):
 
 
 def test_the_command_lines_have_no_password_option():
-    from edge_runtime.cli import build_parser
+    from edge_runtime.cli_options import build_parser
 
     options = {o for a in build_parser()._actions for o in a.option_strings}
     assert not {o for o in options if "pass" in o or "secret" in o}

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import edge_runtime.cli as edge_cli
 import training.cli as i3dmtn_cli
+from edge_runtime.cli_options import build_parser
 
 from .fuzzing import FUZZ
 
@@ -59,7 +60,7 @@ def quiet_root_logger(monkeypatch, tmp_path):
 
 
 def test_edge_runtime_main_returns_a_status_for_any_options(quiet_root_logger, capsys):
-    options = _option_strings(edge_cli.build_parser())
+    options = _option_strings(build_parser())
     counts: dict[int, int] = {}
 
     required = st.tuples(st.text(max_size=10), st.text(max_size=10)).map(

@@ -14,7 +14,8 @@ from alert_consumer.actions import SnapshotSaver, snapshot_path
 from alert_consumer.consumer import AlertConsumer
 from edge_runtime.bundle import BundleError, load_bundle, parse_manifest
 from edge_runtime.schema import SchemaError, validate_id
-from edge_runtime.sources import SourceSpecError, parse_source_spec
+from edge_runtime.source_specs import parse_source_spec
+from edge_runtime.sources import SourceSpecError
 from tests.edge_runtime.test_bundle import _manifest
 
 from .fuzzing import FUZZ

@@ -228,23 +228,11 @@ def _check_init_output(init: Path, output: Path) -> None:
         )
 
 
-def run(args: argparse.Namespace) -> int:
-    from training.checkpoint import CheckpointError, new_model
-    from training.configs import ConfigError
-    from training.data import DatasetError
-    from training.feature_cache import FeatureCacheError
-    from training.finetune import check_fits, init_from
-    from training.trainer import I3D_MTN_Trainer
+def _output(args: argparse.Namespace, config: dict, init_ckpt: dict | None) -> Path:
+    """The run folder, after checking that a fine-tune fits it and that ``--resume`` has a run to continue."""
+    from training.checkpoint import CheckpointError
+    from training.finetune import check_fits
 
-    init_ckpt = _read_init(args)
-    config = config_from_args(
-        args,
-        base=init_ckpt["config"] if init_ckpt else None,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        clip_length=args.clip_length,
-    )
     output = Path(args.output or Path("runs") / (config["name"] + ("-finetune" if init_ckpt else "")))
     if init_ckpt:
         _check_init_output(Path(args.init), output)
@@ -256,13 +244,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--resume: {output / 'last.pt'} not found (train without --resume first, or fix --output)"
         )
+    return output
+
+
+def _frame_cache(args: argparse.Namespace, config: dict) -> Path | None:
+    """The frame cache folder (None: no cache), after refusing the options that do not go together."""
     if args.frame_cache and args.no_frame_cache:
         raise UsageError("--frame-cache and --no-frame-cache exclude each other")
     if args.features and (args.frame_cache or args.no_frame_cache):
         raise UsageError("--frame-cache does not apply with --features: head-only training reads no frames")
-    frame_cache = None
-    if not args.features and not args.no_frame_cache and args.data_path:
-        frame_cache = Path(args.frame_cache) if args.frame_cache else Path(args.data_path) / ".frame_cache"
     if args.features and config["motion_forest_trees"]:
         raise UsageError(
             "config key motion_forest_trees needs the videos' flow (--data_path); head-only training on "
@@ -270,29 +260,64 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.features and args.i3d_weights:
         raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")
+    if args.features or args.no_frame_cache or not args.data_path:
+        return None
+    return Path(args.frame_cache) if args.frame_cache else Path(args.data_path) / ".frame_cache"
+
+
+def _starting_model(
+    args: argparse.Namespace, config: dict, init_ckpt: dict | None
+) -> tuple[Any, dict[str, Any] | None]:
+    """The model to train with its starting weights (a fine-tune's, the I3D file's or the feature cache's
+    backbone), and the fine-tune's provenance (None when it is not one)."""
+    from training.checkpoint import new_model
+    from training.finetune import init_from
+
+    started: list[dict[str, Any]] = []  # the fine-tune's provenance, once its weights are loaded
+
+    def init(model: Any) -> None:
+        started.append(init_from(model, args.init, init_ckpt))
+
+    if args.features:
+        model = _model_for_features(config, Path(args.features), init if init_ckpt else None)
+    else:
+        model = new_model(config)
+        if init_ckpt:
+            init(model)
+        if args.i3d_weights:
+            from training.model import load_i3d_file
+
+            load_i3d_file(model.backbone, args.i3d_weights, strict=False)
+    return model, started[0] if started else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.checkpoint import CheckpointError
+    from training.configs import ConfigError
+    from training.data import DatasetError
+    from training.feature_cache import FeatureCacheError
+    from training.trainer import I3D_MTN_Trainer
+
+    init_ckpt = _read_init(args)
+    config = config_from_args(
+        args,
+        base=init_ckpt["config"] if init_ckpt else None,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        clip_length=args.clip_length,
+    )
+    output = _output(args, config, init_ckpt)
+    frame_cache = _frame_cache(args, config)
     try:
         train_set, val_set = build_datasets(
             config, args.data_path, args.features, frame_cache=frame_cache, progress=not args.no_progress
         )
-        started: list[dict[str, Any]] = []  # the fine-tune's provenance, once its weights are loaded
-
-        def init(model: Any) -> None:
-            started.append(init_from(model, args.init, init_ckpt))
-
-        if args.features:
-            model = _model_for_features(config, Path(args.features), init if init_ckpt else None)
-        else:
-            model = new_model(config)
-            if init_ckpt:
-                init(model)
-            if args.i3d_weights:
-                from training.model import load_i3d_file
-
-                load_i3d_file(model.backbone, args.i3d_weights, strict=False)
+        model, started_from = _starting_model(args, config, init_ckpt)
         trainer = I3D_MTN_Trainer(
             model, config, output_dir=output, device=args.device, progress=not args.no_progress
         )
-        trainer.started_from = started[0] if started else None
+        trainer.started_from = started_from
         history = trainer.fit(train_set, val_set, resume=args.resume)
         if config["motion_forest_trees"]:
             from training.motion_forest import fit_motion_forest

@@ -68,10 +68,10 @@ def test_bad_num_streams_is_refused_by_name(tiny_models, bad):
 @pytest.mark.parametrize("name", ["intel-nuc", "intel-nuc-gpu"])
 def test_a_device_profiles_engine_settings_reach_the_compiled_model(tiny_models, name):
     from devices.profiles import load_profile
-    from edge_runtime.cli import _engine_options
+    from edge_runtime.cli_settings import engine_options
 
     profile = load_profile(name)
-    options = _engine_options(profile, "openvino")
+    options = engine_options(profile, "openvino")
     assert options == {
         "performance_hint": profile.engine.performance_hint,
         "num_streams": profile.engine.num_streams,
@@ -125,9 +125,9 @@ def test_the_runtime_splits_snippets_ready_together_into_the_backends_batches(tm
 
 def test_a_profiles_max_batch_reaches_the_backend(tiny_models, tmp_path):
     from devices.profiles import load_profile
-    from edge_runtime.cli import _engine_options
+    from edge_runtime.cli_settings import engine_options
 
     path = tmp_path / "box.toml"
     path.write_text('[device]\nname = "box"\n[model]\nbackend = "openvino"\n[engine]\nmax_batch = 3\n')
-    options = _engine_options(load_profile(path), "openvino")
+    options = engine_options(load_profile(path), "openvino")
     assert create_backend("openvino", tiny_models[0], options=options).max_batch == 3

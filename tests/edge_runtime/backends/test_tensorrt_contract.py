@@ -17,7 +17,8 @@ import pytest
 from devices.profiles import load_profile
 from edge_runtime.backends import BackendError, create_backend
 from edge_runtime.bundle import load_bundle
-from edge_runtime.cli import _engine_options, main
+from edge_runtime.cli import main
+from edge_runtime.cli_settings import engine_options
 from edge_runtime.runtime import load_models
 from tests.edge_runtime import tensorrt_api_standin as standin
 
@@ -108,7 +109,7 @@ def test_every_engine_option_of_the_profile_reaches_the_builder(jetson, tmp_path
         f'timing_cache = "{cache_file}"\nbuilder_optimization_level = 5\nmax_batch = 6\nopt_batch = 2\n'
     )
     profile.write_text(text)
-    options = {**_engine_options(load_profile(profile), "tensorrt"), "cache_dir": str(tmp_path / "engines")}
+    options = {**engine_options(load_profile(profile), "tensorrt"), "cache_dir": str(tmp_path / "engines")}
     bundle = load_bundle(jetson[0])
     models = load_models(bundle, backend="tensorrt", options=options)
     assert api.called("builder_optimization_level") == [5, 5]

@@ -1,0 +1,127 @@
+"""Network streams (``rtsp://``, ``http(s)://``, ...) as a frame source, read with OpenCV's FFmpeg backend or
+a hardware decoder's GStreamer pipeline, timed by the stream's own presentation times."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+
+import cv2
+
+from .sources import OpenCVSource, SourceError, SourceSpecError
+from .stream_decoders import SOFTWARE, DecoderError, check_decoder, stream_pipeline
+from .urls import STREAM_SCHEMES, redact_url, url_scheme
+
+__all__ = ["RTSP_FFMPEG_OPTIONS", "StreamSource"]
+
+_FFMPEG_OPEN_LOCK = threading.Lock()
+RTSP_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;300000"  # TCP; probe 0.3 s (StreamSource)
+
+
+class StreamSource(OpenCVSource):
+    """A network stream (``rtsp://``, ``http(s)://``, ...) read with OpenCV's FFmpeg backend.
+
+    ``open_timeout_s`` / ``read_timeout_s`` bound how long FFmpeg waits, so a dead stream fails (and is
+    reconnected) instead of blocking forever. RTSP goes over TCP (interleaved), as most NVRs do: no frame is
+    torn by a lost UDP packet; and FFmpeg probes a stream for 0.3 s instead of its default (about a second,
+    until it has seen a key frame), because OpenCV opens one FFmpeg stream at a time in a process: eight
+    cameras would wait eight seconds. An H.264 stream's size comes from its session description anyway. Set
+    ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` yourself to choose otherwise (:data:`RTSP_FFMPEG_OPTIONS` is the default).
+
+    ``decoder`` other than ``"software"`` reads an RTSP stream through a hardware decoder in a GStreamer pipeline
+    (:mod:`edge_runtime.stream_decoders`; ``codec`` says h264 or h265): an OpenCV without GStreamer is refused
+    here, in one line, rather than at each open.
+
+    Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
+    that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
+    opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
+    declares (0.0 when it does not say); the rate it really delivers is measured by the capture thread.
+    """
+
+    kind = "stream"
+    _REANCHOR_S = 5.0  # a presentation time that jumps back, or this far ahead, restarts the anchor
+
+    def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0,
+                 decoder: str = SOFTWARE, codec: str = "h264") -> None:  # fmt: skip
+        super().__init__()
+        scheme = url_scheme(url)
+        if scheme not in STREAM_SCHEMES:
+            raise SourceSpecError(
+                f"stream URL {redact_url(url)!r} must start with one of {[s + '://' for s in STREAM_SCHEMES]}"
+            )
+        self.url, self.decoder = url, decoder
+        self.pipeline: str | None = None  # the GStreamer pipeline of a hardware decoder
+        if decoder != SOFTWARE:
+            try:
+                self.pipeline = stream_pipeline(url, decoder, codec, timeout_s=open_timeout_s)
+            except DecoderError as exc:
+                raise SourceSpecError(f"stream {redact_url(url)}: {exc}") from None
+            try:
+                check_decoder(decoder)
+            except DecoderError as exc:
+                raise SourceError(f"stream {redact_url(url)}: {exc}") from None
+        self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
+        self.fps = 0.0
+        self.size = (0, 0)  # (width, height) the stream declares
+        self._anchor: float | None = None  # wall time of presentation time 0
+        self._opened_at = 0.0
+        self._repeats = 0  # consecutive frames with the previous frame's presentation time
+        self._pts = 0.0  # presentation time of the last frame, seconds
+        self._ts = 0.0
+        if scheme in ("rtsp", "rtsps"):
+            # Read by FFmpeg at each open; set once here, on the thread that parses the sources.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_FFMPEG_OPTIONS)
+
+    @property
+    def description(self) -> str:
+        via = f" (decoded by {self.decoder})" if self.pipeline else ""
+        return f"stream {redact_url(self.url)}{via}"
+
+    @property
+    def waits_at_start(self) -> bool:
+        return True
+
+    def _capture(self) -> cv2.VideoCapture:
+        if self.pipeline is not None:  # rtspsrc's tcp-timeout bounds the waits (see stream_pipeline)
+            return cv2.VideoCapture(self.pipeline, cv2.CAP_GSTREAMER)
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
+        ]  # fmt: skip
+        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+
+    def open(self) -> None:
+        # OpenCV opens one FFmpeg stream at a time anyway: start the clock when this one starts
+        with _FFMPEG_OPEN_LOCK if self.pipeline is None else contextlib.nullcontext():
+            self._opened_at = time.time()
+            super().open()
+        assert self._cap is not None
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and 0 < fps < 1000 else 0.0
+        self.size = (
+            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+        )
+        self._anchor, self._pts, self._ts = None, 0.0, 0.0
+
+    def _grabbed_one(self) -> None:
+        now = time.time()
+        assert self._cap is not None
+        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
+        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
+            self._anchor = self._opened_at - pts
+            ts = self._opened_at
+        elif self._pts < pts <= self._pts + self._REANCHOR_S:
+            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
+            ts = self._anchor + pts
+        elif repeats:  # no new presentation time: a stream's first frames, or one without timing at all
+            ts = self._ts if repeats < 3 else now
+        else:  # a jump: the stream restarted
+            self._anchor, ts = now - pts, now
+        self._pts, self._ts, self._repeats = pts, max(ts, self._ts), repeats  # never back in time
+
+    def timestamp(self) -> float:
+        return self._ts
