@@ -50,7 +50,7 @@ class ClipSettings:
 
 
 def parse_clips(s: Any) -> ClipSettings:
-    """``s``: the profile's typed reader of the ``[clips]`` table (``devices.profiles._Section``)."""
+    """``s``: the profile's typed reader of the ``[clips]`` table (``devices.profile_section.Section``)."""
     s.only(tuple(f.name for f in dataclasses.fields(ClipSettings)))
     folder = s.get("folder", (str,), "a string", None)
     if folder is not None and not folder.startswith("/"):

@@ -70,15 +70,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import re
 import string
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .clip_settings import ClipSettings, parse_clips
+from .clip_settings import parse_clips
+from .profile_section import ProfileError, Section, describe_toml
+from .profile_settings import (
+    CameraSettings,
+    CameraStreams,
+    DeviceInfo,
+    DeviceProfile,
+    EngineSettings,
+    EventSettings,
+    ModelSettings,
+    StreamSettings,
+)
 
 try:
     import tomllib
@@ -128,176 +137,13 @@ _TEMPLATE_FIELDS = ("sensor_id", "width", "height", "fps")
 _SECTIONS = ("device", "model", "camera", "cameras", "streams", "engine", "events", "clips")
 STREAM_DECODERS = ("software", "nvv4l2decoder", "vaapi")  # edge_runtime.stream_decoders builds each
 STREAM_CODECS = ("h264", "h265")
-_MISSING = object()
 # The largest values a device runs with; beyond them a key (or the matching edge-runtime option) is refused.
 EVENT_SECONDS_MAX = {"min_duration_s": 3600.0, "cooldown_s": 86400.0, "update_interval_s": 3600.0}
 MAX_WORKSPACE_MB, MAX_THREADS, MAX_STREAMS, MAX_BATCH = 65536, 256, 64, 64
 
 
-class ProfileError(ValueError):
-    """A device profile that cannot be used; one line naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    name: str
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class ModelSettings:
-    backend: str
-    target: str
-    precision: str = "int8"
-    input_size: int = 224
-    device: str = "CPU"
-
-
-@dataclass(frozen=True)
-class CameraSettings:
-    pipeline: str | None = None  # GStreamer template; None: USB / V4L2 camera
-    width: int = 1280
-    height: int = 720
-    fps: int = 30
-
-
-@dataclass(frozen=True)
-class CameraStreams:
-    """An IP camera of ``[cameras.NAME]``: the stream scored and, optionally, its full-resolution one."""
-
-    detect: str
-    record: str | None = None
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    """``[streams]``: how RTSP cameras are decoded (see ``edge_runtime.stream_decoders``)."""
-
-    decoder: str = "software"  # works with any OpenCV on any device
-    codec: str = "h264"  # what most IP cameras send by default
-
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Backend options; those of other backends stay None."""
-
-    workspace_mb: int | None = None
-    timing_cache: bool | str | None = None  # tensorrt: True, False or an absolute path
-    builder_optimization_level: int | None = None
-    max_batch: int | None = None
-    opt_batch: int | None = None
-    performance_hint: str | None = None
-    num_streams: int | str | None = None
-    intra_op_threads: int | None = None
-
-
-@dataclass(frozen=True)
-class EventSettings:
-    # None: not set here, so the bundle's event policy decides (edge_runtime.cli_settings.event_policy)
-    on_threshold: float | None = None
-    off_ratio: float | None = None  # hysteresis: a score must fall well below "on" to end an event
-    min_duration_s: float | None = None  # one noisy snippet does not start an event
-    cooldown_s: float = 5.0  # one fight is one event, not a burst of them
-    update_interval_s: float = 2.0  # keeps MQTT traffic bounded during a long event
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    """A loaded device profile; ``name`` is the file's stem, ``source`` where it was read from."""
-
-    name: str
-    source: str
-    device: DeviceInfo
-    model: ModelSettings
-    camera: CameraSettings
-    engine: EngineSettings
-    events: EventSettings
-    cameras: dict[str, CameraStreams] = dataclasses.field(default_factory=dict)
-    streams: StreamSettings = StreamSettings()
-    clips: ClipSettings | None = None  # None: no [clips] section, no clips unless edge-runtime --clips-dir
-
-    def camera_pipeline(self, sensor_id: int = 0) -> str | None:
-        """The camera's GStreamer pipeline with its placeholders filled, or None for a USB / V4L2 camera."""
-        if self.camera.pipeline is None:
-            return None
-        c = self.camera
-        return c.pipeline.format(sensor_id=int(sensor_id), width=c.width, height=c.height, fps=c.fps)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-class _Section:
-    """Typed reads of one TOML table, with errors naming the file, the section and the key."""
-
-    def __init__(self, data: dict[str, Any], section: str, where: str) -> None:
-        self.section, self.where = section, where
-        value = data.get(section, {})
-        if not isinstance(value, dict):
-            raise self.error(f"[{section}] must be a table, got {_describe(value)}")
-        self.table = value
-
-    def error(self, message: str) -> ProfileError:
-        return ProfileError(f"{self.where}: {message}")
-
-    def only(self, allowed: tuple[str, ...]) -> None:
-        for key in self.table:
-            if key not in allowed:
-                raise self.error(f"[{self.section}] unknown key {key!r}; known: {', '.join(allowed)}")
-
-    def get(self, key: str, types: tuple[type, ...], kind: str, default: Any = _MISSING) -> Any:
-        if key not in self.table:
-            if default is _MISSING:
-                raise self.error(f"[{self.section}] {key} is missing")
-            return default
-        value = self.table[key]
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise self.error(f"[{self.section}] {key} must be {kind}, got {_describe(value)}")
-        return value
-
-    def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
-        value = self.get(key, (str,), "a string", default)
-        if value is not default and value not in choices:
-            raise self.error(f"[{self.section}] {key} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def integer(self, key: str, low: int, high: int | None = None, default: Any = _MISSING) -> Any:
-        value = self.get(key, (int,), "an integer", default)
-        if value is not default and (value < low or (high is not None and value > high)):
-            bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-            raise self.error(f"[{self.section}] {key} must be an integer {bounds}, got {value}")
-        return value
-
-    def number(
-        self,
-        key: str,
-        default: Any,
-        *,
-        low: float,
-        high: float | None = None,
-        open_low: bool = False,
-        open_high: bool = False,
-    ) -> Any:
-        value = self.get(key, (int, float), "a number", default)
-        if value is default:
-            return value
-        too_low = value < low or (open_low and value == low)
-        too_high = high is not None and (value > high or (open_high and value == high))
-        if too_low or too_high or not math.isfinite(value):
-            top = "inf)" if high is None else f"{high:g}{')' if open_high else ']'}"
-            bounds = f"{'(' if open_low else '['}{low:g}, {top}"
-            raise self.error(f"[{self.section}] {key} must be a number in {bounds}, got {value!r}")
-        return float(value)
-
-
-def _describe(value: Any) -> str:
-    kind = {bool: "boolean", int: "integer", float: "float", str: "string", list: "array", dict: "table"}
-    text = repr(value) if not isinstance(value, bool) else str(value).lower()
-    return f"{kind.get(type(value), type(value).__name__)} {text[:60]}"
-
-
 def _model(data: dict[str, Any], where: str) -> ModelSettings:
-    s = _Section(data, "model", where)
+    s = Section(data, "model", where)
     s.only(("backend", "target", "precision", "input_size", "device"))
     backend = s.choice("backend", BACKENDS)
     targets = _TARGETS[backend]
@@ -319,7 +165,7 @@ def _model(data: dict[str, Any], where: str) -> ModelSettings:
 
 
 def _camera(data: dict[str, Any], where: str) -> CameraSettings:
-    s = _Section(data, "camera", where)
+    s = Section(data, "camera", where)
     s.only(("pipeline", "width", "height", "fps"))
     pipeline = s.get("pipeline", (str,), "a string", None)
     if pipeline is not None:
@@ -341,14 +187,14 @@ def _camera(data: dict[str, Any], where: str) -> CameraSettings:
 
 
 def _cameras(data: dict[str, Any], where: str) -> dict[str, CameraStreams]:
-    tables = _Section(data, "cameras", where).table
+    tables = Section(data, "cameras", where).table
     cameras = {}
     for name, table in tables.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             raise ProfileError(f"{where}: [cameras.{name}]: a camera name is 1-64 letters, digits, - _ .")
         if not isinstance(table, dict):
-            raise ProfileError(f"{where}: [cameras.{name}] must be a table, got {_describe(table)}")
-        s = _Section(tables, name, where)
+            raise ProfileError(f"{where}: [cameras.{name}] must be a table, got {describe_toml(table)}")
+        s = Section(tables, name, where)
         s.section = f"cameras.{name}"
         s.only(("detect", "record"))
         cameras[name] = CameraStreams(
@@ -358,7 +204,7 @@ def _cameras(data: dict[str, Any], where: str) -> dict[str, CameraStreams]:
 
 
 def _streams(data: dict[str, Any], where: str) -> StreamSettings:
-    s = _Section(data, "streams", where)
+    s = Section(data, "streams", where)
     s.only(("decoder", "codec"))
     return StreamSettings(
         decoder=s.choice("decoder", STREAM_DECODERS, "software"),
@@ -367,7 +213,7 @@ def _streams(data: dict[str, Any], where: str) -> StreamSettings:
 
 
 def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
-    s = _Section(data, "engine", where)
+    s = Section(data, "engine", where)
     every = tuple(dict.fromkeys(k for keys in _ENGINE_KEYS.values() for k in keys))
     s.only(every)
     for key in s.table:
@@ -403,7 +249,7 @@ def _engine(data: dict[str, Any], backend: str, where: str) -> EngineSettings:
 
 
 def _events(data: dict[str, Any], where: str) -> EventSettings:
-    s = _Section(data, "events", where)
+    s = Section(data, "events", where)
     s.only(tuple(f.name for f in dataclasses.fields(EventSettings)))
     return EventSettings(
         on_threshold=s.number("on_threshold", None, low=0.0, high=1.0, open_low=True, open_high=True),
@@ -434,7 +280,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
     if "device" not in data or "model" not in data:
         missing = "device" if "device" not in data else "model"
         raise ProfileError(f"{where}: section [{missing}] is missing")
-    dev = _Section(data, "device", where)
+    dev = Section(data, "device", where)
     dev.only(("name", "description"))
     model = _model(data, where)
     return DeviceProfile(
@@ -450,7 +296,7 @@ def parse_profile(text: str, *, name: str, where: str) -> DeviceProfile:
         events=_events(data, where),
         cameras=_cameras(data, where),
         streams=_streams(data, where),
-        clips=parse_clips(_Section(data, "clips", where)) if "clips" in data else None,
+        clips=parse_clips(Section(data, "clips", where)) if "clips" in data else None,
     )
 
 
