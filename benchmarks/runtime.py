@@ -49,10 +49,11 @@ from edge_runtime.backends import BackendError
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import Bundle, BundleError, load_bundle
 from edge_runtime.events import EventPolicy
+from edge_runtime.models import LoadedModels, load_models
 from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
-from edge_runtime.runtime import LoadedModels, Runtime, RuntimeConfig, load_models
+from edge_runtime.runtime import Runtime, RuntimeConfig
 from edge_runtime.sources import FileSource
 from edge_runtime.video import write_video
 

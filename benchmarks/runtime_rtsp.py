@@ -159,7 +159,7 @@ def model_share(bundle_dir: Path, repeats: int = 4) -> tuple[float, float]:
     import numpy as np
 
     from edge_runtime.bundle import load_bundle
-    from edge_runtime.runtime import load_models
+    from edge_runtime.models import load_models
 
     bundle = load_bundle(bundle_dir)
     models = load_models(bundle)

@@ -137,7 +137,7 @@ def event_policy(args: argparse.Namespace, profile: Any, bundle: Any) -> Any:
 
 
 def load_runtime_models(args: argparse.Namespace, profile: Any, bundle: Any) -> Any:
-    from .runtime import load_models
+    from .models import load_models
 
     backend = args.backend or (profile.model.backend if profile is not None else None)
     return load_models(

@@ -117,7 +117,7 @@ def _latency(models: Any, bundle: Any, snippet: np.ndarray, runs: int) -> tuple[
 def _check(args: argparse.Namespace) -> int:
     from .backends import BackendError
     from .bundle import load_bundle
-    from .runtime import load_models
+    from .models import load_models
 
     bundle = load_bundle(args.bundle)
     videos = _videos(args.videos)

@@ -4,7 +4,7 @@ After a fine-tune on reviewed clips (``i3dmtn data harvest``, ``i3dmtn train --i
 changes on the device. Both bundles score the same held-out videos, each as its device would:
 
 - the old bundle with the device's code only (no torch): :func:`edge_runtime.bundle.load_bundle` (hashes
-  checked), :func:`edge_runtime.runtime.load_models` at the bundle's precision (fp32 if those files cannot be
+  checked), :func:`edge_runtime.models.load_models` at the bundle's precision (fp32 if those files cannot be
   loaded), on the backend the export report uses for its target, and the one streaming rule
   (:func:`edge_runtime.scoring.streaming_scores`, through :func:`export.scoring.score_videos`);
 - the new model as the report scores it, at the precision the new bundle ships.
@@ -101,7 +101,7 @@ def bundle_event_policy(bundle: Bundle) -> EventPolicy:
 
 def score_baseline(bundle: Bundle, records: list[VideoRecord]) -> tuple[VideoScores, dict[str, Any]]:
     """The old bundle's scores on ``records`` and what it ran as (the report's ``baseline.bundle`` entry)."""
-    from edge_runtime.runtime import load_models
+    from edge_runtime.models import load_models
     from export.targets import runtime_backend
 
     models = load_models(bundle, backend=runtime_backend(bundle.target), device="CPU")

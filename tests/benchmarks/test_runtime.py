@@ -13,8 +13,8 @@ from benchmarks.runtime import bench_cameras, frames_per_snippet, parse_options,
 from benchmarks.runtime_models import CAMERA_FRAME, DARK, FPS, flat_frames, moving_frames
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import load_bundle
+from edge_runtime.models import load_models
 from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig
-from edge_runtime.runtime import load_models
 from tests.edge_runtime.runtime_helpers import S, make_bundle
 
 RATE = 15.0

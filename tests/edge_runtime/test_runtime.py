@@ -228,7 +228,7 @@ def test_sigterm_mid_event_sends_end_and_exits_zero(bundle, videos, tmp_path, br
 
 def test_int8_the_backend_cannot_load_falls_back_to_fp32_with_a_warning(tmp_path, caplog):
     from edge_runtime.bundle import load_bundle
-    from edge_runtime.runtime import load_models
+    from edge_runtime.models import load_models
 
     bundle = load_bundle(make_bundle(tmp_path, broken_int8=True))
     assert bundle.precision == "int8"
@@ -242,7 +242,7 @@ def test_int8_the_backend_cannot_load_falls_back_to_fp32_with_a_warning(tmp_path
 def test_a_missing_backend_library_is_raised_not_fallen_back_from(bundle):
     from edge_runtime.backends import BackendUnavailable, is_installed
     from edge_runtime.bundle import load_bundle
-    from edge_runtime.runtime import load_models
+    from edge_runtime.models import load_models
 
     if is_installed("tensorrt"):
         pytest.skip("TensorRT is installed here")

@@ -98,10 +98,11 @@ def test_the_runtime_splits_snippets_ready_together_into_the_backends_batches(tm
     batch's memory), one call for both with ``max_batch`` 2; the same scores either way."""
     from edge_runtime.bundle import load_bundle
     from edge_runtime.events import EventPolicy
+    from edge_runtime.models import load_models
     from edge_runtime.mqtt import MqttPublisher
     from edge_runtime.mqtt_settings import MqttSettings
     from edge_runtime.outbox import Outbox
-    from edge_runtime.runtime import Runtime, RuntimeConfig, load_models
+    from edge_runtime.runtime import Runtime, RuntimeConfig
     from edge_runtime.sources import FileSource
     from tests.edge_runtime.runtime_helpers import make_bundle
 

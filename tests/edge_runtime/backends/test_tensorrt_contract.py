@@ -19,7 +19,7 @@ from edge_runtime.backends import BackendError, create_backend
 from edge_runtime.bundle import load_bundle
 from edge_runtime.cli import main
 from edge_runtime.cli_settings import engine_options
-from edge_runtime.runtime import load_models
+from edge_runtime.models import load_models
 from tests.edge_runtime import tensorrt_api_standin as standin
 
 FLAVOURS = ["10", "11"]
