@@ -41,7 +41,7 @@ from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_mot
 from edge_runtime.preprocess import PreprocessConfig, PreprocessError
 
 if TYPE_CHECKING:
-    from devices.profiles import DeviceProfile
+    from devices.profile_settings import DeviceProfile
 
 __all__ = [
     "BUNDLE_SCHEMA",

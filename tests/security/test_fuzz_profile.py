@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devices.profiles import DeviceProfile, ProfileError, list_profiles, parse_profile
+from devices.profile_settings import DeviceProfile
+from devices.profiles import ProfileError, list_profiles, parse_profile
 
 from .fuzzing import FUZZ, assert_one_line
 
