@@ -35,7 +35,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["GOAL_AUC", "GOAL_ACCURACY", "motion_floor_score", "run_fold", "main"]
+__all__ = [
+    "GOAL_AUC",
+    "GOAL_ACCURACY",
+    "add_split_arguments",
+    "default_data",
+    "main",
+    "motion_floor_score",
+    "prepare_fold",
+    "resolve_split_options",
+    "run_fold",
+]
 
 GOAL_AUC = 0.90
 GOAL_ACCURACY = 0.85
@@ -68,6 +78,15 @@ def _cli(args: list[str], log: Path, threads: int) -> None:
         raise RuntimeError(f"i3dmtn {args[0]} failed ({proc.returncode}), see {log}: {' | '.join(tail)}")
 
 
+def prepare_fold(opts: argparse.Namespace, fold: int, here: Path, threads: int) -> Path:
+    """``i3dmtn data prepare`` of round ``fold`` into ``here/data`` (train/, val/, test/); returns that folder."""
+    here.mkdir(parents=True, exist_ok=True)
+    prepare = ["data", "prepare", str(opts.data), "--out", str(here / "data"), "--folds", str(opts.folds)]
+    prepare += ["--fold", str(fold), "--seed", str(opts.seed), "--val", str(opts.val), "--force"]
+    _cli(prepare + (["--groups", str(opts.groups)] if opts.groups else []), here / "prepare.log", threads)
+    return here / "data"
+
+
 def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> dict[str, Any]:
     """Prepare, train and evaluate round ``fold``; returns its metrics and the floor's AUC on its test/."""
     from sklearn.metrics import roc_auc_score
@@ -76,11 +95,7 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
     from training.data.records import scan_videos
 
     here = work / f"fold{fold}"
-    data, run = here / "data", here / "run"
-    here.mkdir(parents=True, exist_ok=True)
-    prepare = ["data", "prepare", str(opts.data), "--out", str(data), "--folds", str(opts.folds)]
-    prepare += ["--fold", str(fold), "--seed", str(opts.seed), "--val", str(opts.val), "--force"]
-    _cli(prepare + (["--groups", str(opts.groups)] if opts.groups else []), here / "prepare.log", threads)
+    data, run = prepare_fold(opts, fold, here, threads), here / "run"
     sets = [a for kv in opts.overrides for a in ("--set", kv)]
     start = time.perf_counter()
     train = [
@@ -149,18 +164,13 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def _default_data() -> Path:
+def default_data() -> Path:
+    """The reference clips beside a clone: ``../shared/data/surveillance-fight``."""
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "surveillance-fight"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.real_quality",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    parser.add_argument("--data", type=Path, default=_default_data(), help="SRC for i3dmtn data prepare")
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the rounds and the recipe (shared with :mod:`benchmarks.real_forest`)."""
     parser.add_argument(
         "--groups", type=Path, help="clip -> source JSON (default: DATA/groups.json if present)"
     )
@@ -170,6 +180,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default 0)")
     parser.add_argument("--config", default="surveillance", help="preset to train (default: surveillance)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+
+
+def resolve_split_options(
+    parser: argparse.ArgumentParser, opts: argparse.Namespace, count: int = 0
+) -> list[int]:
+    """Check ``--data``, default ``--groups`` to DATA/groups.json, and return the folds to run (``--only``,
+    else the first ``count``, else all)."""
+    if not opts.data.is_dir():
+        parser.error(
+            f"--data {opts.data}: not a folder (a data set of real clips that i3dmtn data prepare reads)"
+        )
+    if opts.groups is None and (opts.data / "groups.json").is_file():
+        opts.groups = opts.data / "groups.json"
+    folds = opts.only if opts.only is not None else list(range(count or opts.folds))
+    if any(not 0 <= f < opts.folds for f in folds):
+        parser.error(f"--only: folds must be in 0 .. {opts.folds - 1}, got {folds}")
+    return folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.real_quality",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--data", type=Path, default=default_data(), help="SRC for i3dmtn data prepare")
+    add_split_arguments(parser)
     parser.add_argument(
         "--quick", action="store_true", help="2 folds of 5 epochs: checks the chain, not the goal"
     )
@@ -179,17 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         "--frame-cache", type=Path, help="frame cache shared by the rounds (default: WORK/frames)"
     )
     opts = parser.parse_args(argv)
-    if not opts.data.is_dir():
-        parser.error(
-            f"--data {opts.data}: not a folder (a data set of real clips that i3dmtn data prepare reads)"
-        )
-    if opts.groups is None and (opts.data / "groups.json").is_file():
-        opts.groups = opts.data / "groups.json"
+    folds = resolve_split_options(parser, opts, 2 if opts.quick else 0)
     if opts.quick:
         opts.overrides = ["epochs=5", *opts.overrides]
-    folds = opts.only if opts.only is not None else list(range(2 if opts.quick else opts.folds))
-    if any(not 0 <= f < opts.folds for f in folds):
-        parser.error(f"--only: folds must be in 0 .. {opts.folds - 1}, got {folds}")
     with tempfile.TemporaryDirectory(prefix="i3dmtn-real-quality-") as tmp:
         work = opts.work or Path(tmp)
         opts.frame_cache = opts.frame_cache or work / "frames"

@@ -47,10 +47,12 @@ from training.data import DatasetError
 
 __all__ = [
     "FOREST_FILE",
+    "fit_forest",
     "fit_motion_forest",
     "forest_arrays",
     "load_checkpoint_fusion",
     "training_windows",
+    "video_windows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,26 +93,33 @@ def forest_arrays(model: Any, stats_version: str = STATS_VERSION) -> TreeEnsembl
     )
 
 
+def video_windows(dataset: Any, index: int, num_snippets: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` of video ``index`` of ``dataset``: the window statistics of each of its snippets and their
+    labels (see the module docstring); raises :class:`~edge_runtime.video.VideoReadError`."""
+    record = dataset.records[index]
+    snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
+    x = video_window_stats(snippets_motion_stats(snippets), num_snippets)
+    if record.frame_labels is not None:
+        newest = np.asarray(record.frame_labels)[np.minimum(frames, len(record.frame_labels) - 1)]
+        return x, (newest.max(axis=1) > 0.5).astype(np.int64)
+    return x, np.full(len(snippets), int(record.label), np.int64)
+
+
 def training_windows(
     dataset: Any, num_snippets: int, *, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: the window statistics of every snippet of every video of ``dataset`` (an
-    :class:`~training.data.AnomalyVideoDataset`) and their labels (see the module docstring)."""
+    """``(X, y)``: :func:`video_windows` of every video of ``dataset`` (an
+    :class:`~training.data.AnomalyVideoDataset`), unreadable videos skipped with a warning."""
     xs, ys, skipped = [], [], 0
     for index in tqdm(range(len(dataset)), desc="motion statistics", unit="video", disable=not progress):
-        record = dataset.records[index]
         try:
-            snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
+            x, y = video_windows(dataset, index, num_snippets)
         except VideoReadError as exc:
-            logger.warning("motion forest: skipping video %s: %s", record.path, exc)
+            logger.warning("motion forest: skipping video %s: %s", dataset.records[index].path, exc)
             skipped += 1
             continue
-        xs.append(video_window_stats(snippets_motion_stats(snippets), num_snippets))
-        if record.frame_labels is not None:
-            newest = np.asarray(record.frame_labels)[np.minimum(frames, len(record.frame_labels) - 1)]
-            ys.append((newest.max(axis=1) > 0.5).astype(np.int64))
-        else:
-            ys.append(np.full(len(snippets), int(record.label), np.int64))
+        xs.append(x)
+        ys.append(y)
     if skipped:
         logger.warning("motion forest: %d video(s) skipped (unreadable)", skipped)
     if not xs:
@@ -118,7 +127,9 @@ def training_windows(
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, trees: int, seed: int) -> TreeEnsemble:
+def fit_forest(x: np.ndarray, y: np.ndarray, trees: int, seed: int) -> TreeEnsemble:
+    """The run's forest on windows ``(X, y)``: ``trees`` seeded trees, leaves of at least
+    :data:`MIN_SAMPLES_LEAF` windows, as plain arrays."""
     from sklearn.ensemble import RandomForestClassifier
 
     model = RandomForestClassifier(trees, min_samples_leaf=MIN_SAMPLES_LEAF, random_state=seed, n_jobs=1)
@@ -160,7 +171,7 @@ def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: b
         )
     logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
                 config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
-    forest = _fit(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
+    forest = fit_forest(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
     fusion = MotionFusion(forest, float(config["motion_weight"]))
     path = out / FOREST_FILE
     if trainer.dist.is_main:

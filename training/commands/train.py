@@ -82,40 +82,17 @@ def _video_datasets(
     config: dict[str, Any], data_path: Path, frame_cache: Path | None, progress: bool = True
 ) -> tuple[Any, Any]:
     from training.configs import to_preprocess_config
-    from training.data import AnomalyVideoDataset, find_splits, scan_videos, split_records
+    from training.data import find_splits, scan_videos, split_records
     from training.data.frame_cache import FrameCache
+    from training.data.video_dataset import dataset_from_config
 
     splits = find_splits(data_path)
-    preprocess = to_preprocess_config(config)
-    cache = FrameCache(frame_cache, preprocess) if frame_cache is not None else None
+    cache = FrameCache(frame_cache, to_preprocess_config(config)) if frame_cache is not None else None
 
     def make(path: Path, train: bool, records: Any = None) -> Any:
-        skipped: list[Any] = []
-        if records is None:
-            records, skipped = scan_videos(path)
-        if cache is not None:
-            already = len(cache.skipped)
-            records = cache.build(records, progress=progress)
-            skipped += cache.skipped[already:]
-        dataset = AnomalyVideoDataset(
-            path,
-            config["clip_length"],
-            config["frame_size"],
-            num_snippets=config["num_snippets"],
-            frame_stride=config["frame_stride"],
-            resize_short_side=config["resize_short_side"],
-            train=train,
-            augment_flip=config["augment_flip"],
-            augment_crop_jitter=config["augment_crop_jitter"],
-            augment_zoom=config["augment_zoom"],
-            seed=config["seed"],
-            records=records,
-            snippet_sampling=config["snippet_sampling"],
-            preprocess=preprocess,
-            frame_cache=cache,
+        return dataset_from_config(
+            config, path, train=train, frame_cache=cache, records=records, progress=progress
         )
-        dataset.skipped = skipped  # unreadable videos: warned, counted
-        return dataset
 
     if "train" in splits and "val" in splits:
         return make(splits["train"], True), make(splits["val"], False)

@@ -31,7 +31,7 @@ from training.data.records import SkippedVideo, VideoRecord, scan_videos
 from training.data.sampling import sample_snippets, snippets_frame_indices
 from training.data.video_snippets import preprocess_config
 
-__all__ = ["AnomalyVideoDataset", "item_rng"]
+__all__ = ["AnomalyVideoDataset", "dataset_from_config", "item_rng"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,3 +236,40 @@ def _zoom(frame: np.ndarray, zoom: float) -> np.ndarray:
         return np.asarray(frame)
     h, w = frame.shape[:2]
     return cv2.resize(np.asarray(frame), (round(w * zoom), round(h * zoom)), interpolation=cv2.INTER_LINEAR)
+
+
+def dataset_from_config(
+    config: Any, path: str | Path, *, train: bool, frame_cache: FrameCache | None = None,
+    records: Sequence[VideoRecord] | None = None, progress: bool = True,
+) -> AnomalyVideoDataset:  # fmt: skip
+    """The videos of ``path`` (or ``records``) as a run's config reads them: its snippets, crop, augmentation
+    and preprocessing contract, frames from ``frame_cache`` when given (built for the videos first).
+    ``skipped`` lists the videos that could not be read, scanned or cached."""
+    from training.configs import to_preprocess_config
+
+    skipped: list[SkippedVideo] = []
+    if records is None:
+        records, skipped = scan_videos(path)
+    if frame_cache is not None:
+        already = len(frame_cache.skipped)
+        records = frame_cache.build(records, progress=progress)
+        skipped += frame_cache.skipped[already:]
+    dataset = AnomalyVideoDataset(
+        path,
+        config["clip_length"],
+        config["frame_size"],
+        num_snippets=config["num_snippets"],
+        frame_stride=config["frame_stride"],
+        resize_short_side=config["resize_short_side"],
+        train=train,
+        augment_flip=config["augment_flip"],
+        augment_crop_jitter=config["augment_crop_jitter"],
+        augment_zoom=config["augment_zoom"],
+        seed=config["seed"],
+        records=records,
+        snippet_sampling=config["snippet_sampling"],
+        preprocess=to_preprocess_config(config),
+        frame_cache=frame_cache,
+    )
+    dataset.skipped = skipped  # unreadable videos: warned, counted
+    return dataset
