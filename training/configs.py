@@ -42,6 +42,7 @@ __all__ = [
     "BEST_CHECKPOINTS",
     "INPUT_MODALITIES",
     "CONFIG_NAMES",
+    "MOTION_FOREST_DATA",
     "SAMPLING_MODES",
     "Config",
     "ConfigError",
@@ -65,6 +66,10 @@ logger = logging.getLogger(__name__)
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
+MOTION_FOREST_DATA = (
+    "train+val",
+    "train",
+)  # training.motion_forest: the videos the shipped forest is fitted on
 SAMPLING_MODES = (
     "window",
     "segments",
@@ -278,6 +283,8 @@ def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) 
         fail(
             "motion_forest_trees", "0 with input_modality 'rgb' (the motion statistics are of the input flow)"
         )
+    if cfg["motion_forest_data"] not in MOTION_FOREST_DATA:
+        fail("motion_forest_data", f"one of {MOTION_FOREST_DATA}")
     if not 0 <= cfg["motion_weight"] <= 1:
         fail("motion_weight", "in [0, 1] (the forest's share of the fused score)")
     if not cfg["motion_forest_trees"] and cfg["motion_weight"] != _DEFAULT["motion_weight"]:

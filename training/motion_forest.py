@@ -11,9 +11,14 @@
 2. a scikit-learn ``RandomForestClassifier(motion_forest_trees, min_samples_leaf=2)`` fitted on them (seeded
    by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
    ``motion_forest.npz`` (:class:`edge_runtime.forest.TreeEnsemble`, no pickles);
-3. ``best.pt`` and ``last.pt`` rewritten with a reference to the file (name, SHA-256, statistics version,
-   weight) and the operating threshold chosen on the validation videos with the *fused* score (the trainer's
-   validation with the forest), and the validation AUC of the fused, network-only and forest-only scores.
+3. the operating threshold of ``best.pt`` and ``last.pt`` chosen on the validation videos with the *fused*
+   score of that forest (the trainer's validation with it), and the validation AUC of the fused, network-only
+   and forest-only scores;
+4. with ``motion_forest_data = "train+val"`` (the default), the forest fitted again, as in steps 1-2, on the
+   windows of the training *and* validation videos: the shipped forest has seen more scenes, and the threshold
+   and validation AUCs stay those of step 3, measured on videos its predecessor never saw. Then
+   ``best.pt`` and ``last.pt`` rewritten with the threshold, the AUCs and a reference to the file (name,
+   SHA-256, statistics version, weight).
 
 :func:`load_checkpoint_fusion` reads it back for ``evaluate`` and ``export``: the file must be next to the
 checkpoint with the SHA-256 the checkpoint names.
@@ -160,37 +165,47 @@ def _fused_validation(
     return (float(thr) if math.isfinite(thr) else None), aucs
 
 
-def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:
-    """Fit the run's forest and attach it to ``best.pt`` and ``last.pt`` (steps 1-3 of the module docstring).
-    Every rank fits the same seeded forest (the validation is shared); rank 0 writes."""
-    config, out = trainer.config, trainer.output_dir
-    x, y = training_windows(train_set, int(config["num_snippets"]), progress=progress)
+def _training_forest(config: Mapping[str, Any], datasets: list[Any], progress: bool) -> TreeEnsemble:
+    """The seeded forest of the windows of ``datasets`` (step 2 of the module docstring)."""
+    parts = [training_windows(d, int(config["num_snippets"]), progress=progress) for d in datasets]
+    x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
     if len(set(y.tolist())) < 2:
         raise DatasetError(
             f"motion_forest_trees: the training windows hold one class only ({len(y)} windows)"
         )
     logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
                 config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
-    forest = fit_forest(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
-    fusion = MotionFusion(forest, float(config["motion_weight"]))
-    path = out / FOREST_FILE
-    if trainer.dist.is_main:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        forest.save(tmp)
-        os.replace(tmp, path)
+    return fit_forest(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
+
+
+def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:
+    """Fit the run's forest and attach it to ``best.pt`` and ``last.pt`` (steps 1-4 of the module docstring).
+    Every rank fits the same seeded forests (the validation is shared); rank 0 writes."""
+    config, out = trainer.config, trainer.output_dir
+    fusion = MotionFusion(_training_forest(config, [train_set], progress), float(config["motion_weight"]))
     best, last = out / "best.pt", out / "last.pt"
     same = best.is_file() and os.path.samefile(best, last)
+    checkpoints = {}
     for name in ("last.pt",) if same else ("best.pt", "last.pt"):  # last.pt last: the model ends as trained
         ckpt = read_checkpoint(out / name, map_location=trainer.device)
         load_model_state(trainer.model, ckpt["model"], out / name)
         ckpt["threshold"], val = _fused_validation(trainer, val_set, fusion)
         logger.info("%s with the motion forest: validation AUC fused %.4f, network %.4f, forest %.4f",
                     name, val["fused"], val["network"], val["forest"])  # fmt: skip
-        if trainer.dist.is_main:
+        checkpoints[name] = ckpt, val
+    forest = fusion.forest
+    if config["motion_forest_data"] == "train+val" and len(val_set):
+        forest = _training_forest(config, [train_set, val_set], progress)
+    path = out / FOREST_FILE
+    if trainer.dist.is_main:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        forest.save(tmp)
+        os.replace(tmp, path)
+        for name, (ckpt, val) in checkpoints.items():
             ckpt["motion_forest"] = _reference(path, config, val)
             save_checkpoint(out / name, ckpt)
-    if same and trainer.dist.is_main:
-        copy_checkpoint(last, best)
+        if same:
+            copy_checkpoint(last, best)
     return path
 
 

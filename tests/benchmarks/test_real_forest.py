@@ -31,7 +31,13 @@ def test_separable_statistics_give_a_perfect_fold_at_the_val_threshold():
     windows = _windows(44, separation=4.0, seed=0)
     m = real_forest.fold_metrics(config, windows, **_fold(windows))
     assert m["auc"] == 1.0 and m["accuracy"] == 1.0 and m["test_videos"] == 12
-    assert m["train_windows"] == 24 * 4
+    assert m["train_windows"] == (24 + 8) * 4  # refitted on train + val, as training does
+
+
+def test_the_forest_of_train_alone_when_the_config_says_so():
+    config = create_experiment_config("surveillance", motion_forest_trees=20, motion_forest_data="train")
+    windows = _windows(44, separation=4.0, seed=0)
+    assert real_forest.fold_metrics(config, windows, **_fold(windows))["train_windows"] == 24 * 4
 
 
 def test_statistics_that_say_nothing_give_no_better_than_chance():

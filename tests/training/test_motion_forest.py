@@ -43,3 +43,58 @@ def test_windows_take_the_frame_labels_of_their_newest_snippet(train_set):
             np.testing.assert_array_equal(mine, record.frame_labels[frames].max(axis=1) > 0.5)
     annotated = [r for r in dataset.records if r.label == 1 and r.frame_labels is not None]
     assert annotated and 0 < y.mean() < 1  # fights annotated in part: windows of both labels
+
+
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory, train_set):
+    """A 1-epoch tiny flow run (best.pt, last.pt) and its data sets, trained once."""
+    from training.checkpoint import new_model
+    from training.trainer import I3D_MTN_Trainer
+
+    config = tiny_config(input_modality="flow", motion_forest_trees=3, epochs=1)
+    train, val = video_datasets(synth_root(tmp_path_factory), config)
+    out = tmp_path_factory.mktemp("flow_run")
+    I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False).fit(train, val)
+    return config, train, val, out
+
+
+def _forest_run(flow_run, tmp_path, caplog, data):
+    """The run copied to ``tmp_path``, its forest fitted with ``motion_forest_data = data``: (checkpoint, the
+    windows each forest was fitted on, as logged)."""
+    import logging
+    import shutil
+
+    from training.checkpoint import new_model, read_checkpoint
+    from training.motion_forest import fit_motion_forest
+    from training.trainer import I3D_MTN_Trainer
+
+    config, train, val, run = flow_run
+    config = {**config, "motion_forest_data": data}
+    out = shutil.copytree(run, tmp_path / data)
+    trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="training.motion_forest"):
+        fit_motion_forest(trainer, train, val, progress=False)
+    fits = [r.args[1] for r in caplog.records if r.getMessage().startswith("fitting the motion forest")]
+    return read_checkpoint(out / "best.pt", map_location="cpu"), out, fits
+
+
+def test_the_shipped_forest_is_refitted_on_train_and_val_at_the_threshold_of_train_alone(
+    flow_run, tmp_path, caplog
+):
+    from edge_runtime.bundle import sha256_file
+    from training.motion_forest import load_checkpoint_fusion
+
+    config, train, val, _ = flow_run
+    alone, alone_dir, alone_fits = _forest_run(flow_run, tmp_path, caplog, "train")
+    both, both_dir, both_fits = _forest_run(flow_run, tmp_path, caplog, "train+val")
+    k = config["num_snippets"]
+    n_train, n_val = (len(training_windows(d, k, progress=False)[1]) for d in (train, val))
+    assert alone_fits == [n_train] and both_fits == [n_train, n_train + n_val]
+    # the threshold and validation AUCs are measured with the forest of train/ alone, in both modes
+    assert both["threshold"] == alone["threshold"]
+    assert both["motion_forest"]["val_auc"] == alone["motion_forest"]["val_auc"]
+    for ckpt, out in ((alone, alone_dir), (both, both_dir)):
+        assert ckpt["motion_forest"]["sha256"] == sha256_file(out / "motion_forest.npz")
+        assert load_checkpoint_fusion(out / "best.pt", ckpt) is not None
+    assert alone["motion_forest"]["sha256"] != both["motion_forest"]["sha256"]
