@@ -157,7 +157,7 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
 
     from .backends import BackendError
     from .bundle import BundleError
-    from .clips import ClipError
+    from .clip_writer import ClipError
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 

@@ -31,8 +31,8 @@ def add_clip_arguments(parser: argparse.ArgumentParser) -> None:
 def clip_settings(args: argparse.Namespace, profile: Any, device_id: str,
                   environ: Any = None) -> tuple[ClipSettings | None, Path | None]:  # fmt: skip
     """The clip settings and folder of this run (``(None, None)``: no clips). Raises
-    :class:`~edge_runtime.clips.ClipError` when PyAV or the encoder is missing."""
-    from .clips import check_encoder
+    :class:`~edge_runtime.clip_writer.ClipError` when PyAV or the encoder is missing."""
+    from .clip_writer import check_encoder
 
     settings = profile.clips if profile is not None else None
     if settings is None and not args.clips_dir:
@@ -55,12 +55,12 @@ def clip_settings(args: argparse.Namespace, profile: Any, device_id: str,
 @contextlib.contextmanager
 def serve_clips(settings: ClipSettings | None, folder: Path | None) -> Iterator[Any]:
     """The clip endpoint while the runtime runs, when ``http_bind`` is set; raises
-    :class:`~edge_runtime.clips.ClipError` for a missing token or an address that cannot be bound."""
+    :class:`~edge_runtime.clip_writer.ClipError` for a missing token or an address that cannot be bound."""
     if settings is None or folder is None or settings.http_bind is None:
         yield None
         return
     from .clip_server import ClipServer, read_clip_token
-    from .clips import ClipError
+    from .clip_writer import ClipError
 
     host, _, port = settings.http_bind.rpartition(":")
     folder.mkdir(parents=True, exist_ok=True)
