@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         bundle.check_profile(profile)
     policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    clips, clips_folder = clip_settings(args, profile, device_id)
+    clips, clips_folder = clip_settings(args, profile, device_id, cameras=cameras)
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,

@@ -7,6 +7,12 @@ thread that decoded them from the frame as decoded, or from the camera's record 
 at most one frame from that time) go to a :class:`~edge_runtime.clip_writer.ClipWriter` (re-encoding, on its
 own thread), and every frame after them until ``post_s`` seconds after the event's end, or until the clip is
 ``max_s`` long. The ``end`` message is held back until the writer has published the clip.
+
+A camera whose H.264 packets are copied (:mod:`edge_runtime.clip_sources`) feeds them through
+:meth:`CameraClips.feed_packet` into a :class:`~edge_runtime.packet_stream.PacketRing`; while they are the
+camera's clip source (:meth:`CameraClips.use`), a clip begins at the ring's last key frame at or before
+``started_at - pre_s`` (at most one group of pictures before it: a copied clip can only begin at a key
+frame) and goes to a :class:`~edge_runtime.clip_packets.PacketClipWriter`, which muxes without decoding.
 """
 
 from __future__ import annotations
@@ -18,17 +24,22 @@ from collections import deque
 from typing import Any
 
 from .clip_frames import RingFrame
+from .clip_packets import PacketClipWriter
 from .clip_store import ClipStore, clip_missing
-from .clip_writer import ClipWriter
+from .clip_writer import ClipWriter, QueuedClipWriter
+from .packet_stream import PacketRing, StreamPacket
 from .sources import FrameSource
 
-__all__ = ["RING_MAX_BYTES", "CameraClips", "FrameRing", "ring_seconds"]
+__all__ = ["PACKET_RING_MAX_BYTES", "RING_MAX_BYTES", "CameraClips", "FrameRing", "ring_seconds"]
 
 log = logging.getLogger(__name__)
 
 # Per camera: the ring's default (15 fps, 480 rows, ~6 s) holds 5-8 MB; the bound only binds on a long pre_s
 # or a noisy scene, letting the oldest frames go (one warning).
 RING_MAX_BYTES = 16_000_000
+# The packet ring: the same seconds plus up to one group of pictures of the camera's own stream (1080p at
+# 4 Mbit/s: about 4 MB); the bound lets the oldest groups go.
+PACKET_RING_MAX_BYTES = 32_000_000
 
 
 class FrameRing:
@@ -98,11 +109,16 @@ class CameraClips:
         self.camera, self.store = camera, store
         self.pre_s, self.post_s, self.max_s, self.codec, self.fps = pre_s, post_s, max_s, codec, fps
         self.ring = FrameRing(ring_s, name=camera)
-        self._writer: ClipWriter | None = None
+        self.packets = PacketRing(
+            ring_s, PACKET_RING_MAX_BYTES
+        )  # fed only when the camera's packets are copied
+        self.source = "frames"  # a new clip's source: "packets" (copied), else frames (re-encoded)
+        self._writer: QueuedClipWriter | None = None
+        self._writer_copies = False
         self._clip_start = 0.0
         self._stop_at = float("inf")  # the active clip's last frame time
         self._done: list[tuple[str, dict[str, Any]]] = []
-        self._writers: dict[str, ClipWriter] = {}
+        self._writers: dict[str, QueuedClipWriter] = {}
         self._held: dict[str, dict[str, Any]] = {}  # event_id -> its end message, until its clip is written
         self._results: dict[str, dict[str, Any]] = {}  # event_id -> its clip field, until its end comes
         self._open: set[str] = set()  # events whose clip began and whose end has not been released
@@ -158,27 +174,51 @@ class CameraClips:
     def feed(self, frame: RingFrame) -> None:
         """The camera's next clip frame (:class:`~edge_runtime.clip_frames.ClipFramer`), in time order."""
         self.ring.push(frame)
-        if self._writer is None:
+        self._to_writer(frame, copied=False)
+
+    def feed_packet(self, packet: StreamPacket) -> None:
+        """The camera's next H.264 packet (:class:`~edge_runtime.packet_stream.PacketStream`), in order."""
+        self.packets.push(packet)
+        self._to_writer(packet, copied=True)
+
+    def _to_writer(self, item: RingFrame | StreamPacket, copied: bool) -> None:
+        if self._writer is None or self._writer_copies != copied:
             return
-        if frame.timestamp > self._stop_at or frame.timestamp - self._clip_start > self.max_s:
+        if item.timestamp > self._stop_at or item.timestamp - self._clip_start > self.max_s:
             self._finish_writer()
         else:
-            self._writer.put(frame)
+            self._writer.put(item)
+
+    def use(self, source: str) -> None:
+        """Make new clips of ``source`` (``"packets"``: copied; another name: the frames fed, re-encoded;
+        :mod:`edge_runtime.clip_sources`). A clip being written ends with what it has, and the frame ring
+        starts again: frames of another stream (another size, another clock) never join a clip's."""
+        if source == self.source:
+            return
+        self._finish_writer()
+        self.ring.clear()
+        self.source = source
 
     def event_started(self, event_id: str, started_at: float) -> None:
         """Begin the clip of ``event_id``: the ring from ``started_at - pre_s`` on, then the frames fed."""
         if self._writer is not None:  # the previous event's post-capture is cut short by the new event
             self._finish_writer()
-        first = self.ring.since(started_at - self.pre_s)
+        copied = self.source == "packets"
+        first = (self.packets if copied else self.ring).since(started_at - self.pre_s)
         self._open.add(event_id)
         if not first:
-            self._done_callback(event_id, clip_missing("no frames in the pre-capture ring"))
+            what = "packets" if copied else "frames"
+            self._done_callback(event_id, clip_missing(f"no {what} in the pre-capture ring"))
             return
         self._clip_start, self._stop_at = first[0].timestamp, float("inf")
-        writer = ClipWriter(self.store, event_id, self.codec, self.fps, first, self._done_callback)
+        writer: QueuedClipWriter
+        if copied:
+            writer = PacketClipWriter(self.store, event_id, first, self._done_callback)
+        else:
+            writer = ClipWriter(self.store, event_id, self.codec, self.fps, first, self._done_callback)
         with self._lock:
             self._writers[event_id] = writer
-        self._writer, self._writer_event = writer, event_id
+        self._writer, self._writer_event, self._writer_copies = writer, event_id, copied
 
     def event_ended(self, ended_at: float) -> None:
         """The event ended at ``ended_at``: the clip takes frames until ``post_s`` later."""

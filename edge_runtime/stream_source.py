@@ -93,7 +93,7 @@ class StreamSource(OpenCVSource):
             raise SourceSpecError(
                 f"stream URL {redact_url(url)!r} must start with one of {[s + '://' for s in STREAM_SCHEMES]}"
             )
-        self.url, self.decoder = url, decoder
+        self.url, self.decoder, self.codec = url, decoder, codec
         self.pipeline: str | None = None  # the GStreamer pipeline of a hardware decoder
         if decoder != SOFTWARE:
             try:
