@@ -51,32 +51,38 @@ class PacketClipWriter(QueuedClipWriter):
         first: StreamPacket | None = self._take()
         if first is None:
             raise RuntimeError("no packets to write")
-        fmt, tb = first.fmt, first.fmt.time_base
-        count, last, last_dts, frame_s = 0, first, -1, 0.0
+        fmt = first.fmt
+        kept = [first]  # the packets muxed; each is muxed once the next one gives its duration
         with av.open(str(self.store.part_path(self.name)), "w", format="mp4",
                      options=CONTAINER_OPTIONS["mp4"]) as out:  # fmt: skip
             stream = out.add_mux_stream(fmt.codec, width=fmt.width, height=fmt.height)
-            stream.time_base = tb
-            packet: StreamPacket | None = first
+            stream.time_base = fmt.time_base
+            packet = self._take()
             while packet is not None:
-                if (
-                    packet.fmt is fmt and packet.dts > last_dts
-                ):  # another connection's packets: not this clip's
-                    data = packet.data
-                    if count == 0 and fmt.extradata.startswith(_ANNEX_B) and not _has_sps(data):
-                        data = fmt.extradata + data
-                    out_packet = av.Packet(data)
-                    out_packet.pts, out_packet.dts = packet.pts - first.dts, packet.dts - first.dts
-                    out_packet.time_base, out_packet.stream = tb, stream
-                    out_packet.is_keyframe = packet.keyframe
-                    out.mux(out_packet)
-                    if count:
-                        frame_s = float((packet.dts - last.dts) * tb)
-                    count, last, last_dts = count + 1, packet, packet.dts
+                if packet.fmt is fmt and packet.dts > kept[-1].dts:  # another connection's: not this clip's
+                    out.mux(self._packet(kept[-1], first, packet.dts - kept[-1].dts, stream, len(kept) == 1))
+                    kept.append(packet)
                 packet = self._take()
+            # the last frame lasts as long as the one before it: a sample of no duration is not shown
+            last_duration = kept[-1].dts - kept[-2].dts if len(kept) > 1 else round(1 / (30 * fmt.time_base))
+            out.mux(self._packet(kept[-1], first, last_duration, stream, len(kept) == 1))
         final = self.store.publish(self.name)
-        duration = last.timestamp - first.timestamp + frame_s  # the last frame is shown one frame long
-        info = clip_info(final, duration_s=duration, frames=count, width=fmt.width, height=fmt.height,
+        duration = kept[-1].timestamp - first.timestamp + float(last_duration * fmt.time_base)
+        info = clip_info(final, duration_s=duration, frames=len(kept), width=fmt.width, height=fmt.height,
                          started_at=first.timestamp, codec=fmt.codec)  # fmt: skip
         self.store.enforce(protect=self.name)
         return info
+
+    @staticmethod
+    def _packet(packet: StreamPacket, first: StreamPacket, duration: int, stream: Any, is_first: bool) -> Any:
+        """The muxer's packet of ``packet``, its times rebased to the clip's ``first``; the first gets the
+        session description's parameter sets in front when it has none in band."""
+        import av
+
+        data = packet.data
+        if is_first and packet.fmt.extradata.startswith(_ANNEX_B) and not _has_sps(data):
+            data = packet.fmt.extradata + data
+        out = av.Packet(data)
+        out.pts, out.dts, out.duration = packet.pts - first.dts, packet.dts - first.dts, duration
+        out.time_base, out.stream, out.is_keyframe = packet.fmt.time_base, stream, packet.keyframe
+        return out
