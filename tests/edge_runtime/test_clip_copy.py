@@ -6,7 +6,9 @@ announced."""
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -19,9 +21,19 @@ from edge_runtime.bundle import sha256_file
 from edge_runtime.capture import BackoffPolicy, CaptureThread
 from edge_runtime.clip_store import ClipStore
 from edge_runtime.events import EventPolicy, EventStateMachine
-from edge_runtime.schema import validate_event
+from edge_runtime.schema import event_clip, validate_event
 from edge_runtime.stream_source import StreamSource
-from tests.rtsp_helpers import RtspServer, encode_h264, gst_python_or_reason
+from tests.edge_runtime.runtime_helpers import (
+    BRIGHT,
+    DARK,
+    Subscriber,
+    finish,
+    make_bundle,
+    make_video,
+    runtime_argv,
+    start_runtime,
+)
+from tests.rtsp_helpers import RtspServer, encode_h264, encode_h264_frames, gst_python_or_reason
 
 av = pytest.importorskip("av", reason="event clips need PyAV (the 'clips' extra)")
 
@@ -206,3 +218,47 @@ def test_a_killed_copying_writer_leaves_only_a_partial_file(ball, tmp_path):
                               capture_output=True, timeout=120)  # fmt: skip
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     assert sorted(p.name for p in folder.iterdir()) == [".ev-killed.mp4.part"]  # never the announced name
+
+
+@pytest.fixture(scope="module")
+def fight_h264(tmp_path_factory):
+    """A dark - bright - dark H.264 mp4 (the tests' brightness model alerts on the bright part), 32x24."""
+    rng = np.random.default_rng(0)
+    frames = [
+        np.clip(value + rng.integers(-3, 4, (24, 32, 3)), 0, 255).astype(np.uint8)
+        for seconds, value in [(1.5, DARK), (1.5, BRIGHT), (3.0, DARK)]
+        for _ in range(round(seconds * 30))
+    ]
+    return encode_h264_frames(tmp_path_factory.mktemp("fight") / "fight.mp4", frames, size="32x24", fps=30)
+
+
+def test_the_runtime_announces_a_copied_clip_of_an_rtsp_camera(fight_h264, tmp_path, broker):
+    sub = Subscriber(broker.port)
+    with RtspServer({"/cam": fight_h264}) as server:
+        argv = runtime_argv(make_bundle(tmp_path), broker.port, tmp_path / "outbox.sqlite",
+                            [f"door={server.url('/cam')}"], "--clips-dir", str(tmp_path / "clips"),
+                            "--clip-mode", "copy")  # fmt: skip
+        proc = start_runtime(argv)
+        ended = sub.wait_for(lambda s: any(e["type"] == "end" for e in s.events()), timeout=60)
+        code, err = finish(proc, sig=signal.SIGTERM)
+    stats = [json.loads(p) for p in sub.payloads("/stats")]
+    sub.close()
+    assert ended and code == 0, err[-3000:]
+    (end,) = [e for e in sub.events() if e["type"] == "end"]
+    clip = event_clip(validate_event(end))
+    assert clip is not None, end
+    path = tmp_path / "clips" / clip["file"]
+    assert clip["sha256"] == sha256_file(path) and (clip["width"], clip["height"]) == (32, 24)  # the stream's
+    with av.open(str(path)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == clip["frames"]
+    assert any(s["cameras"]["door"].get("clip_source") == "packets" for s in stats)
+    assert "fallbacks" in stats[-1]["clips"]
+
+
+def test_the_runtime_refuses_copy_for_a_file_source_by_name(tmp_path):
+    video = make_video(tmp_path / "door.mp4", [(0.5, DARK)])
+    argv = runtime_argv(make_bundle(tmp_path), 1, tmp_path / "outbox.sqlite", [f"door={video}"],
+                        "--clips-dir", str(tmp_path / "clips"), "--clip-mode", "copy")  # fmt: skip
+    code, err = finish(start_runtime(argv))
+    lines = [line for line in err.splitlines() if "mode" in line]
+    assert code == 1 and len(lines) == 1 and "camera door" in lines[0] and '"copy"' in lines[0], err[-2000:]
