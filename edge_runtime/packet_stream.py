@@ -14,15 +14,14 @@ A stream that is not H.264 is read once, said so in one warning, and left (its c
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
 from .capture import BackoffPolicy
+from .reader_thread import ReaderThread
 from .stream_source import RTSP_FFMPEG_OPTIONS, StreamClock
 from .urls import redact_url
 
@@ -136,43 +135,26 @@ class PacketRing:
         return len(self._packets)
 
 
-class PacketStream:
+class PacketStream(ReaderThread):
     """Reads the packets of ``url`` (an RTSP H.264 stream) on a daemon thread; see the module docstring."""
 
     def __init__(self, url: str, camera: str, *, reconnect: BackoffPolicy | None = None,
                  open_timeout_s: float = 10.0, read_timeout_s: float = 2.0) -> None:  # fmt: skip
-        self.url, self.camera = url, camera
+        super().__init__("packets", camera, PacketStats())
+        self.url = url
         self.reconnect = reconnect or BackoffPolicy()
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self._backlog: deque[StreamPacket] = deque()
         self._backlog_bytes = 0
-        self._stats = PacketStats()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._connections = 0
 
     @property
     def description(self) -> str:
         return f"packets of {redact_url(self.url)}"
 
-    def start(self) -> PacketStream:
-        self._thread = threading.Thread(target=self._run, name=f"packets-{self.camera}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
-
     @property
     def stats(self) -> PacketStats:
-        with self._lock:
-            return dataclasses.replace(self._stats)
+        return super().stats
 
     def take_packets(self) -> list[StreamPacket]:
         """The packets read since the last call, oldest first."""
