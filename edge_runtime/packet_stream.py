@@ -87,6 +87,7 @@ class PacketRing:
     def __init__(self, seconds: float, max_bytes: int) -> None:
         self.seconds, self.max_bytes = float(seconds), max_bytes
         self._packets: deque[StreamPacket] = deque()
+        self._keys: deque[float] = deque()  # the times of the key frames held
         self.nbytes = 0
 
     def push(self, packet: StreamPacket) -> None:
@@ -96,24 +97,15 @@ class PacketRing:
             return  # nothing decodes before the first key frame
         self._packets.append(packet)
         self.nbytes += packet.nbytes
-        # Drop whole groups of pictures: the oldest key frame goes only when the next one is old enough too.
-        while self._second_key_before(packet.timestamp - self.seconds) or self.nbytes > self.max_bytes:
-            if not self._drop_group():
-                break
-
-    def _second_key_before(self, limit: float) -> bool:
-        """Whether a key frame after the first one is at or before ``limit``."""
-        return any(p.keyframe and p.timestamp <= limit for p in list(self._packets)[1:])
-
-    def _drop_group(self) -> bool:
-        """Drop the oldest group of pictures unless it is the only one."""
-        rest = list(self._packets)[1:]
-        nxt = next((i for i, p in enumerate(rest, 1) if p.keyframe), None)
-        if nxt is None:
-            return False
-        for _ in range(nxt):
+        if packet.keyframe:
+            self._keys.append(packet.timestamp)
+        # Whole groups of pictures go: the oldest key frame only once the next one is old enough too.
+        limit = packet.timestamp - self.seconds
+        while len(self._keys) > 1 and (self._keys[1] <= limit or self.nbytes > self.max_bytes):
+            self._keys.popleft()
             self.nbytes -= self._packets.popleft().nbytes
-        return True
+            while not self._packets[0].keyframe:
+                self.nbytes -= self._packets.popleft().nbytes
 
     def since(self, start: float) -> list[StreamPacket]:
         """The packets from the last key frame at or before ``start`` (at most one group of pictures before
@@ -129,6 +121,7 @@ class PacketRing:
 
     def clear(self) -> None:
         self._packets.clear()
+        self._keys.clear()
         self.nbytes = 0
 
     def __len__(self) -> int:

@@ -314,6 +314,8 @@ class Runtime:
             for name, _, sources in clips:
                 body["cameras"][name]["clip_source"] = sources.active
         for name, cam in self.cameras.items():
+            if cam.packets is not None:
+                body["cameras"][name]["packets"] = dataclasses.asdict(cam.packets.stats)
             if cam.record is not None:
                 record = cam.record.stats.as_dict()
                 body["cameras"][name]["record"] = {**record, "offset_ms": cam.record_offset_ms}

@@ -252,7 +252,7 @@ def test_the_runtime_announces_a_copied_clip_of_an_rtsp_camera(fight_h264, tmp_p
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == clip["frames"]
     assert any(s["cameras"]["door"].get("clip_source") == "packets" for s in stats)
-    assert "fallbacks" in stats[-1]["clips"]
+    assert "fallbacks" in stats[-1]["clips"] and stats[-1]["cameras"]["door"]["packets"]["codec"] == "h264"
 
 
 def test_the_runtime_refuses_copy_for_a_file_source_by_name(tmp_path):
