@@ -11,7 +11,13 @@
     budget_mb = 2000                       # disk budget of the folder, 1-1000000 MB; the oldest clips go
                                            # first; default 2000
     max_age_days = 7.0                     # clips older than this are deleted, (0, 3650]; default 7
-    codec = "h264"                         # h264 (mp4) | vp9 (webm): both play in browsers; default h264
+    mode = "auto"                          # auto | copy | reencode: how clips are made; auto copies the
+                                           # H.264 packets of the camera's RTSP record stream, else of its
+                                           # RTSP detect stream, else re-encodes frames; copy refuses a camera
+                                           # without an RTSP stream at start; reencode always encodes frames;
+                                           # default auto
+    codec = "h264"                         # h264 (mp4) | vp9 (webm): both play in browsers (re-encoded clips;
+                                           # copied clips are the camera's H.264 in mp4); default h264
     max_height = 480                       # rows of the clip, scaled down (never up) from the frame as
                                            # decoded (the record stream's when the camera has one), not the
                                            # model's small input; 0: as decoded; else 32-4320; default 480
@@ -29,9 +35,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CLIP_CODECS", "ClipSettings", "parse_clips"]
+__all__ = ["CLIP_CODECS", "CLIP_MODES", "ClipSettings", "parse_clips"]
 
 CLIP_CODECS = ("h264", "vp9")
+CLIP_MODES = ("auto", "reencode", "copy")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class ClipSettings:
     max_s: float = 120.0  # a clip of a long event stops growing: bounded disk use per event
     budget_mb: float = 2000.0  # about 3.5 hours of 854x480 clips (163 kB/s, docs/benchmarks.md)
     max_age_days: float = 7.0  # a week to review an event
+    mode: str = "auto"  # copy the camera's H.264 packets when it has an RTSP stream: the least CPU
     codec: str = "h264"  # what every browser plays
     max_height: int = 480  # 854x480 from a 16:9 camera: people recognisable, a ring of a few MB (JPEG)
     fps: float = 15.0  # smooth enough to follow a fight; half the CPU and ring of 30 fps
@@ -78,6 +86,7 @@ def parse_clips(s: Any) -> ClipSettings:
         max_s=s.number("max_s", 120.0, low=1.0, high=3600.0),
         budget_mb=s.number("budget_mb", 2000.0, low=1.0, high=1e6),
         max_age_days=s.number("max_age_days", 7.0, low=0.0, open_low=True, high=3650.0),
+        mode=s.choice("mode", CLIP_MODES, "auto"),
         codec=s.choice("codec", CLIP_CODECS, "h264"),
         max_height=max_height,
         fps=fps,

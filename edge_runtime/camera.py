@@ -7,12 +7,15 @@ time to the snippet's last frame (within ``RECORD_ALIGN_S``), else the detect fr
 frames (:class:`~edge_runtime.clip_frames.ClipFramer`, at ``[clips] max_height`` and ``fps``) are made by the
 record stream's thread when the camera has a live record stream (a file played as fast as possible is read at
 its own pace, which the detect stream's does not follow: its clips come from the detect stream), else by the
-capture thread from the frame as decoded, before the shrink.
+capture thread from the frame as decoded, before the shrink. With ``[clips] mode`` ``auto`` or ``copy`` and an
+RTSP H.264 stream, the clips copy its packets instead (:mod:`edge_runtime.clip_sources`: the chain copied
+packets -> record-stream frames -> detect-stream frames, falling back when a source stops delivering).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 import numpy as np
@@ -20,8 +23,10 @@ import numpy as np
 from .bundle import Bundle
 from .capture import CaptureThread, Frame
 from .clip_frames import ClipFramer
+from .clip_sources import ClipSources, packet_url
 from .clips import CameraClips
 from .events import EventStateMachine
+from .packet_stream import PacketStream
 from .preprocess import resize_frame
 from .record import RecordStream
 from .sources import FrameSource
@@ -39,15 +44,29 @@ class Camera:
                  max_queue: int, clips: CameraClips | None = None, clip_settings: Any = None) -> None:  # fmt: skip
         self.name = name
         self.clips = clips
-        framer = ClipFramer(clip_settings.max_height, clip_settings.fps) if clips is not None else None
-        clips_from_record = framer is not None and source.record is not None and source.live
+        live_record = clips is not None and source.record is not None and source.live
+        detect_framer = ClipFramer(clip_settings.max_height, clip_settings.fps) if clips is not None else None
+        record_framer = ClipFramer(clip_settings.max_height, clip_settings.fps) if live_record else None
         # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
         shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
-        self.capture = CaptureThread(source, name, max_queue=max_queue, shrink=shrink,
-                                     clip_frame=None if clips_from_record else framer)  # fmt: skip
+        self.capture = CaptureThread(
+            source, name, max_queue=max_queue, shrink=shrink, clip_frame=detect_framer
+        )
         self.record = (
-            RecordStream(source.record, name, clip_frame=framer if clips_from_record else None)
-            if source.record is not None
+            RecordStream(source.record, name, clip_frame=record_framer) if source.record is not None else None
+        )
+        url = packet_url(name, source, clip_settings.mode) if clips is not None else None
+        self.packets = PacketStream(url, name) if url is not None and source.live else None
+        self.clip_sources = (
+            ClipSources(
+                name,
+                clips,
+                packets=self.packets,
+                record=self.record,
+                record_framer=record_framer,
+                detect_framer=detect_framer,
+            )
+            if clips is not None
             else None
         )
         self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
@@ -62,14 +81,26 @@ class Camera:
         self.full_frame: np.ndarray | None = None  # full-size image of the ready snippet's last frame
 
     def feed_clips(self, frame: Frame) -> None:
-        """Hand the clip ring its new frames: the record stream's made since the last call, else ``frame``'s."""
-        if self.clips is None:
-            return
-        if self.record is not None and self.record.clip_frame is not None:
-            for clip in self.record.take_clip_frames():
-                self.clips.feed(clip)
-        elif frame.clip is not None:
-            self.clips.feed(frame.clip)
+        """Hand the clips what their sources delivered since the last call (:class:`ClipSources`)."""
+        if self.clip_sources is not None:
+            self.clip_sources.poll(frame.clip, time.monotonic())
+
+    def start_readers(self) -> None:
+        """Start the record stream's and the packet stream's threads (the capture thread starts apart)."""
+        for reader in (self.record, self.packets):
+            if reader is not None:
+                reader.start()
+
+    def stop_readers(self) -> None:
+        for reader in (self.record, self.packets):
+            if reader is not None:
+                reader.stop()
+
+    def join_readers(self, deadline: float) -> None:
+        """Wait for the readers until ``deadline`` (monotonic): one left inside FFmpeg at exit aborts."""
+        for reader in (self.record, self.packets):
+            if reader is not None:
+                reader.join(max(0.0, deadline - time.monotonic()))
 
     def hold_ends(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The messages to send now: an ``end`` waits for its clip (:meth:`CameraClips.hold`)."""

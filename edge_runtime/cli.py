@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         bundle.check_profile(profile)
     policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
-    clips, clips_folder = clip_settings(args, profile, device_id)
+    clips, clips_folder = clip_settings(args, profile, device_id, cameras=cameras)
     config = RuntimeConfig(
         device_id=device_id,
         policy=policy,
@@ -157,7 +157,7 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
 
     from .backends import BackendError
     from .bundle import BundleError
-    from .clips import ClipError
+    from .clip_writer import ClipError
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 

@@ -90,6 +90,7 @@ class ClipFramer:
     :meth:`wants` says whether the frame at a timestamp is taken (call it once per frame, in order); a
     reader that has not converted the frame yet (a record stream's grab) converts only the ones taken.
     Calling the framer does both: the :class:`RingFrame` of a BGR frame, or None when it is not taken.
+    While :attr:`enabled` is False (another source makes the camera's clips) it takes no frame.
     """
 
     def __init__(self, max_height: int, fps: float, quality: int = JPEG_QUALITY) -> None:
@@ -97,9 +98,10 @@ class ClipFramer:
         self.fps = fps
         self._params = [cv2.IMWRITE_JPEG_QUALITY, quality]
         self._rate = FrameResampler(fps)
+        self.enabled = True  # set by the loop thread, read by the decoding thread (a bool: atomic)
 
     def wants(self, timestamp: float) -> bool:
-        return self._rate.count(timestamp) > 0
+        return self.enabled and self._rate.count(timestamp) > 0
 
     def frame(self, timestamp: float, bgr: np.ndarray) -> RingFrame:
         """The clip frame of ``bgr`` (a BGR uint8 ``(h, w, 3)`` image as decoded)."""

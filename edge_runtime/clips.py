@@ -1,75 +1,45 @@
-"""Event clips: a pre-capture ring per camera and a writer thread per clip (pre + event + post).
+"""Event clips: a pre-capture ring per camera and the writer of each event's clip (pre + event + post).
 
 Each camera's clip frames (:mod:`edge_runtime.clip_frames`: at the clip's size and rate, JPEG, made by the
 thread that decoded them from the frame as decoded, or from the camera's record stream) go through
 :meth:`CameraClips.feed`: a :class:`FrameRing` keeps them for ``ring_s`` seconds, and never more than
 :data:`RING_MAX_BYTES`. When an event starts, the ring's frames from ``started_at - pre_s`` on (the first one
-at most one frame from that time) go to a :class:`ClipWriter`, and every frame after them until ``post_s``
-seconds after the event's end, or until the clip is ``max_s`` long. The writer decodes and encodes on its own
-thread with PyAV (libx264 in mp4 with its index in front, or VP9 in webm: both play in a browser), so scoring
-never waits on encoding; the runtime only hands it frames, and one that falls behind holds at most
-:data:`WRITER_MAX_BYTES` of them. It writes a ``.part`` file that
-:class:`~edge_runtime.clip_store.ClipStore` publishes under its final name once it is complete, then describes
-it (size, duration, SHA-256) for the event's ``end`` message, which the runtime holds back until then.
+at most one frame from that time) go to a :class:`~edge_runtime.clip_writer.ClipWriter` (re-encoding, on its
+own thread), and every frame after them until ``post_s`` seconds after the event's end, or until the clip is
+``max_s`` long. The ``end`` message is held back until the writer has published the clip.
 
-PyAV is an optional dependency (``pip install i3d-mtn-edge[clips]``): :func:`check_encoder` says what to
-install when clips are asked for and it is missing.
+A camera whose H.264 packets are copied (:mod:`edge_runtime.clip_sources`) feeds them through
+:meth:`CameraClips.feed_packet` into a :class:`~edge_runtime.packet_stream.PacketRing`; while they are the
+camera's clip source (:meth:`CameraClips.use`), a clip begins at the ring's last key frame at or before
+``started_at - pre_s`` (at most one group of pictures before it: a copied clip can only begin at a key
+frame) and goes to a :class:`~edge_runtime.clip_packets.PacketClipWriter`, which muxes without decoding.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 from .clip_frames import RingFrame
-from .clip_store import ClipStore, clip_info, clip_missing
+from .clip_packets import PacketClipWriter
+from .clip_store import ClipStore, clip_missing
+from .clip_writer import ClipWriter, QueuedClipWriter
+from .packet_stream import PacketRing, StreamPacket
 from .sources import FrameSource
 
-__all__ = [
-    "ENCODERS", "RING_MAX_BYTES", "WRITER_MAX_BYTES", "CameraClips", "ClipError", "ClipWriter", "FrameRing",
-    "RingFrame", "check_encoder", "ring_seconds",
-]  # fmt: skip
+__all__ = ["PACKET_RING_MAX_BYTES", "RING_MAX_BYTES", "CameraClips", "FrameRing", "ring_seconds"]
 
 log = logging.getLogger(__name__)
 
-# codec setting -> (PyAV encoder, container format, file extension, encoder options)
-ENCODERS: dict[str, tuple[str, str, str, dict[str, str]]] = {
-    # ultrafast + crf 26: the least CPU per frame; veryfast made 2.6x smaller files for 2.4x the CPU (at
-    # 299x224: docs/benchmarks.md, benchmarks/clips.py)
-    "h264": ("libx264", "mp4", "mp4", {"preset": "ultrafast", "crf": "26"}),
-    "vp9": ("libvpx-vp9", "webm", "webm", {"deadline": "realtime", "cpu-used": "8", "crf": "33", "b": "0"}),
-}
-_CONTAINER_OPTIONS = {"mp4": {"movflags": "+faststart"}}  # the index first: a browser plays while loading
 # Per camera: the ring's default (15 fps, 480 rows, ~6 s) holds 5-8 MB; the bound only binds on a long pre_s
 # or a noisy scene, letting the oldest frames go (one warning).
 RING_MAX_BYTES = 16_000_000
-# A writer's queued frames (those it began with included; the newest are the ring's own) before it drops
-# frames (counted): an encoder that falls far behind never grows the memory.
-WRITER_MAX_BYTES = 16_000_000
-_TIME_BASE = Fraction(1, 1000)  # frame times in milliseconds: a camera's real timing, drops included
-
-
-class ClipError(RuntimeError):
-    """Clips were asked for and cannot be made or served (a library, the encoder, the token): one line."""
-
-
-def check_encoder(codec: str) -> None:
-    """Raise :class:`ClipError` (one line) when PyAV or the codec's encoder is missing."""
-    try:
-        import av
-    except ImportError:
-        raise ClipError(
-            "event clips need PyAV: pip install 'i3d-mtn-edge[clips]' (or turn clips off)"
-        ) from None
-    encoder = ENCODERS[codec][0]
-    if encoder not in av.codecs_available:
-        raise ClipError(f"event clips: this PyAV build has no {encoder} encoder (codec {codec!r})")
+# The packet ring: the same seconds plus up to one group of pictures of the camera's own stream (1080p at
+# 4 Mbit/s: about 4 MB); the bound lets the oldest groups go.
+PACKET_RING_MAX_BYTES = 32_000_000
 
 
 class FrameRing:
@@ -121,99 +91,6 @@ class FrameRing:
         return len(self._frames)
 
 
-class ClipWriter:
-    """Encodes one event's clip on a daemon thread: :meth:`put` frames, then :meth:`finish`. ``on_done``
-    gets the clip's ``end``-message description (:func:`~edge_runtime.clip_store.clip_info` or
-    :func:`~edge_runtime.clip_store.clip_missing`), from the writer thread."""
-
-    def __init__(self, store: ClipStore, event_id: str, codec: str, fps: float, first: list[RingFrame],
-                 on_done: Callable[[str, dict[str, Any]], None]) -> None:  # fmt: skip
-        self.store, self.event_id, self.codec = store, event_id, codec
-        self.name = f"{event_id}.{ENCODERS[codec][2]}"
-        self.fps = fps if fps > 0 else 30.0
-        self.dropped = 0
-        self._queue: queue.SimpleQueue[RingFrame | None] = queue.SimpleQueue()
-        self._queued_bytes = 0
-        self._bytes_lock = threading.Lock()
-        for frame in first:
-            self.put(frame)
-        self._on_done = on_done
-        self._thread = threading.Thread(target=self._run, name=f"clip-{event_id[:8]}", daemon=True)
-        self._thread.start()
-
-    def put(self, frame: RingFrame) -> None:
-        with self._bytes_lock:
-            if self._queued_bytes + frame.nbytes > WRITER_MAX_BYTES:
-                self.dropped += 1
-                return
-            self._queued_bytes += frame.nbytes
-        self._queue.put(frame)
-
-    def finish(self) -> None:
-        """No more frames: the writer encodes what it has, publishes the clip and calls ``on_done``."""
-        self._queue.put(None)
-
-    def _take(self) -> RingFrame | None:
-        frame = self._queue.get()
-        if frame is not None:
-            with self._bytes_lock:
-                self._queued_bytes -= frame.nbytes
-        return frame
-
-    def join(self, timeout: float | None = None) -> bool:
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        started = time.perf_counter()
-        try:
-            info = self._encode()
-        except Exception as exc:  # noqa: BLE001 - any failure of one clip is logged, never stops the runtime
-            self.store.discard(self.name)
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            log.error("clip %s could not be written: %s", self.name, reason)
-            info = clip_missing(reason)
-        else:
-            log.info(
-                "clip %s: %d frames, %.1f s, %.0f kB, written in %.2f s%s", self.name, info["frames"],
-                info["duration_s"], info["size_bytes"] / 1e3, time.perf_counter() - started,
-                f" ({self.dropped} frames dropped: the encoder fell behind)" if self.dropped else "",
-            )  # fmt: skip
-        self._on_done(self.event_id, info)
-
-    def _encode(self) -> dict[str, Any]:
-        import av
-
-        encoder, container_format, _, options = ENCODERS[self.codec]
-        part = self.store.part_path(self.name)
-        first = self._take()
-        if first is None:
-            raise RuntimeError("no frames to write")
-        count, last_pts, last_ts = 0, -1, first.timestamp
-        with av.open(str(part), "w", format=container_format,
-                     options=_CONTAINER_OPTIONS.get(container_format, {})) as out:  # fmt: skip
-            stream = out.add_stream(encoder, rate=round(self.fps), options=dict(options))
-            stream.width, stream.height, stream.pix_fmt = first.width, first.height, "yuv420p"
-            stream.codec_context.time_base = _TIME_BASE
-            stream.codec_context.thread_count = 1  # one core at most, beside the inference
-            frame: RingFrame | None = first
-            while frame is not None:
-                if (frame.width, frame.height) == (first.width, first.height):  # a resized stream: skipped
-                    video = av.VideoFrame.from_ndarray(frame.yuv(), format="yuv420p")
-                    pts = max(round((frame.timestamp - first.timestamp) * 1000), last_pts + 1)
-                    video.pts, video.time_base = pts, _TIME_BASE
-                    out.mux(stream.encode(video))
-                    count, last_pts, last_ts = count + 1, pts, frame.timestamp
-                frame = self._take()
-            out.mux(stream.encode(None))
-        final = self.store.publish(self.name)
-        duration = last_ts - first.timestamp + 1.0 / self.fps  # the last frame is shown one frame long
-        info = clip_info(final, duration_s=duration, frames=count, width=first.width, height=first.height,
-                         started_at=first.timestamp, codec=self.codec)  # fmt: skip
-        self.store.enforce(protect=self.name)
-        return info
-
-
 def ring_seconds(pre_s: float, min_duration_s: float, window: Any) -> float:
     """How long a camera's ring reaches back: ``pre_s`` before an event's ``started_at``, which is
     ``min_duration_s`` and up to one snippet (of the bundle's ``window``) before its ``start``, + 1 s."""
@@ -232,11 +109,16 @@ class CameraClips:
         self.camera, self.store = camera, store
         self.pre_s, self.post_s, self.max_s, self.codec, self.fps = pre_s, post_s, max_s, codec, fps
         self.ring = FrameRing(ring_s, name=camera)
-        self._writer: ClipWriter | None = None
+        self.packets = PacketRing(
+            ring_s, PACKET_RING_MAX_BYTES
+        )  # fed only when the camera's packets are copied
+        self.source = "frames"  # a new clip's source: "packets" (copied), else frames (re-encoded)
+        self._writer: QueuedClipWriter | None = None
+        self._writer_copies = False
         self._clip_start = 0.0
         self._stop_at = float("inf")  # the active clip's last frame time
         self._done: list[tuple[str, dict[str, Any]]] = []
-        self._writers: dict[str, ClipWriter] = {}
+        self._writers: dict[str, QueuedClipWriter] = {}
         self._held: dict[str, dict[str, Any]] = {}  # event_id -> its end message, until its clip is written
         self._results: dict[str, dict[str, Any]] = {}  # event_id -> its clip field, until its end comes
         self._open: set[str] = set()  # events whose clip began and whose end has not been released
@@ -292,27 +174,51 @@ class CameraClips:
     def feed(self, frame: RingFrame) -> None:
         """The camera's next clip frame (:class:`~edge_runtime.clip_frames.ClipFramer`), in time order."""
         self.ring.push(frame)
-        if self._writer is None:
+        self._to_writer(frame, copied=False)
+
+    def feed_packet(self, packet: StreamPacket) -> None:
+        """The camera's next H.264 packet (:class:`~edge_runtime.packet_stream.PacketStream`), in order."""
+        self.packets.push(packet)
+        self._to_writer(packet, copied=True)
+
+    def _to_writer(self, item: RingFrame | StreamPacket, copied: bool) -> None:
+        if self._writer is None or self._writer_copies != copied:
             return
-        if frame.timestamp > self._stop_at or frame.timestamp - self._clip_start > self.max_s:
+        if item.timestamp > self._stop_at or item.timestamp - self._clip_start > self.max_s:
             self._finish_writer()
         else:
-            self._writer.put(frame)
+            self._writer.put(item)
+
+    def use(self, source: str) -> None:
+        """Make new clips of ``source`` (``"packets"``: copied; another name: the frames fed, re-encoded;
+        :mod:`edge_runtime.clip_sources`). A clip being written ends with what it has, and the frame ring
+        starts again: frames of another stream (another size, another clock) never join a clip's."""
+        if source == self.source:
+            return
+        self._finish_writer()
+        self.ring.clear()
+        self.source = source
 
     def event_started(self, event_id: str, started_at: float) -> None:
         """Begin the clip of ``event_id``: the ring from ``started_at - pre_s`` on, then the frames fed."""
         if self._writer is not None:  # the previous event's post-capture is cut short by the new event
             self._finish_writer()
-        first = self.ring.since(started_at - self.pre_s)
+        copied = self.source == "packets"
+        first = (self.packets if copied else self.ring).since(started_at - self.pre_s)
         self._open.add(event_id)
         if not first:
-            self._done_callback(event_id, clip_missing("no frames in the pre-capture ring"))
+            what = "packets" if copied else "frames"
+            self._done_callback(event_id, clip_missing(f"no {what} in the pre-capture ring"))
             return
         self._clip_start, self._stop_at = first[0].timestamp, float("inf")
-        writer = ClipWriter(self.store, event_id, self.codec, self.fps, first, self._done_callback)
+        writer: QueuedClipWriter
+        if copied:
+            writer = PacketClipWriter(self.store, event_id, first, self._done_callback)
+        else:
+            writer = ClipWriter(self.store, event_id, self.codec, self.fps, first, self._done_callback)
         with self._lock:
             self._writers[event_id] = writer
-        self._writer, self._writer_event = writer, event_id
+        self._writer, self._writer_event, self._writer_copies = writer, event_id, copied
 
     def event_ended(self, ended_at: float) -> None:
         """The event ended at ``ended_at``: the clip takes frames until ``post_s`` later."""

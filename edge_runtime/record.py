@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from .capture import BackoffPolicy
 from .clip_frames import ClipFramer, RingFrame
+from .reader_thread import ReaderThread
 from .sources import FrameSource, SourceEnded, SourceError
 
 __all__ = ["CLIP_BACKLOG", "FRAMES_KEPT", "RecordStats", "RecordStream"]
@@ -58,42 +58,23 @@ class RecordStats:
         return dataclasses.asdict(self)
 
 
-class RecordStream:
-    """Reads ``source`` (a camera's record stream) on a daemon thread; see the module docstring."""
+class RecordStream(ReaderThread):
+    """Reads ``source`` (a camera's record stream) on a daemon thread; see the module docstring. The first
+    open, too, is retried there: a record stream never stops the camera's detection."""
 
     def __init__(self, source: FrameSource, camera: str, *, keep_every_s: float = 0.2,
                  reconnect: BackoffPolicy | None = None, clip_frame: ClipFramer | None = None) -> None:  # fmt: skip
-        self.source, self.camera, self.clip_frame = source, camera, clip_frame
+        super().__init__("record", camera, RecordStats())
+        self.source, self.clip_frame = source, clip_frame
         self.keep_every_s = keep_every_s
         self.reconnect = reconnect or BackoffPolicy()
         self._kept: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAMES_KEPT)
         self._clips: deque[RingFrame] = deque(maxlen=CLIP_BACKLOG)
         self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)
-        self._stats = RecordStats()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> RecordStream:
-        """Start reading in the background; the first open, too, is retried there (a record stream never
-        stops the camera's detection)."""
-        self._thread = threading.Thread(target=self._run, name=f"record-{self.camera}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Ask the thread to stop; it releases the source when its current read returns."""
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
 
     @property
     def stats(self) -> RecordStats:
-        with self._lock:
-            return dataclasses.replace(self._stats)
+        return super().stats
 
     def frame_near(self, timestamp: float) -> tuple[float, np.ndarray] | None:
         """The kept record frame nearest in time to ``timestamp``, with its own timestamp; None before any."""

@@ -141,8 +141,7 @@ class Runtime:
         run until stopped or all sources ended, shut down cleanly; 0, or 1 when a source failed for good."""
         self._start_captures()
         for cam in self.cameras.values():
-            if cam.record is not None:
-                cam.record.start()
+            cam.start_readers()
         if self.config.audit_log is not None:
             self.config.audit_log.parent.mkdir(parents=True, exist_ok=True)
             self._audit = open(self.config.audit_log, "a", encoding="utf-8")  # noqa: SIM115 - closed in _shutdown
@@ -306,9 +305,17 @@ class Runtime:
         )
         body["precision"], body["backend"] = self.models.precision, self.models.backend
         if self.clip_store is not None:
-            ring = sum(c.clips.ring.nbytes for c in self.cameras.values() if c.clips is not None)
-            body["clips"] = {**dataclasses.asdict(self.clip_store.stats), "ring_mb": round(ring / 1e6, 2)}
+            clips = [
+                (n, c.clips, c.clip_sources) for n, c in self.cameras.items() if c.clip_sources is not None
+            ]
+            ring = sum(c.ring.nbytes + c.packets.nbytes for _, c, _ in clips)
+            body["clips"] = {**dataclasses.asdict(self.clip_store.stats), "ring_mb": round(ring / 1e6, 2),
+                             "fallbacks": sum(s.fallbacks for _, _, s in clips)}  # fmt: skip
+            for name, _, sources in clips:
+                body["cameras"][name]["clip_source"] = sources.active
         for name, cam in self.cameras.items():
+            if cam.packets is not None:
+                body["cameras"][name]["packets"] = dataclasses.asdict(cam.packets.stats)
             if cam.record is not None:
                 record = cam.record.stats.as_dict()
                 body["cameras"][name]["record"] = {**record, "offset_ms": cam.record_offset_ms}
@@ -321,13 +328,11 @@ class Runtime:
         log.info("stopping (%s)", reason)
         for cam in self.cameras.values():  # every camera at once: a reader may be inside a blocking read
             cam.capture.request_stop()
-            if cam.record is not None:
-                cam.record.stop()
+            cam.stop_readers()
         deadline = time.monotonic() + _STOP_WAIT_S
         for cam in self.cameras.values():
             cam.capture.stop(timeout=max(0.0, deadline - time.monotonic()))
-            if cam.record is not None:  # a reader left inside OpenCV at exit aborts the process
-                cam.record.join(max(0.0, deadline - time.monotonic()))
+            cam.join_readers(deadline)
         for cam in self.cameras.values():
             if not cam.done:
                 cam.done = True

@@ -14,10 +14,53 @@ from .sources import OpenCVSource, SourceError, SourceSpecError
 from .stream_decoders import SOFTWARE, DecoderError, check_decoder, stream_pipeline
 from .urls import STREAM_SCHEMES, redact_url, url_scheme
 
-__all__ = ["RTSP_FFMPEG_OPTIONS", "StreamSource"]
+__all__ = ["RTSP_FFMPEG_OPTIONS", "StreamClock", "StreamSource"]
 
 _FFMPEG_OPEN_LOCK = threading.Lock()
 RTSP_FFMPEG_OPTIONS = "rtsp_transport;tcp|analyzeduration;300000"  # TCP; probe 0.3 s (StreamSource)
+
+
+class StreamClock:
+    """A stream's presentation times (seconds) on the wall clock: the one rule that times a stream's decoded
+    frames (:class:`StreamSource`) and its packets (:class:`~edge_runtime.packet_stream.PacketStream`), so
+    that the two stay aligned by stream time, not arrival order.
+
+    The first presentation time is anchored at the time the stream began opening (FFmpeg hands out what it
+    buffered while opening in a burst); after it the least delayed frame sets the anchor, so that none is
+    stamped later than it arrived. A presentation time that jumps back, or more than :attr:`REANCHOR_S`
+    ahead, restarts the anchor (the stream restarted); one that repeats (a stream's first frames, or one
+    without timing) keeps the previous time, then arrival times. Stamps never go back in time.
+    """
+
+    REANCHOR_S = 5.0
+
+    def __init__(self, opened_at: float = 0.0) -> None:
+        self.reset(opened_at)
+
+    def reset(self, opened_at: float) -> None:
+        """A new connection that began opening at wall time ``opened_at``."""
+        self.opened_at = opened_at
+        self._anchor: float | None = None  # wall time of presentation time 0
+        self._repeats = 0  # consecutive stamps with the previous presentation time
+        self._pts = 0.0
+        self.ts = 0.0  # the last stamp
+
+    def stamp(self, pts: float, now: float) -> float:
+        """The wall-clock time of presentation time ``pts`` (seconds), arrived at wall time ``now``."""
+        repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
+        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
+            self._anchor = self.opened_at - pts
+            ts = self.opened_at
+        elif self._pts < pts <= self._pts + self.REANCHOR_S:
+            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
+            ts = self._anchor + pts
+        elif repeats:  # no new presentation time
+            ts = self.ts if repeats < 3 else now
+        else:  # a jump: the stream restarted
+            self._anchor, ts = now - pts, now
+        self._pts, self._repeats = pts, repeats
+        self.ts = max(ts, self.ts)  # never back in time
+        return self.ts
 
 
 class StreamSource(OpenCVSource):
@@ -35,13 +78,12 @@ class StreamSource(OpenCVSource):
     here, in one line, rather than at each open.
 
     Timestamps follow the stream's own presentation times (the camera's clock), anchored to the wall clock so
-    that no frame is stamped later than it arrived: FFmpeg hands out the second of frames it buffered while
-    opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
+    that no frame is stamped later than it arrived (:class:`StreamClock`): FFmpeg hands out the second of
+    frames it buffered while opening in a burst, and arrival times would squeeze them together. ``fps`` is the rate the stream
     declares (0.0 when it does not say); the rate it really delivers is measured by the capture thread.
     """
 
     kind = "stream"
-    _REANCHOR_S = 5.0  # a presentation time that jumps back, or this far ahead, restarts the anchor
 
     def __init__(self, url: str, *, open_timeout_s: float = 10.0, read_timeout_s: float = 10.0,
                  decoder: str = SOFTWARE, codec: str = "h264") -> None:  # fmt: skip
@@ -51,7 +93,7 @@ class StreamSource(OpenCVSource):
             raise SourceSpecError(
                 f"stream URL {redact_url(url)!r} must start with one of {[s + '://' for s in STREAM_SCHEMES]}"
             )
-        self.url, self.decoder = url, decoder
+        self.url, self.decoder, self.codec = url, decoder, codec
         self.pipeline: str | None = None  # the GStreamer pipeline of a hardware decoder
         if decoder != SOFTWARE:
             try:
@@ -65,11 +107,7 @@ class StreamSource(OpenCVSource):
         self.open_timeout_s, self.read_timeout_s = open_timeout_s, read_timeout_s
         self.fps = 0.0
         self.size = (0, 0)  # (width, height) the stream declares
-        self._anchor: float | None = None  # wall time of presentation time 0
-        self._opened_at = 0.0
-        self._repeats = 0  # consecutive frames with the previous frame's presentation time
-        self._pts = 0.0  # presentation time of the last frame, seconds
-        self._ts = 0.0
+        self._clock = StreamClock()
         if scheme in ("rtsp", "rtsps"):
             # Read by FFmpeg at each open; set once here, on the thread that parses the sources.
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_FFMPEG_OPTIONS)
@@ -95,7 +133,7 @@ class StreamSource(OpenCVSource):
     def open(self) -> None:
         # OpenCV opens one FFmpeg stream at a time anyway: start the clock when this one starts
         with _FFMPEG_OPEN_LOCK if self.pipeline is None else contextlib.nullcontext():
-            self._opened_at = time.time()
+            opened_at = time.time()
             super().open()
         assert self._cap is not None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
@@ -104,24 +142,11 @@ class StreamSource(OpenCVSource):
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
-        self._anchor, self._pts, self._ts = None, 0.0, 0.0
+        self._clock.reset(opened_at)
 
     def _grabbed_one(self) -> None:
-        now = time.time()
         assert self._cap is not None
-        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
-        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
-            self._anchor = self._opened_at - pts
-            ts = self._opened_at
-        elif self._pts < pts <= self._pts + self._REANCHOR_S:
-            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
-            ts = self._anchor + pts
-        elif repeats:  # no new presentation time: a stream's first frames, or one without timing at all
-            ts = self._ts if repeats < 3 else now
-        else:  # a jump: the stream restarted
-            self._anchor, ts = now - pts, now
-        self._pts, self._ts, self._repeats = pts, max(ts, self._ts), repeats  # never back in time
+        self._clock.stamp(self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, time.time())
 
     def timestamp(self) -> float:
-        return self._ts
+        return self._clock.ts

@@ -130,7 +130,7 @@ def write_clip(
     returns its ``i3dmtn.clip/1`` description."""
     from edge_runtime.clip_frames import ClipFramer
     from edge_runtime.clip_store import ClipStore
-    from edge_runtime.clips import ClipWriter
+    from edge_runtime.clip_writer import ClipWriter
 
     framer, done = ClipFramer(max_height=0, fps=0), threading.Event()
     frames = []

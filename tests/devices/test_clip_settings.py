@@ -41,3 +41,17 @@ def test_a_bad_clip_size_or_rate_is_one_line_naming_the_key(tmp_path, line):
     message = str(info.value)
     key = line.split(" = ")[0]
     assert "\n" not in message and "box.toml" in message and f"[clips] {key} must be" in message
+
+
+def test_clip_mode_defaults_to_auto_and_is_read(tmp_path):
+    assert _load(tmp_path, "").mode == "auto"
+    assert _load(tmp_path, 'mode = "copy"\n').mode == "copy"
+    assert _load(tmp_path, 'mode = "reencode"\n').mode == "reencode"
+
+
+@pytest.mark.parametrize("line", ['mode = "remux"', "mode = 1", 'mode = "Copy"'])
+def test_a_bad_clip_mode_is_one_line_naming_the_key(tmp_path, line):
+    with pytest.raises(ProfileError) as info:
+        _load(tmp_path, line + "\n")
+    message = str(info.value)
+    assert "\n" not in message and "[clips] mode" in message
