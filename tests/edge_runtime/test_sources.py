@@ -13,7 +13,7 @@ from edge_runtime.sources import (
     SourceSpecError,
 )
 from edge_runtime.stream_decoders import opencv_has_gstreamer
-from edge_runtime.stream_source import StreamSource
+from edge_runtime.stream_source import StreamClock, StreamSource
 from edge_runtime.urls import redact_url
 from edge_runtime.video import write_video
 
@@ -160,3 +160,28 @@ def test_a_bad_record_stream_is_a_one_line_usage_error(spec, message):
 def test_detect_and_record_must_both_be_live_or_both_files(clip):
     with pytest.raises(SourceSpecError, match="both be live or both files"):
         parse_source_spec(f"door=rtsp://h:pw@x/sub|record={clip}")
+
+
+def _session(clock, sent_at, delays):
+    """Stamps of frames 30 fps apart, sent from wall time ``sent_at``, arriving ``delays`` seconds later."""
+    return [clock.stamp(i / 30, sent_at + i / 30 + d) for i, d in enumerate(delays)]
+
+
+def test_two_sessions_of_one_stream_agree_on_its_times_whatever_their_openings():
+    """The detect frames and the copied packets of one camera come from two sessions that open at different
+    times and receive their first frames in a burst: once a timely frame has arrived on each, the same
+    presentation time gets the same stamp on both (the least delayed arrival sets the anchor)."""
+    sent_at = 1000.0  # the camera's wall time at presentation time 0 on both sessions
+    burst = [0.3 - i / 30 for i in range(9)]  # frames 0-8 buffered while opening, handed out at once
+    detect = _session(StreamClock(), sent_at, burst + [0.004] * 21)
+    packets = _session(StreamClock(), sent_at, [0.002] * 30)  # this session opened in time
+    assert all(b >= a for a, b in zip(detect, detect[1:]))  # never back in time
+    np.testing.assert_allclose(detect[9:], packets[9:], atol=0.003)
+    np.testing.assert_allclose(packets, [sent_at + i / 30 + 0.002 for i in range(30)], atol=1e-6)
+
+
+def test_a_stream_that_restarts_gets_a_new_anchor():
+    clock = StreamClock()
+    before = _session(clock, 1000.0, [0.01] * 5)
+    after = clock.stamp(0.0, 1010.0)  # presentation times start again
+    assert after == 1010.0 and after > before[-1]
