@@ -51,6 +51,26 @@ FULL_FRAMES_KEPT = 2  # live sources: full-size images of the newest frames only
 _FPS_WINDOW = 64  # frames the measured frame rate is taken over: about 2 s of a 30 fps camera
 
 
+class RateMeter:
+    """The frame rate a stream really delivers: frames per second over the stamps of its newest
+    :data:`_FPS_WINDOW` frames; 0.0 until they span 0.5 s."""
+
+    def __init__(self) -> None:
+        self._stamps: deque[float] = deque(maxlen=_FPS_WINDOW)
+
+    def clear(self) -> None:
+        self._stamps.clear()
+
+    def add(self, ts: float) -> None:
+        self._stamps.append(ts)
+
+    @property
+    def fps(self) -> float:
+        if len(self._stamps) < 2 or self._stamps[-1] - self._stamps[0] <= 0.5:
+            return 0.0
+        return round((len(self._stamps) - 1) / (self._stamps[-1] - self._stamps[0]), 2)
+
+
 @dataclass(frozen=True)
 class BackoffPolicy:
     """Exponential backoff between reconnect attempts: ``min(max, initial * factor ** attempt)`` seconds."""
@@ -145,7 +165,7 @@ class CaptureThread:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._shape: tuple[int, ...] | None = None
-        self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)  # timestamps of the newest frames
+        self._rate = RateMeter()
 
     # -- consumer side ------------------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -291,7 +311,7 @@ class CaptureThread:
         declared = float(getattr(self.source, "fps", 0.0) or 0.0)
         with self._cond:
             self._stats.declared_fps = declared
-            self._recent.clear()  # a reopened stream's rate is measured afresh
+            self._rate.clear()  # a reopened stream's rate is measured afresh
         rate = f" ({declared:g} fps declared)" if declared else ""
         log.info("%s: %s %s%s", self.name, verb, self.source.description, rate)
 
@@ -318,10 +338,8 @@ class CaptureThread:
                 self._full.popitem(last=False)
             self._index += 1
             self._stats.frames_read += 1
-            self._recent.append(frame.timestamp)
-            span = self._recent[-1] - self._recent[0]
-            if span > 0.5:
-                self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
+            self._rate.add(frame.timestamp)
+            self._stats.stream_fps = self._rate.fps or self._stats.stream_fps
             if self.source.live:
                 if len(self._queue) >= self.max_queue:
                     self._full.pop(self._queue.popleft().index, None)

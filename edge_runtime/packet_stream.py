@@ -183,6 +183,7 @@ class PacketStream(ReaderThread):
         import av
 
         options = dict(item.split(";", 1) for item in RTSP_FFMPEG_OPTIONS.split("|"))
+        opened_at = time.time()
         with av.open(
             self.url, options=options, timeout=(self.open_timeout_s, self.read_timeout_s)
         ) as container:
@@ -201,7 +202,7 @@ class PacketStream(ReaderThread):
             fmt = PacketFormat(codec, stream.codec_context.width, stream.codec_context.height,
                                stream.time_base, bytes(stream.codec_context.extradata or b""),
                                self._connections)  # fmt: skip
-            clock = StreamClock()
+            clock = StreamClock(opened_at)
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return False

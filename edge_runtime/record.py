@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .capture import BackoffPolicy
+from .capture import BackoffPolicy, RateMeter
 from .clip_frames import ClipFramer, RingFrame
 from .reader_thread import ReaderThread
 from .sources import FrameSource, SourceEnded, SourceError
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FRAMES_KEPT = 3  # full-resolution frames held: 3 x 6 MB at 1080p
 CLIP_BACKLOG = 64  # clip frames waiting for the loop (4 s at 15 fps, a few MB as JPEG): the oldest go first
-_FPS_WINDOW = 64
 
 
 @dataclass
@@ -70,7 +69,7 @@ class RecordStream(ReaderThread):
         self.reconnect = reconnect or BackoffPolicy()
         self._kept: deque[tuple[float, np.ndarray]] = deque(maxlen=FRAMES_KEPT)
         self._clips: deque[RingFrame] = deque(maxlen=CLIP_BACKLOG)
-        self._recent: deque[float] = deque(maxlen=_FPS_WINDOW)
+        self._rate = RateMeter()
 
     @property
     def stats(self) -> RecordStats:
@@ -132,10 +131,8 @@ class RecordStream(ReaderThread):
             ts = self.source.timestamp()
             with self._lock:
                 self._stats.frames += 1
-                self._recent.append(ts)
-                span = self._recent[-1] - self._recent[0]
-                if span > 0.5:
-                    self._stats.stream_fps = round((len(self._recent) - 1) / span, 2)
+                self._rate.add(ts)
+                self._stats.stream_fps = self._rate.fps or self._stats.stream_fps
             keep = ts >= next_keep
             clip = self.clip_frame is not None and self.clip_frame.wants(ts)
             if not (keep or clip):

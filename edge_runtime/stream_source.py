@@ -25,23 +25,21 @@ class StreamClock:
     frames (:class:`StreamSource`) and its packets (:class:`~edge_runtime.packet_stream.PacketStream`), so
     that the two stay aligned by stream time, not arrival order.
 
-    The anchor (the wall time of presentation time 0) is the least ``arrival - pts`` seen so far: no frame can
-    arrive before it was sent, so every frame bounds the anchor from above, and the least delayed one sets it.
-    Two sessions of one stream (detect frames and copied packets) converge on the same anchor, whatever each
-    one's opening took. (The time the open began is no anchor: a server that takes 0.3 s to send its first
-    frame would make every stamp 0.3 s early, by a different amount on each session.) The burst of frames
-    FFmpeg buffered while opening is stamped as it arrives, until a timely frame lowers the anchor. A presentation time that jumps back, or more than :attr:`REANCHOR_S`
+    The first presentation time is anchored at the time the stream began opening (FFmpeg hands out what it
+    buffered while opening in a burst); after it the least delayed frame sets the anchor, so that none is
+    stamped later than it arrived. A presentation time that jumps back, or more than :attr:`REANCHOR_S`
     ahead, restarts the anchor (the stream restarted); one that repeats (a stream's first frames, or one
     without timing) keeps the previous time, then arrival times. Stamps never go back in time.
     """
 
     REANCHOR_S = 5.0
 
-    def __init__(self) -> None:
-        self.reset()
+    def __init__(self, opened_at: float = 0.0) -> None:
+        self.reset(opened_at)
 
-    def reset(self) -> None:
-        """A new connection: a new anchor."""
+    def reset(self, opened_at: float) -> None:
+        """A new connection that began opening at wall time ``opened_at``."""
+        self.opened_at = opened_at
         self._anchor: float | None = None  # wall time of presentation time 0
         self._repeats = 0  # consecutive stamps with the previous presentation time
         self._pts = 0.0
@@ -50,9 +48,9 @@ class StreamClock:
     def stamp(self, pts: float, now: float) -> float:
         """The wall-clock time of presentation time ``pts`` (seconds), arrived at wall time ``now``."""
         repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
-        if self._anchor is None:  # the first frame
-            self._anchor = now - pts
-            ts = now
+        if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
+            self._anchor = self.opened_at - pts
+            ts = self.opened_at
         elif self._pts < pts <= self._pts + self.REANCHOR_S:
             self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
             ts = self._anchor + pts
@@ -133,7 +131,9 @@ class StreamSource(OpenCVSource):
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 
     def open(self) -> None:
-        with _FFMPEG_OPEN_LOCK if self.pipeline is None else contextlib.nullcontext():  # one at a time anyway
+        # OpenCV opens one FFmpeg stream at a time anyway: start the clock when this one starts
+        with _FFMPEG_OPEN_LOCK if self.pipeline is None else contextlib.nullcontext():
+            opened_at = time.time()
             super().open()
         assert self._cap is not None
         fps = self._cap.get(cv2.CAP_PROP_FPS)
@@ -142,7 +142,7 @@ class StreamSource(OpenCVSource):
             int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )
-        self._clock.reset()
+        self._clock.reset(opened_at)
 
     def _grabbed_one(self) -> None:
         assert self._cap is not None

@@ -134,8 +134,9 @@ def _decode_packets(packets: list) -> list[tuple[float, np.ndarray]]:
 def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
     """A live 320x180 stream read twice, as a camera whose detect stream is copied: its packets (one
     session, stamped by the packet reader) and its decoded frames (another session, stamped by the capture
-    thread). Each detect frame's picture is a copied frame's stamped within one frame of it (measured here:
-    0-6 ms)."""
+    thread). Each detect frame's picture is a copied frame's stamped within 0.5 s of it, all by the same
+    offset: measured 0-6 ms on a quiet machine, 0.3 s once under load (each session's anchor is the time its
+    open began, early by the server's delay in sending it its first frame; docs/architecture.md)."""
     with RtspServer({}, live={"/sub": "320x180"}) as server:
         packets = PacketStream(server.url("/sub"), "door", reconnect=FAST).start()
         source = StreamSource(server.url("/sub"), open_timeout_s=5, read_timeout_s=3)
@@ -150,7 +151,8 @@ def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
         same = [t for t, image in copied if np.abs(image.astype(np.int16) - frame.image).mean() < 1.0]
         if same:
             offsets.append(min((frame.timestamp - t for t in same), key=abs))
-    assert len(offsets) >= 20 and all(abs(o) <= 1 / 30 for o in offsets), offsets
+    assert len(offsets) >= 20 and all(abs(o) <= 0.5 for o in offsets), offsets
+    assert max(offsets) - min(offsets) <= 1 / 30, offsets  # one offset: the stream's spacing on both
 
 
 def test_clips_fall_back_to_frames_when_the_stream_stops_and_copy_again_once_it_is_back(caplog, tmp_path):
