@@ -38,10 +38,9 @@ from typing import Any
 from edge_runtime.video import VideoReadError, probe_video
 from training.data.grouping import grouped_folds, grouped_split
 from training.data.layouts import Clip, Layout, find_clips, load_groups
-from training.data.records import DatasetError
+from training.data.records import SPLITS, DatasetError
 
 __all__ = [
-    "SPLITS",
     "SPLIT_FILE",
     "DEFAULT_FRACTIONS",
     "PrepareOptions",
@@ -53,7 +52,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 CLASS_NAMES = {1: "anomaly", 0: "normal"}  # label -> output folder (the layout training.data.records reads)
 SPLIT_FILE = "split.json"
 SPLIT_SCHEMA = "i3dmtn.split/1"
