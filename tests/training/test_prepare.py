@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.training.source_layouts import fight_layout, make_source, read_split, tiny_videos, write_groups
+from training.data.clip_links import output_names
 from training.data.layouts import Clip, find_clips
-from training.data.prepare import PrepareOptions, output_names, prepare_dataset
+from training.data.prepare import PrepareOptions, prepare_dataset
 from training.data.records import DatasetError, find_splits, scan_videos
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "surveillance-fight"
