@@ -189,6 +189,8 @@ def _split_record(opts: PrepareOptions, result: PrepareResult) -> dict[str, Any]
             "anomaly": list(opts.anomaly),
             "normal": list(opts.normal),
             "resplit": opts.resplit,
+            "folds": opts.folds,
+            "fold": opts.fold,
         },
         "counts": result.counts(),
         "clips": [
