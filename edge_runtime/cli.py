@@ -93,6 +93,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     bundle = load_bundle(args.bundle)
     if profile is not None:
         bundle.check_profile(profile)
+        log.info("device: %s", profile.describe())
     policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
     clips, clips_folder = clip_settings(args, profile, device_id)

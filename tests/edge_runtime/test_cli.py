@@ -15,6 +15,7 @@ from edge_runtime.broker import LocalBroker, find_mosquitto
 from edge_runtime.cli_options import build_parser
 from edge_runtime.cli_settings import default_outbox
 from tests.edge_runtime.runtime_helpers import (
+    CROP,
     DARK,
     ROOT,
     Subscriber,
@@ -181,3 +182,16 @@ def test_numbers_beyond_what_a_device_runs_are_usage_errors(bundle, calm, tmp_pa
     assert result.returncode == 2
     line = _one_error_line(result)
     assert option in line and says in line, line
+
+
+def test_the_device_profile_s_name_and_description_are_logged_at_start(bundle, calm, tmp_path):
+    profile = tmp_path / "porch.toml"
+    profile.write_text(
+        '[device]\nname = "Porch NUC"\ndescription = "the camera over the door"\n[model]\n'
+        f'backend = "onnxruntime"\ntarget = "onnx"\nprecision = "fp32"\ninput_size = {CROP}\n'
+    )
+    (tmp_path / "o.sqlite").mkdir()  # the start stops at the outbox, after the profile is read
+    result = _cli("--bundle", str(bundle), "--device-id", "dev1", "--source", str(calm), "--device-profile",
+                  str(profile), "--outbox", str(tmp_path / "o.sqlite"), "--broker", "127.0.0.1:9")  # fmt: skip
+    assert result.returncode == 1 and "is a folder" in _one_error_line(result)
+    assert f"device: Porch NUC - the camera over the door (device profile {profile})" in result.stderr
