@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     _add_data(parser.add_argument_group("data"))
     _add_config(parser.add_argument_group("configuration"))
-    _add_start(parser.add_argument_group("run folder and starting weights"))
+    _add_run_folder(parser.add_argument_group("run folder"))
+    _add_starting_weights(parser.add_argument_group("starting weights"))
     runtime = parser.add_argument_group("execution")
     runtime.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     runtime.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -69,7 +70,7 @@ def _add_config(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--clip_length", "--clip-length", type=int, metavar="S", help="frames per snippet (S)")
 
 
-def _add_start(group: argparse._ArgumentGroup) -> None:
+def _add_run_folder(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--output",
         metavar="DIR",
@@ -81,6 +82,9 @@ def _add_start(group: argparse._ArgumentGroup) -> None:
         help="continue the killed run in --output from its last.pt: weights, optimizer, learning-rate schedule, "
         "epoch counter and best epoch all come back (not with --init)",
     )
+
+
+def _add_starting_weights(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--init",
         metavar="CHECKPOINT",
