@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from training.data.layouts import Clip
-from training.data.records import SPLITS, DatasetError
+from training.data.records import CLASS_DIRS, SPLITS, DatasetError
 
 __all__ = ["CLASS_NAMES", "output_names", "check_out", "remove_links", "link_clip"]
 
-CLASS_NAMES = {1: "anomaly", 0: "normal"}  # label -> output folder (the layout training.data.records reads)
+# label -> output folder: the class folders training.data.records reads, anomaly first
+CLASS_NAMES = {label: name for name, label in reversed(CLASS_DIRS.items())}
 
 
 def output_names(clips: Sequence[Clip]) -> dict[str, str]:
