@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.real_quality import add_split_arguments, default_data, prepare_fold, resolve_split_options
+from training.data.records import SPLITS
 
 __all__ = ["clip_windows", "fold_metrics", "main"]
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         cache = opts.frame_cache or work / "frames"
         for fold in folds:
             data = prepare_fold(opts, fold, work / f"fold{fold}", threads=2)
-            split = {s: clip_windows(config, data / s, cache, windows) for s in ("train", "val", "test")}
+            split = {s: clip_windows(config, data / s, cache, windows) for s in SPLITS}
             rows.append({"fold": fold, **fold_metrics(config, windows, **split)})
             print(f"fold {fold}: AUC {rows[-1]['auc']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"forest alone, config {opts.config} {' '.join(opts.overrides)}: {len(windows)} clips")

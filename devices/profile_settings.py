@@ -109,5 +109,10 @@ class DeviceProfile:
         c = self.camera
         return c.pipeline.format(sensor_id=int(sensor_id), width=c.width, height=c.height, fps=c.fps)
 
+    def describe(self) -> str:
+        """One line for the start-up log: ``[device] name``, its description, and where the profile came from."""
+        about = f" - {self.device.description}" if self.device.description else ""
+        return f"{self.device.name}{about} (device profile {self.source})"
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

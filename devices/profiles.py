@@ -5,8 +5,8 @@ stdlib only (``tomllib``): the device installs this without the workstation pack
 Schema (every section but ``[device]`` and ``[model]`` is optional; unknown sections or keys are errors)::
 
     [device]
-    name = "Jetson Orin Nano"              # required, shown in logs and status messages
-    description = "..."                    # optional
+    name = "Jetson Orin Nano"              # required, logged when edge-runtime starts ("device: ...")
+    description = "..."                    # optional, logged after the name
 
     [model]
     backend = "tensorrt"                   # required: tensorrt | openvino | onnxruntime

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backends.base import MODEL_SUFFIXES
 from .bundle_manifest import (
     DTYPES,
     FORMATS,
@@ -26,8 +27,6 @@ from .bundle_manifest import (
 )
 
 __all__ = ["Companion", "ModelFile", "TensorSpec", "check_shapes", "parse_files"]
-
-_SUFFIX = {"onnx": ".onnx", "onnx-qdq": ".onnx", "openvino": ".xml"}
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,10 @@ def _model_file(obj: Any, ctx: str, root: Path, target: str, where: str) -> Mode
         )
     if precision == "fp16" and target != "jetson":
         raise f.error(f"{f.name('precision')} 'fp16' is only for target 'jetson' (TensorRT), not {target!r}")
-    if rel.suffix != _SUFFIX[fmt]:
-        raise f.error(f"{f.name('path')} of format {fmt!r} must end with {_SUFFIX[fmt]}, got {str(rel)!r}")
+    if rel.suffix != MODEL_SUFFIXES[fmt]:
+        raise f.error(
+            f"{f.name('path')} of format {fmt!r} must end with {MODEL_SUFFIXES[fmt]}, got {str(rel)!r}"
+        )
     companions = []
     for i, item in enumerate(f.get("companions", list, [])):
         c = Field(item, f"{f.name('companions')}[{i}]", where)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .backends.base import MODEL_FORMATS
+
 __all__ = [
     "BUNDLE_SCHEMA",
     "MANIFEST_NAME",
@@ -51,7 +53,7 @@ MANIFEST_NAME = "manifest.json"
 TARGETS = ("onnx", "openvino", "jetson")
 PRECISIONS = ("fp32", "int8", "fp16")
 ROLES = ("backbone", "head")
-FORMATS = ("onnx", "onnx-qdq", "openvino")
+FORMATS = MODEL_FORMATS  # the model file formats the backends load
 # Which model formats each target's backend can run (OpenVINO also reads ONNX; TensorRT parses (Q/DQ) ONNX).
 FORMATS_BY_TARGET = {"onnx": ("onnx",), "openvino": ("openvino", "onnx"), "jetson": ("onnx", "onnx-qdq")}
 GATES = ("passed", "overridden", "not_checked")

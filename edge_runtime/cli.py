@@ -63,6 +63,26 @@ class _Signals:
         self.runtime.request_stop()
 
 
+def _runtime_config(
+    args: argparse.Namespace, device_id: str, policy: Any, clips: Any, clips_folder: Any
+) -> Any:
+    """The runtime's settings from the options and what :func:`_run` resolved."""
+    from .runtime import RuntimeConfig
+
+    return RuntimeConfig(
+        device_id=device_id,
+        policy=policy,
+        stats_interval_s=max(args.stats_interval, 0.1),
+        flush_timeout_s=args.flush_timeout,
+        max_queue=args.max_queue,
+        show=args.show,
+        audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
+        ha_discovery=args.ha_discovery,
+        clips=clips,
+        clips_folder=clips_folder,
+    )
+
+
 def _run(args: argparse.Namespace, signals: _Signals) -> int:
     """Everything after parsing; raises UsageError (exit 2) or the one-line errors of the stages (exit 1)."""
     from devices.profiles import load_profile
@@ -73,7 +93,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     from .mqtt_settings import MqttSettings
     from .outbox_fallback import FallbackOutbox
     from .outbox_file import OutboxLock
-    from .runtime import Runtime, RuntimeConfig
+    from .runtime import Runtime
     from .schema import SchemaError, validate_id
 
     try:
@@ -93,21 +113,11 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
     bundle = load_bundle(args.bundle)
     if profile is not None:
         bundle.check_profile(profile)
+        log.info("device: %s", profile.describe())
     policy = event_policy(args, profile, bundle)
     outbox_path = Path(args.outbox).expanduser() if args.outbox else default_outbox(device_id)
     clips, clips_folder = clip_settings(args, profile, device_id, cameras=cameras)
-    config = RuntimeConfig(
-        device_id=device_id,
-        policy=policy,
-        stats_interval_s=max(args.stats_interval, 0.1),
-        flush_timeout_s=args.flush_timeout,
-        max_queue=args.max_queue,
-        show=args.show,
-        audit_log=Path(args.audit_log).expanduser() if args.audit_log else None,
-        ha_discovery=args.ha_discovery,
-        clips=clips,
-        clips_folder=clips_folder,
-    )
+    config = _runtime_config(args, device_id, policy, clips, clips_folder)
     # one runtime per outbox; every problem of the file is one line here, before the models load; a full
     # disk only degrades (events kept in memory)
     with (

@@ -67,8 +67,15 @@ def camera_sources(args: argparse.Namespace, profile: Any) -> list[tuple[str, An
 
 
 def engine_options(profile: Any, backend: str) -> dict[str, Any]:
-    """The profile's [engine] keys as options of the backend that runs."""
-    if profile is None or profile.model.backend != backend:
+    """The profile's [engine] keys as options of the backend that runs (none, with a warning, when --backend
+    chose another backend than the profile's: its [engine] keys are that backend's)."""
+    if profile is None:
+        return {}
+    if profile.model.backend != backend:
+        log.warning(
+            "--backend %s: the device profile's [engine] settings are for %s and are not used",
+            backend, profile.model.backend,
+        )  # fmt: skip
         return {}
     e = profile.engine
     if backend == "onnxruntime" and e.intra_op_threads is not None:

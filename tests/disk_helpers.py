@@ -8,6 +8,9 @@ Two ways to make a disk full, both real SQLite ``database or disk is full`` erro
 - ``page_limit``: where mounting is not allowed, SQLite's ``PRAGMA max_page_count`` set to the file's current
   size on the outbox's writing connection: SQLite then fails a write that needs a new page with the same
   error code (``SQLITE_FULL``). Only that connection sees the limit.
+
+And what the outbox tests on such disks share: an outbox with rows in it, puts until the disk refuses one,
+and the rows a restart would find.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SmallDisk", "PageLimitDisk", "mount_tmpfs"]
+__all__ = [
+    "SmallDisk",
+    "PageLimitDisk",
+    "mount_tmpfs",
+    "outbox_with_rows",
+    "put_until_full",
+    "rows_on_disk",
+]
 
 _FILLER = "filler.bin"
 
@@ -113,3 +123,31 @@ class PageLimitDisk:
 
     def unmount(self) -> None:
         pass
+
+
+def outbox_with_rows(path: Path, rows: int = 400) -> int:
+    """An outbox at ``path`` holding ``rows`` start messages of 300 bytes; the file's size."""
+    from edge_runtime.outbox import Outbox, OutboxMessage
+
+    with Outbox(path) as box:
+        box.put_many([OutboxMessage("i3dmtn/dev1/events", b"z" * 300, kind="start")] * rows)
+    return path.stat().st_size
+
+
+def put_until_full(box: Any, limit: int = 20000) -> sqlite3.Error:
+    """Put start rows until the disk refuses one; the error it raised."""
+    for _ in range(limit):
+        try:
+            box.put("i3dmtn/dev/events", b"x" * 400, kind="start")
+        except sqlite3.Error as err:
+            return err
+    raise AssertionError(f"{limit} puts on a full disk all succeeded")
+
+
+def rows_on_disk(path: Path) -> list[int]:
+    """The ids in the outbox file, read by a separate connection (what a restart would find)."""
+    db = sqlite3.connect(str(path))
+    try:
+        return [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id")]
+    finally:
+        db.close()

@@ -31,11 +31,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# kind -> (module in this package, class name, Python package of the toolkit, pip extra, formats it loads)
-BACKENDS: dict[str, tuple[str, str, str, str, tuple[str, ...]]] = {
-    "onnxruntime": ("onnxruntime", "OnnxRuntimeBackend", "onnxruntime", "onnx", ("onnx", "onnx-qdq")),
-    "openvino": ("openvino", "OpenVINOBackend", "openvino", "openvino", ("openvino", "onnx", "onnx-qdq")),
-    "tensorrt": ("tensorrt", "TensorRTBackend", "tensorrt", "jetson", ("onnx-qdq", "onnx")),
+# kind -> (module in this package, class name, Python package of the toolkit); the formats each loads are
+# its class's ``formats``
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnxruntime": ("onnxruntime", "OnnxRuntimeBackend", "onnxruntime"),
+    "openvino": ("openvino", "OpenVINOBackend", "openvino"),
+    "tensorrt": ("tensorrt", "TensorRTBackend", "tensorrt"),
 }
 
 
@@ -53,7 +54,7 @@ def is_installed(kind: str) -> bool:
 def backend_class(kind: str) -> type[Backend]:
     """The :class:`Backend` subclass for ``kind``; imports its module (not yet its toolkit)."""
     _check_kind(kind)
-    module, cls, *_ = BACKENDS[kind]
+    module, cls, _ = BACKENDS[kind]
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
@@ -73,10 +74,6 @@ def create_backend(
     _check_kind(kind)
     if fmt is None:
         fmt = "openvino" if Path(model_path).suffix.lower() == ".xml" else "onnx"
-    if fmt not in BACKENDS[kind][4]:
-        raise BackendError(
-            f"the {kind} backend cannot load a {fmt!r} model ({model_path}); it loads {BACKENDS[kind][4]}"
-        )
     return backend_class(kind).from_model_file(model_path, fmt, device=device, options=options)
 
 
@@ -89,11 +86,10 @@ def pick_backend(fmt: str, profile_backend: str | None = None) -> str:
     if fmt not in MODEL_FORMATS:
         raise BackendError(f"unknown model format {fmt!r}: expected one of {MODEL_FORMATS}")
     if profile_backend is not None:
-        _check_kind(profile_backend)
-        if fmt not in BACKENDS[profile_backend][4]:
+        formats = backend_class(profile_backend).formats
+        if fmt not in formats:
             raise BackendError(
-                f"the device profile's backend {profile_backend!r} cannot load a {fmt!r} model; "
-                f"it loads {BACKENDS[profile_backend][4]}"
+                f"the device profile's backend {profile_backend!r} cannot load a {fmt!r} model; it loads {formats}"
             )
         return profile_backend
     if fmt == "openvino":

@@ -24,15 +24,17 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "MODEL_FORMATS",
-    "check_model_path",
+    "MODEL_SUFFIXES",
     "check_options",
     "import_toolkit",
 ]
 
 log = logging.getLogger(__name__)
 
-# Model file formats a bundle can hold (``ModelFile.format``): FP32 ONNX, INT8 Q/DQ ONNX, OpenVINO IR.
-MODEL_FORMATS = ("onnx", "onnx-qdq", "openvino")
+# Model file formats a bundle can hold (``ModelFile.format``) and their files' suffix: FP32 ONNX, INT8 Q/DQ
+# ONNX, OpenVINO IR (its weights in a .bin file beside the .xml).
+MODEL_SUFFIXES = {"onnx": ".onnx", "onnx-qdq": ".onnx", "openvino": ".xml"}
+MODEL_FORMATS = tuple(MODEL_SUFFIXES)
 
 
 class BackendError(RuntimeError):
@@ -53,21 +55,6 @@ def import_toolkit(module: str, *, backend: str, extra: str, hint: str = "") -> 
             f"the {backend} backend needs the Python package {module!r}, which cannot be imported ({exc}): "
             f"pip install i3d-mtn-edge[{extra}]{more}"
         ) from None
-
-
-def check_model_path(path: str | Path, fmt: str, suffixes: Iterable[str], backend: str) -> Path:
-    """``path`` as a :class:`Path` if it exists with one of ``suffixes``, else a one-line :class:`BackendError`."""
-    p = Path(path)
-    if fmt not in MODEL_FORMATS:
-        raise BackendError(f"unknown model format {fmt!r} for {p}: expected one of {MODEL_FORMATS}")
-    suffixes = tuple(suffixes)
-    if p.suffix.lower() not in suffixes:
-        raise BackendError(
-            f"the {backend} backend cannot load {p}: expected a {' or '.join(suffixes)} file, got {p.suffix or 'no suffix'!r}"
-        )
-    if not p.is_file():
-        raise BackendError(f"model file not found: {p}")
-    return p
 
 
 def check_options(options: Mapping[str, Any] | None, known: Iterable[str], backend: str) -> dict[str, Any]:
@@ -93,6 +80,29 @@ class Backend(ABC):
     options: ClassVar[tuple[str, ...]] = ()  # option names ``from_model_file`` accepts
 
     @classmethod
+    def check_model_file(cls, path: str | Path, fmt: str) -> Path:
+        """``path`` as a :class:`Path` when this backend loads format ``fmt`` and the file (with its weights
+        file, for OpenVINO IR) is there with the format's suffix; else a one-line :class:`BackendError`."""
+        p = Path(path)
+        if fmt not in MODEL_FORMATS:
+            raise BackendError(f"unknown model format {fmt!r} for {p}: expected one of {MODEL_FORMATS}")
+        if fmt not in cls.formats:
+            raise BackendError(
+                f"the {cls.kind} backend cannot load a {fmt!r} model ({p}); it loads {cls.formats}"
+            )
+        suffix = MODEL_SUFFIXES[fmt]
+        if p.suffix.lower() != suffix:
+            raise BackendError(
+                f"the {cls.kind} backend cannot load {p} as {fmt!r}: expected a {suffix} file, "
+                f"got {p.suffix or 'no suffix'!r}"
+            )
+        if not p.is_file():
+            raise BackendError(f"model file not found: {p}")
+        if fmt == "openvino" and not p.with_suffix(".bin").is_file():
+            raise BackendError(f"OpenVINO IR {p} has no weights file {p.with_suffix('.bin').name} beside it")
+        return p
+
+    @classmethod
     @abstractmethod
     def from_model_file(
         cls,
@@ -102,7 +112,8 @@ class Backend(ABC):
         device: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> Backend:
-        """Load ``model_path`` (of format ``fmt``) on ``device`` (the backend's default when None)."""
+        """Load ``model_path`` (of format ``fmt``, checked by :meth:`check_model_file`) on ``device`` (the
+        backend's default when None)."""
 
     @property
     @abstractmethod

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend, BackendError, check_model_path, check_options, import_toolkit
+from .base import Backend, BackendError, check_options, import_toolkit
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -60,9 +60,7 @@ class OnnxRuntimeBackend(Backend):
         device: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> OnnxRuntimeBackend:
-        path = check_model_path(model_path, fmt, (".onnx",), cls.kind)
-        if fmt not in cls.formats:
-            raise BackendError(f"the onnxruntime backend loads {cls.formats} models, not {fmt!r} ({path})")
+        path = cls.check_model_file(model_path, fmt)
         opts = check_options(options, cls.options, cls.kind)
         device = (device or cls.default_device).upper()
         if device not in _DEVICES:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Backend, BackendError, check_model_path, check_options, import_toolkit
+from .base import Backend, BackendError, check_options, import_toolkit
 
 __all__ = ["OpenVINOBackend"]
 
@@ -101,12 +101,7 @@ class OpenVINOBackend(Backend):
         device: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> OpenVINOBackend:
-        suffix = (".xml",) if fmt == "openvino" else (".onnx",)
-        path = check_model_path(model_path, fmt, suffix, cls.kind)
-        if fmt == "openvino" and not path.with_suffix(".bin").is_file():
-            raise BackendError(
-                f"OpenVINO IR {path} has no weights file {path.with_suffix('.bin').name} beside it"
-            )
+        path = cls.check_model_file(model_path, fmt)
         opts = check_options(options, cls.options, cls.kind)
         config = _config(opts)
         device = (device or cls.default_device).upper()

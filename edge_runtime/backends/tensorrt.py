@@ -39,7 +39,7 @@ import numpy as np
 
 from ..bundle import sha256_file
 from . import engine_cache
-from .base import Backend, BackendError, check_model_path, check_options, import_toolkit
+from .base import Backend, BackendError, check_options, import_toolkit
 
 __all__ = [
     "BuildSettings",
@@ -243,11 +243,7 @@ class TensorRTBackend(Backend):
         device: str | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> TensorRTBackend:
-        path = check_model_path(model_path, fmt, (".onnx",), cls.kind)
-        if fmt not in cls.formats:
-            raise BackendError(
-                f"the tensorrt backend builds engines from {cls.formats} models, not {fmt!r} ({path})"
-            )
+        path = cls.check_model_file(model_path, fmt)
         opts = check_options(options, cls.options, cls.kind)
         settings = BuildSettings(opts, fmt)
         cache_dir = Path(opts.get("cache_dir") or engine_cache.default_cache_dir()).expanduser()

@@ -42,7 +42,7 @@ def test_list_profiles_names_every_shipped_profile():
 def test_shipped_profile_loads_with_a_backend_that_fits_its_target(name):
     profile = load_profile(name)
     assert profile.name == name
-    assert profile.device.name
+    assert profile.describe().startswith(f"{profile.device.name} - ") and profile.device.name
     pairs = {("tensorrt", "jetson"), ("openvino", "openvino"), ("onnxruntime", "onnx")}
     assert (profile.model.backend, profile.model.target) in pairs
 

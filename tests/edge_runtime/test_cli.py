@@ -13,8 +13,9 @@ import pytest
 
 from edge_runtime.broker import LocalBroker, find_mosquitto
 from edge_runtime.cli_options import build_parser
-from edge_runtime.cli_settings import default_outbox
+from edge_runtime.cli_settings import default_outbox, engine_options
 from tests.edge_runtime.runtime_helpers import (
+    CROP,
     DARK,
     ROOT,
     Subscriber,
@@ -181,3 +182,26 @@ def test_numbers_beyond_what_a_device_runs_are_usage_errors(bundle, calm, tmp_pa
     assert result.returncode == 2
     line = _one_error_line(result)
     assert option in line and says in line, line
+
+
+def test_the_device_profile_s_name_and_description_are_logged_at_start(bundle, calm, tmp_path):
+    profile = tmp_path / "porch.toml"
+    profile.write_text(
+        '[device]\nname = "Porch NUC"\ndescription = "the camera over the door"\n[model]\n'
+        f'backend = "onnxruntime"\ntarget = "onnx"\nprecision = "fp32"\ninput_size = {CROP}\n'
+    )
+    (tmp_path / "o.sqlite").mkdir()  # the start stops at the outbox, after the profile is read
+    result = _cli("--bundle", str(bundle), "--device-id", "dev1", "--source", str(calm), "--device-profile",
+                  str(profile), "--outbox", str(tmp_path / "o.sqlite"), "--broker", "127.0.0.1:9")  # fmt: skip
+    assert result.returncode == 1 and "is a folder" in _one_error_line(result)
+    assert f"device: Porch NUC - the camera over the door (device profile {profile})" in result.stderr
+
+
+def test_a_backend_other_than_the_profile_s_gets_none_of_its_engine_settings_and_says_so(caplog):
+    from devices.profiles import load_profile
+
+    profile = load_profile("intel-nuc")  # openvino, with [engine] performance_hint etc.
+    assert engine_options(profile, "openvino")
+    with caplog.at_level("WARNING", logger="edge_runtime.cli_settings"):
+        assert engine_options(profile, "onnxruntime") == {}
+    assert "[engine] settings are for openvino and are not used" in caplog.text

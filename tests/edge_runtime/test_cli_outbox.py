@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from edge_runtime.outbox import Outbox, OutboxMessage
+from tests.disk_helpers import outbox_with_rows
 from tests.edge_runtime.runtime_helpers import DARK, ROOT, make_bundle, make_video
 
 
@@ -43,12 +43,6 @@ def _refused(result: subprocess.CompletedProcess, outbox, cause: str) -> None:
     assert "models:" not in result.stderr and "running:" not in result.stderr
 
 
-def _outbox_with_rows(path, rows: int = 400) -> int:
-    with Outbox(path) as box:
-        box.put_many([OutboxMessage("i3dmtn/dev1/events", b"z" * 300, kind="start")] * rows)
-    return path.stat().st_size
-
-
 def test_a_garbage_outbox_is_one_line(bundle, calm, tmp_path):
     outbox = tmp_path / "o.sqlite"
     outbox.write_bytes(os.urandom(8192))
@@ -58,7 +52,7 @@ def test_a_garbage_outbox_is_one_line(bundle, calm, tmp_path):
 @pytest.mark.parametrize("keep", [0.5, 0.98])
 def test_a_truncated_outbox_is_one_line(bundle, calm, tmp_path, keep):
     outbox = tmp_path / "o.sqlite"
-    size = _outbox_with_rows(outbox)
+    size = outbox_with_rows(outbox)
     with open(outbox, "r+b") as fh:
         fh.truncate(int(size * keep))
     _refused(_start(bundle, calm, outbox), outbox, "damaged")
@@ -81,7 +75,7 @@ def test_another_programs_database_as_outbox_is_one_line(bundle, calm, tmp_path)
 
 def test_an_outbox_on_a_read_only_file_system_is_refused_at_start(bundle, calm, small_disk):
     outbox = small_disk.folder / "o.sqlite"
-    _outbox_with_rows(outbox, rows=3)  # a previous run's events wait in it
+    outbox_with_rows(outbox, rows=3)  # a previous run's events wait in it
     small_disk.read_only()
     try:
         _refused(
@@ -94,7 +88,7 @@ def test_an_outbox_on_a_read_only_file_system_is_refused_at_start(bundle, calm, 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files anyway")
 def test_a_read_only_outbox_file_is_refused_at_start(bundle, calm, tmp_path):
     outbox = tmp_path / "o.sqlite"
-    _outbox_with_rows(outbox, rows=3)
+    outbox_with_rows(outbox, rows=3)
     outbox.chmod(0o444)
     try:
         _refused(_start(bundle, calm, outbox), outbox, "not writable: the file gives no write permission")

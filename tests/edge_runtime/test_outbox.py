@@ -1,11 +1,11 @@
 """The SQLite outbox: order, ack, bounded size that never drops start/end, threads, and SIGKILL survival;
-group commit (``put_many``) and batched acks (``ack_later`` / ``ack_many`` / ``flush_acks``)."""
+group commit (``put_many``) and batched acks (``ack_later`` / ``ack_many`` / ``flush_acks``). Bad storage
+(a full or read-only disk, damaged files) is in test_outbox_storage.py."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.outbox import Outbox, OutboxError, OutboxMessage
+from edge_runtime.outbox import Outbox, OutboxMessage
+from tests.disk_helpers import rows_on_disk
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,16 +95,10 @@ def test_two_threads_put_and_ack_concurrently(tmp_path):
         assert acked == sorted(acked)
 
 
-def test_corrupt_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "o.sqlite"
-    path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ValueError, match="o.sqlite"):
-        Outbox(path)
-
-
 _WRITER = """
 import sys
 from edge_runtime.outbox import Outbox, OutboxError, OutboxMessage
+from tests.disk_helpers import rows_on_disk
 box = Outbox(sys.argv[1])
 i = 0
 while True:
@@ -136,15 +131,6 @@ def test_sigkill_during_writes_loses_no_returned_put(tmp_path):
         present = {i.id for i in box.pending()}
     expected = {row for n, row in enumerate(reported) if n % 7 != 0}
     assert expected <= present
-
-
-def _rows_on_disk(path: Path) -> list[int]:
-    """The ids in the file, read by a separate connection (what a restart would find)."""
-    db = sqlite3.connect(str(path))
-    try:
-        return [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id")]
-    finally:
-        db.close()
 
 
 def test_put_many_returns_ids_in_the_given_order(tmp_path):
@@ -226,9 +212,9 @@ def test_ack_later_rows_are_deleted_by_the_next_put(tmp_path):
     with Outbox(path) as box:
         a, b = box.put_many([OutboxMessage("t", b"a", "start"), OutboxMessage("t", b"b", "end")])
         box.ack_later(a)
-        assert _rows_on_disk(path) == [a, b]  # recorded in memory only
+        assert rows_on_disk(path) == [a, b]  # recorded in memory only
         c = box.put("t", b"c", kind="start")
-        assert _rows_on_disk(path) == [b, c]  # deleted in the put's transaction
+        assert rows_on_disk(path) == [b, c]  # deleted in the put's transaction
 
 
 def test_flush_acks_deletes_the_recorded_rows_once(tmp_path):
@@ -240,7 +226,7 @@ def test_flush_acks_deletes_the_recorded_rows_once(tmp_path):
         box.ack_later(ids[0])  # a duplicate PUBACK
         assert box.flush_acks() == 3
         assert box.flush_acks() == 0
-        assert _rows_on_disk(path) == ids[3:]
+        assert rows_on_disk(path) == ids[3:]
 
 
 def test_ack_many_deletes_in_one_call_and_counts_only_present_rows(tmp_path):
@@ -256,7 +242,7 @@ def test_close_deletes_the_recorded_acks(tmp_path):
     with Outbox(path) as box:
         a, b = box.put_many([OutboxMessage("t", b"a", "start"), OutboxMessage("t", b"b", "end")])
         box.ack_later(a)
-    assert _rows_on_disk(path) == [b]
+    assert rows_on_disk(path) == [b]
 
 
 def test_puts_stay_durable_after_acks(tmp_path):
@@ -271,6 +257,7 @@ def test_puts_stay_durable_after_acks(tmp_path):
 _BATCH_WRITER = """
 import sys
 from edge_runtime.outbox import Outbox, OutboxError, OutboxMessage
+from tests.disk_helpers import rows_on_disk
 box = Outbox(sys.argv[1])
 n = 0
 while True:
@@ -303,119 +290,3 @@ def test_sigkill_during_batched_writes_and_acks_loses_no_put_and_no_partial_batc
         assert set(batch[1:]) <= present  # every returned put survived (its first row was acked)
     unreported = present - {row for batch in batches for row in batch}
     assert len(unreported) in (0, 5)  # a batch committed but not reported yet is whole, never cut
-
-
-def _put_until_full(box: Outbox, limit: int = 20000) -> sqlite3.Error:
-    """Put start rows until the disk refuses one; the error it raised."""
-    for _ in range(limit):
-        try:
-            box.put("i3dmtn/dev/events", b"x" * 400, kind="start")
-        except sqlite3.Error as err:
-            return err
-    raise AssertionError(f"{limit} puts on a full disk all succeeded")
-
-
-def test_a_full_disk_raises_sqlites_own_error_and_keeps_the_stored_rows(full_disk):
-    with Outbox(full_disk.folder / "o.sqlite") as box:
-        stored = [box.put("i3dmtn/dev/events", b"before", kind="start") for _ in range(3)]
-        full_disk.fill(box)
-        err = _put_until_full(box)
-        assert "database or disk is full" in str(err)  # not "cannot rollback - no transaction is active"
-        assert [i.id for i in box.pending()][:3] == stored
-        full_disk.free(box)
-        box.put("i3dmtn/dev/events", b"after", kind="start")  # the same connection writes again
-        assert box.integrity_ok()
-
-
-def test_acks_that_cannot_be_deleted_on_a_full_disk_are_neither_pending_nor_counted(full_disk):
-    with Outbox(full_disk.folder / "o.sqlite") as box:
-        rows = [box.put("i3dmtn/dev/events", b"y" * 400, kind="start") for _ in range(20)]
-        full_disk.fill(box)
-        _put_until_full(box)
-        for row in rows[:5]:
-            box.ack_later(row)
-        waiting = box.backlog  # the deletes may fail: reads still leave the acknowledged rows out
-        assert rows[0] not in [i.id for i in box.pending()]
-        assert waiting == len(box.pending())
-        full_disk.free(box)
-        assert box.flush_acks() in (0, 5) and rows[0] not in _rows_on_disk(box.path)
-
-
-def _one_line_error(path: Path) -> OutboxError:
-    with pytest.raises(OutboxError) as info:
-        Outbox(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return info.value
-
-
-def _outbox_with_rows(path: Path, rows: int = 400) -> int:
-    with Outbox(path) as box:
-        box.put_many([OutboxMessage("i3dmtn/dev/events", b"z" * 300, kind="start")] * rows)
-    return path.stat().st_size
-
-
-def test_a_garbage_file_is_one_line_naming_it(tmp_path):
-    path = tmp_path / "o.sqlite"
-    path.write_bytes(os.urandom(8192))
-    assert "not an SQLite database" in str(_one_line_error(path))
-
-
-@pytest.mark.parametrize("keep", [0.5, 0.75, 0.98])
-def test_a_truncated_outbox_is_one_line_naming_it(tmp_path, keep):
-    path = tmp_path / "o.sqlite"
-    size = _outbox_with_rows(path)
-    with open(path, "r+b") as fh:
-        fh.truncate(int(size * keep))
-    assert "damaged" in str(_one_line_error(path))
-
-
-def test_a_folder_is_one_line_naming_it(tmp_path):
-    (tmp_path / "o.sqlite").mkdir()
-    assert "is a folder" in str(_one_line_error(tmp_path / "o.sqlite"))
-
-
-def test_another_programs_database_is_refused_not_written_into(tmp_path):
-    path = tmp_path / "photos.sqlite"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
-    db.commit()
-    db.close()
-    assert "not an edge-runtime outbox (tables: photos)" in str(_one_line_error(path))
-    db = sqlite3.connect(path)
-    assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["photos"]
-    db.close()
-
-
-def test_a_read_only_file_system_is_refused_at_open(small_disk):
-    path = small_disk.folder / "o.sqlite"
-    _outbox_with_rows(path, rows=3)
-    small_disk.read_only()
-    try:
-        for target in (path, small_disk.folder / "new.sqlite"):
-            assert "not writable: its folder is on a read-only file system" in str(_one_line_error(target))
-    finally:
-        small_disk.writable()
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files and folders anyway")
-@pytest.mark.parametrize("what", ["file", "folder"])
-def test_a_read_only_file_or_folder_is_refused_at_open(tmp_path, what):
-    folder = tmp_path / "state"
-    path = folder / "o.sqlite"
-    _outbox_with_rows(path, rows=3)
-    target = path if what == "file" else folder
-    target.chmod(0o444 if what == "file" else 0o555)
-    try:
-        assert (
-            f"not writable: {'the file' if what == 'file' else 'its folder'} gives no write permission"
-            in str(_one_line_error(path))
-        )
-    finally:
-        target.chmod(0o644 if what == "file" else 0o755)
-
-
-def test_a_full_disk_at_open_says_so(small_disk):
-    small_disk.fill()
-    error = _one_line_error(small_disk.folder / "new.sqlite")
-    assert error.full and "disk is full" in str(error)

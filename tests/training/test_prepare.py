@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.training.source_layouts import fight_layout, make_source, read_split, tiny_videos, write_groups
+from training.data.clip_links import output_names
 from training.data.layouts import Clip, find_clips
-from training.data.prepare import PrepareOptions, output_names, prepare_dataset
+from training.data.prepare import PrepareOptions, prepare_dataset
 from training.data.records import DatasetError, find_splits, scan_videos
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "surveillance-fight"
@@ -247,6 +248,7 @@ def test_the_split_file_records_every_clip_seed_and_options(tmp_path: Path, vide
     record = read_split(tmp_path / "out")
     assert record["seed"] == 7 and record["layout"] == "class-folders"
     assert record["options"]["val"] == 0.25 and record["options"]["groups"] == str(groups.resolve())
+    assert record["options"]["folds"] is None and record["options"]["fold"] is None
     assert record["fractions"] == {"train": 0.5, "val": 0.25, "test": 0.25}
     assert sorted(c["source"] for c in record["clips"]) == rels
     for c in record["clips"]:
@@ -341,6 +343,8 @@ def test_folds_put_every_clip_in_exactly_one_test_fold_and_never_split_a_group(
         assert all(len(s) == 1 for s in split_of_group.values())
         assert set(result.counts()) == {"train", "val", "test"}
         assert "5-fold: test = fold" in result.split_note
+        options = read_split(tmp_path / f"out{fold}")["options"]
+        assert (options["folds"], options["fold"]) == (5, fold)
     assert sorted(tested) == rels and set(tested.values()) == {1}  # each clip is tested exactly once
 
 

@@ -14,8 +14,9 @@ __all__ = ["add_config_arguments", "add_set_argument", "parse_set", "config_from
 
 
 def add_config_arguments(
-    parser: argparse.ArgumentParser, default: str | None = "default", default_text: str = "%(default)s"
+    parser: argparse._ActionsContainer, default: str | None = "default", default_text: str = "%(default)s"
 ) -> None:
+    """``--config NAME`` and ``--set KEY=VALUE`` on ``parser`` (or one of its argument groups)."""
     parser.add_argument(
         "--config",
         default=default,
@@ -29,7 +30,7 @@ def add_config_arguments(
     )
 
 
-def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+def add_set_argument(parser: argparse._ActionsContainer, help_text: str) -> None:
     """``--set KEY=VALUE`` (repeatable) into ``args.overrides``; read them with :func:`parse_set`."""
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text

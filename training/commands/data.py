@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--help` turns reviewed event clips into training videos."
     )
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    _add_prepare(actions)
+    _add_harvest(actions)
+
+
+def _add_prepare(actions: argparse._SubParsersAction) -> None:
     p = actions.add_parser(
         "prepare",
         help="turn a downloaded data set (fight/noFight, RWF-2000, Hockey Fights, globs) into "
@@ -65,52 +70,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         epilog=PREPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("src", metavar="SRC", help="the downloaded data set folder (never modified)")
-    p.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (created; must be empty unless --force)"
-    )
-    p.add_argument(
+    _add_prepare_input(p.add_argument_group("input"))
+    _add_prepare_split(p.add_argument_group("split"))
+    _add_prepare_output(p.add_argument_group("output"))
+
+
+def _add_prepare_input(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("src", metavar="SRC", help="the downloaded data set folder (never modified)")
+    group.add_argument(
         "--groups",
         metavar="FILE",
         help="JSON object: clip path relative to SRC -> group (source video) id; must name every clip",
     )
-    p.add_argument("--val", metavar="F", help="share of clips for val/, 0 < F < 1 (default: 0.15)")
-    p.add_argument(
+    for name, what, needs in (
+        ("anomaly", "fight", "--normal; overrides detection"),
+        ("normal", "normal", "--anomaly"),
+    ):
+        group.add_argument(
+            f"--{name}",
+            action="append",
+            default=[],
+            metavar="GLOB",
+            help=f"{what} clips, a glob relative to SRC (repeatable; needs {needs})",
+        )
+
+
+def _add_prepare_split(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--val", metavar="F", help="share of clips for val/, 0 < F < 1 (default: 0.15)")
+    group.add_argument(
         "--test", metavar="F", help="share of clips for test/, 0 <= F < 1; 0 makes no test/ (default: 0.15)"
     )
-    p.add_argument("--seed", default="0", metavar="N", help="random seed of the split (default: 0)")
-    p.add_argument(
+    group.add_argument("--seed", default="0", metavar="N", help="random seed of the split (default: 0)")
+    group.add_argument(
         "--folds",
         metavar="K",
         help="cross-validation: cut the clips into K grouped, stratified folds (the same for one --seed) "
         "and make test/ fold --fold; val/ is --val of the rest",
     )
-    p.add_argument("--fold", metavar="I", help="with --folds: which fold is test/ (0 .. K-1)")
-    p.add_argument(
-        "--anomaly",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="fight clips, a glob relative to SRC (repeatable; needs --normal; overrides detection)",
-    )
-    p.add_argument(
-        "--normal",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="normal clips, a glob relative to SRC (repeatable; needs --anomaly)",
-    )
-    p.add_argument(
+    group.add_argument("--fold", metavar="I", help="with --folds: which fold is test/ (0 .. K-1)")
+    group.add_argument(
         "--resplit",
         action="store_true",
         help="for a SRC with its own train/ val/ split (RWF-2000): pool all clips and split them anew",
     )
-    p.add_argument(
+
+
+def _add_prepare_output(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (created; must be empty unless --force)"
+    )
+    group.add_argument(
         "--force",
         action="store_true",
         help="write into a non-empty DIR, replacing the links a previous run made (never a video file)",
     )
-    _add_harvest(actions)
 
 
 HARVEST_DESCRIPTION = """\

@@ -15,44 +15,77 @@ __all__ = ["add_arguments", "run", "build_datasets"]
 logger = logging.getLogger(__name__)
 
 
+DESCRIPTION = (
+    "Train the I3D + MTN + MIL detector. --data_path holds train/ and val/ split folders (each with normal/ "
+    "and anomaly/ videos, as `i3dmtn synth` writes), or is itself a normal/ + anomaly/ folder, from which a "
+    "seeded, stratified share (config key val_fraction) is held out for validation. Writes best.pt, last.pt, "
+    "config.json, history.json and training_curves.png to --output. Under torchrun it trains with "
+    "DistributedDataParallel. Two ways to start from an earlier run: --resume continues a killed run in its "
+    "own --output (weights, optimizer, schedule, epoch counter); --init fine-tunes, a new run from a "
+    "checkpoint's weights only (e.g. on the old data plus the clips `i3dmtn data harvest` added)."
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (
-        "Train the I3D + MTN + MIL detector. --data_path holds train/ and val/ split folders (each with normal/ "
-        "and anomaly/ videos, as `i3dmtn synth` writes), or is itself a normal/ + anomaly/ folder, from which a "
-        "seeded, stratified share (config key val_fraction) is held out for validation. Writes best.pt, last.pt, config.json, "
-        "history.json and training_curves.png to --output. Under torchrun it trains with DistributedDataParallel. "
-        "Two ways to start from an earlier run: --resume continues a killed run in its own --output (weights, "
-        "optimizer, schedule, epoch counter); --init fine-tunes, a new run from a checkpoint's weights only "
-        "(e.g. on the old data plus the clips `i3dmtn data harvest` added)."
-    )
-    add_config_arguments(
-        parser, default=None, default_text="the --init checkpoint's own config, else default"
-    )
-    parser.add_argument(
+    parser.description = DESCRIPTION
+    _add_data(parser.add_argument_group("data"))
+    _add_config(parser.add_argument_group("configuration"))
+    _add_run_folder(parser.add_argument_group("run folder"))
+    _add_starting_weights(parser.add_argument_group("starting weights"))
+    runtime = parser.add_argument_group("execution")
+    runtime.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    runtime.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_data(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--data_path", "--data-path", metavar="DIR", help="videos (required unless --features)"
     )
-    parser.add_argument("--epochs", type=int, help="override the config's epochs")
-    parser.add_argument("--batch_size", "--batch-size", type=int, help="videos per step and process")
-    parser.add_argument("--learning_rate", "--learning-rate", type=float, help="peak learning rate")
-    parser.add_argument("--clip_length", "--clip-length", type=int, help="frames per snippet (S)")
-    parser.add_argument(
-        "--output",
-        metavar="DIR",
-        help="run folder (default: runs/<config name>, with --init runs/<config name>-finetune)",
-    )
-    parser.add_argument(
+    group.add_argument(
         "--features",
         metavar="DIR",
         help="train the head only, on a feature cache written by `i3dmtn features` (with train/ and val/ "
         "folders, or one folder split like --data_path); the backbone comes from the cache's source",
     )
-    parser.add_argument(
+    group.add_argument(
+        "--frame-cache",
+        metavar="DIR",
+        help="where each training video is stored decoded once, at the config's frame rate and size "
+        "(default: DATA_PATH/.frame_cache; reused across runs, rebuilt for a changed video or parameter)",
+    )
+    group.add_argument(
+        "--no-frame-cache", action="store_true", help="decode every video again for every epoch (slow)"
+    )
+
+
+def _add_config(group: argparse._ArgumentGroup) -> None:
+    add_config_arguments(group, default=None, default_text="the --init checkpoint's own config, else default")
+    group.add_argument("--epochs", type=int, metavar="N", help="override the config's epochs")
+    group.add_argument(
+        "--batch_size", "--batch-size", type=int, metavar="N", help="videos per step and process"
+    )
+    group.add_argument(
+        "--learning_rate", "--learning-rate", type=float, metavar="LR", help="peak learning rate"
+    )
+    group.add_argument("--clip_length", "--clip-length", type=int, metavar="S", help="frames per snippet (S)")
+
+
+def _add_run_folder(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--output",
+        metavar="DIR",
+        help="run folder (default: runs/<config name>, with --init runs/<config name>-finetune)",
+    )
+    group.add_argument(
         "--resume",
         action="store_true",
         help="continue the killed run in --output from its last.pt: weights, optimizer, learning-rate schedule, "
         "epoch counter and best epoch all come back (not with --init)",
     )
-    parser.add_argument(
+
+
+def _add_starting_weights(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--init",
         metavar="CHECKPOINT",
         help="fine-tune: a new run whose weights (backbone and head) start from CHECKPOINT (best.pt or last.pt "
@@ -62,20 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "checkpoint's. The run records the checkpoint's path and SHA-256 in init.json and its checkpoints "
         "(not with --resume or --i3d_weights)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--i3d_weights", "--i3d-weights", metavar="PT", help="initialise the backbone from an I3D checkpoint"
     )
-    parser.add_argument(
-        "--frame-cache",
-        metavar="DIR",
-        help="where each training video is stored decoded once, at the config's frame rate and size "
-        "(default: DATA_PATH/.frame_cache; reused across runs, rebuilt for a changed video or parameter)",
-    )
-    parser.add_argument(
-        "--no-frame-cache", action="store_true", help="decode every video again for every epoch (slow)"
-    )
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _video_datasets(

@@ -30,6 +30,7 @@ __all__ = [
     "DatasetError",
     "VIDEO_EXTENSIONS",
     "CLASS_DIRS",
+    "SPLITS",
     "EXPECTED_LAYOUT",
     "VideoRecord",
     "SkippedVideo",
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
 CLASS_DIRS = {"normal": 0, "anomaly": 1}  # folder name -> video label
+SPLITS = ("train", "val", "test")  # the split folders of a prepared data set root, in this order
 EXPECTED_LAYOUT = "normal/ and anomaly/ subfolders of video files (+ optional annotations.json)"
 ANNOTATIONS_FILE = "annotations.json"
 

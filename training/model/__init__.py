@@ -96,7 +96,8 @@ def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
         )
     # bn_momentum and motion_filters are training dynamics only (BatchNorm's running-stat update, the stem's
     # initialisation): the state dict's keys and shapes are the same either way
-    momentum, motion = config.get("bn_momentum", DEFAULTS["bn_momentum"]), config.get("motion_filters")
+    momentum = config.get("bn_momentum", DEFAULTS["bn_momentum"])
+    motion = config.get("motion_filters", DEFAULTS["motion_filters"])
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
         raise ValueError(f"model config 'bn_momentum' must be a number in (0, 1], got {momentum!r}")
     norm = partial(nn.BatchNorm3d, eps=1e-3, momentum=float(momentum))
@@ -104,7 +105,7 @@ def build_model(config: Mapping[str, Any]) -> I3D_MTN_AnomalyDetector:
         width_multiplier=values["width_multiplier"],
         in_channels=INPUT_CHANNELS[modality],
         norm_layer=norm,
-        **({} if motion is None else {"motion_filters": float(motion)}),
+        motion_filters=float(motion),
     )
     return I3D_MTN_AnomalyDetector(values.pop("clip_length"), **values)
 

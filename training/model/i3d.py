@@ -260,7 +260,7 @@ class InceptionI3d(nn.Module):
         num_classes: int = 400,
         dropout: float = 0.5,
         norm_layer: NormLayer | None = None,
-        motion_filters: float = 0.5,
+        motion_filters: float = DEFAULTS["motion_filters"],
     ) -> None:
         super().__init__()
         if not 0.0 <= motion_filters <= 1.0:

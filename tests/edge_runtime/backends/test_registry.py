@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from edge_runtime.backends import BackendError, create_backend, pick_backend
+from edge_runtime.backends import BackendError, backend_class, create_backend, pick_backend
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -44,3 +44,26 @@ def test_unknown_names_are_refused(tiny_models):
 
 def test_format_defaults_from_the_suffix(tiny_models):
     assert create_backend("openvino", tiny_models[0]).output_names == ["features"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "fmt", "message"),
+    [
+        ("onnxruntime", "m.onnx", "tflite", "unknown model format 'tflite'"),
+        ("onnxruntime", "m.xml", "openvino", "the onnxruntime backend cannot load a 'openvino' model"),
+        ("tensorrt", "m.xml", "openvino", "the tensorrt backend cannot load a 'openvino' model"),
+        ("openvino", "m.onnx", "openvino", "cannot load .*m.onnx as 'openvino': expected a .xml file"),
+        ("openvino", "m.xml", "onnx", "cannot load .*m.xml as 'onnx': expected a .onnx file"),
+        ("openvino", "m.xml", "openvino", "has no weights file m.bin beside it"),
+        ("onnxruntime", "nope.onnx", "onnx-qdq", "model file not found: .*nope.onnx"),
+    ],
+)
+def test_every_backend_checks_a_model_file_by_one_rule_before_loading_its_toolkit(
+    tmp_path, kind, name, fmt, message
+):
+    for written in ("m.onnx", "m.xml"):
+        (tmp_path / written).write_text("not loaded")
+    with pytest.raises(BackendError, match=message):
+        backend_class(kind).check_model_file(tmp_path / name, fmt)
+    with pytest.raises(BackendError, match=message):
+        create_backend(kind, tmp_path / name, fmt=fmt)

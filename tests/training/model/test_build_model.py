@@ -26,6 +26,20 @@ def test_bn_momentum_does_not_change_the_state_dict():
     assert a.state_dict().keys() == b.state_dict().keys()
 
 
+@pytest.mark.parametrize("fraction", [None, 0.0, 0.25])
+def test_motion_filters_come_from_the_config_and_else_from_its_defaults(fraction):
+    from training.configs import DEFAULTS
+
+    config = (
+        {"width_multiplier": 0.125}
+        if fraction is None
+        else {"width_multiplier": 0.125, "motion_filters": fraction}
+    )
+    assert build_model(config).backbone.motion_filters == (
+        DEFAULTS["motion_filters"] if fraction is None else fraction
+    )
+
+
 def test_bn_momentum_out_of_range_is_refused():
     with pytest.raises(ConfigError, match="bn_momentum"):
         create_experiment_config(get_config("debug"), bn_momentum=0.0)
