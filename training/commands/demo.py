@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "video against the ground truth. With --feedback, the loop from a person's review to a better model "
         "follows: calm gym scenes the model takes for fights, their clips reviewed 'false alarm' on the watcher, "
         "harvested, a fine-tune (train --init), the new bundle against the old (export --baseline), and the same "
-        "scenes again. Every stage prints its wall and CPU seconds. About 3-4 minutes on 2 idle CPU cores "
-        "(--feedback: about 6); leaves nothing running."
+        "scenes again. Every stage prints its wall and CPU seconds. About 4 minutes on 2 CPU cores, 5 on shared ones "
+        "(--feedback: about 8 on shared ones); leaves nothing running."
     )
     parser.add_argument(
         "--out", type=Path, default=Path("demo_output"), help="output folder (default demo_output)"
