@@ -33,6 +33,7 @@ from edge_runtime.bundle_manifest import (
     MotionForestEntry,
     Window,
     check_relative_path,
+    check_started_from,
     parse_motion_forest,
     parse_window,
 )
@@ -212,8 +213,9 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
     f.only(_TOP_LEVEL)
 
     model = Field(f.get("model", dict), "model", where)
-    model.only(("name", "version", "created_at", "config"))
+    model.only(("name", "version", "created_at", "config", "started_from"))
     model.text("created_at")
+    check_started_from(model)
     model.get("config", dict, {})
     target = f.choice("target", TARGETS)
     precision = f.choice("precision", PRECISIONS)

@@ -42,6 +42,7 @@ __all__ = [
     "Field",
     "check_relative_path",
     "check_sha256",
+    "check_started_from",
     "describe_value",
     "parse_window",
     "MotionForestEntry",
@@ -188,6 +189,21 @@ def check_relative_path(value: str, what: str, where: str) -> PurePosixPath:
     if value == MANIFEST_NAME:
         raise BundleError(f"{where}: {what} must not be {MANIFEST_NAME}")
     return path
+
+
+def check_started_from(model: Field) -> None:
+    """``model.started_from``, optional: the checkpoint a fine-tune (``i3dmtn train --init``) started from, as
+    its run recorded it (``path``, ``sha256``, ``model`` name, ``epoch``). The runtime reads nothing from it;
+    it is checked so that a bundle says truthfully where its weights came from, or is refused."""
+    if "started_from" not in model.obj:
+        return
+    f = Field(model.obj["started_from"], model.name("started_from"), model.where)
+    f.only(("path", "sha256", "model", "epoch"))
+    f.text("path")
+    f.text("model")
+    check_sha256(f)
+    if f.get("epoch", int) < 0:
+        raise f.error(f"{f.name('epoch')} must be an integer >= 0, got {f.obj['epoch']}")
 
 
 def check_sha256(f: Field) -> str:

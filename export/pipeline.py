@@ -33,6 +33,7 @@ from calibration.select import (
     select_calibration_set,
 )
 from edge_runtime.bundle import sha256_file
+from export.manifest import build_manifest
 from export.scoring import VideoScores
 from export.targets import TargetFiles, quantize_target, runtime_backend
 from training.data import DatasetError, VideoRecord, find_splits, scan_videos
@@ -132,45 +133,6 @@ def _threshold(ckpt: dict, val: VideoScores | None) -> tuple[float, str]:
         "no operating threshold: the checkpoint records none and neither --eval-data nor --calib-data has a val/ "
         "split with both normal and anomalous videos"
     )
-
-
-def _forest_entry(ckpt: dict) -> dict:
-    """The manifest's ``motion_forest`` entry for the forest the checkpoint names (already checked)."""
-    from training.motion_forest import FOREST_FILE
-
-    ref = ckpt["motion_forest"]
-    return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
-            "weight": float(ref["weight"])}  # fmt: skip
-
-
-def _manifest(
-    config: dict, ckpt: dict, opts: ExportOptions, thr: float, accuracy: dict, fps: float, events: dict | None
-) -> dict:
-    from training.configs import to_preprocess_config
-
-    digest = sha256_file(opts.checkpoint)[:12]
-    return {
-        "model": {
-            "name": str(config["name"]),
-            "version": f"epoch{int(ckpt.get('epoch', 0))}-{digest}",
-            "config": config,
-        },
-        "target": opts.target,
-        "precision": opts.precision,
-        "preprocess": to_preprocess_config(config).to_dict(),
-        "window": {
-            "snippet_length": int(config["clip_length"]),
-            "num_snippets": int(config["num_snippets"]),
-            "frame_stride": int(config["frame_stride"]),
-            "fps": fps,
-        },
-        "threshold": thr,
-        **({"event_policy": events} if events else {}),
-        **({"motion_forest": _forest_entry(ckpt)} if ckpt.get("motion_forest") else {}),
-        "accuracy": accuracy,
-        "report": "report.json",
-        "calibration_set": "calibration_set.json",
-    }
 
 
 def _open_baseline(opts: ExportOptions, pre: Any, s: int, stride: int) -> Any:
@@ -386,8 +348,9 @@ def run_export(opts: ExportOptions) -> ExportResult:
         (work / "report.json").write_text(report_json + "\n")
         fps = float(np.median([r.fps for r in run.test])) if run.test else 25.0
         _stage(5, f"bundle {out}")
-        manifest = _manifest(run.config, run.ckpt, opts, result.threshold, result.accuracy,
-                             fps if fps > 0 else 25.0, result.policy)  # fmt: skip
+        manifest = build_manifest(run.config, run.ckpt, opts.checkpoint, target=opts.target,
+                                  precision=opts.precision, threshold=result.threshold, accuracy=result.accuracy,
+                                  fps=fps if fps > 0 else 25.0, events=result.policy)  # fmt: skip
         bundle = write_bundle(out, manifest=json_safe(manifest), files=files.specs,
                               extras={**result.extras, **files.extras}, overwrite=opts.overwrite)  # fmt: skip
         return ExportResult(bundle, result.report)

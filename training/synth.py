@@ -34,13 +34,15 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from training.synth_scene import Figure, fight_pair, meeting_pair, walker
+from training.synth_scene import Figure, fight_pair, jumper, meeting_pair, walker
 
 __all__ = [
     "SPLITS",
     "SynthConfig",
     "SynthError",
     "generate_dataset",
+    "generate_gym",
+    "render_gym",
     "render_video",
     "write_annotations",
 ]
@@ -51,6 +53,7 @@ SPLITS = ("train", "val", "test")
 _CLASSES = (("normal", 0, "walk"), ("anomaly", 1, "fight"))
 _SHIFT = 4  # sub-pixel drawing: coordinates in 1/16 px, so slow walkers move smoothly
 _ONE = 1 << _SHIFT
+_GYM = "gym"  # file prefix of the gym scenes (generate_gym)
 
 
 class SynthError(ValueError):
@@ -181,7 +184,7 @@ def render_video(
     """Draw one video (``label`` 1: with a fight) and write it to ``path`` as mp4v; returns the frame labels."""
     w, h = size
     bg = _background(rng, w, h)
-    gain, offset, sigma = _lighting(rng, frames, fps)
+    lighting = _lighting(rng, frames, fps)
     # anomalous videos get one walker fewer on average, for their fighting pair: the people count is no cue
     n_walkers = int(rng.integers(1, 4)) if label else int(rng.integers(2, 5))
     figures = [walker(rng, frames, w, h, fps) for _ in range(n_walkers)]
@@ -193,8 +196,36 @@ def render_video(
     elif rng.random() < 0.5:  # a calm meeting: close together but slow, the hard negative
         start, end = _fight_interval(rng, frames, fight_fraction)
         figures += meeting_pair(rng, frames, w, h, fps, start, end)
+    _write_video(Path(path), rng, bg, lighting, figures, frames, fps)
+    return labels.tolist()
+
+
+def render_gym(
+    path: str | Path, rng: np.random.Generator, frames: int, size: tuple[int, int], fps: float
+) -> None:
+    """Draw one calm gym scene (two to four people doing jumping jacks, sometimes someone walking past) and
+    write it to ``path`` as mp4v: every frame is normal."""
+    w, h = size
+    bg = _background(rng, w, h)
+    lighting = _lighting(rng, frames, fps)
+    figures = [jumper(rng, frames, w, h, fps) for _ in range(int(rng.integers(2, 5)))]
+    figures += [walker(rng, frames, w, h, fps) for _ in range(int(rng.integers(0, 2)))]
+    _write_video(Path(path), rng, bg, lighting, figures, frames, fps)
+
+
+def _write_video(
+    path: Path,
+    rng: np.random.Generator,
+    bg: np.ndarray,
+    lighting: tuple[np.ndarray, np.ndarray, float],
+    figures: list[Figure],
+    frames: int,
+    fps: float,
+) -> None:
+    """The figures over the background, lit and with camera noise, frame by frame into an mp4v file."""
+    gain, offset, sigma = lighting
+    h, w = bg.shape[:2]
     base = np.clip(bg, 0, 255).astype(np.uint8)
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
     if not writer.isOpened():
@@ -209,7 +240,6 @@ def render_video(
             writer.write(np.clip(frame, 0, 255).astype(np.uint8))
     finally:
         writer.release()
-    return labels.tolist()
 
 
 # ----------------------------------------------------------------------------------------------- data set
@@ -288,3 +318,36 @@ def generate_dataset(cfg: SynthConfig, progress: bool = True, overwrite: bool = 
         }
     logger.debug("wrote %d synthetic videos to %s", len(jobs), cfg.out)
     return summary
+
+
+def generate_gym(
+    cfg: SynthConfig, count: int, progress: bool = True, overwrite: bool = False
+) -> dict[str, Any]:
+    """Write ``count`` calm gym scenes (:func:`render_gym`) as ``cfg.out/normal/gym_NNNN.mp4`` with
+    ``cfg.out/annotations.json`` (all frames 0): one split in the seed's layout. ``cfg``'s seed, frames, size
+    and fps apply (its ``videos`` and ``fight_fraction`` are the fight set's). The scenes have their own random
+    streams, so a gym scene never repeats a video of :func:`generate_dataset` with the same seed.
+
+    Refuses (:class:`SynthError`) a non-empty ``cfg.out`` unless ``overwrite``, which then replaces only the
+    gym scenes and ``annotations.json``."""
+    if int(count) < 1:
+        raise SynthError(f"gym must be a number of scenes >= 1, got {count}")
+    out = cfg.out
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise SynthError(f"output folder {out} is not empty (use --force to overwrite)")
+        for old in (out / "normal").glob(f"{_GYM}_*.mp4"):
+            old.unlink()
+        (out / "annotations.json").unlink(missing_ok=True)
+    records = []
+    for i in tqdm(range(int(count)), desc="synth gym scenes", unit="video", disable=not progress):
+        rel = f"normal/{_GYM}_{i:04d}.mp4"
+        render_gym(out / rel, _video_rng(cfg.seed, len(SPLITS), 0, i), cfg.frames, cfg.size, cfg.fps)
+        records.append({"video_path": rel, "label": 0, "num_frames": cfg.frames, "fps": cfg.fps,
+                        "frame_annotations": [0] * cfg.frames})  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    write_annotations(out / "annotations.json", records)
+    return {"out": str(out), "seed": cfg.seed, "videos": len(records),
+            "annotations": str(out / "annotations.json"), "files": [str(out / r["video_path"]) for r in records]}  # fmt: skip

@@ -1,4 +1,4 @@
-"""Where the synthetic people are, frame by frame: smooth walkers, a calm meeting, a fight.
+"""Where the synthetic people are, frame by frame: smooth walkers, a calm meeting, a fight, a gym class.
 
 Each function returns :class:`Figure` tracks (one value per frame) that :mod:`training.synth` draws. All
 lengths are relative to the frame size and a person's height, speeds are in body heights per second.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Figure", "walker", "meeting_pair", "fight_pair"]
+__all__ = ["Figure", "walker", "meeting_pair", "fight_pair", "jumper"]
 
 
 @dataclass
@@ -145,3 +145,24 @@ def fight_pair(
         fig.arms[start:end, :, 0] = upper
         fig.arms[start:end, :, 1] = upper + rng.uniform(-1.2, 1.2, (n, 2))
     return figures
+
+
+def jumper(rng: np.random.Generator, frames: int, width: int, height: int, fps: float) -> Figure:
+    """Someone doing jumping jacks on the spot: arms from the sides to overhead and back, legs apart and
+    together, a hop on each beat. Big, fast limb motion like a fight's, but periodic and alone (normal)."""
+    h = rng.uniform(0.4, 0.65) * height
+    feet_y = rng.uniform(h + 0.03 * height, 0.98 * height)
+    t = np.arange(frames, dtype=np.float64) / fps
+    beat = 2 * np.pi * rng.uniform(1.4, 2.2) * t + rng.uniform(0, 2 * np.pi)  # 1.4-2.2 jacks per second
+    spread = (1 - np.cos(beat)) / 2  # 0: arms down, legs together; 1: arms overhead, legs apart
+    upper = 0.15 + rng.uniform(2.3, 2.7) * spread
+    arms = np.empty((frames, 2, 2))
+    arms[:, 0, 0], arms[:, 0, 1] = upper, upper + 0.2  # one arm to each side: the pose faces the camera
+    arms[:, 1, 0], arms[:, 1, 1] = -upper, -upper - 0.2
+    legs = np.stack([0.05 + 0.4 * spread, -0.05 - 0.4 * spread], axis=1)
+    x = np.full(frames, rng.uniform(0.15, 0.85) * width)
+    feet = feet_y - 0.06 * h * np.abs(np.sin(beat))  # off the ground between the beats
+    facing = np.full(frames, float(rng.choice([-1.0, 1.0])))
+    return Figure(
+        h, x=x, feet=feet, facing=facing, lean=np.zeros(frames), legs=legs, arms=arms, **_colours(rng)
+    )

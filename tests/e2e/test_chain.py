@@ -1,19 +1,16 @@
 """The whole chain on generated videos, as `make demo` runs it: synth -> train -> evaluate -> export (OpenVINO
-INT8) -> broker -> edge-runtime on held-out videos -> events over MQTT -> summary."""
+INT8) -> broker -> edge-runtime on held-out videos -> events over MQTT -> summary. The run is the one of
+``demo --feedback`` (tests/e2e/conftest.py), whose first six stages are the plain demo."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-# the demo (generate, train 20 epochs, export, run) takes 6-10 minutes on 2 cores: its own limit is the
-# subprocess's 900 s, not the suite's 600 s per test
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(960)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1560)]  # the shared run's limit (conftest), not 600 s
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -28,17 +25,6 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{pid}: {cmdline[:120]}")
     return found
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("chain") / "demo"
-    exe = Path(sys.executable).parent / "i3dmtn"
-    result = subprocess.run(
-        [str(exe), "demo", "--out", str(out)], capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return out, result.stdout
 
 
 def test_fight_videos_raise_events_and_normal_ones_do_not(demo):

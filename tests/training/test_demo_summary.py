@@ -7,7 +7,7 @@ import json
 from edge_runtime.events import EventPolicy
 from export.report import compare, event_gate, gate
 from tests.export.test_event_replay import CALM, FIGHT, _scores
-from training.demo import _format_summary, _gate_lines
+from training.demo_summary import format_summary, gate_lines
 from training.metrics import json_safe
 
 
@@ -18,7 +18,7 @@ def _report(policy: EventPolicy) -> dict:
 
 
 def test_the_gate_lines_give_both_video_aucs_and_the_fights_each_alerts():
-    lines = _gate_lines(_report(EventPolicy(on_threshold=0.5, off_threshold=0.3, min_duration_s=0.5)))
+    lines = gate_lines(_report(EventPolicy(on_threshold=0.5, off_threshold=0.3, min_duration_s=0.5)))
     assert lines[0] == (
         "INT8 vs FP32: fp32_video_auc 1.0000, int8_video_auc 1.0000, auc_drop 0.0000, accuracy gate passed"
     )
@@ -30,10 +30,10 @@ def test_the_verdict_line_names_the_bundles_event_policy():
     rows = [{"video": "anomaly/f.mp4", "truth": "fight", "events": 1, "peak": 0.9, "verdict": "detected"}]
     counts = {"detected": 1, "missed": 0, "quiet": 0, "false_alarm": 0}
     policy = {"on_threshold": 0.45, "off_threshold": 0.36, "min_duration_s": 0.5}
-    assert "with the bundle's event policy (on 0.450, off 0.360, min duration 0.5 s" in _format_summary(
+    assert "with the bundle's event policy (on 0.450, off 0.360, min duration 0.5 s" in format_summary(
         rows, counts, 0.49, policy
     )
-    assert "at threshold 0.490" in _format_summary(rows, counts, 0.49, None)  # a bundle from before it
+    assert "at threshold 0.490" in format_summary(rows, counts, 0.49, None)  # a bundle from before it
 
 
 def test_the_demos_subscriber_keeps_every_message_as_it_arrived_and_only_valid_events(broker):
@@ -42,7 +42,7 @@ def test_the_demos_subscriber_keeps_every_message_as_it_arrived_and_only_valid_e
     import paho.mqtt.client as mqtt
 
     from tests.alert_consumer.helpers import make_event
-    from training.demo import EventCollector
+    from training.demo_device import EventCollector
 
     collector = EventCollector(broker.host, broker.port)
     try:

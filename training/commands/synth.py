@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Write a seeded synthetic data set of surveillance-like mp4 videos: people walking (normal) and "
         "people walking plus a fight interval (anomaly), laid out as OUT/{train,val,test}/{normal,anomaly}/*.mp4 "
         "with OUT/<split>/annotations.json holding per-video labels and per-frame 0/1 fight labels. "
-        "The same --seed gives the same files."
+        "The same --seed gives the same files. With --gym N it writes N calm gym scenes instead (people doing "
+        "jumping jacks: big periodic limb motion, no fight) as OUT/normal/gym_*.mp4 with OUT/annotations.json, "
+        "the hard normal scenes `i3dmtn demo --feedback` shows the review-and-fine-tune loop with."
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (created; must be empty unless --force)"
@@ -30,7 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--videos",
-        default=_DEFAULTS["videos"],
         metavar="SPEC",
         help="how many videos: six counts TRAIN_N,TRAIN_A,VAL_N,VAL_A,TEST_N,TEST_A (normal, anomaly per split), "
         "or one number N meaning N normal + N anomaly for train and max(1, N//2) of each for val and test "
@@ -53,10 +54,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fight-fraction",
-        default=_DEFAULTS["fight"],
         metavar="LO,HI",
         help="a fight lasts this fraction of its video, drawn per video from [LO, HI], 0 < LO <= HI <= 0.75 "
         f"(default: {_DEFAULTS['fight']})",
+    )
+    parser.add_argument(
+        "--gym",
+        metavar="N",
+        help="write N calm gym scenes (jumping jacks) into OUT/normal/ instead of the fight data set "
+        "(not with --videos or --fight-fraction)",
     )
     parser.add_argument(
         "--force",
@@ -132,15 +138,18 @@ def run(args: argparse.Namespace) -> int:
     """Validate the options, generate the data set, print a summary."""
     seed = _int("--seed", args.seed, 0)
     frames = _int("--frames", args.frames, 8)
-    videos = parse_videos(args.videos)
+    videos = parse_videos(args.videos or _DEFAULTS["videos"])
     size = parse_size(args.size)
     fps = _fps(args.fps)
-    fight = _fraction(args.fight_fraction)
+    fight = _fraction(args.fight_fraction or _DEFAULTS["fight"])
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise _usage(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.force:
         raise _usage(f"--out {out} is not empty (use --force to overwrite the generated files)")
+
+    if args.gym is not None:
+        return _run_gym(args, out, seed, frames, size, fps)
 
     from training.synth import SPLITS, SynthConfig, SynthError, generate_dataset
 
@@ -157,4 +166,29 @@ def run(args: argparse.Namespace) -> int:
     for split in SPLITS:
         s = summary["splits"][split]
         print(f"  {split:5s}: {s['normal']:3d} normal, {s['anomaly']:3d} anomaly  -> {s['annotations']}")
+    return 0
+
+
+def _run_gym(
+    args: argparse.Namespace, out: Path, seed: int, frames: int, size: tuple[int, int], fps: float
+) -> int:
+    """``--gym N``: the gym scenes alone (the fight set's options are refused by name)."""
+    count = _int("--gym", args.gym, 1)
+    for option, value in (("--videos", args.videos), ("--fight-fraction", args.fight_fraction)):
+        if value is not None:
+            raise _usage(
+                f"{option} sets the fight data set; --gym writes gym scenes only (leave out {option})"
+            )
+
+    from training.synth import SynthConfig, SynthError, generate_gym
+
+    try:
+        cfg = SynthConfig(out=out, seed=seed, frames=frames, size=size, fps=fps)
+        summary = generate_gym(cfg, count, progress=not args.no_progress, overwrite=args.force)
+    except SynthError as exc:
+        raise _usage(str(exc)) from None
+    print(
+        f"wrote {summary['videos']} gym scenes ({frames} frames, {size[0]}x{size[1]}, {fps:g} fps, seed {seed}) "
+        f"to {out / 'normal'} -> {summary['annotations']}"
+    )
     return 0

@@ -1,0 +1,77 @@
+"""The bundle's ``manifest.json`` as the export writes it (``i3dmtn.bundle/1``, read by
+:mod:`edge_runtime.bundle`): the model, target and precision, the preprocessing contract and snippet window,
+the operating threshold and event policy, the motion forest if any, the gates and the companions.
+
+A checkpoint of a fine-tune (``i3dmtn train --init``) names the checkpoint it started from; the manifest
+carries it as ``model.started_from`` (path, SHA-256, model name, epoch), so a bundle says where its weights
+came from. Runtimes that predate the field refuse such a bundle (the ``model`` object's fields are checked
+strictly): a bundle from a fine-tune needs a runtime of this version or later; other bundles are unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_runtime.bundle import sha256_file
+
+__all__ = ["build_manifest"]
+
+
+def _forest_entry(ckpt: dict) -> dict:
+    """The manifest's ``motion_forest`` entry for the forest the checkpoint names (already checked)."""
+    from training.motion_forest import FOREST_FILE
+
+    ref = ckpt["motion_forest"]
+    return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
+            "weight": float(ref["weight"])}  # fmt: skip
+
+
+def _model_entry(config: dict, ckpt: dict, checkpoint: Path) -> dict[str, Any]:
+    digest = sha256_file(checkpoint)[:12]
+    entry: dict[str, Any] = {
+        "name": str(config["name"]),
+        "version": f"epoch{int(ckpt.get('epoch', 0))}-{digest}",
+        "config": config,
+    }
+    start = ckpt.get("started_from")
+    if start:
+        entry["started_from"] = {"path": str(start["path"]), "sha256": str(start["sha256"]),
+                                 "model": str(start["model"]), "epoch": int(start["epoch"])}  # fmt: skip
+    return entry
+
+
+def build_manifest(
+    config: dict,
+    ckpt: dict,
+    checkpoint: Path,
+    *,
+    target: str,
+    precision: str,
+    threshold: float,
+    accuracy: dict,
+    fps: float,
+    events: dict | None,
+) -> dict[str, Any]:
+    """The manifest of the bundle of ``checkpoint`` (its ``ckpt`` dict and ``config``), without ``files``
+    and ``schema`` (:func:`export.bundle.write_bundle` adds both)."""
+    from training.configs import to_preprocess_config
+
+    return {
+        "model": _model_entry(config, ckpt, Path(checkpoint)),
+        "target": target,
+        "precision": precision,
+        "preprocess": to_preprocess_config(config).to_dict(),
+        "window": {
+            "snippet_length": int(config["clip_length"]),
+            "num_snippets": int(config["num_snippets"]),
+            "frame_stride": int(config["frame_stride"]),
+            "fps": fps,
+        },
+        "threshold": threshold,
+        **({"event_policy": events} if events else {}),
+        **({"motion_forest": _forest_entry(ckpt)} if ckpt.get("motion_forest") else {}),
+        "accuracy": accuracy,
+        "report": "report.json",
+        "calibration_set": "calibration_set.json",
+    }
