@@ -3,6 +3,7 @@ first six, so the chain tests and the feedback loop's tests read the same run (o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +17,18 @@ DEMO_TIMEOUT_S = 1500
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> tuple[Path, str]:
-    """``(out folder, stdout)`` of ``i3dmtn demo --feedback``, which must have exited 0."""
+    """``(out folder, stdout)`` of ``i3dmtn demo --feedback``, which must have exited 0. Its temporary files
+    (the broker's config among them) are in the out folder's sibling ``tmp/``, so that the processes it leaves
+    can be told from other test sessions' on the same machine."""
     out = tmp_path_factory.mktemp("chain") / "demo"
+    (out.parent / "tmp").mkdir()
     exe = Path(sys.executable).parent / "i3dmtn"
     result = subprocess.run(
         [str(exe), "demo", "--feedback", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=DEMO_TIMEOUT_S,
+        env={**os.environ, "TMPDIR": str(out.parent / "tmp")},
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return out, result.stdout
