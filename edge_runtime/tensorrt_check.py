@@ -72,7 +72,7 @@ def _snippets(bundle: Any, video: Path) -> np.ndarray:
     from .window import SnippetWindow
 
     w = bundle.window
-    window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
+    window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride, bundle.motion_crops)
     fps = probe_video(video).fps or 25.0
     out = [s.array for i, f in enumerate(iter_frames(video)) if (s := window.push(f, i / fps)) is not None]
     last = window.flush()

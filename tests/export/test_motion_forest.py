@@ -156,6 +156,8 @@ def test_a_bundle_without_the_forest_scores_the_network_alone(bundle, scored, tm
         (lambda m: m["motion_forest"].update(weight=1.5), "motion_forest.weight must be a number in"),
         (lambda m: m["motion_forest"].update(file="forest.pkl"), "must end with .npz"),
         (lambda m: m["motion_forest"].update(extra=1), "unknown field(s) ['extra'] in motion_forest"),
+        (lambda m: m["motion_forest"].update(crops=2), "motion_forest.crops must be 1 or 3"),
+        (lambda m: m["motion_forest"].update(crops="3"), "motion_forest.crops must be"),
     ],
 )
 def test_a_bad_motion_forest_entry_is_refused_in_one_line(bundle, change, message):
@@ -168,3 +170,22 @@ def test_a_bad_motion_forest_entry_is_refused_in_one_line(bundle, change, messag
     with pytest.raises(BundleError) as exc:
         parse_manifest(manifest, bundle.bundle)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_forests_crops_go_into_the_manifest_and_back(bundle, forest_run):
+    """``crops`` is written only when 3 (so a runtime without side crops refuses such a bundle by name, as it
+    refuses any unknown field) and read back into the device's fusion and snippet window; absent is 1."""
+    from export.manifest import _forest_entry
+    from training.checkpoint import load_checkpoint
+
+    _, config, ckpt = load_checkpoint(forest_run / "best.pt")
+    assert "crops" not in _forest_entry(ckpt, {**config, "motion_crops": 1})
+    entry = _forest_entry(ckpt, {**config, "motion_crops": 3})
+    assert entry["crops"] == 3
+    manifest = json.loads((bundle.bundle / "manifest.json").read_text())
+    assert "crops" not in manifest["motion_forest"]
+    old = parse_manifest(manifest, bundle.bundle)
+    assert old.motion_crops == 1 and old.motion_fusion().crops == 1
+    manifest["motion_forest"] = entry
+    new = parse_manifest(manifest, bundle.bundle)
+    assert new.motion_crops == 3 and new.motion_fusion().crops == 3
