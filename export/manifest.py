@@ -18,12 +18,12 @@ from edge_runtime.bundle import sha256_file
 __all__ = ["build_manifest"]
 
 
-def _forest_entry(ckpt: dict, config: dict) -> dict:
+def _forest_entry(ckpt: dict) -> dict:
     """The manifest's ``motion_forest`` entry for the forest the checkpoint names (already checked)."""
     from training.motion_forest import FOREST_FILE
 
     ref = ckpt["motion_forest"]
-    crops = int(config.get("motion_crops", 1))  # written only when 3: a runtime without side crops refuses it
+    crops = int(ref.get("crops", 1))  # written only when 3: a runtime without side crops refuses it
     return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
             "weight": float(ref["weight"]), **({"crops": crops} if crops != 1 else {})}  # fmt: skip
 
@@ -71,7 +71,7 @@ def build_manifest(
         },
         "threshold": threshold,
         **({"event_policy": events} if events else {}),
-        **({"motion_forest": _forest_entry(ckpt, config)} if ckpt.get("motion_forest") else {}),
+        **({"motion_forest": _forest_entry(ckpt)} if ckpt.get("motion_forest") else {}),
         "accuracy": accuracy,
         "report": "report.json",
         "calibration_set": "calibration_set.json",

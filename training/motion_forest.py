@@ -157,6 +157,7 @@ def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) 
         "sha256": sha256_file(path),
         "stats_version": STATS_VERSION,
         "weight": float(config["motion_weight"]),
+        "crops": int(config["motion_crops"]),  # the crop positions it scores (edge_runtime.motion_fusion)
         "trees": int(config["motion_forest_trees"]),
         "val_auc": dict(val),
     }
@@ -234,6 +235,6 @@ def load_checkpoint_fusion(checkpoint: str | Path, ckpt: Mapping[str, Any]) -> M
         raise CheckpointError(f"{path} changed since checkpoint {checkpoint} was written (SHA-256 differs)")
     try:
         weight = float(ref.get("weight", ckpt["config"]["motion_weight"]))
-        return load_motion_fusion(path, weight, int(ckpt["config"].get("motion_crops", 1)))
+        return load_motion_fusion(path, weight, int(ref.get("crops", 1)))
     except (ForestError, MotionFusionError) as exc:
         raise CheckpointError(str(exc)) from None

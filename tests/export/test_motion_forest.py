@@ -178,9 +178,9 @@ def test_the_forests_crops_go_into_the_manifest_and_back(bundle, forest_run):
     from export.manifest import _forest_entry
     from training.checkpoint import load_checkpoint
 
-    _, config, ckpt = load_checkpoint(forest_run / "best.pt")
-    assert "crops" not in _forest_entry(ckpt, {**config, "motion_crops": 1})
-    entry = _forest_entry(ckpt, {**config, "motion_crops": 3})
+    _, _, ckpt = load_checkpoint(forest_run / "best.pt")
+    assert ckpt["motion_forest"]["crops"] == 1 and "crops" not in _forest_entry(ckpt)
+    entry = _forest_entry({**ckpt, "motion_forest": {**ckpt["motion_forest"], "crops": 3}})
     assert entry["crops"] == 3
     manifest = json.loads((bundle.bundle / "manifest.json").read_text())
     assert "crops" not in manifest["motion_forest"]
