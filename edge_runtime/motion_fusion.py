@@ -106,10 +106,21 @@ def motion_crops(fusion: MotionFusion | None) -> int:
     return 1 if fusion is None else fusion.crops
 
 
+def _crop_channels(snippets: np.ndarray, crops: int) -> int:
+    """Channels per crop of snippets ``(N, crops * 2, S, H, W)``; refuses snippets without the crops."""
+    shape = np.shape(snippets)
+    if len(shape) != 5 or shape[1] != 2 * crops:
+        raise MotionFusionError(
+            f"a motion forest over {crops} crop(s) needs flow snippets (N, {2 * crops}, S, H, W) "
+            f"(FramePreprocessor crops={crops}), got shape {tuple(shape)}"
+        )
+    return 2
+
+
 def network_input(snippets: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
     """The network's input ``(N, C, S, H, W)`` of snippets ``(N, crops * C, S, H, W)``: the centre crop."""
     crops = motion_crops(fusion)
-    return snippets if crops == 1 else snippets[:, : np.shape(snippets)[1] // crops]
+    return snippets if crops == 1 else snippets[:, : _crop_channels(snippets, crops)]
 
 
 def fused_features(features: np.ndarray, snippets: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
@@ -125,6 +136,8 @@ def fused_features(features: np.ndarray, snippets: np.ndarray, fusion: MotionFus
 def crops_motion_stats(snippets: np.ndarray, crops: int) -> np.ndarray:
     """Statistics ``(N, crops * STATS_SIZE)`` of snippets ``(N, crops * 2, S, H, W)``, crop by crop (the
     centre first)."""
+    if crops != 1:
+        _crop_channels(snippets, crops)
     parts = np.split(np.asarray(snippets), crops, axis=1)  # each (N, 2, S, H, W)
     return np.concatenate([snippets_motion_stats(p) for p in parts], axis=1)
 

@@ -124,6 +124,12 @@ def test_bad_crops_are_refused_by_name(forest):
         FramePreprocessor(PreprocessConfig(crop_size=(16, 16), resize_short_side=16), crops=3)  # rgb
     with pytest.raises(PreprocessError, match="takes crops = 1"):
         FramePreprocessor(CFG, crops=3).from_resized(np.zeros((SIDE, 64, 3), np.uint8), (0, 0, False))
+    three = MotionFusion(forest, 0.5, crops=3)
+    centre_only = np.zeros((1, 2, S, 16, 16), np.float32)  # snippets without the side crops
+    with pytest.raises(MotionFusionError, match=r"needs flow snippets \(N, 6, S, H, W\)"):
+        network_input(centre_only, three)
+    with pytest.raises(MotionFusionError, match="FramePreprocessor crops=3"):
+        fused_features(np.zeros((1, D), np.float32), centre_only, three)
     with pytest.raises(MotionFusionError, match="3 crop"):
         crops_forest(forest, np.zeros((2, WINDOW_STATS_SIZE), np.float32), 3)
     fused = fused_head(_net, MotionFusion(forest, 0.5, crops=3))
