@@ -10,7 +10,9 @@ preprocessing or the forest is measured in minutes instead of the hour of :mod:`
 2. round ``i``: ``i3dmtn data prepare --folds k --fold i`` (the grouped split of ``real_quality``), the forest
    fitted on train/'s windows (:func:`training.motion_forest.fit_forest`, the config's trees and seed), a
    video's score the max over its windows (the streaming rule at ``motion_weight = 1``), the threshold chosen
-   on val/ (Youden's, as the trainer chooses it); with ``motion_forest_data = "train+val"`` the forest fitted
+   on val/ (Youden's, as the trainer chooses it); with ``motion_crops = 3`` every window is scored as the max
+   over the three crop positions (:func:`edge_runtime.motion_fusion.crops_forest`, the forest still fitted on
+   the centre crop's windows), as the device scores it; with ``motion_forest_data = "train+val"`` the forest fitted
    again on train/ + val/, as training refits it; video AUC, AP, EER and accuracy at that threshold on test/.
 
 It states no goal: the product's figures are ``real_quality``'s, where the forest is fused with the network.
@@ -18,6 +20,7 @@ It states no goal: the product's figures are ``real_quality``'s, where the fores
     python -m benchmarks.real_forest                                   # the surveillance preset, 5 folds
     python -m benchmarks.real_forest --set flow_short_side=160        # another preprocessing
     python -m benchmarks.real_forest --set motion_forest_data=train   # the forest of train/ alone
+    python -m benchmarks.real_forest --set motion_crops=1             # the centre crop alone
     python -m benchmarks.real_forest --set motion_forest_trees=500 --json out.json
 """
 
@@ -56,7 +59,9 @@ def clip_windows(config: dict[str, Any], folder: Path, frame_cache: Path, known:
         key = Path(record.path).resolve()
         if key not in known:
             try:
-                known[key] = video_windows(dataset, index, int(config["num_snippets"]))
+                known[key] = video_windows(
+                    dataset, index, int(config["num_snippets"]), int(config["motion_crops"])
+                )
             except VideoReadError as exc:
                 print(f"skipping {record.path}: {exc}")
                 continue
@@ -69,17 +74,21 @@ def fold_metrics(
 ) -> dict[str, Any]:
     """Fit the forest on ``train``'s windows and choose the threshold on ``val``; with ``motion_forest_data =
     "train+val"`` refit it on both, as training does; the video metrics of the last forest on ``test``."""
+    from edge_runtime.motion_fusion import crops_forest
+    from edge_runtime.motion_stats import WINDOW_STATS_SIZE
     from training.metrics import video_metrics
     from training.motion_forest import fit_forest
 
-    def fitted(clips: list[Path]) -> tuple[Any, int]:
-        x = np.concatenate([windows[c][0] for c in clips])
+    crops = int(config["motion_crops"])
+
+    def fitted(clips: list[Path]) -> tuple[Any, int]:  # on the centre crop's windows, as training fits it
+        x = np.concatenate([windows[c][0][:, :WINDOW_STATS_SIZE] for c in clips])
         y = np.concatenate([windows[c][1] for c in clips])
         return fit_forest(x, y, int(config["motion_forest_trees"]), int(config["seed"])), len(y)
 
     def scored(forest: Any, clips: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         labels = np.array([int(windows[c][1].max()) for c in clips])
-        return labels, np.array([float(forest.predict(windows[c][0]).max()) for c in clips])
+        return labels, np.array([float(crops_forest(forest, windows[c][0], crops).max()) for c in clips])
 
     forest, n_windows = fitted(train)
     threshold = video_metrics(*scored(forest, val))["optimal_threshold"]

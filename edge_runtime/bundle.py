@@ -108,9 +108,15 @@ class Bundle:
         if self.motion_forest is None:
             return None
         try:
-            return load_motion_fusion(self.motion_forest.path, self.motion_forest.weight)
+            forest = self.motion_forest
+            return load_motion_fusion(forest.path, forest.weight, forest.crops)
         except (ForestError, MotionFusionError) as exc:
             raise BundleError(f"{self.path}: motion_forest: {exc}") from None
+
+    @property
+    def motion_crops(self) -> int:
+        """Crop positions each snippet carries (:class:`~edge_runtime.preprocess.FramePreprocessor`'s crops)."""
+        return self.motion_forest.crops if self.motion_forest is not None else 1
 
     @property
     def precisions(self) -> tuple[str, ...]:

@@ -222,6 +222,7 @@ class MotionForestEntry:
     sha256: str
     stats_version: str
     weight: float
+    crops: int = 1  # crop positions the forest scores (edge_runtime.motion_fusion); absent in the manifest: 1
 
 
 def parse_motion_forest(obj: Any, root: Path, where: str, modality: str) -> MotionForestEntry:
@@ -229,7 +230,7 @@ def parse_motion_forest(obj: Any, root: Path, where: str, modality: str) -> Moti
     from .motion_stats import STATS_VERSION  # the statistics this runtime computes
 
     f = Field(obj, "motion_forest", where)
-    f.only(("file", "sha256", "stats_version", "weight"))
+    f.only(("file", "sha256", "stats_version", "weight", "crops"))
     if modality != "flow":
         raise f.error(
             f"motion_forest needs preprocess.modality 'flow' (statistics of the input flow), got {modality!r}"
@@ -242,7 +243,10 @@ def parse_motion_forest(obj: Any, root: Path, where: str, modality: str) -> Moti
         raise f.error(
             f"{f.name('stats_version')} must be {STATS_VERSION!r} (this runtime's), got {version!r}"
         )
-    return MotionForestEntry(root / rel, check_sha256(f), version, f.number("weight", 0.0, 1.0))
+    crops = f.get("crops", int, 1)
+    if crops not in (1, 3):
+        raise f.error(f"{f.name('crops')} must be 1 or 3 (crop positions the forest scores), got {crops!r}")
+    return MotionForestEntry(root / rel, check_sha256(f), version, f.number("weight", 0.0, 1.0), crops)
 
 
 def parse_window(obj: Any, where: str) -> Window:

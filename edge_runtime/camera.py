@@ -71,7 +71,7 @@ class Camera:
         )
         self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
         w = bundle.window
-        self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
+        self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride, bundle.motion_crops)
         self.machine = machine
         self.segment = 0
         self.last_ts = 0.0

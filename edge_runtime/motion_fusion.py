@@ -11,6 +11,12 @@ The streaming rule only reads the newest position ``j = K' - 1`` of each window:
 window. The other positions are the fused scores of the window's prefixes (the windows of a filling ring),
 so the fused head is causal as the MTN is and ``streaming_scores(..., causal=True)`` stays exact.
 
+With ``crops = 3`` the snippets are those of ``FramePreprocessor(cfg, crops=3)``: the centre crop's channels
+(the network's input, :func:`network_input`) and then the left and the right crop's. Rows carry
+``[feature | stats of each crop]`` and the forest's share is the max over the crops of the forest on each
+crop's window statistics (:func:`crops_forest`): motion at a wide frame's edge, which the centre crop misses,
+still scores. The forest itself is fitted on centre crops.
+
 Without a fusion (``None``) every function here returns its input unchanged: exactly the network's numbers.
 The device's :class:`~edge_runtime.scoring.StreamingScorer`, the export's scoring and accuracy control, the
 evaluation, the trainer's validation and the quality benchmark all compose the head this way.
@@ -36,13 +42,18 @@ from .motion_stats import (
     snippets_motion_stats,
     window_motion_stats,
 )
+from .preprocess import MOTION_CROPS
 
 __all__ = [
     "MotionFusion",
     "MotionFusionError",
+    "crops_forest",
+    "crops_motion_stats",
     "fused_features",
     "fused_head",
     "load_motion_fusion",
+    "motion_crops",
+    "network_input",
     "video_window_stats",
 ]
 
@@ -59,8 +70,11 @@ class MotionFusion:
 
     forest: TreeEnsemble
     weight: float
+    crops: int = 1  # horizontal crop positions scored (1: the centre; 3: and the left and right edges)
 
     def __post_init__(self) -> None:
+        if self.crops not in MOTION_CROPS:
+            raise MotionFusionError(f"motion_crops must be one of {MOTION_CROPS}, got {self.crops!r}")
         if not 0.0 <= self.weight <= 1.0:
             raise MotionFusionError(f"motion_weight must be in [0, 1], got {self.weight!r}")
         if self.forest.stats_version != STATS_VERSION:
@@ -78,21 +92,73 @@ class MotionFusion:
         return dataclasses.replace(self, weight=float(weight))
 
 
-def load_motion_fusion(path: str | Path, weight: float) -> MotionFusion:
-    """The forest file ``path`` (``.npz``, no pickles) at share ``weight``; errors name the file."""
+def load_motion_fusion(path: str | Path, weight: float, crops: int = 1) -> MotionFusion:
+    """The forest file ``path`` (``.npz``, no pickles) at share ``weight`` over ``crops`` crop positions;
+    errors name the file."""
     try:
-        return MotionFusion(load_forest(path), float(weight))
+        return MotionFusion(load_forest(path), float(weight), crops)
     except MotionFusionError as exc:
         raise MotionFusionError(f"{path}: {exc}") from None
 
 
+def motion_crops(fusion: MotionFusion | None) -> int:
+    """Crop positions each snippet must carry for ``fusion`` (1 without a forest)."""
+    return 1 if fusion is None else fusion.crops
+
+
+def _crop_channels(snippets: np.ndarray, crops: int) -> int:
+    """Channels per crop of snippets ``(N, crops * 2, S, H, W)``; refuses snippets without the crops."""
+    shape = np.shape(snippets)
+    if len(shape) != 5 or shape[1] != 2 * crops:
+        raise MotionFusionError(
+            f"a motion forest over {crops} crop(s) needs flow snippets (N, {2 * crops}, S, H, W) "
+            f"(FramePreprocessor crops={crops}), got shape {tuple(shape)}"
+        )
+    return 2
+
+
+def network_input(snippets: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
+    """The network's input ``(N, C, S, H, W)`` of snippets ``(N, crops * C, S, H, W)``: the centre crop."""
+    crops = motion_crops(fusion)
+    return snippets if crops == 1 else snippets[:, : _crop_channels(snippets, crops)]
+
+
 def fused_features(features: np.ndarray, snippets: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
-    """Rows ``(N, D + STATS_SIZE)`` of backbone features ``(N, D)`` and the flow snippets ``(N, 2, S, H, W)``
-    they came from; without a fusion the features as they are."""
+    """Rows ``(N, D + crops * STATS_SIZE)`` of backbone features ``(N, D)`` and the flow snippets
+    ``(N, crops * 2, S, H, W)`` they came from; without a fusion the features as they are."""
     if fusion is None:
         return features
-    stats = snippets_motion_stats(snippets)
-    return np.concatenate([np.asarray(features, np.float32), stats], axis=1)
+    return np.concatenate(
+        [np.asarray(features, np.float32), crops_motion_stats(snippets, fusion.crops)], axis=1
+    )
+
+
+def crops_motion_stats(snippets: np.ndarray, crops: int) -> np.ndarray:
+    """Statistics ``(N, crops * STATS_SIZE)`` of snippets ``(N, crops * 2, S, H, W)``, crop by crop (the
+    centre first)."""
+    if crops != 1:
+        _crop_channels(snippets, crops)
+    parts = np.split(np.asarray(snippets), crops, axis=1)  # each (N, 2, S, H, W)
+    return np.concatenate([snippets_motion_stats(p) for p in parts], axis=1)
+
+
+def _windows_per_crop(stats: np.ndarray) -> np.ndarray:
+    """Window statistics ``(n, K', crops * WINDOW_STATS_SIZE)`` of snippet statistics ``(n, K', crops *
+    STATS_SIZE)``, crop by crop (:func:`~edge_runtime.motion_stats.window_motion_stats`)."""
+    s = np.asarray(stats, np.float32)
+    if s.ndim != 3 or s.shape[-1] % STATS_SIZE or not s.shape[-1]:
+        raise MotionFusionError(f"window statistics need (n, K', crops * {STATS_SIZE}), got shape {s.shape}")
+    parts = np.split(s, s.shape[-1] // STATS_SIZE, axis=-1)
+    return np.concatenate([window_motion_stats(p) for p in parts], axis=-1)
+
+
+def crops_forest(forest: TreeEnsemble, windows: np.ndarray, crops: int) -> np.ndarray:
+    """THE side-crop rule: the forest's score of each window ``(m, crops * WINDOW_STATS_SIZE)`` (the window
+    statistics of each crop, the centre first) is the max over the crops of ``forest`` on that crop's; ``(m,)``."""
+    x = np.asarray(windows, np.float32)
+    if x.ndim != 2 or x.shape[1] != crops * WINDOW_STATS_SIZE:
+        raise MotionFusionError(f"{crops} crop(s) of {WINDOW_STATS_SIZE} window statistics, got {x.shape}")
+    return np.max([forest.predict(part) for part in np.split(x, crops, axis=1)], axis=0).astype(np.float32)
 
 
 def fused_head(net_head: HeadFn, fusion: MotionFusion | None) -> HeadFn:
@@ -101,25 +167,27 @@ def fused_head(net_head: HeadFn, fusion: MotionFusion | None) -> HeadFn:
     if fusion is None:
         return net_head
     w = np.float32(fusion.weight)
+    tail = fusion.crops * STATS_SIZE
 
     def head(windows: np.ndarray) -> np.ndarray:
-        if windows.shape[-1] <= STATS_SIZE:
+        if windows.shape[-1] <= tail:
             raise MotionFusionError(
-                f"fused windows must hold features and {STATS_SIZE} motion statistics, got {windows.shape}"
+                f"fused windows must hold features and {tail} motion statistics, got {windows.shape}"
             )
         n, k = windows.shape[:2]
-        net = np.asarray(net_head(np.ascontiguousarray(windows[..., :-STATS_SIZE])), np.float32)  # (n, K')
-        prefix = window_motion_stats(windows[..., -STATS_SIZE:]).reshape(n * k, WINDOW_STATS_SIZE)
-        forest = fusion.forest.predict(prefix).astype(np.float32).reshape(n, k)  # (n, K')
+        net = np.asarray(net_head(np.ascontiguousarray(windows[..., :-tail])), np.float32)  # (n, K')
+        prefix = _windows_per_crop(windows[..., -tail:]).reshape(n * k, -1)  # every prefix's statistics
+        forest = crops_forest(fusion.forest, prefix, fusion.crops).reshape(n, k)  # (n, K')
         return (np.float32(1) - w) * net + w * forest
 
     return head
 
 
 def video_window_stats(stats: np.ndarray, num_snippets: int) -> np.ndarray:
-    """The forest's input for every snippet of a video ``(n, STATS_SIZE) -> (n, WINDOW_STATS_SIZE)``: snippet
-    ``i``'s window ``max(0, i-K+1) .. i``, as the streaming rule forms it (training fits the forest on these)."""
+    """The forest's input for every snippet of a video ``(n, crops * STATS_SIZE) -> (n, crops *
+    WINDOW_STATS_SIZE)``: snippet ``i``'s window ``max(0, i-K+1) .. i``, as the streaming rule forms it, crop by
+    crop (training fits the forest on the centre crop's, the first ``WINDOW_STATS_SIZE`` columns)."""
     s = np.asarray(stats, np.float32)
     return np.stack(
-        [window_motion_stats(s[None, max(0, i - num_snippets + 1) : i + 1])[0, -1] for i in range(len(s))]
+        [_windows_per_crop(s[None, max(0, i - num_snippets + 1) : i + 1])[0, -1] for i in range(len(s))]
     )

@@ -55,6 +55,7 @@ __all__ = [
     "PreprocessError",
     "preprocess_frame",
     "centre_window",
+    "crop_windows",
     "preprocess_clip",
     "model_size",
     "resize_frame",
@@ -74,6 +75,7 @@ _NEW_FIELDS = {CONTRACT_V2: ("frame_rate", "modality"), CONTRACT: ("flow_short_s
 MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
 _FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
 FLOW_BOUND = 16.0  # pixels (of the resized frame) per frame at which flow saturates
+MOTION_CROPS = (1, 3)  # horizontal crop positions a preprocessor can hand out (FramePreprocessor's crops)
 
 _CHANNEL_ORDERS = ("RGB", "BGR")
 _INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA, "cubic": cv2.INTER_CUBIC}
@@ -273,6 +275,16 @@ def centre_window(height: int, width: int, cfg: PreprocessConfig) -> tuple[int, 
     return (height - crop_h) // 2, (width - crop_w) // 2
 
 
+def crop_windows(height: int, width: int, cfg: PreprocessConfig, crops: int = 1) -> list[tuple[int, int]]:
+    """``(top, left)`` of the ``crops`` horizontal crop positions (1 or 3) in a model-size frame of
+    ``height x width``: the centre first, then the left edge and the right edge (each vertically centred)."""
+    if crops not in MOTION_CROPS:
+        raise PreprocessError(f"crops must be one of {MOTION_CROPS}, got {crops!r}")
+    top, left = centre_window(height, width, cfg)
+    sides = [(top, 0), (top, width - cfg.crop_size[1])]
+    return [(top, left)] + (sides if crops == 3 else [])
+
+
 def _encode_rgb(crop_bgr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """A uint8 BGR crop -> float32 ``(3, H, W)`` in the contract's range and channel order."""
     if cfg.channel_order == "RGB":
@@ -296,14 +308,21 @@ class FramePreprocessor:
     Holds what a frame's input depends on besides the frame itself: the previous frame's grey image for
     ``flow``. ``window`` (training augmentation) moves the crop and mirrors it; the device uses the centre.
 
+    With ``crops = 3`` (flow only, for the motion forest's side crops, :mod:`edge_runtime.motion_fusion`)
+    each output frame is ``(3 * C, H, W)``: the centre crop's channels (the network's input) and then those
+    of the left and the right crop (:func:`crop_windows`) of the same flow.
+
     >>> pre = FramePreprocessor(PreprocessConfig(crop_size=(16, 16), resize_short_side=16, modality="flow"))
     >>> frame = np.zeros((16, 24, 3), np.uint8)
     >>> pre(frame).shape, float(abs(pre(frame)).max())
     ((2, 16, 16), 0.0)
     """
 
-    def __init__(self, cfg: PreprocessConfig) -> None:
+    def __init__(self, cfg: PreprocessConfig, crops: int = 1) -> None:
         self.cfg = cfg
+        if crops not in MOTION_CROPS or (crops != 1 and cfg.modality != "flow"):
+            raise PreprocessError(f"crops must be one of {MOTION_CROPS} (3 for flow only), got {crops!r}")
+        self.crops = crops
         self._flow = (
             cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
             if cfg.modality == "flow"
@@ -326,6 +345,8 @@ class FramePreprocessor:
         is the centre crop.
         """
         crop_h, crop_w = self.cfg.crop_size
+        if window is not None and self.crops != 1:
+            raise PreprocessError("a moved crop (window) is for training items: it takes crops = 1")
         top, left, mirror = (
             window
             if window is not None
@@ -342,6 +363,9 @@ class FramePreprocessor:
         self._prev_grey = grey
         if self.cfg.flow_short_side:
             flow = _flow_to_model_size(flow, self.cfg)
+        if self.crops != 1:
+            tops_lefts = crop_windows(*flow.shape[:2], self.cfg, self.crops)
+            return np.concatenate([_encode_flow(flow[t : t + crop_h, x : x + crop_w]) for t, x in tops_lefts])
         crop = flow[top : top + crop_h, left : left + crop_w]
         if mirror:
             crop = crop[:, ::-1] * np.array([-1.0, 1.0], np.float32)  # mirrored motion: x flips sign

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends.base import Backend
-from .motion_fusion import MotionFusion, fused_features, fused_head
+from .motion_fusion import MotionFusion, fused_features, fused_head, network_input
 from .preprocess import MODALITIES
 from .window import FeatureRing
 
@@ -275,9 +275,10 @@ class StreamingScorer:
             raise ScoringError(
                 f"snippets ready together must share one shape (3, S, H, W), got {sorted(shapes)}"
             )
-        batch = _check_snippets(np.stack([np.asarray(snippets[c]) for c in names]), "snippets")  # (N,3,S,H,W)
+        batch = np.stack([np.asarray(snippets[c]) for c in names])  # (N, crops*C, S, H, W)
+        net_batch = _check_snippets(network_input(batch, self.motion), "snippets")  # (N, C, S, H, W)
         t_backbone = time.perf_counter()
-        feats, calls = _backbone_features(self.backbone, batch, self.max_batch)  # (N, D)
+        feats, calls = _backbone_features(self.backbone, net_batch, self.max_batch)  # (N, D)
         feats = fused_features(feats, batch, self.motion)  # (N, D + stats) with a motion forest
         self.backbone_s += time.perf_counter() - t_backbone
         self.backbone_calls += calls

@@ -67,12 +67,13 @@ def _videos(paths: list[str]) -> list[Path]:
 
 
 def _snippets(bundle: Any, video: Path) -> np.ndarray:
-    """The video's snippets ``(n, C, S, H, W)`` as the device's window makes them (frames at the file's fps)."""
+    """The video's snippets ``(n, crops * C, S, H, W)`` as the device's window makes them (frames at the file's
+    fps)."""
     from .video import iter_frames, probe_video
     from .window import SnippetWindow
 
     w = bundle.window
-    window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride)
+    window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride, bundle.motion_crops)
     fps = probe_video(video).fps or 25.0
     out = [s.array for i, f in enumerate(iter_frames(video)) if (s := window.push(f, i / fps)) is not None]
     last = window.flush()
@@ -105,11 +106,14 @@ def _median_ms(fn: Any, runs: int) -> float:
 
 
 def _latency(models: Any, bundle: Any, snippet: np.ndarray, runs: int) -> tuple[float, float]:
+    from .motion_fusion import network_input
+
     bb, head = models.backbone, models.head
-    feats = bb.infer({bb.input_names[0]: snippet[None]})[bb.output_names[0]]
+    x = np.ascontiguousarray(network_input(snippet[None], bundle.motion_fusion()))  # the centre crop's input
+    feats = bb.infer({bb.input_names[0]: x})[bb.output_names[0]]
     window = np.repeat(feats[None], bundle.window.num_snippets, axis=1)  # (1, K, D)
     return (
-        _median_ms(lambda: bb.infer({bb.input_names[0]: snippet[None]}), runs),
+        _median_ms(lambda: bb.infer({bb.input_names[0]: x}), runs),
         _median_ms(lambda: head.infer({head.input_names[0]: window}), runs),
     )
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class Snippet:
     """A snippet ready for the backbone."""
 
-    array: np.ndarray  # (C, S, H, W) float32, the model's input for one snippet
+    array: np.ndarray  # (crops * C, S, H, W) float32, the model's input for one snippet (centre crop first)
     index: int  # snippet number in this window's stream, from 0 (since the last reset)
     first_ts: float  # timestamp of its first frame
     last_ts: float  # timestamp of its last (S-th kept) frame
@@ -51,15 +51,19 @@ class SnippetWindow:
         preprocess_cfg: the bundle's preprocessing contract.
         snippet_length: ``S``, frames per snippet.
         frame_stride: keep every ``frame_stride``-th frame (1 keeps all).
+        crops: crop positions each snippet carries (:class:`~edge_runtime.preprocess.FramePreprocessor`; 3
+            for a motion forest that scores the side crops too, the bundle's ``motion_crops``).
     """
 
-    def __init__(self, preprocess_cfg: PreprocessConfig, snippet_length: int, frame_stride: int = 1) -> None:
+    def __init__(
+        self, preprocess_cfg: PreprocessConfig, snippet_length: int, frame_stride: int = 1, crops: int = 1
+    ) -> None:
         self.span = snippet_span(snippet_length, frame_stride)  # frames of video per snippet (validates both)
         self.cfg = preprocess_cfg
         self.snippet_length = snippet_length
         self.frame_stride = frame_stride
         self._resampler = FrameResampler(preprocess_cfg.frame_rate)
-        self._pre = FramePreprocessor(preprocess_cfg)
+        self._pre = FramePreprocessor(preprocess_cfg, crops)
         self.reset()
 
     def reset(self) -> None:

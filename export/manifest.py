@@ -23,8 +23,9 @@ def _forest_entry(ckpt: dict) -> dict:
     from training.motion_forest import FOREST_FILE
 
     ref = ckpt["motion_forest"]
+    crops = int(ref.get("crops", 1))  # written only when 3: a runtime without side crops refuses it
     return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
-            "weight": float(ref["weight"])}  # fmt: skip
+            "weight": float(ref["weight"]), **({"crops": crops} if crops != 1 else {})}  # fmt: skip
 
 
 def _model_entry(config: dict, ckpt: dict, checkpoint: Path) -> dict[str, Any]:

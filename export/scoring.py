@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.backends.base import Backend
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, motion_crops, network_input
 from edge_runtime.preprocess import PreprocessConfig
 from edge_runtime.scoring import backbone_features, backend_head, streaming_scores
 from edge_runtime.snippets import complete_snippets, frame_to_snippet
@@ -67,7 +67,11 @@ def score_videos(
     """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``."""
     results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
     for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None):
-        batches = list(iter_snippet_batches(rec.path, snippet_length, preprocess, frame_stride, batch_size))
+        batches = list(
+            iter_snippet_batches(
+                rec.path, snippet_length, preprocess, frame_stride, batch_size, motion_crops(fusion)
+            )
+        )
         spread = frame_to_snippet(
             rec.num_frames, snippet_length, frame_stride, fps=rec.fps, rate=preprocess.frame_rate
         )
@@ -76,7 +80,10 @@ def score_videos(
         )
         for name, (backbone, heads) in models.items():
             feats = np.concatenate(
-                [fused_features(backbone_features(backbone, b), b, fusion) for b in batches]
+                [
+                    fused_features(backbone_features(backbone, network_input(b, fusion)), b, fusion)
+                    for b in batches
+                ]
             )
             for out, head in zip(results[name], heads, strict=True):
                 snip = streaming_scores(fused_head(backend_head(head), fusion), feats, window)

@@ -129,23 +129,28 @@ def _ac_validate(
     from sklearn.metrics import roc_auc_score
 
     from edge_runtime.backends import create_backend
-    from edge_runtime.motion_fusion import fused_features, fused_head
+    from edge_runtime.motion_fusion import fused_features, fused_head, motion_crops, network_input
     from edge_runtime.scoring import backend_head, streaming_scores
     from training.data import iter_snippet_batches
 
     s, stride, k = int(config["clip_length"]), int(config["frame_stride"]), int(config["num_snippets"])
     items = [
-        (np.concatenate(list(iter_snippet_batches(r.path, s, preprocess, stride))), r.label) for r in val
+        (
+            np.concatenate(
+                list(iter_snippet_batches(r.path, s, preprocess, stride, 8, motion_crops(fusion)))
+            ),
+            r.label,
+        )
+        for r in val
     ]
     head = fused_head(backend_head(create_backend("onnxruntime", onnx_files.head, device="CPU")), fusion)
 
     def validate(compiled: Any, data: Any) -> float:
         scores, labels = [], []
         for snippets, label in data:
+            net = np.ascontiguousarray(network_input(snippets, fusion))  # the centre crop
             feats = fused_features(
-                np.concatenate(
-                    [compiled(snippets[i : i + 8])[compiled.output(0)] for i in range(0, len(snippets), 8)]
-                ),
+                np.concatenate([compiled(net[i : i + 8])[compiled.output(0)] for i in range(0, len(net), 8)]),
                 snippets,
                 fusion,
             )

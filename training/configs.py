@@ -292,6 +292,10 @@ def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) 
             "motion_weight",
             f"{_DEFAULT['motion_weight']} (the default) with motion_forest_trees 0: it weighs the forest",
         )
+    if cfg["motion_crops"] not in (1, 3):
+        fail("motion_crops", "1 or 3 (the crop positions the motion forest scores)")
+    if not cfg["motion_forest_trees"] and cfg["motion_crops"] != 1:
+        fail("motion_crops", "1 (the default) with motion_forest_trees 0: it places the forest's crops")
 
 
 def topk_count(num_snippets: int, topk_ratio: float) -> int:

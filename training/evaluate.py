@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, motion_crops, network_input
 from edge_runtime.motion_stats import STATS_SIZE
 from edge_runtime.scoring import HeadFn, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
@@ -91,10 +91,14 @@ def video_features(
     cfg = to_preprocess_config(config)
     s, stride = int(config["clip_length"]), int(config["frame_stride"])
     feats = [
-        fused_features(backbone(torch.from_numpy(batch).to(device)).float().cpu().numpy(), batch, fusion)
-        for batch in iter_snippet_batches(path, s, cfg, stride, batch_size)
+        fused_features(_features(backbone, network_input(batch, fusion), device), batch, fusion)
+        for batch in iter_snippet_batches(path, s, cfg, stride, batch_size, motion_crops(fusion))
     ]
     return np.concatenate(feats)
+
+
+def _features(backbone: nn.Module, batch: np.ndarray, device: torch.device) -> np.ndarray:
+    return backbone(torch.from_numpy(np.ascontiguousarray(batch)).to(device)).float().cpu().numpy()
 
 
 def torch_head(head: nn.Module, device: torch.device | str = "cpu") -> HeadFn:
@@ -126,7 +130,7 @@ def score_video(
             name: streaming_scores(fused_head(net, fusion.with_weight(w)), rows, k, batch_size=64)
             for name, w in (("network", 0.0), ("forest", 1.0))
         }
-    feats = rows[:, :-STATS_SIZE] if fusion is not None else rows
+    feats = rows[:, : -motion_crops(fusion) * STATS_SIZE] if fusion is not None else rows
     whole = torch.from_numpy(np.ascontiguousarray(feats[None])).to(device)  # (1, n, D)
     attention = model.head(whole).attention_weights[0].float().cpu().numpy()  # (n,)
     owner = frame_to_snippet(

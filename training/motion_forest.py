@@ -26,6 +26,7 @@ checkpoint with the SHA-256 the checkpoint names.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -38,8 +39,14 @@ from tqdm import tqdm
 
 from edge_runtime.bundle import sha256_file
 from edge_runtime.forest import ForestError, TreeEnsemble
-from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_motion_fusion, video_window_stats
-from edge_runtime.motion_stats import STATS_VERSION, snippets_motion_stats
+from edge_runtime.motion_fusion import (
+    MotionFusion,
+    MotionFusionError,
+    crops_motion_stats,
+    load_motion_fusion,
+    video_window_stats,
+)
+from edge_runtime.motion_stats import STATS_VERSION
 from edge_runtime.video import VideoReadError
 from training.checkpoint import (
     CheckpointError,
@@ -98,12 +105,15 @@ def forest_arrays(model: Any, stats_version: str = STATS_VERSION) -> TreeEnsembl
     )
 
 
-def video_windows(dataset: Any, index: int, num_snippets: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` of video ``index`` of ``dataset``: the window statistics of each of its snippets and their
-    labels (see the module docstring); raises :class:`~edge_runtime.video.VideoReadError`."""
+def video_windows(
+    dataset: Any, index: int, num_snippets: int, crops: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` of video ``index`` of ``dataset``: the window statistics of each of its snippets (``(n, crops
+    * WINDOW_STATS_SIZE)``, the centre crop's first, :func:`~edge_runtime.motion_fusion.crops_forest` scores
+    them) and their labels (see the module docstring); raises :class:`~edge_runtime.video.VideoReadError`."""
     record = dataset.records[index]
-    snippets, frames = dataset.video_snippets(index)  # (n, 2, S, H, W), (n, S) source frames
-    x = video_window_stats(snippets_motion_stats(snippets), num_snippets)
+    snippets, frames = dataset.video_snippets(index, crops)  # (n, crops*2, S, H, W), (n, S) source frames
+    x = video_window_stats(crops_motion_stats(snippets, crops), num_snippets)
     if record.frame_labels is not None:
         newest = np.asarray(record.frame_labels)[np.minimum(frames, len(record.frame_labels) - 1)]
         return x, (newest.max(axis=1) > 0.5).astype(np.int64)
@@ -147,6 +157,7 @@ def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) 
         "sha256": sha256_file(path),
         "stats_version": STATS_VERSION,
         "weight": float(config["motion_weight"]),
+        "crops": int(config["motion_crops"]),  # the crop positions it scores (edge_runtime.motion_fusion)
         "trees": int(config["motion_forest_trees"]),
         "val_auc": dict(val),
     }
@@ -156,9 +167,10 @@ def _fused_validation(
     trainer: Any, val_set: Any, fusion: MotionFusion
 ) -> tuple[float | None, dict[str, float]]:
     """The fused threshold (Youden's on validation) and the fused / network / forest validation AUCs."""
-    aucs = {}
+    aucs, items = {}, copy.copy(val_set)
+    items.crops = fusion.crops  # the side crops' flow too, for the forest (the network sees the centre)
     for name, weight in (("fused", fusion.weight), ("network", 0.0), ("forest", 1.0)):
-        metrics = trainer.validate(val_set, fusion=fusion.with_weight(weight))
+        metrics = trainer.validate(items, fusion=fusion.with_weight(weight))
         aucs[name] = float(metrics["auc_roc"])
         if name == "fused":
             thr = metrics["optimal_threshold"]
@@ -182,7 +194,8 @@ def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: b
     """Fit the run's forest and attach it to ``best.pt`` and ``last.pt`` (steps 1-4 of the module docstring).
     Every rank fits the same seeded forests (the validation is shared); rank 0 writes."""
     config, out = trainer.config, trainer.output_dir
-    fusion = MotionFusion(_training_forest(config, [train_set], progress), float(config["motion_weight"]))
+    forest = _training_forest(config, [train_set], progress)  # fitted on centre crops
+    fusion = MotionFusion(forest, float(config["motion_weight"]), int(config["motion_crops"]))
     best, last = out / "best.pt", out / "last.pt"
     same = best.is_file() and os.path.samefile(best, last)
     checkpoints = {}
@@ -221,6 +234,7 @@ def load_checkpoint_fusion(checkpoint: str | Path, ckpt: Mapping[str, Any]) -> M
     if sha256_file(path) != ref.get("sha256"):
         raise CheckpointError(f"{path} changed since checkpoint {checkpoint} was written (SHA-256 differs)")
     try:
-        return load_motion_fusion(path, float(ref.get("weight", ckpt["config"]["motion_weight"])))
+        weight = float(ref.get("weight", ckpt["config"]["motion_weight"]))
+        return load_motion_fusion(path, weight, int(ref.get("crops", 1)))
     except (ForestError, MotionFusionError) as exc:
         raise CheckpointError(str(exc)) from None

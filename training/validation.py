@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head
+from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, network_input
 from edge_runtime.scoring import streaming_scores
 from training.distributed import all_gather_objects
 from training.evaluate import torch_head
@@ -31,7 +31,7 @@ def streaming_batch(
         feats = inputs  # (B, K, D)
     else:
         b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
-        feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
+        feats = model.backbone(network_input(model.snippets(inputs), fusion)).reshape(b, k, -1)  # (B, K, D)
     out = outputs_from_head(model.head(feats), model.clip_length)  # for the loss
     rows = feats.float().cpu().numpy()  # (B, K, D)
     if fusion is not None and head_only:

@@ -10,14 +10,16 @@ from edge_runtime.motion_stats import WINDOW_STATS_SIZE
 from training.configs import create_experiment_config
 
 
-def _windows(n_clips, separation, seed):
-    """Clips of 4 windows; anomalous ones shifted by ``separation`` on every statistic."""
+def _windows(n_clips, separation, seed, crops=3, shifted=None):
+    """Clips of 4 windows of ``crops`` crops; anomalous ones shifted by ``separation`` on every statistic of
+    the crops ``shifted`` (all by default)."""
     rng = np.random.default_rng(seed)
     out = {}
     for i in range(n_clips):
         label = i % 2
-        x = rng.normal(label * separation, 1.0, (4, WINDOW_STATS_SIZE)).astype(np.float32)
-        out[Path(f"/clips/{seed}-{i}.mp4")] = (x, np.full(4, label, np.int64))
+        x = rng.normal(0.0, 1.0, (4, crops, WINDOW_STATS_SIZE)).astype(np.float32)
+        x[:, range(crops) if shifted is None else shifted] += label * separation
+        out[Path(f"/clips/{seed}-{i}.mp4")] = (x.reshape(4, -1), np.full(4, label, np.int64))
     return out
 
 
@@ -32,6 +34,20 @@ def test_separable_statistics_give_a_perfect_fold_at_the_val_threshold():
     m = real_forest.fold_metrics(config, windows, **_fold(windows))
     assert m["auc"] == 1.0 and m["accuracy"] == 1.0 and m["test_videos"] == 12
     assert m["train_windows"] == (24 + 8) * 4  # refitted on train + val, as training does
+
+
+def test_an_anomaly_seen_in_a_side_crop_only_is_found_with_three_crops():
+    """The forest is fitted on the centre crop's windows (here: anomalous ones shifted in every crop) and a
+    clip scores the max over its crops: test clips anomalous at the left edge only are found with 3 crops."""
+    config = create_experiment_config("surveillance", motion_forest_trees=20)
+    train = _windows(32, separation=4.0, seed=0)
+    test = _windows(20, separation=4.0, seed=2, shifted=[1])  # the left crop only
+    windows = {**train, **test}
+    split = {"train": sorted(train)[:24], "val": sorted(train)[24:], "test": sorted(test)}
+    assert real_forest.fold_metrics(config, windows, **split)["auc"] == 1.0
+    centre = {c: (x[:, :WINDOW_STATS_SIZE], y) for c, (x, y) in windows.items()}
+    one = create_experiment_config("surveillance", motion_forest_trees=20, motion_crops=1)
+    assert real_forest.fold_metrics(one, centre, **split)["auc"] < 0.8
 
 
 def test_the_forest_of_train_alone_when_the_config_says_so():
@@ -51,7 +67,7 @@ def test_statistics_that_say_nothing_give_no_better_than_chance():
 @pytest.mark.parametrize(
     "sets, message",
     [
-        (["motion_forest_trees=0", "motion_weight=0.5"], "motion_forest_trees = 0"),
+        (["motion_forest_trees=0", "motion_weight=0.5", "motion_crops=1"], "motion_forest_trees = 0"),
         (["motion_forest_trees=0"], "config key 'motion_weight' must be 0.5"),
         (["no_such_key=1"], "no_such_key"),
     ],

@@ -156,6 +156,8 @@ def test_a_bundle_without_the_forest_scores_the_network_alone(bundle, scored, tm
         (lambda m: m["motion_forest"].update(weight=1.5), "motion_forest.weight must be a number in"),
         (lambda m: m["motion_forest"].update(file="forest.pkl"), "must end with .npz"),
         (lambda m: m["motion_forest"].update(extra=1), "unknown field(s) ['extra'] in motion_forest"),
+        (lambda m: m["motion_forest"].update(crops=2), "motion_forest.crops must be 1 or 3"),
+        (lambda m: m["motion_forest"].update(crops="3"), "motion_forest.crops must be"),
     ],
 )
 def test_a_bad_motion_forest_entry_is_refused_in_one_line(bundle, change, message):
@@ -168,3 +170,68 @@ def test_a_bad_motion_forest_entry_is_refused_in_one_line(bundle, change, messag
     with pytest.raises(BundleError) as exc:
         parse_manifest(manifest, bundle.bundle)
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_forests_crops_go_into_the_manifest_and_back(bundle, forest_run):
+    """``crops`` is written only when 3 (so a runtime without side crops refuses such a bundle by name, as it
+    refuses any unknown field) and read back into the device's fusion and snippet window; absent is 1."""
+    from export.manifest import _forest_entry
+    from training.checkpoint import load_checkpoint
+
+    _, _, ckpt = load_checkpoint(forest_run / "best.pt")
+    assert ckpt["motion_forest"]["crops"] == 1 and "crops" not in _forest_entry(ckpt)
+    entry = _forest_entry({**ckpt, "motion_forest": {**ckpt["motion_forest"], "crops": 3}})
+    assert entry["crops"] == 3
+    manifest = json.loads((bundle.bundle / "manifest.json").read_text())
+    assert "crops" not in manifest["motion_forest"]
+    old = parse_manifest(manifest, bundle.bundle)
+    assert old.motion_crops == 1 and old.motion_fusion().crops == 1
+    manifest["motion_forest"] = entry
+    new = parse_manifest(manifest, bundle.bundle)
+    assert new.motion_crops == 3 and new.motion_fusion().crops == 3
+
+
+def test_the_device_runtime_scores_a_three_crop_bundle_as_evaluate(bundle, scored, forest_run, tmp_path):
+    """A bundle whose forest scores three crops: the runtime's camera windows carry the side crops' flow and
+    its scorer gives evaluate's fused scores with the same fusion."""
+    import dataclasses
+
+    from edge_runtime.events import EventPolicy
+    from edge_runtime.models import load_models
+    from edge_runtime.mqtt import MqttPublisher
+    from edge_runtime.mqtt_settings import MqttSettings
+    from edge_runtime.outbox import Outbox
+    from edge_runtime.resample import file_fps
+    from edge_runtime.runtime import Runtime, RuntimeConfig
+    from edge_runtime.sources import FileSource
+    from edge_runtime.video import iter_frames, probe_video
+    from training.evaluate import score_video
+
+    config, _, fusion, records, _ = scored
+    copy = shutil.copytree(bundle.bundle, tmp_path / "three")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["motion_forest"]["crops"] = 3
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    loaded = load_bundle(copy)
+    record = records[-1]
+    model, _, _ = load_checkpoint(forest_run / "best.pt")
+    expected = score_video(
+        model.eval(), record, config, torch.device("cpu"), fusion=dataclasses.replace(fusion, crops=3)
+    )
+    models = load_models(loaded, precision="fp32", backend="onnxruntime")
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        publisher = MqttPublisher(MqttSettings(port=1), "dev", outbox)
+        runtime = Runtime(
+            loaded,
+            models,
+            [("cam", FileSource(record.path))],
+            publisher,
+            RuntimeConfig("dev", EventPolicy(0.5)),
+        )
+        window, fps = runtime.cameras["cam"].window, file_fps(probe_video(record.path, verify=False).fps)
+        snippets = [s.array for i, f in enumerate(iter_frames(record.path)) if (s := window.push(f, i / fps))]
+        snippets += [window.flush().array] if window.pending else []
+        assert snippets[0].shape[0] == 6  # the centre, left and right crops' flow
+        device = [runtime.scorer.score({"cam": x})["cam"] for x in snippets]
+    models.close()
+    np.testing.assert_allclose(device, expected.snippet_scores, rtol=1e-4, atol=1e-5)

@@ -87,30 +87,42 @@ def test_a_head_of_the_wrong_shape_is_named():
         streaming_scores(lambda w: w.sum(-1), np.ones((0, 2), np.float32), 3)
 
 
-def test_every_caller_gives_the_same_fused_scores_with_a_motion_forest(forest_run, contrast_root, tmp_path):
-    """With the run's motion forest: evaluate, the trainer's validation (causal, one call), the export's scoring
-    and the device's scorer all give each snippet the fused head's score of its window."""
-    from edge_runtime.motion_fusion import fused_head
-    from edge_runtime.motion_stats import STATS_SIZE, snippets_motion_stats
+@pytest.mark.parametrize("crops", [1, 3])
+def test_every_caller_gives_the_same_fused_scores_with_a_motion_forest(
+    forest_run, contrast_root, tmp_path, crops
+):
+    """With the run's motion forest (scoring the centre crop, or the max over three crop positions): evaluate,
+    the trainer's validation (causal, one call), the export's scoring and the device's scorer all give each
+    snippet the fused head's score of its window."""
+    import dataclasses
+
+    from edge_runtime.motion_fusion import crops_motion_stats, fused_head, network_input
+    from edge_runtime.motion_stats import STATS_SIZE
     from training.motion_forest import load_checkpoint_fusion
 
     model, config, ckpt = load_checkpoint(forest_run / "best.pt")
     model.eval()
-    fusion = load_checkpoint_fusion(forest_run / "best.pt", ckpt)
+    fusion = dataclasses.replace(load_checkpoint_fusion(forest_run / "best.pt", ckpt), crops=crops)
     record = scan_videos(contrast_root / "test")[0][-1]
     pre, k = to_preprocess_config(config), int(config["num_snippets"])
-    snippets = np.concatenate(list(iter_snippet_batches(record.path, S, pre, int(config["frame_stride"]))))
+    stride = int(config["frame_stride"])
+    snippets = np.concatenate(list(iter_snippet_batches(record.path, S, pre, stride, 8, crops)))
+    assert snippets.shape[1] == 2 * crops  # the centre crop's flow, then the left and right crops'
     rows = video_features(model.backbone, record.path, config, torch.device("cpu"), fusion=fusion)
-    np.testing.assert_array_equal(rows[:, -STATS_SIZE:], snippets_motion_stats(snippets))  # [feature | stats]
+    stats = crops_motion_stats(snippets, crops)
+    np.testing.assert_array_equal(rows[:, -crops * STATS_SIZE :], stats)  # [feature | stats per crop]
     head = fused_head(torch_head(model.head), fusion)
     expected = np.array([head(rows[None, max(0, i - k + 1) : i + 1])[0, -1] for i in range(len(rows))])
     evaluated = score_video(model, record, config, torch.device("cpu"), fusion=fusion).snippet_scores
     np.testing.assert_allclose(evaluated, expected, rtol=1e-6, atol=1e-6)
     validated = streaming_scores(head, rows[None, :k], k, causal=True)[0]  # the trainer's one call per item
     np.testing.assert_allclose(validated, expected[:k], rtol=1e-6, atol=1e-6)
-    feats = rows[:, :-STATS_SIZE]
+    feats = rows[:, : -crops * STATS_SIZE]
     onnx = export_onnx(
-        model, tmp_path / "onnx", snippets=snippets, windows=[feats[None, :2], feats[None, :k]]
+        model,
+        tmp_path / "onnx",
+        snippets=network_input(snippets, fusion),
+        windows=[feats[None, :2], feats[None, :k]],
     )
     backbone, ort_head = (
         create_backend("onnxruntime", onnx.backbone),
@@ -118,10 +130,12 @@ def test_every_caller_gives_the_same_fused_scores_with_a_motion_forest(forest_ru
     )
     exported = score_videos(
         {"fp32": (backbone, [ort_head])}, [record], preprocess=pre, snippet_length=S,
-        frame_stride=int(config["frame_stride"]), window=k, fusion=fusion,
+        frame_stride=stride, window=k, fusion=fusion,
     )["fp32"][0].snippet_scores[0]  # fmt: skip
     scorer = StreamingScorer(backbone, ort_head, ["cam"], k, motion=fusion)
     device = np.array([scorer.score({"cam": snippet})["cam"] for snippet in snippets])
     np.testing.assert_allclose(exported, device, rtol=1e-6, atol=1e-6)  # the same backends: the same numbers
     np.testing.assert_allclose(device, expected, rtol=1e-4, atol=1e-5)  # ONNX Runtime vs torch
     assert np.ptp(device) > 0
+    if crops == 3:  # the side crops see other flow than the centre
+        assert not np.array_equal(stats[:, :STATS_SIZE], stats[:, STATS_SIZE : 2 * STATS_SIZE])

@@ -128,6 +128,8 @@ def test_flow_short_side_below_the_model_size_is_refused():
             "in [0, 1]",
         ),
         ({"motion_weight": 0.3}, "motion_weight", "with motion_forest_trees 0"),
+        ({"input_modality": "flow", "motion_forest_trees": 5, "motion_crops": 2}, "motion_crops", "1 or 3"),
+        ({"motion_crops": 3}, "motion_crops", "with motion_forest_trees 0"),
     ],
 )
 def test_motion_forest_keys_are_checked_in_one_line(overrides, key, expected):
@@ -139,6 +141,8 @@ def test_motion_forest_keys_are_checked_in_one_line(overrides, key, expected):
 def test_surveillance_fuses_a_motion_forest_and_the_others_have_none():
     assert get_config("surveillance")["motion_forest_trees"] == 500
     assert 0 <= get_config("surveillance")["motion_weight"] <= 1
+    assert get_config("surveillance")["motion_crops"] == 3  # the forest also scores the frame's edges
+    assert all(get_config(n)["motion_crops"] == 1 for n in CONFIG_NAMES if n != "surveillance")
     assert all(get_config(n)["motion_forest_trees"] == 0 for n in CONFIG_NAMES if n != "surveillance")
 
 

@@ -9,7 +9,7 @@ from edge_runtime.motion_fusion import video_window_stats
 from edge_runtime.motion_stats import WINDOW_STATS_SIZE, snippets_motion_stats
 from tests.training.tiny_data import synth_root, tiny_config, video_datasets
 from training.data import iter_snippet_batches
-from training.motion_forest import training_windows
+from training.motion_forest import training_windows, video_windows
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,23 @@ def test_windows_are_the_devices_windows_of_every_snippet(train_set):
     device = np.concatenate(list(iter_snippet_batches(record.path, s, dataset.preprocess)))  # SnippetWindow
     expected = video_window_stats(snippets_motion_stats(device), k)
     np.testing.assert_allclose(x[: len(expected)], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_windows_of_three_crops_are_the_devices_windows_of_each_crop(train_set):
+    from edge_runtime.motion_fusion import crops_motion_stats
+
+    config, dataset = train_set
+    k, s = config["num_snippets"], config["clip_length"]
+    centre, y = video_windows(dataset, 0, k)
+    x, y3 = video_windows(dataset, 0, k, crops=3)
+    assert x.shape == (len(y), 3 * WINDOW_STATS_SIZE)
+    np.testing.assert_array_equal(y3, y)
+    np.testing.assert_array_equal(x[:, :WINDOW_STATS_SIZE], centre)  # the forest is fitted on these
+    record = dataset.records[0]
+    device = np.concatenate(list(iter_snippet_batches(record.path, s, dataset.preprocess, crops=3)))
+    expected = video_window_stats(crops_motion_stats(device, 3), k)
+    np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(x[:, WINDOW_STATS_SIZE:], np.tile(centre, 2))  # the side crops see other flow
 
 
 def test_windows_take_the_frame_labels_of_their_newest_snippet(train_set):
@@ -58,9 +75,9 @@ def flow_run(tmp_path_factory, train_set):
     return config, train, val, out
 
 
-def _forest_run(flow_run, tmp_path, caplog, data):
-    """The run copied to ``tmp_path``, its forest fitted with ``motion_forest_data = data``: (checkpoint, the
-    windows each forest was fitted on, as logged)."""
+def _forest_run(flow_run, tmp_path, caplog, data, crops=1):
+    """The run copied to ``tmp_path``, its forest fitted with ``motion_forest_data = data`` (and
+    ``motion_crops = crops``): (checkpoint, the windows each forest was fitted on, as logged)."""
     import logging
     import shutil
 
@@ -69,8 +86,8 @@ def _forest_run(flow_run, tmp_path, caplog, data):
     from training.trainer import I3D_MTN_Trainer
 
     config, train, val, run = flow_run
-    config = {**config, "motion_forest_data": data}
-    out = shutil.copytree(run, tmp_path / data)
+    config = {**config, "motion_forest_data": data, "motion_crops": crops}
+    out = shutil.copytree(run, tmp_path / f"{data}-{crops}")
     trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="training.motion_forest"):
@@ -98,3 +115,16 @@ def test_the_shipped_forest_is_refitted_on_train_and_val_at_the_threshold_of_tra
         assert ckpt["motion_forest"]["sha256"] == sha256_file(out / "motion_forest.npz")
         assert load_checkpoint_fusion(out / "best.pt", ckpt) is not None
     assert alone["motion_forest"]["sha256"] != both["motion_forest"]["sha256"]
+
+
+def test_with_three_crops_the_same_centre_forest_is_validated_over_three_crops(flow_run, tmp_path, caplog):
+    """``motion_crops = 3`` fits the same forest (on the centre crop) and the fused validation scores the
+    max over the crops: the forest's validation AUC is its own, the network's is unchanged."""
+    from training.motion_forest import load_checkpoint_fusion
+
+    one, _, _ = _forest_run(flow_run, tmp_path, caplog, "train")
+    three, three_dir, _ = _forest_run(flow_run, tmp_path, caplog, "train", crops=3)
+    assert three["motion_forest"]["sha256"] == one["motion_forest"]["sha256"]
+    assert three["motion_forest"]["val_auc"]["network"] == one["motion_forest"]["val_auc"]["network"]
+    assert 0 <= three["motion_forest"]["val_auc"]["forest"] <= 1  # validated on items of three crops
+    assert load_checkpoint_fusion(three_dir / "best.pt", three).crops == 3

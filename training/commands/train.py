@@ -255,7 +255,8 @@ def _frame_cache(args: argparse.Namespace, config: dict) -> Path | None:
     if args.features and config["motion_forest_trees"]:
         raise UsageError(
             "config key motion_forest_trees needs the videos' flow (--data_path); head-only training on "
-            "--features has no snippets to compute motion statistics of: --set motion_forest_trees=0"
+            "--features has no snippets to compute motion statistics of: --set motion_forest_trees=0 (with "
+            "motion_weight and motion_crops at their defaults)"
         )
     if args.features and args.i3d_weights:
         raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")

@@ -107,6 +107,7 @@ class AnomalyVideoDataset(Dataset):
         else:
             self.records, self.skipped = list(records), []
         self.frame_cache = frame_cache
+        self.crops = 1  # crop positions a (validation) item's frames carry: the fused validation's side crops
         self._failed: set[int] = set()
 
     def __len__(self) -> int:
@@ -154,7 +155,7 @@ class AnomalyVideoDataset(Dataset):
         n = count_snippets(len(frames), self.clip_length, self.frame_stride)
         chosen = sample_snippets(n, self.num_snippets, rng, mode=self.snippet_sampling)
         frame_idx = snippets_frame_indices(chosen, len(frames), self.clip_length, self.frame_stride)
-        processed = self._model_frames(frames, frame_idx, rng)  # (K*S, C, H, W)
+        processed = self._model_frames(frames, frame_idx, rng, self.crops)  # (K*S, crops*C, H, W)
         clips = torch.from_numpy(np.ascontiguousarray(processed.transpose(1, 0, 2, 3)))  # (C, K*S, H, W)
         if self.transform is not None:
             clips = self.transform(clips)
@@ -173,28 +174,29 @@ class AnomalyVideoDataset(Dataset):
             "frame_indices": torch.from_numpy(source_idx.astype(np.int64)),
         }
 
-    def video_snippets(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def video_snippets(self, index: int, crops: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Every snippet of video ``index`` as a validation item takes them (centre crop, no augmentation, the
-        frame cache when there is one): ``(n, C, S, H, W)`` float32, and each snippet's source frames ``(n, S)``
-        (indices into the video's decoded frames, for its frame labels)."""
+        frame cache when there is one): ``(n, crops * C, S, H, W)`` float32 (``crops`` as the device's
+        :class:`~edge_runtime.preprocess.FramePreprocessor` takes it), and each snippet's source frames
+        ``(n, S)`` (indices into the video's decoded frames, for its frame labels)."""
         record = self.records[index]
         frames = self._frames(record)
         n = count_snippets(len(frames), self.clip_length, self.frame_stride)
         frame_idx = snippets_frame_indices(np.arange(n), len(frames), self.clip_length, self.frame_stride)
-        processed = self._model_frames(frames, frame_idx, None)  # (n*S, C, H, W)
+        processed = self._model_frames(frames, frame_idx, None, crops)  # (n*S, crops*C, H, W)
         snippets = processed.reshape(n, self.clip_length, *processed.shape[1:]).transpose(0, 2, 1, 3, 4)
         taken = resample_indices(record.num_frames, record.fps, self.preprocess.frame_rate)  # sample -> frame
         source = taken[np.minimum(frame_idx, len(taken) - 1)].reshape(n, self.clip_length)
         return np.ascontiguousarray(snippets, np.float32), source
 
     def _model_frames(
-        self, frames: np.ndarray, frame_idx: np.ndarray, rng: np.random.Generator | None
+        self, frames: np.ndarray, frame_idx: np.ndarray, rng: np.random.Generator | None, crops: int = 1
     ) -> np.ndarray:
         """The model's input ``(len(frame_idx), C, H, W)`` at ``frame_idx`` of the resized ``frames``, through
         the device's :class:`~edge_runtime.preprocess.FramePreprocessor` (flow from each frame's predecessor),
         with the item's augmentation: the frames enlarged by a random zoom, the crop moved and mirrored."""
         zoom, window = self._augmentation(frames.shape[1], frames.shape[2], rng)
-        pre = FramePreprocessor(self.preprocess)
+        pre = FramePreprocessor(self.preprocess, crops)
         needs_previous = self.preprocess.modality != "rgb"
         out: dict[int, np.ndarray] = {}
         last = -2

@@ -33,9 +33,10 @@ def preprocess_config(
 
 
 def iter_video_snippets(
-    path: str | Path, snippet_length: int, cfg: PreprocessConfig, stride: int = 1
+    path: str | Path, snippet_length: int, cfg: PreprocessConfig, stride: int = 1, crops: int = 1
 ) -> Iterator[np.ndarray]:
-    """Yield each snippet of a video as float32 ``(C, S, H, W)``, in order.
+    """Yield each snippet of a video as float32 ``(crops * C, S, H, W)``, in order (``crops``: the crop
+    positions each carries, :class:`~edge_runtime.preprocess.FramePreprocessor`).
 
     The frames go through the device's own :class:`edge_runtime.window.SnippetWindow`, timed ``i / fps`` as
     the device's file source times them, so whole-clip scoring sees the pixels the device sees; the last,
@@ -43,7 +44,7 @@ def iter_video_snippets(
     Raises :class:`edge_runtime.video.VideoReadError` (naming the file) if the video cannot be decoded.
     """
     fps = file_fps(probe_video(path, verify=False).fps)
-    window = SnippetWindow(cfg, snippet_length, stride)
+    window = SnippetWindow(cfg, snippet_length, stride, crops)
     for i, frame in enumerate(iter_frames(path)):
         snippet = window.push(frame, i / fps)
         if snippet is not None:
@@ -54,11 +55,16 @@ def iter_video_snippets(
 
 
 def iter_snippet_batches(
-    path: str | Path, snippet_length: int, cfg: PreprocessConfig, stride: int = 1, batch_size: int = 8
+    path: str | Path,
+    snippet_length: int,
+    cfg: PreprocessConfig,
+    stride: int = 1,
+    batch_size: int = 8,
+    crops: int = 1,
 ) -> Iterator[np.ndarray]:
-    """:func:`iter_video_snippets` grouped into float32 batches ``(N <= batch_size, 3, S, H, W)``."""
+    """:func:`iter_video_snippets` grouped into float32 batches ``(N <= batch_size, crops * C, S, H, W)``."""
     batch: list[np.ndarray] = []
-    for snippet in iter_video_snippets(path, snippet_length, cfg, stride):
+    for snippet in iter_video_snippets(path, snippet_length, cfg, stride, crops):
         batch.append(snippet)
         if len(batch) == batch_size:
             yield np.stack(batch)
