@@ -6,7 +6,7 @@ changes on the device. Both bundles score the same held-out videos, each as its 
 - the old bundle with the device's code only (no torch): :func:`edge_runtime.bundle.load_bundle` (hashes
   checked), :func:`edge_runtime.models.load_models` at the bundle's precision (fp32 if those files cannot be
   loaded), on the backend the export report uses for its target, and the one streaming rule
-  (:func:`edge_runtime.scoring.streaming_scores`, through :func:`export.scoring.score_videos`);
+  (:func:`edge_runtime.scoring.streaming_scores`, through :func:`export.scoring.score_with_backends`);
 - the new model as the report scores it, at the precision the new bundle ships.
 
 A video *raises an event* when its snippet scores, replayed through the runtime's event state machine
@@ -34,7 +34,7 @@ from edge_runtime.bundle import Bundle, BundleError, load_bundle
 from edge_runtime.events import EventPolicy
 from edge_runtime.preprocess import PreprocessConfig
 from export.report import count_events
-from export.scoring import VideoScores, score_videos
+from export.scoring import VideoScores, score_with_backends
 from training.data import VideoRecord
 from training.metrics import video_metrics
 
@@ -107,7 +107,7 @@ def score_baseline(bundle: Bundle, records: list[VideoRecord]) -> tuple[VideoSco
     models = load_models(bundle, backend=runtime_backend(bundle.target), device="CPU")
     try:
         w = bundle.window
-        scores = score_videos(
+        scores = score_with_backends(
             {"baseline": (models.backbone, [models.head])},
             records,
             preprocess=bundle.preprocess,

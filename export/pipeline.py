@@ -180,7 +180,7 @@ class _Inputs:
 
     @property
     def scoring(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`export.scoring.score_videos`: the device's streaming rule."""
+        """The keyword arguments of :func:`export.scoring.score_with_backends`: the device's streaming rule."""
         return {"preprocess": self.pre, "snippet_length": self.s, "frame_stride": self.stride,
                 "window": self.k, "fusion": self.fusion}  # fmt: skip
 
@@ -235,12 +235,14 @@ def _calibrate(run: _Inputs, work: Path) -> tuple[CalibrationSet, np.ndarray, li
 def _threshold_and_policy(run: _Inputs, variants: dict) -> tuple[float, str, tuple]:
     """Stage 4: the operating threshold and the event policy (``export_event_policy``'s three results)."""
     from export.event_policy import export_event_policy
-    from export.scoring import score_videos
+    from export.scoring import score_with_backends
 
     _stage(3, "operating threshold (checkpoint, else validation videos), event policy (validation videos)")
     val_fp32 = None
     if len({r.label for r in run.val}) == 2:
-        val_fp32 = score_videos({"fp32": variants["fp32"]}, run.val, desc="validation videos", **run.scoring)
+        val_fp32 = score_with_backends(
+            {"fp32": variants["fp32"]}, run.val, desc="validation videos", **run.scoring
+        )
         val_fp32 = val_fp32["fp32"][0]
     thr, thr_source = _threshold(run.ckpt, val_fp32)
     return thr, thr_source, export_event_policy(val_fp32, run.s * run.stride, thr)
@@ -290,14 +292,14 @@ def _evaluate(
     """Stages 4 and 5: threshold and event policy on the validation videos, then FP32 vs the shipped
     precision on the held-out videos through the runtime's backend, the gates and the report."""
     from export.report import latency_ms
-    from export.scoring import score_videos
+    from export.scoring import score_with_backends
     from training.motion_forest import FOREST_FILE
 
     opts, backend = run.opts, runtime_backend(run.opts.target)
     variants = files.open_backends(backend)
     thr, thr_source, (policy, policy_report, policy_manifest) = _threshold_and_policy(run, variants)
     _stage(4, f"FP32 vs {opts.precision.upper()} on {len(run.test)} held-out videos via {backend}")
-    scored = score_videos(variants, run.test, desc="held-out videos", **run.scoring)
+    scored = score_with_backends(variants, run.test, desc="held-out videos", **run.scoring)
     report: dict[str, Any] = {"target": opts.target, "precision": opts.precision, "backend": backend,
                               "threshold": thr, "threshold_source": thr_source, "event_policy": policy_report,
                               "onnx_export": onnx_files.report(), "calibration": cal.summary(),

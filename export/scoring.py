@@ -25,7 +25,7 @@ from edge_runtime.scoring import backbone_features, backend_head, streaming_scor
 from edge_runtime.snippets import complete_snippets, frame_to_snippet
 from training.data import VideoRecord, iter_snippet_batches
 
-__all__ = ["VideoScores", "score_videos"]
+__all__ = ["VideoScores", "score_with_backends"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class VideoScores:
         return np.array([float(s.max()) for s in self.snippet_scores])
 
 
-def score_videos(
+def score_with_backends(
     models: Mapping[str, tuple[Backend, Sequence[Backend]]],
     records: Sequence[VideoRecord],
     *,

@@ -10,7 +10,7 @@ import torch
 from edge_runtime.backends import create_backend
 from edge_runtime.scoring import StreamingScorer, backbone_features, backend_head, streaming_scores
 from export.onnx import export_onnx
-from export.scoring import score_videos
+from export.scoring import score_with_backends
 from tests.export.helpers import K, S, _contrast_video
 from training.checkpoint import load_checkpoint
 from training.configs import to_preprocess_config
@@ -60,7 +60,7 @@ def test_backend_callers_give_the_rules_scores_and_match_torch(parts):
     model, config, record, pre, snippets, feats, (backbone, head) = parts
     ort_feats = backbone_features(backbone, snippets, max_batch=1)
     expected = _by_definition(backend_head(head), ort_feats)
-    scored = score_videos(
+    scored = score_with_backends(
         {"fp32": (backbone, [head])}, [record], preprocess=pre, snippet_length=S,
         frame_stride=int(config["frame_stride"]), window=K,
     )["fp32"][0]  # fmt: skip
@@ -128,7 +128,7 @@ def test_every_caller_gives_the_same_fused_scores_with_a_motion_forest(
         create_backend("onnxruntime", onnx.backbone),
         create_backend("onnxruntime", onnx.head),
     )
-    exported = score_videos(
+    exported = score_with_backends(
         {"fp32": (backbone, [ort_head])}, [record], preprocess=pre, snippet_length=S,
         frame_stride=stride, window=k, fusion=fusion,
     )["fp32"][0].snippet_scores[0]  # fmt: skip
