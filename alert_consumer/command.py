@@ -225,33 +225,31 @@ def _watch(settings: Any, consumer: Any, client_id: str | None, args: Any, count
     )
     if desk is not None:
         desk.attach(connection.client)
-    try:
+    _stop_on_sigterm()
+    timed_out = False
+    try:  # Ctrl-C from here on, even while connecting, is a clean stop: paho's thread is joined, exit 0
         connection.start()
+        timed_out = _wait(connection.stopped, counter, printer, args.timeout)
     except (OSError, ValueError) as exc:
         print(
             f"i3dmtn alerts: error: cannot connect to the broker {settings.url} (--broker): {exc}",
             file=sys.stderr,
         )
         return 1
-    _stop_on_sigterm(connection.stopped)
-    try:
-        timed_out = _wait(connection.stopped, counter, printer, args.timeout)
+    except KeyboardInterrupt:
+        log.info("interrupted: %d event(s) seen", counter.count)
     finally:
         connection.stop()
     return _exit_status(connection.failure, timed_out, args, counter)
 
 
 def _wait(stop: threading.Event, counter: Any, printer: Any, timeout: float | None) -> bool:
-    """Until ``stop``, ``--count`` events, a closed stdout, Ctrl-C or ``--timeout``; True if the timeout
-    ended it."""
+    """Until ``stop``, ``--count`` events, a closed stdout or ``--timeout``; True if the timeout ended it."""
     deadline = time.monotonic() + timeout if timeout else None
-    try:
-        while not (stop.is_set() or counter.done.is_set() or printer.closed.is_set()):
-            if deadline is not None and time.monotonic() >= deadline:
-                return True
-            stop.wait(0.2)
-    except KeyboardInterrupt:
-        log.info("interrupted: %d event(s) seen", counter.count)
+    while not (stop.is_set() or counter.done.is_set() or printer.closed.is_set()):
+        if deadline is not None and time.monotonic() >= deadline:
+            return True
+        stop.wait(0.2)
     return False
 
 
@@ -269,9 +267,11 @@ def _exit_status(failure: str | None, timed_out: bool, args: Any, counter: Any) 
     return 0
 
 
-def _stop_on_sigterm(stop: threading.Event) -> None:
-    """SIGTERM (systemd, docker stop) ends the watch as cleanly as Ctrl-C does."""
+def _stop_on_sigterm() -> None:
+    """SIGTERM (systemd, docker stop) ends the watch as Ctrl-C does: it raises ``KeyboardInterrupt`` in the
+    main thread (a handler that set an event could wait forever on the event's lock, held by the main thread
+    it interrupted)."""
     try:
-        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     except ValueError:  # not the main thread (embedded use): the caller handles its own signals
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -219,3 +220,16 @@ def test_help_mentions_every_option_and_the_password_variables():
     options += "--count --timeout --broker --topic-prefix --tls --ca-file --cert-file --key-file --username"
     for word in options.split() + ["I3DMTN_MQTT_PASSWORD", "I3DMTN_MQTT_PASSWORD_FILE", "$share"]:
         assert word in result.stdout, word
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_connecting_or_watching_exits_0_without_a_traceback(alerts, sig):
+    # as soon as the broker answers, before the subscription (a Ctrl-C that came before the watch loop once
+    # escaped it: exit 130, or a hang), and once it watches
+    early = alerts("--json", wait=False)
+    early.wait_until(lambda: any("connected to" in line for line in early.stderr), "connected")
+    late = alerts("--json")
+    for proc in (early, late):
+        proc.proc.send_signal(sig)
+        assert proc.wait_exit() == 0, proc.stderr[-5:]
+        assert not any("Traceback" in line for line in proc.stderr)
