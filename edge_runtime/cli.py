@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ class _Signals:
         if self.runtime is None:
             raise _StartupStopped(name)
         log.info("%s: stopping%s", name, " (already stopping)" if self.count > 1 else "")
-        self.runtime.request_stop()
+        # from another thread: this handler runs in the main thread, which may hold the stop event's lock at the
+        # moment it was interrupted (inside ``Event.wait``), and setting the event here would wait on it forever
+        threading.Thread(target=self.runtime.request_stop, name="stop-request", daemon=True).start()
 
 
 def _runtime_config(

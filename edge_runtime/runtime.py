@@ -133,7 +133,8 @@ class Runtime:
 
     # ---- control ---------------------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Ask the loop to stop (safe from a signal handler or another thread)."""
+        """Ask the loop to stop, from any thread but the loop's own signal handlers (they hand it to a thread:
+        setting the event there could wait on its lock, held by the code they interrupted)."""
         self._stop.set()
 
     def run(self) -> int:
