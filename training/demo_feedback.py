@@ -136,10 +136,13 @@ def _retrain(plan: FeedbackPlan, stages: Stages) -> tuple[Path, Path]:
         "i3dmtn data harvest: the reviewed clips into a copy of the training split",
         lambda: cli(["data", "harvest", "--clips", str(clips), "--out", str(data / "train")]),
     )
+    # best.pt = the last epoch: the validation videos hold no gym scene, so they rank every epoch alike (AUC
+    # 1.0 from the first), and ranking would keep the first, which has seen the harvest once
     stages.run(
         f"i3dmtn train --init: fine-tune the demo's model on the old data plus the harvest (epochs: {plan.epochs})",
         lambda: cli(["train", "--init", str(plan.checkpoint), "--data_path", str(data), "--output", str(run),
-                     "--epochs", str(plan.epochs), "--frame-cache", str(plan.data / ".frame_cache")]),
+                     "--epochs", str(plan.epochs), "--set", "best_checkpoint=last",
+                     "--frame-cache", str(plan.data / ".frame_cache")]),
     )  # fmt: skip
     stages.run(
         "i3dmtn export --baseline: the new bundle and its report against the old one",
