@@ -44,7 +44,7 @@ class DemoOptions:
     torch_threads: int | None = 1  # None: torch's default
     feedback: bool = False  # the review -> harvest -> fine-tune loop after the demo (training.demo_feedback)
     gym: int = 32  # gym scenes of the feedback loop
-    feedback_epochs: int = 5  # epochs of the feedback loop's fine-tune
+    feedback_epochs: int = 8  # epochs of the feedback loop's fine-tune
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:

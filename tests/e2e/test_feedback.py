@@ -23,7 +23,7 @@ def test_the_reviewed_false_alarms_drop_and_every_fight_is_still_alerted(demo):
     loop = _feedback(out)
     gym, fights = loop["gym"], loop["fights"]
     assert gym["before"] > 0, loop  # the gym scenes do fool the demo's model: there is something to review
-    assert gym["after"] < gym["before"], loop
+    assert gym["after"] * 4 <= gym["before"], loop  # most reviewed scenes quiet (measured: 19 -> 0 of 32)
     assert fights["n"] > 0 and fights["before"] == fights["n"] and fights["after"] == fights["n"], loop
     assert (
         f"gym scenes alarming: before {gym['before']}/{gym['n']} -> after {gym['after']}/{gym['n']}" in stdout
