@@ -29,7 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated videos (default 0)")
     parser.add_argument("--frames", type=int, default=96, help="frames per generated video (default 96)")
     parser.add_argument(
-        "--epochs", type=int, default=12, help="training epochs of the debug model (default 12, ~7 s each)"
+        "--epochs",
+        type=int,
+        default=12,
+        help="training epochs of the debug model (default 12, ~15 s each on one thread)",
     )
     parser.add_argument(
         "--torch-threads",
