@@ -67,7 +67,8 @@ class PacketClipWriter(QueuedClipWriter):
             last_duration = kept[-1].dts - kept[-2].dts if len(kept) > 1 else round(1 / (30 * fmt.time_base))
             out.mux(self._packet(kept[-1], first, last_duration, stream, len(kept) == 1))
         final = self.store.publish(self.name)
-        duration = kept[-1].timestamp - first.timestamp + float(last_duration * fmt.time_base)
+        # what the file plays: its presentation times (stamps may step once, when a session's anchor settles)
+        duration = float((kept[-1].dts - first.dts + last_duration) * fmt.time_base)
         info = clip_info(final, duration_s=duration, frames=len(kept), width=fmt.width, height=fmt.height,
                          started_at=first.timestamp, codec=fmt.codec)  # fmt: skip
         self.store.enforce(protect=self.name)

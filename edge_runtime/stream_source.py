@@ -25,14 +25,19 @@ class StreamClock:
     frames (:class:`StreamSource`) and its packets (:class:`~edge_runtime.packet_stream.PacketStream`), so
     that the two stay aligned by stream time, not arrival order.
 
-    The first presentation time is anchored at the time the stream began opening (FFmpeg hands out what it
-    buffered while opening in a burst); after it the least delayed frame sets the anchor, so that none is
-    stamped later than it arrived. A presentation time that jumps back, or more than :attr:`REANCHOR_S`
-    ahead, restarts the anchor (the stream restarted); one that repeats (a stream's first frames, or one
-    without timing) keeps the previous time, then arrival times. Stamps never go back in time.
+    Through the opening (the first :attr:`SETTLE_S` of stream time) the first presentation time is anchored at
+    the time the stream began opening, so that the burst FFmpeg buffered while opening keeps the stream's
+    spacing; any frame that would be stamped later than it arrived lowers the anchor. After the opening the
+    anchor is the least ``arrival - pts`` seen: no frame arrives before it was sent, so the least delayed one
+    is the best bound, and two sessions of one stream (detect frames and copied packets) agree on it however
+    long each one's server took to send its first frame (the open-time anchor is early by that wait: 0.3 s and
+    0.9 s were measured between two sessions). A presentation time that jumps back, or more than
+    :attr:`REANCHOR_S` ahead, restarts the anchor (the stream restarted); one that repeats (a stream's first
+    frames, or one without timing) keeps the previous time, then arrival times. Stamps never go back in time.
     """
 
     REANCHOR_S = 5.0
+    SETTLE_S = 2.0  # stream time after which the opening burst is over (FFmpeg probes 0.3 s of it)
 
     def __init__(self, opened_at: float = 0.0) -> None:
         self.reset(opened_at)
@@ -41,6 +46,8 @@ class StreamClock:
         """A new connection that began opening at wall time ``opened_at``."""
         self.opened_at = opened_at
         self._anchor: float | None = None  # wall time of presentation time 0
+        self._least = 0.0  # the least arrival - pts seen since the anchor began
+        self._start = 0.0  # the presentation time the anchor began at
         self._repeats = 0  # consecutive stamps with the previous presentation time
         self._pts = 0.0
         self.ts = 0.0  # the last stamp
@@ -49,15 +56,18 @@ class StreamClock:
         """The wall-clock time of presentation time ``pts`` (seconds), arrived at wall time ``now``."""
         repeats = self._repeats + 1 if self._anchor is not None and abs(pts - self._pts) < 1e-6 else 0
         if self._anchor is None:  # the first frame: FFmpeg began receiving when the open began
-            self._anchor = self.opened_at - pts
+            self._anchor, self._least, self._start = self.opened_at - pts, now - pts, pts
             ts = self.opened_at
         elif self._pts < pts <= self._pts + self.REANCHOR_S:
-            self._anchor = min(self._anchor, now - pts)  # the least delayed frame sets it: none in the future
+            self._least = min(self._least, now - pts)
+            settled = pts - self._start >= self.SETTLE_S
+            self._anchor = self._least if settled else min(self._anchor, now - pts)  # none in the future
             ts = self._anchor + pts
         elif repeats:  # no new presentation time
             ts = self.ts if repeats < 3 else now
         else:  # a jump: the stream restarted
-            self._anchor, ts = now - pts, now
+            self._anchor = self._least = now - pts
+            self._start, ts = pts, now
         self._pts, self._repeats = pts, repeats
         self.ts = max(ts, self.ts)  # never back in time
         return self.ts

@@ -135,8 +135,8 @@ def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
     """A live 320x180 stream read twice, as a camera whose detect stream is copied: its packets (one
     session, stamped by the packet reader) and its decoded frames (another session, stamped by the capture
     thread). Each detect frame's picture is a copied frame's stamped within 0.5 s of it, all by the same
-    offset: measured 0-6 ms on a quiet machine, 0.3 s once under load (each session's anchor is the time its
-    open began, early by the server's delay in sending it its first frame; docs/architecture.md)."""
+    offset: measured 0-6 ms on a quiet machine (past the opening each session's anchor is its least delayed
+    arrival; with the time its open began as the anchor, 0.9 s once in a full test run: docs/architecture.md)."""
     with RtspServer({}, live={"/sub": "320x180"}) as server:
         packets = PacketStream(server.url("/sub"), "door", reconnect=FAST).start()
         source = StreamSource(server.url("/sub"), open_timeout_s=5, read_timeout_s=3)

@@ -180,6 +180,23 @@ def test_the_burst_buffered_while_opening_keeps_the_streams_spacing():
     )
 
 
+def test_two_sessions_agree_after_the_opening_however_long_each_server_took_to_send_its_first_frame():
+    """The open-time anchor is early by the server's wait before its first frame (0.9 s in a full test run);
+    past the opening the least delayed arrival sets it, so two sessions of one stream agree within their
+    delays, and the burst still kept the stream's spacing before that."""
+    sent = 1000.0  # the wall time the stream's frame 0 was sent to both sessions
+    frames = int(StreamClock.SETTLE_S * 30) + 30
+    prompt = _session(StreamClock(sent - 0.01), sent, [0.004] * frames)
+    slow = _session(StreamClock(sent - 0.9), sent, [0.3 - i / 30 for i in range(9)] + [0.02] * (frames - 9))
+    assert slow[0] == pytest.approx(sent - 0.9)  # the opening: anchored at the open (the burst's spacing)
+    np.testing.assert_allclose(np.diff(slow[:9]), 1 / 30, atol=1e-6)
+    settled = int(StreamClock.SETTLE_S * 30)
+    offsets = np.array(slow[settled:]) - np.array(prompt[settled:])
+    assert np.all(np.abs(offsets) <= 0.03), offsets  # the two steady delays' difference, not 0.9 s
+    assert np.all(np.diff(slow) >= 0)  # never back in time
+    assert all(ts <= sent + i / 30 + 0.3 for i, ts in enumerate(slow))  # never later than it arrived
+
+
 def test_a_stream_that_restarts_gets_a_new_anchor():
     clock = StreamClock(1000.0)
     before = _session(clock, 1000.0, [0.01] * 5)
