@@ -5,7 +5,8 @@ GStreamer's (``tests/rtsp_server.py``, started on loopback); each camera is a cl
 the start of an H.264 file at its own 30 fps pace. The files are real clips of the Surveillance Camera Fight
 Dataset (where a checkout has it beside the repository) one after another, each shown at 30 fps (frames repeated for a slower clip), scaled to 640x360 (an IP
 camera's sub-stream) and to 1920x1080 (its main stream), encoded with x264; without the data set, generated
-video. The model is the runtime benchmark's full-width I3D INT8 (OpenVINO) bundle. Each trial is a real
+video. The model is the runtime benchmark's full-width I3D INT8 (OpenVINO) bundle, or ``--bundle DIR``'s (an exported
+bundle with its own preprocessing, head and motion forest). Each trial is a real
 ``edge-runtime`` process with N cameras, run ``S`` seconds after its last stream opened, then sent SIGTERM:
 
 - cameras held at 30 fps with 0 dropped frames: trials with 1, 2, 4, 6, 8, 10, ... cameras until one drops
@@ -270,7 +271,12 @@ def run_rtsp(opts: Any, bundle_dir: Path, work: Path, load: float) -> int:
         for size in sizes:
             results.append({**bench_size(ctx, size, opts.max_cameras), "model_one": model_one})
     cores = os.cpu_count() or 1
-    print(f"\nRTSP benchmark: edge-runtime with the full-width I3D INT8 bundle (OpenVINO, CPU); H.264 30 fps streams "
+    name = (
+        "the full-width I3D INT8 bundle (OpenVINO, CPU)"
+        if opts.bundle is None
+        else f"the bundle {bundle_dir}"
+    )
+    print(f"\nRTSP benchmark: edge-runtime with {name}; H.264 30 fps streams "
           f"from GStreamer's RTSP server on loopback ({results[0]['shows']}); {seconds:g} s per trial after the "
           f"streams opened; {cores} cores, load average {load:.1f} before the run, {os.getloadavg()[0]:.1f} after"
           f"{' (quick)' if opts.quick else ''}; the backbone alone {model_ms:.0f} ms CPU per snippet")  # fmt: skip

@@ -27,7 +27,7 @@ def test_rtsp_options_default_to_twenty_seconds_and_refuse_what_does_not_apply(c
     assert (
         parse_options(["--rtsp"]).seconds is None and parse_options(["--rtsp", "--seconds", "5"]).seconds == 5
     )
-    for argv, says in [(["--rtsp", "--bundle", "x"], "leave out --bundle"), (["--seconds", "5"], "--rtsp only"),
+    for argv, says in [(["--rtsp", "--bundle", "x"], "--bundle: bundle folder"), (["--seconds", "5"], "--rtsp only"),
                        (["--rtsp", "--seconds", "0"], "--seconds must be in")]:  # fmt: skip
         with pytest.raises(SystemExit) as exc:
             parse_options(argv)
