@@ -1,8 +1,12 @@
 """A background capture thread per camera: reads frames, never blocks inference, reconnects with backoff.
 
 Live sources (cameras, streams, files played in real time) keep only the newest ``max_queue`` frames: when
-inference falls behind, the oldest waiting frame is dropped and counted. A file played as fast as possible
-never drops: the reader waits for room instead, so every frame is scored and scores are deterministic.
+inference falls behind, the oldest waiting frame is dropped and counted. Until the consumer's first
+:meth:`CaptureThread.get` (a runtime opens all its cameras before its loop starts, and a camera opened first
+reads while the others open) up to :data:`START_BACKLOG` frames wait instead, and the bound then comes down
+to ``max_queue`` as fast as the consumer drains them: no frame is lost to the start. A file played as fast as
+possible never drops: the reader waits for room instead, so every frame is scored and scores are
+deterministic.
 
 When a live source fails (a read error, no frame for ``stall_timeout`` seconds, a camera unplugged) the
 thread releases it and reopens it after ``initial``, ``initial * factor``, ... seconds (at most ``max``),
@@ -47,6 +51,7 @@ __all__ = ["FULL_FRAMES_KEPT", "BackoffPolicy", "CaptureStats", "CaptureThread",
 
 log = logging.getLogger(__name__)
 
+START_BACKLOG = 150  # live frames held before the consumer starts: 5 s at 30 fps (small frames when shrunk)
 FULL_FRAMES_KEPT = 2  # live sources: full-size images of the newest frames only (a 1080p one is 6 MB)
 _FPS_WINDOW = 64  # frames the measured frame rate is taken over: about 2 s of a 30 fps camera
 
@@ -156,6 +161,7 @@ class CaptureThread:
         self.stall_timeout = stall_timeout
         self.shrink, self.clip_frame = shrink, clip_frame
         self._queue: deque[Frame] = deque()
+        self._limit = max(max_queue, START_BACKLOG)  # live frames queued before the oldest is dropped
         self._full: OrderedDict[int, np.ndarray] = OrderedDict()  # frame index -> full-size image
         self._newest_full: np.ndarray | None = None
         self._cond = threading.Condition()
@@ -201,6 +207,8 @@ class CaptureThread:
                     return None
                 self._cond.wait(remaining)
             frame = self._queue.popleft()
+            # the start's backlog drains: the bound follows it down to max_queue
+            self._limit = max(self.max_queue, min(self._limit, len(self._queue) + 1))
             full = self._full.pop(frame.index, None)
             self._cond.notify_all()
             return dataclasses.replace(frame, full=full) if full is not None else frame
@@ -341,7 +349,7 @@ class CaptureThread:
             self._rate.add(frame.timestamp)
             self._stats.stream_fps = self._rate.fps or self._stats.stream_fps
             if self.source.live:
-                if len(self._queue) >= self.max_queue:
+                if len(self._queue) >= self._limit:
                     self._full.pop(self._queue.popleft().index, None)
                     self._stats.frames_dropped += 1
             else:

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from edge_runtime.capture import FULL_FRAMES_KEPT, BackoffPolicy, CaptureThread
+from edge_runtime.capture import FULL_FRAMES_KEPT, START_BACKLOG, BackoffPolicy, CaptureThread
 from edge_runtime.preprocess import PreprocessConfig, resize_frame
 from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError
 from edge_runtime.stream_source import StreamSource
@@ -29,7 +29,8 @@ def _wait_for(predicate, timeout=20.0):
 
 
 class ScriptedSource(FrameSource):
-    """A live source playing a script: arrays are frames, None is an empty frame, "fail" a read error."""
+    """A live source playing a script: arrays are frames, None is an empty frame, "fail" a read error, an
+    event a pause until it is set."""
 
     kind = "scripted"
 
@@ -55,6 +56,9 @@ class ScriptedSource(FrameSource):
         if not self.script:
             raise SourceEnded("script")
         item = self.script.pop(0)
+        while isinstance(item, threading.Event):
+            assert item.wait(10), "the test never set its event"
+            item = self.script.pop(0)
         if isinstance(item, str):
             raise SourceError(f"scripted source: {item}")
         return item
@@ -91,10 +95,32 @@ def test_file_without_realtime_never_drops(clip):
 
 
 def test_live_source_keeps_only_the_newest_frames():
-    cap = CaptureThread(ScriptedSource([_image(i) for i in range(50)]), "cam0", max_queue=3).start()
+    go = threading.Event()
+    cap = CaptureThread(
+        ScriptedSource([_image(0), go] + [_image(i) for i in range(1, 51)]), "cam0", max_queue=3
+    )
+    assert cap.start().get(timeout=5).index == 0  # the consumer has started
+    go.set()
     assert cap.join(timeout=20)
-    assert [f.index for f in _drain(cap)] == [47, 48, 49]
+    assert [f.index for f in _drain(cap)] == [48, 49, 50]
     assert cap.stats.frames_dropped == 47 and cap.finished
+
+
+def test_frames_read_before_the_consumer_starts_wait_for_it_up_to_the_start_backlog():
+    # a runtime's first camera reads while the others open: those frames are not dropped ...
+    cap = CaptureThread(ScriptedSource([_image(i % 256) for i in range(60)]), "cam0", max_queue=3).start()
+    assert cap.join(timeout=20)
+    assert [f.index for f in _drain(cap)] == list(range(60)) and cap.stats.frames_dropped == 0
+    # ... up to START_BACKLOG of them; and once the consumer drained the backlog, max_queue holds again
+    go = threading.Event()
+    script = [_image(i % 256) for i in range(START_BACKLOG + 10)] + [go] + [_image(1)] * 20
+    cap = CaptureThread(ScriptedSource(script), "cam0", max_queue=3).start()
+    _wait_for(lambda: cap.stats.frames_read == START_BACKLOG + 10)  # then it waits at the pause
+    backlog = [cap.get(timeout=5) for _ in range(START_BACKLOG)]
+    assert backlog[0].index == 10 and cap.stats.frames_dropped == 10  # the oldest went
+    go.set()
+    assert cap.join(timeout=20)
+    assert len(_drain(cap)) == 3 and cap.stats.frames_dropped == 10 + 17
 
 
 def test_realtime_file_is_live_and_timestamps_follow_its_fps(clip):
