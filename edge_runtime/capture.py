@@ -3,10 +3,10 @@
 Live sources (cameras, streams, files played in real time) keep only the newest ``max_queue`` frames: when
 inference falls behind, the oldest waiting frame is dropped and counted. Until the consumer's first
 :meth:`CaptureThread.get` (a runtime opens all its cameras before its loop starts, and a camera opened first
-reads while the others open) up to :data:`START_BACKLOG` frames wait instead, and the bound then comes down
-to ``max_queue`` as fast as the consumer drains them: no frame is lost to the start. A file played as fast as
-possible never drops: the reader waits for room instead, so every frame is scored and scores are
-deterministic.
+reads while the others open) up to :data:`START_BACKLOG` frames wait instead; the bound then comes down as
+the consumer drains them (``max_queue`` above what is left) to ``max_queue``: no frame is lost to the start.
+A file played as fast as possible never drops: the reader waits for room instead, so every frame is scored
+and scores are deterministic.
 
 When a live source fails (a read error, no frame for ``stall_timeout`` seconds, a camera unplugged) the
 thread releases it and reopens it after ``initial``, ``initial * factor``, ... seconds (at most ``max``),
@@ -207,8 +207,8 @@ class CaptureThread:
                     return None
                 self._cond.wait(remaining)
             frame = self._queue.popleft()
-            # the start's backlog drains: the bound follows it down to max_queue
-            self._limit = max(self.max_queue, min(self._limit, len(self._queue) + 1))
+            # the start's backlog drains: the bound follows it down, max_queue above what is left of it
+            self._limit = min(self._limit, len(self._queue) + self.max_queue)
             full = self._full.pop(frame.index, None)
             self._cond.notify_all()
             return dataclasses.replace(frame, full=full) if full is not None else frame
