@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.real_quality import add_split_arguments, default_data, prepare_fold, resolve_split_options
+from benchmarks.real_quality import DATA_HELP, add_split_arguments, prepare_fold, resolve_split_options
 from training.data.records import SPLITS
 
 __all__ = ["clip_windows", "fold_metrics", "main"]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("--data", type=Path, default=default_data(), help="SRC for i3dmtn data prepare")
+    parser.add_argument("--data", type=Path, help=DATA_HELP)
     add_split_arguments(parser)
     parser.add_argument("--work", type=Path, help="keep every round's data links here")
     parser.add_argument("--frame-cache", type=Path, help="frame cache (default: WORK/frames)")

@@ -164,8 +164,12 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+DATA_HELP = "SRC for i3dmtn data prepare (default: the reference clips beside the project's own checkout)"
+
+
 def default_data() -> Path:
-    """The reference clips beside a clone: ``../shared/data/surveillance-fight``."""
+    """The reference clips beside the project's own checkout (a user's clone has none): ``../shared/data/
+    surveillance-fight``. Used only when ``--data`` is not given."""
     return Path(__file__).resolve().parents[2] / "shared" / "data" / "surveillance-fight"
 
 
@@ -187,6 +191,13 @@ def resolve_split_options(
 ) -> list[int]:
     """Check ``--data``, default ``--groups`` to DATA/groups.json, and return the folds to run (``--only``,
     else the first ``count``, else all)."""
+    if opts.data is None:
+        if not default_data().is_dir():
+            parser.error(
+                "--data DIR is needed: the reference clips (../shared/data/surveillance-fight) sit beside the "
+                "project's own checkout only; give a folder of real clips that i3dmtn data prepare reads"
+            )
+        opts.data = default_data()
     if not opts.data.is_dir():
         parser.error(
             f"--data {opts.data}: not a folder (a data set of real clips that i3dmtn data prepare reads)"
@@ -206,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("--data", type=Path, default=default_data(), help="SRC for i3dmtn data prepare")
+    parser.add_argument("--data", type=Path, help=DATA_HELP)
     add_split_arguments(parser)
     parser.add_argument(
         "--quick", action="store_true", help="2 folds of 5 epochs: checks the chain, not the goal"

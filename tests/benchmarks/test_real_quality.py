@@ -30,6 +30,15 @@ def test_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_without_data_and_without_the_reference_clips_beside_it_asks_for_data(monkeypatch, capsys, tmp_path):
+    # a user's clone has no ../shared: the default is the project's own reference clips, so it says what to give
+    monkeypatch.setattr(real_quality, "default_data", lambda: tmp_path / "absent")
+    with pytest.raises(SystemExit) as exc:
+        real_quality.main([])
+    error = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert exc.value.code == 2 and len(error) == 1 and "--data DIR is needed" in error[0]
+
+
 def test_the_table_has_each_fold_a_mean_and_a_spread():
     rows = [
         {
