@@ -82,3 +82,24 @@ def test_a_config_without_a_forest_or_a_bad_one_is_refused_by_name(sets, message
         and last.startswith("python -m benchmarks.real_forest: error:")
         and message in last
     )
+
+
+def test_repeats_weigh_each_split_the_same_and_report_their_spread():
+    def row(seed, fold, auc):
+        return {"seed": seed, "fold": fold, "auc": auc, "ap": auc, "accuracy": auc, "eer": 1 - auc,
+                "test_videos": 10, "train_windows": 40}  # fmt: skip
+
+    rows = [row(0, 0, 0.6), row(0, 1, 0.8), row(1, 0, 0.9)]  # seed 1 ran one fold only
+    means = real_forest.repeat_means(rows)
+    assert means[0]["auc"] == pytest.approx(0.7) and means[1]["auc"] == pytest.approx(0.9)
+    assert real_forest.overall_mean(means)["auc"] == pytest.approx(0.8)  # not 0.767, the mean of the rows
+    table = real_forest._table(rows)
+    assert any(t.split()[:2] == ["std", "repeats"] and t.split()[2] == "0.100" for t in table)
+    single = real_forest._table(rows[:2])
+    assert any(t.split()[:2] == ["std", "folds"] and t.split()[2] == "0.100" for t in single)
+
+
+def test_repeats_below_one_are_refused_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        real_forest.main(["--data", str(tmp_path), "--repeats", "0"])
+    assert exc.value.code == 2 and "--repeats 0" in capsys.readouterr().err.strip().splitlines()[-1]
