@@ -12,8 +12,8 @@
    by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
    ``motion_forest.npz`` (:class:`edge_runtime.forest.TreeEnsemble`, no pickles);
 3. the operating threshold of ``best.pt`` and ``last.pt`` chosen on the validation videos with the *fused*
-   score of that forest (the trainer's validation with it), and the validation AUC of the fused, network-only
-   and forest-only scores;
+   score of that forest, each video scored whole as ``evaluate`` and the device score it, and the validation
+   AUC of the fused, network-only and forest-only scores;
 4. with ``motion_forest_data = "train+val"`` (the default), the forest fitted again, as in steps 1-2, on the
    windows of the training *and* validation videos: the shipped forest has seen more scenes, and the threshold
    and validation AUCs stay those of step 3, measured on videos its predecessor never saw. Then
@@ -26,7 +26,6 @@ checkpoint with the SHA-256 the checkpoint names.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -56,6 +55,7 @@ from training.checkpoint import (
     save_checkpoint,
 )
 from training.data import DatasetError
+from training.metrics import video_metrics
 
 __all__ = [
     "FOREST_FILE",
@@ -166,14 +166,28 @@ def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) 
 def _fused_validation(
     trainer: Any, val_set: Any, fusion: MotionFusion
 ) -> tuple[float | None, dict[str, float]]:
-    """The fused threshold (Youden's on validation) and the fused / network / forest validation AUCs."""
-    aucs, items = {}, copy.copy(val_set)
-    items.crops = fusion.crops  # the side crops' flow too, for the forest (the network sees the centre)
-    for name, weight in (("fused", fusion.weight), ("network", 0.0), ("forest", 1.0)):
-        metrics = trainer.validate(items, fusion=fusion.with_weight(weight))
-        aucs[name] = float(metrics["auc_roc"])
-        if name == "fused":
-            thr = metrics["optimal_threshold"]
+    """The fused threshold (Youden's) and the fused / network / forest AUCs of the validation videos, each
+    scored whole as ``evaluate`` and the device score it (:func:`training.evaluate.score_video`: every snippet,
+    the streaming rule, the max): the threshold is chosen on the scores it is applied to. (The trainer's
+    validation items hold ``K`` snippets of a video, not all of them.)"""
+    from training.evaluate import score_video
+
+    model = trainer.model.eval()
+    labels, scores = [], {"fused": [], "network": [], "forest": []}
+    for record in val_set.records:
+        try:
+            result = score_video(model, record, trainer.config, trainer.device, fusion=fusion)
+        except VideoReadError as exc:
+            logger.warning("skipping validation video %s: %s", record.path, exc)
+            continue
+        labels.append(int(record.label))
+        scores["fused"].append(result.video_score)
+        for name in ("network", "forest"):
+            scores[name].append(float(result.parts[name].max()))
+    y = np.asarray(labels, np.int64)
+    metrics = {name: video_metrics(y, np.asarray(s)) for name, s in scores.items()}
+    thr = metrics["fused"]["optimal_threshold"]
+    aucs = {name: float(m["auc_roc"]) for name, m in metrics.items()}
     return (float(thr) if math.isfinite(thr) else None), aucs
 
 

@@ -117,6 +117,31 @@ def test_the_shipped_forest_is_refitted_on_train_and_val_at_the_threshold_of_tra
     assert alone["motion_forest"]["sha256"] != both["motion_forest"]["sha256"]
 
 
+def test_the_threshold_is_chosen_on_whole_validation_videos_as_evaluate_scores_them(
+    flow_run, tmp_path, caplog
+):
+    """The fused threshold is Youden's on the validation videos scored whole (every snippet, as ``evaluate``
+    and the device score them), not on the trainer's validation items of K snippets."""
+    from training.checkpoint import load_model_state, new_model
+    from training.evaluate import score_video
+    from training.metrics import video_metrics
+    from training.motion_forest import load_checkpoint_fusion
+
+    config, _, val, _ = flow_run
+    ckpt, out, _ = _forest_run(flow_run, tmp_path, caplog, "train")  # the shipped forest is the validated one
+    model = new_model(config)
+    load_model_state(model, ckpt["model"], out / "best.pt")
+    fusion = load_checkpoint_fusion(out / "best.pt", ckpt)
+    results = [score_video(model.eval(), r, config, "cpu", fusion=fusion) for r in val.records]
+    assert any(len(r.snippet_scores) > config["num_snippets"] for r in results)  # longer than an item
+    labels = np.array([r.record.label for r in results])
+    fused = video_metrics(labels, np.array([r.video_score for r in results]))
+    forest = video_metrics(labels, np.array([r.parts["forest"].max() for r in results]))
+    assert ckpt["threshold"] == pytest.approx(fused["optimal_threshold"])
+    assert ckpt["motion_forest"]["val_auc"]["fused"] == pytest.approx(fused["auc_roc"])
+    assert ckpt["motion_forest"]["val_auc"]["forest"] == pytest.approx(forest["auc_roc"])
+
+
 def test_with_three_crops_the_same_centre_forest_is_validated_over_three_crops(flow_run, tmp_path, caplog):
     """``motion_crops = 3`` fits the same forest (on the centre crop) and the fused validation scores the
     max over the crops: the forest's validation AUC is its own, the network's is unchanged."""
