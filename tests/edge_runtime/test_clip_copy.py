@@ -152,7 +152,9 @@ def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
         if same:
             offsets.append(min((frame.timestamp - t for t in same), key=abs))
     assert len(offsets) >= 20 and all(abs(o) <= 0.5 for o in offsets), offsets
-    assert max(offsets) - min(offsets) <= 1 / 30, offsets  # one offset: the stream's spacing on both
+    # one offset, give or take one frame of the stream (a picture repeated in the next frame matches both)
+    # and a millisecond of clock noise: a full test run once measured 33.36 ms from 0.00 ms
+    assert max(offsets) - min(offsets) <= 1 / 30 + 1e-3, offsets
 
 
 def test_clips_fall_back_to_frames_when_the_stream_stops_and_copy_again_once_it_is_back(caplog, tmp_path):
