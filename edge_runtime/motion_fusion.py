@@ -19,7 +19,7 @@ still scores. The forest itself is fitted on centre crops.
 
 Without a fusion (``None``) every function here returns its input unchanged: exactly the network's numbers.
 The device's :class:`~edge_runtime.scoring.StreamingScorer`, the export's scoring and accuracy control, the
-evaluation, the trainer's validation and the quality benchmark all compose the head this way.
+evaluation (and so a run's threshold) and the quality benchmark all compose the head this way.
 
 >>> fused_head(lambda w: w.sum(-1), None) is not None  # no forest: the network's head as it is
 True

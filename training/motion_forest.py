@@ -12,8 +12,8 @@
    by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
    ``motion_forest.npz`` (:class:`edge_runtime.forest.TreeEnsemble`, no pickles);
 3. the operating threshold of ``best.pt`` and ``last.pt`` chosen on the validation videos with the *fused*
-   score of that forest, each video scored whole as ``evaluate`` and the device score it, and the validation
-   AUC of the fused, network-only and forest-only scores;
+   score of that forest, each video scored whole as ``evaluate`` and the device score it
+   (:mod:`training.video_threshold`), and the validation AUC of the fused, network-only and forest-only scores;
 4. with ``motion_forest_data = "train+val"`` (the default), the forest fitted again, as in steps 1-2, on the
    windows of the training *and* validation videos: the shipped forest has seen more scenes, and the threshold
    and validation AUCs stay those of step 3, measured on videos its predecessor never saw. Then
@@ -27,7 +27,6 @@ checkpoint with the SHA-256 the checkpoint names.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,12 +49,10 @@ from edge_runtime.video import VideoReadError
 from training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
-    load_model_state,
-    read_checkpoint,
     save_checkpoint,
 )
 from training.data import DatasetError
-from training.metrics import video_metrics
+from training.video_threshold import checkpoints_at_video_thresholds
 
 __all__ = [
     "FOREST_FILE",
@@ -163,34 +160,6 @@ def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) 
     }
 
 
-def _fused_validation(
-    trainer: Any, val_set: Any, fusion: MotionFusion
-) -> tuple[float | None, dict[str, float]]:
-    """The fused threshold (Youden's) and the fused / network / forest AUCs of the validation videos, each
-    scored whole as ``evaluate`` and the device score it (:func:`training.evaluate.score_video`: every snippet,
-    the streaming rule, the max): the threshold is chosen on the scores it is applied to. (The trainer's
-    validation items hold ``K`` snippets of a video, not all of them.)"""
-    from training.evaluate import score_video
-
-    model = trainer.model.eval()
-    labels, scores = [], {"fused": [], "network": [], "forest": []}
-    for record in val_set.records:
-        try:
-            result = score_video(model, record, trainer.config, trainer.device, fusion=fusion)
-        except VideoReadError as exc:
-            logger.warning("skipping validation video %s: %s", record.path, exc)
-            continue
-        labels.append(int(record.label))
-        scores["fused"].append(result.video_score)
-        for name in ("network", "forest"):
-            scores[name].append(float(result.parts[name].max()))
-    y = np.asarray(labels, np.int64)
-    metrics = {name: video_metrics(y, np.asarray(s)) for name, s in scores.items()}
-    thr = metrics["fused"]["optimal_threshold"]
-    aucs = {name: float(m["auc_roc"]) for name, m in metrics.items()}
-    return (float(thr) if math.isfinite(thr) else None), aucs
-
-
 def _training_forest(config: Mapping[str, Any], datasets: list[Any], progress: bool) -> TreeEnsemble:
     """The seeded forest of the windows of ``datasets`` (step 2 of the module docstring)."""
     parts = [training_windows(d, int(config["num_snippets"]), progress=progress) for d in datasets]
@@ -210,16 +179,10 @@ def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: b
     config, out = trainer.config, trainer.output_dir
     forest = _training_forest(config, [train_set], progress)  # fitted on centre crops
     fusion = MotionFusion(forest, float(config["motion_weight"]), int(config["motion_crops"]))
-    best, last = out / "best.pt", out / "last.pt"
-    same = best.is_file() and os.path.samefile(best, last)
-    checkpoints = {}
-    for name in ("last.pt",) if same else ("best.pt", "last.pt"):  # last.pt last: the model ends as trained
-        ckpt = read_checkpoint(out / name, map_location=trainer.device)
-        load_model_state(trainer.model, ckpt["model"], out / name)
-        ckpt["threshold"], val = _fused_validation(trainer, val_set, fusion)
+    checkpoints, same = checkpoints_at_video_thresholds(trainer, val_set, fusion)
+    for name, (_, val) in checkpoints.items():
         logger.info("%s with the motion forest: validation AUC fused %.4f, network %.4f, forest %.4f",
                     name, val["fused"], val["network"], val["forest"])  # fmt: skip
-        checkpoints[name] = ckpt, val
     forest = fusion.forest
     if config["motion_forest_data"] == "train+val" and len(val_set):
         forest = _training_forest(config, [train_set, val_set], progress)
@@ -232,7 +195,7 @@ def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: b
             ckpt["motion_forest"] = _reference(path, config, val)
             save_checkpoint(out / name, ckpt)
         if same:
-            copy_checkpoint(last, best)
+            copy_checkpoint(out / "last.pt", out / "best.pt")
     return path
 
 

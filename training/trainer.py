@@ -15,7 +15,9 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch (highest ``val_auc``, ties going to the lower
   ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good; with
   ``best_checkpoint = "last"``, the last epoch and its threshold), early stopping after
-  ``early_stopping_patience`` epochs without a better epoch (0: never);
+  ``early_stopping_patience`` epochs without a better epoch (0: never). Validation items hold ``K`` snippets
+  of a video; ``i3dmtn train`` then sets the checkpoints' threshold on the whole validation videos, as
+  ``evaluate`` and the device score them (:mod:`training.video_threshold`);
 - reproducible: every random choice derives from ``seed`` (model init, per-epoch shuffling, per-item
   sampling and augmentation, dropout), and ``last.pt`` stores the random states so ``resume`` continues the
   same run.
@@ -49,7 +51,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from edge_runtime.motion_fusion import MotionFusion
 from training.checkpoint import (
     CheckpointError,
     copy_checkpoint,
@@ -264,10 +265,9 @@ class I3D_MTN_Trainer:
         return {**{k: v / max(seen, 1) for k, v in sums.items()}, "lr": lr}
 
     @torch.no_grad()
-    def validate(self, dataset: Dataset, fusion: MotionFusion | None = None) -> dict[str, Any]:
+    def validate(self, dataset: Dataset) -> dict[str, Any]:
         """Video metrics of ``dataset`` and its mean loss; all ranks share the work and the result. The video
-        score is the device's (:func:`training.validation.streaming_batch`; with ``fusion``, the head fused
-        with the motion forest)."""
+        score is the device's (:func:`training.validation.streaming_batch`)."""
         self.model.eval()
         shard = Subset(dataset, range(self.dist.rank, len(dataset), self.dist.world_size))
         labels, scores, loss_sum = [], [], 0.0
@@ -275,7 +275,7 @@ class I3D_MTN_Trainer:
             with self._autocast():
                 out, streamed = streaming_batch(
                     self.model, self._inputs(batch), head_only=self.head_only,
-                    num_snippets=int(self.config["num_snippets"]), fusion=fusion,
+                    num_snippets=int(self.config["num_snippets"]),
                 )  # fmt: skip
             loss_sum += self._loss(out, batch)[1]["total"] * len(batch["label"])
             labels += batch["label"].tolist()

@@ -1,7 +1,7 @@
 """Validation during training, scored as the device scores: each item's video score is the max over its snippets
 of the streaming rule (:func:`edge_runtime.scoring.streaming_scores`: the head's newest score over the last ``K``
-features; with a motion forest, the head fused with it, :mod:`edge_runtime.motion_fusion`). The MTN (and the
-fused head) is causal, so the rule needs one head call per batch (``causal=True``)."""
+features). The MTN is causal, so the rule needs one head call per batch (``causal=True``). (A run with a motion
+forest chooses its fused threshold on whole validation videos afterwards: :mod:`training.motion_forest`.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, network_input
 from edge_runtime.scoring import streaming_scores
 from training.distributed import all_gather_objects
 from training.evaluate import torch_head
@@ -22,24 +21,18 @@ __all__ = ["gathered_video_metrics", "streaming_batch"]
 
 
 def streaming_batch(
-    model: nn.Module, inputs: torch.Tensor, *, head_only: bool, num_snippets: int,
-    fusion: MotionFusion | None = None,
-) -> tuple[dict[str, torch.Tensor], np.ndarray]:  # fmt: skip
+    model: nn.Module, inputs: torch.Tensor, *, head_only: bool, num_snippets: int
+) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """The detector's outputs on a batch (for the loss) and its streaming scores ``(B, K)``. ``inputs`` are
     features ``(B, K, D)`` when ``head_only``, else clips ``(B, C, K*S, H, W)``."""
     if head_only:
         feats = inputs  # (B, K, D)
     else:
         b, k = inputs.shape[0], inputs.shape[2] // model.clip_length
-        feats = model.backbone(network_input(model.snippets(inputs), fusion)).reshape(b, k, -1)  # (B, K, D)
+        feats = model.backbone(model.snippets(inputs)).reshape(b, k, -1)  # (B, K, D)
     out = outputs_from_head(model.head(feats), model.clip_length)  # for the loss
     rows = feats.float().cpu().numpy()  # (B, K, D)
-    if fusion is not None and head_only:
-        raise ValueError("the motion forest needs the snippets' flow; head-only items hold features")
-    if fusion is not None:  # the statistics of the item's own snippets: (B, K, D + stats)
-        snips = model.snippets(inputs).float().cpu().numpy()  # (B*K, C, S, H, W)
-        rows = fused_features(rows.reshape(-1, rows.shape[-1]), snips, fusion).reshape(*rows.shape[:2], -1)
-    head = fused_head(torch_head(model.head, feats.device), fusion)
+    head = torch_head(model.head, feats.device)
     return out, streaming_scores(head, rows, num_snippets, causal=True)  # (B, K)
 
 

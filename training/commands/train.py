@@ -319,10 +319,14 @@ def run(args: argparse.Namespace) -> int:
         )
         trainer.started_from = started_from
         history = trainer.fit(train_set, val_set, resume=args.resume)
-        if config["motion_forest_trees"]:
+        if config["motion_forest_trees"]:  # the threshold too, on the fused scores
             from training.motion_forest import fit_motion_forest
 
             fit_motion_forest(trainer, train_set, val_set, progress=not args.no_progress)
+        else:
+            from training.video_threshold import write_video_thresholds
+
+            write_video_thresholds(trainer, val_set)
     except FeatureCacheError as exc:
         raise UsageError(
             f"--features: {exc}; recompute the cache for this config (i3dmtn features --overwrite) or train end to end"

@@ -107,7 +107,6 @@ class AnomalyVideoDataset(Dataset):
         else:
             self.records, self.skipped = list(records), []
         self.frame_cache = frame_cache
-        self.crops = 1  # crop positions a (validation) item's frames carry: the fused validation's side crops
         self._failed: set[int] = set()
 
     def __len__(self) -> int:
@@ -155,7 +154,7 @@ class AnomalyVideoDataset(Dataset):
         n = count_snippets(len(frames), self.clip_length, self.frame_stride)
         chosen = sample_snippets(n, self.num_snippets, rng, mode=self.snippet_sampling)
         frame_idx = snippets_frame_indices(chosen, len(frames), self.clip_length, self.frame_stride)
-        processed = self._model_frames(frames, frame_idx, rng, self.crops)  # (K*S, crops*C, H, W)
+        processed = self._model_frames(frames, frame_idx, rng)  # (K*S, C, H, W)
         clips = torch.from_numpy(np.ascontiguousarray(processed.transpose(1, 0, 2, 3)))  # (C, K*S, H, W)
         if self.transform is not None:
             clips = self.transform(clips)
