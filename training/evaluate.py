@@ -285,6 +285,9 @@ def _report(
                 "score": r.video_score,
                 "num_snippets": len(r.snippet_scores),
                 "snippet_scores": r.snippet_scores.tolist(),
+                # with a motion forest, each snippet's network-only and forest-only scores: the fused one is
+                # (1 - motion_weight) * network + motion_weight * forest, so any weight can be scored again
+                **({"parts": {name: p.tolist() for name, p in r.parts.items()}} if r.parts else {}),
             }
             for r in results
         ],

@@ -65,3 +65,26 @@ def test_the_table_gives_the_network_and_forest_aucs_of_a_fused_run():
            "floor_auc": 0.7, "network_auc": 0.743, "forest_auc": 0.812, "train_s": 100}  # fmt: skip
     table = real_quality._table([row])
     assert table[0].split()[7:9] == ["net", "forest"] and table[1].split()[7:9] == ["0.743", "0.812"]
+
+
+def test_the_weight_sweep_scores_the_reports_snippet_parts_again_at_each_motion_weight():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    videos = [
+        {"label": i % 2, "parts": {"network": rng.random(n).tolist(), "forest": rng.random(n).tolist()}}
+        for i, n in enumerate((3, 5, 4, 6, 2, 7, 5, 3))
+    ]
+    sweep = real_quality.weight_sweep(videos, (0.0, 0.4, 1.0))
+    labels = [v["label"] for v in videos]
+    for w, name in ((0.0, "network"), (1.0, "forest")):  # the ends: each part alone
+        assert sweep[w] == roc_auc_score(labels, [max(v["parts"][name]) for v in videos])
+    fused = [max(0.6 * a + 0.4 * b for a, b in zip(*v["parts"].values(), strict=True)) for v in videos]
+    assert sweep[0.4] == pytest.approx(roc_auc_score(labels, fused))  # per snippet, then the max
+    assert real_quality.weight_sweep([{"label": 1, "snippet_scores": [0.5]}]) == {}  # no forest, no parts
+
+
+def test_the_sweep_line_gives_each_weights_mean_over_the_folds_and_nothing_without_parts():
+    rows = [{"weight_auc": {0.0: 0.7, 0.75: 0.8}}, {"weight_auc": {0.0: 0.8, 0.75: 0.9}}]
+    assert real_quality._sweep_line(rows).endswith("0: 0.750  0.75: 0.850")
+    assert real_quality._sweep_line([*rows, {"weight_auc": {}}]) is None

@@ -72,6 +72,10 @@ def test_the_evaluate_command_reports_the_fused_network_and_forest_auc(
     report = json.loads((out / "report.json").read_text())
     auc = report["motion_forest"]["video_auc"]
     assert set(auc) == {"fused", "network", "forest"} and auc["fused"] == report["video_metrics"]["auc_roc"]
+    for video in report["videos"]:  # each snippet's parts, from which any motion_weight is scored again
+        parts = {name: np.array(s) for name, s in video["parts"].items()}
+        fused = 0.5 * parts["network"] + 0.5 * parts["forest"]  # the run's motion_weight
+        np.testing.assert_allclose(video["snippet_scores"], fused, rtol=1e-6, atol=1e-6)
     assert "forest AUC" in capsys.readouterr().out
 
 
