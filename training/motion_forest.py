@@ -46,13 +46,9 @@ from edge_runtime.motion_fusion import (
 )
 from edge_runtime.motion_stats import STATS_VERSION
 from edge_runtime.video import VideoReadError
-from training.checkpoint import (
-    CheckpointError,
-    copy_checkpoint,
-    save_checkpoint,
-)
+from training.checkpoint import CheckpointError
 from training.data import DatasetError
-from training.video_threshold import checkpoints_at_video_thresholds
+from training.video_threshold import checkpoints_at_video_thresholds, save_checkpoints
 
 __all__ = [
     "FOREST_FILE",
@@ -191,11 +187,9 @@ def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: b
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         forest.save(tmp)
         os.replace(tmp, path)
-        for name, (ckpt, val) in checkpoints.items():
+        for ckpt, val in checkpoints.values():
             ckpt["motion_forest"] = _reference(path, config, val)
-            save_checkpoint(out / name, ckpt)
-        if same:
-            copy_checkpoint(out / "last.pt", out / "best.pt")
+        save_checkpoints(out, {name: ckpt for name, (ckpt, _) in checkpoints.items()}, same)
     return path
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,12 @@ from training.evaluate import score_video, torch_head
 from training.feature_dataset import FeatureDataset
 from training.metrics import video_metrics
 
-__all__ = ["checkpoints_at_video_thresholds", "validation_video_scores", "write_video_thresholds"]
+__all__ = [
+    "checkpoints_at_video_thresholds",
+    "save_checkpoints",
+    "validation_video_scores",
+    "write_video_thresholds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +107,14 @@ def write_video_thresholds(trainer: Any, val_set: Any) -> None:
     for name, (ckpt, aucs) in checkpoints.items():
         logger.info("%s: threshold %s on the whole validation videos (video AUC %.4f)",
                     name, ckpt["threshold"], aucs["network"])  # fmt: skip
-        if trainer.dist.is_main:
-            save_checkpoint(trainer.output_dir / name, ckpt)
-    if same and trainer.dist.is_main:
-        copy_checkpoint(trainer.output_dir / "last.pt", trainer.output_dir / "best.pt")
+    if trainer.dist.is_main:
+        save_checkpoints(trainer.output_dir, {name: ckpt for name, (ckpt, _) in checkpoints.items()}, same)
+
+
+def save_checkpoints(out: Path, checkpoints: dict[str, dict[str, Any]], same: bool) -> None:
+    """Write the checkpoints of :func:`checkpoints_at_video_thresholds` back into the run folder ``out``
+    (``best.pt`` again as a link to ``last.pt`` when ``same``)."""
+    for name, ckpt in checkpoints.items():
+        save_checkpoint(out / name, ckpt)
+    if same:
+        copy_checkpoint(out / "last.pt", out / "best.pt")

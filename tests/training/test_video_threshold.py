@@ -72,7 +72,7 @@ def test_unreadable_validation_videos_are_skipped_with_a_warning(root, tmp_path,
     from training.video_threshold import validation_video_scores
 
     config = tiny_config(epochs=1)
-    train, val = video_datasets(root, config)
+    _, val = video_datasets(root, config)
     trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=tmp_path, device="cpu", progress=False)
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video")
