@@ -141,9 +141,11 @@ _NON_NEGATIVE = (
     "frame_loss_weight",
     "video_loss_weight",
     "mil_loss_weight",
+    "snippet_loss_weight",
     "streaming_loss_weight",
     "augment_crop_jitter",
     "augment_zoom",
+    "augment_mixup",
 )
 
 

@@ -48,9 +48,10 @@ def epoch_row(
 def log_epoch(row: Mapping[str, Any], epochs: int, improved: bool) -> None:
     """The epoch's one log line."""
     logger.info(
-        "epoch %d/%d: loss %.4f (video_bce %.4f, topk_mil %.4f, frame_bce %.4f, smooth %.5f, sparse %.4f, "
-        "streaming %.4f) lr %.2e val_loss %.4f val_auc %.4f%s %.1fs + %.1fs checkpoint",
-        row["epoch"], epochs, row["train_total"], row["train_video_bce"], row["train_topk_mil"], row["train_frame_bce"],
+        "epoch %d/%d: loss %.4f (video_bce %.4f, topk_mil %.4f, snippet_bce %.4f, frame_bce %.4f, smooth %.5f, "
+        "sparse %.4f, streaming %.4f) lr %.2e val_loss %.4f val_auc %.4f%s %.1fs + %.1fs checkpoint",
+        row["epoch"], epochs, row["train_total"], row["train_video_bce"], row["train_topk_mil"],
+        row["train_snippet_bce"], row["train_frame_bce"],
         row["train_smoothness"], row["train_sparsity"], row.get("train_streaming", 0.0), row["lr"], row["val_loss"],
         row["val_auc"], " (best)" if improved else "", row["time_s"], row.get("checkpoint_s", 0.0),
     )  # fmt: skip

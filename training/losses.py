@@ -6,6 +6,9 @@ Terms, for a batch of ``B`` videos with ``K`` snippet scores each (probabilities
   + ``mil_loss_weight`` x BCE(mean of the top-k snippet scores, label), k = ``max(1, round(K * topk_ratio))``
   (the top-k multiple-instance term of RTFM, Tian et al., ICCV 2021, generalising Sultani et al., CVPR 2018,
   who use the single top snippet)
+  + ``snippet_loss_weight`` x the mean BCE of every snippet score against the video's label (trimmed clips,
+  where the label holds for every snippet: each snippet gets its own gradient, where the top-k term averages
+  the scores first)
   + ``frame_loss_weight`` x frame-level BCE, only over videos that have frame annotations (``frame_mask``).
 - **smoothness** = sum over k of (s[k+1] - s[k])^2: neighbouring snippets of a video should score alike
   (Sultani's temporal smoothness).
@@ -46,7 +49,7 @@ EPS = 1e-6  # probability clamp before the log: BCE is at most -log(1e-6) ~ 13.8
 class LossParts:
     """The total loss (to back-propagate) and each part (for logging); every field a scalar tensor.
 
-    ``anomaly`` already includes the weighted ``topk_mil`` and ``frame_bce``; ``total`` is
+    ``anomaly`` already includes the weighted ``topk_mil``, ``snippet_bce`` and ``frame_bce``; ``total`` is
     ``a1 * anomaly + a2 * smoothness + a3 * sparsity``.
     """
 
@@ -54,6 +57,7 @@ class LossParts:
     anomaly: Tensor
     video_bce: Tensor
     topk_mil: Tensor
+    snippet_bce: Tensor
     frame_bce: Tensor
     smoothness: Tensor
     sparsity: Tensor
@@ -78,7 +82,8 @@ def _check_shape(name: str, tensor: Tensor, shape: tuple[int, ...]) -> None:
 
 class AnomalyLoss(nn.Module):
     """The weighted loss of the config keys ``loss_anomaly_weight`` (a1), ``loss_smoothness_weight`` (a2),
-    ``loss_sparsity_weight`` (a3), ``topk_ratio``, ``mil_loss_weight`` and ``frame_loss_weight``.
+    ``loss_sparsity_weight`` (a3), ``topk_ratio``, ``mil_loss_weight``, ``snippet_loss_weight`` and
+    ``frame_loss_weight``.
 
     >>> from training.configs import get_config
     >>> loss = AnomalyLoss(get_config("debug"))
@@ -95,12 +100,14 @@ class AnomalyLoss(nn.Module):
         self.topk_ratio = float(config["topk_ratio"])
         self.video_weight = float(config["video_loss_weight"])
         self.mil_weight = float(config["mil_loss_weight"])
+        self.snippet_weight = float(config["snippet_loss_weight"])
         self.frame_weight = float(config["frame_loss_weight"])
 
     def extra_repr(self) -> str:
         return (
             f"a1={self.anomaly_weight}, a2={self.smoothness_weight}, a3={self.sparsity_weight}, "
-            f"topk_ratio={self.topk_ratio}, video={self.video_weight}, mil={self.mil_weight}, frame={self.frame_weight}"
+            f"topk_ratio={self.topk_ratio}, video={self.video_weight}, mil={self.mil_weight}, "
+            f"snippet={self.snippet_weight}, frame={self.frame_weight}"
         )
 
     def forward(
@@ -128,8 +135,14 @@ class AnomalyLoss(nn.Module):
         video_bce = safe_bce(video, labels)
         top = snippets.float().topk(topk_count(k, self.topk_ratio), dim=1).values  # (B, k)
         topk_mil = safe_bce(top.mean(dim=1), labels)
+        snippet_bce = safe_bce(snippets, labels[:, None].expand(b, k))
         frame_bce = self._frame_bce(output, frame_labels, frame_mask, b)
-        anomaly = self.video_weight * video_bce + self.mil_weight * topk_mil + self.frame_weight * frame_bce
+        anomaly = (
+            self.video_weight * video_bce
+            + self.mil_weight * topk_mil
+            + self.snippet_weight * snippet_bce
+            + self.frame_weight * frame_bce
+        )
 
         anomalous = labels >= 0.5  # (B,)
         abn = snippets.float()[anomalous]  # (A, K)
@@ -149,6 +162,7 @@ class AnomalyLoss(nn.Module):
             anomaly=anomaly,
             video_bce=video_bce,
             topk_mil=topk_mil,
+            snippet_bce=snippet_bce,
             frame_bce=frame_bce,
             smoothness=smoothness,
             sparsity=sparsity,

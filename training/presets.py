@@ -78,6 +78,9 @@ DEFAULT: dict[str, Any] = {
     "frame_loss_weight": 0.0,  # frame-level BCE; 0 because the usual training sets have video labels only
     "video_loss_weight": 1.0,  # BCE of the attention-pooled video score: the weak label's own term
     "mil_loss_weight": 1.0,  # top-k MIL BCE next to the video-score BCE, same scale
+    # BCE of every snippet against the video's label: only for trimmed clips, whose label holds throughout;
+    # 0 for the untrimmed videos of the MIL setting, where most snippets of an anomalous video are normal
+    "snippet_loss_weight": 0.0,
     # prefix-consistency term (training.train_step): the head's newest score over random prefixes of the
     # window should match the full window's score of that snippet. The MTN is causal, so the two are already
     # equal by construction and the term is 0: off (kept for experiments with non-causal heads)
@@ -86,6 +89,8 @@ DEFAULT: dict[str, Any] = {
     "augment_flip": True,  # horizontal flip: a fight mirrored is still a fight
     "augment_crop_jitter": 16,  # max shift (pixels of the resized frame) of the crop window from the centre
     "augment_zoom": 0.15,  # frames enlarged by up to 15 %: people nearer or farther from the camera
+    # mixup's alpha (training.mixup): each batch's videos and labels mixed with a shuffled copy; 0 = off
+    "augment_mixup": 0.0,
 }
 
 # Each preset is the default plus the overrides below; the comments say why.

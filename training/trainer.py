@@ -68,6 +68,7 @@ from training.finetune import write_init_record
 from training.loaders import dataset_of, run_loader
 from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe
+from training.mixup import mix_batch
 from training.schedule import lr_at
 from training.train_step import TrainStep, outputs_from_head
 from training.validation import gathered_video_metrics, streaming_batch
@@ -244,8 +245,9 @@ class I3D_MTN_Trainer:
             update_now = (i + 1) % accum == 0 or i + 1 == len(loader)
             sync = nullcontext() if update_now or not self.dist.distributed else self.wrapped.no_sync()
             with sync:
+                inputs, batch = mix_batch(self._inputs(batch), batch, alpha=self.config["augment_mixup"])
                 with self._autocast():
-                    out = self.wrapped(self._inputs(batch))
+                    out = self.wrapped(inputs)
                 total, parts = self._loss(out, batch)
                 self.scaler.scale(total / accum).backward()
             if update_now:

@@ -34,6 +34,21 @@ def test_topk_mil_uses_mean_of_topk_snippets():
     assert float(parts.topk_mil) == pytest.approx(expected, rel=1e-5)
 
 
+def test_snippet_bce_scores_every_snippet_against_the_video_label():
+    scores = [[0.9, 0.1, 0.7], [0.3, 0.2, 0.6]]
+    loss = make_loss(snippet_loss_weight=0.5, mil_loss_weight=0.0)
+    parts = loss(out(scores, [0.5, 0.5]), torch.tensor([1.0, 0.0]))
+    expected = (sum(bce(p, 1) for p in scores[0]) + sum(bce(p, 0) for p in scores[1])) / 6
+    assert float(parts.snippet_bce) == pytest.approx(expected, rel=1e-5)
+    assert float(parts.anomaly) == pytest.approx(float(parts.video_bce) + 0.5 * expected, rel=1e-5)
+
+
+def test_snippet_bce_is_off_by_default():
+    parts = make_loss()(out([[0.9, 0.1], [0.3, 0.2]], [0.5, 0.5]), torch.tensor([1.0, 0.0]))
+    assert float(parts.snippet_bce) > 0
+    assert float(parts.anomaly) == pytest.approx(float(parts.video_bce + parts.topk_mil), rel=1e-6)
+
+
 def test_smoothness_and_sparsity_apply_to_anomalous_videos_only():
     snippets = [[0.0, 1.0, 0.0, 0.5], [1.0, 0.0, 1.0, 0.0]]
     parts = make_loss()(out(snippets, [0.5, 0.5]), torch.tensor([1.0, 0.0]))
@@ -114,7 +129,16 @@ def test_as_dict_gives_floats_for_every_part():
     parts = make_loss()(out([[0.2, 0.9]], [0.7]), torch.tensor([1.0]))
     d = parts.as_dict()
     assert isinstance(parts, LossParts)
-    assert set(d) == {"total", "anomaly", "video_bce", "topk_mil", "frame_bce", "smoothness", "sparsity"}
+    assert set(d) == {
+        "total",
+        "anomaly",
+        "video_bce",
+        "topk_mil",
+        "snippet_bce",
+        "frame_bce",
+        "smoothness",
+        "sparsity",
+    }
     assert all(isinstance(v, float) for v in d.values())
 
 

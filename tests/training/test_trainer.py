@@ -89,6 +89,15 @@ def test_same_seed_gives_the_same_history(root, tmp_path):
     assert _numbers(c) != _numbers(a)
 
 
+def test_mixup_and_the_snippet_loss_act_on_training(root, tmp_path):
+    plain = _numbers(_fit(root, tmp_path / "plain", epochs=1))[0]
+    mixed = _numbers(_fit(root, tmp_path / "mixed", epochs=1, augment_mixup=0.4))[0]
+    assert mixed["train_total"] != plain["train_total"]  # other inputs, soft labels
+    snippet = _numbers(_fit(root, tmp_path / "snippet", epochs=1, snippet_loss_weight=1.0))[0]
+    assert snippet["train_total"] > plain["train_total"]  # one more BCE term, same first step
+    assert snippet["train_snippet_bce"] > 0
+
+
 def test_resume_continues_the_run_as_if_uninterrupted(root, tmp_path):
     constant = {"warmup_epochs": 0, "min_lr_ratio": 1.0}  # the lr schedule then does not depend on epochs
     straight = _fit(root, tmp_path / "straight", epochs=2, **constant)
