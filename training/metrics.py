@@ -183,6 +183,7 @@ def frame_metrics(
     - ``frame_auc`` / ``frame_ap``: ROC AUC / average precision over the pooled frames;
     - ``temporal_iou``: |predicted ∩ annotated| / |predicted ∪ annotated| in frames, predicted = score >=
       ``threshold``, pooled (sums over all videos, not a mean of per-video IoUs, so long videos weigh more);
+      NaN without annotated anomalous frames (as when only the normal videos of trimmed clips are annotated);
     - ``precision_at_k``: share of anomalous frames among the ``k`` highest-scored frames; ``k`` defaults to
       the number of anomalous frames (R-precision: 1.0 exactly when the ranking puts every anomalous frame
       first). Ties are broken by frame order.
@@ -221,10 +222,9 @@ def _temporal_iou(y: np.ndarray, s: np.ndarray, thr: float) -> tuple[float, str 
     if math.isnan(thr):
         return NAN, "threshold is NaN"
     pred, gt = s >= thr, y == 1
-    union = int((pred | gt).sum())
-    if not union:
-        return NAN, "no annotated anomalous frames and no frames at or above the threshold"
-    return int((pred & gt).sum()) / union, None
+    if not gt.any():  # every false alarm would give 0 and none NaN: the overlap of nothing measures nothing
+        return NAN, f"all {y.size} annotated frames are normal: needs annotated anomalous frames"
+    return int((pred & gt).sum()) / int((pred | gt).sum()), None
 
 
 def _precision_at_k(y: np.ndarray, s: np.ndarray, top_k: int, default_k: bool) -> tuple[float, str | None]:

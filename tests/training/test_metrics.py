@@ -118,7 +118,7 @@ def test_only_normal_frames_give_nan_auc_and_precision_with_reasons():
     m = frame_metrics([np.zeros(4)], [np.array([0.1, 0.2, 0.7, 0.1])], threshold=0.5)
     assert math.isnan(m["frame_auc"]) and "normal" in m["reasons"]["frame_auc"]
     assert math.isnan(m["precision_at_k"]) and "k = 0" in m["reasons"]["precision_at_k"]
-    assert m["temporal_iou"] == 0.0
+    assert math.isnan(m["temporal_iou"]) and "anomalous" in m["reasons"]["temporal_iou"]
 
 
 def test_frame_length_mismatch_names_the_video():
