@@ -265,11 +265,16 @@
     document.getElementById("login").addEventListener("submit", logIn);
     fetch("/api/session", { credentials: "same-origin" }).then((r) => r.json()).then(showSession)
       .catch(() => showSession(session));
-    fetch("/api/state").then((r) => r.json()).then(render).catch(() => connection(false));
+    // The stream sends the whole state as soon as it connects; this fetch only fills the page sooner. Its
+    // answer can arrive after the stream's newer state, so it renders only while nothing has been streamed.
+    let streamed = false;
+    fetch("/api/state").then((r) => r.json()).then((state) => { if (!streamed) render(state); })
+      .catch(() => connection(false));
     const source = new EventSource("/events/stream");
     source.addEventListener("open", () => connection(true));
     source.addEventListener("error", () => connection(false)); // EventSource reconnects by itself
     source.addEventListener("state", (message) => {
+      streamed = true;
       connection(true);
       try {
         render(JSON.parse(message.data));

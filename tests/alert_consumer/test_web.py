@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 
@@ -188,3 +189,38 @@ def test_page_shows_live_start_then_closed_event_and_online_device(alerts, publi
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#open-events [data-event-id="fight-0002"]'))
     chrome.save_screenshot(str(tmp_path / "alerts-page.png"))
     assert (tmp_path / "alerts-page.png").stat().st_size > 0
+
+
+def test_a_late_state_answer_never_replaces_the_newer_streamed_state(chrome):
+    """The page fetches ``/api/state`` and opens the stream together; when the fetch answers last, with a state
+    older than the stream's, the page keeps the stream's (it once showed the stale one until the next change)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    state = AlertState("i3dmtn")
+    taken, release = threading.Event(), threading.Event()
+    to_dict = state.to_dict
+
+    def held_to_dict() -> dict:  # the answer is taken now and sent once the test releases it
+        data = to_dict()
+        taken.set()
+        release.wait(WAIT_S)
+        return data
+
+    state.to_dict = held_to_dict
+    with AlertWebServer(state, "127.0.0.1", 0) as server:
+        chrome.get(server.url)
+        assert taken.wait(WAIT_S)
+        _send(AlertConsumer("i3dmtn", [state]), make_event("start", event_id="late-1"))
+        wait = WebDriverWait(chrome, WAIT_S)
+        card = '#open-events [data-event-id="late-1"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, card))  # from the stream
+        release.set()
+        wait.until(
+            lambda d: d.execute_script(
+                "return performance.getEntriesByType('resource').some((e) => e.name.endsWith('/api/state'))"
+            )
+        )
+        chrome.execute_async_script("setTimeout(arguments[0], 500)")  # the answer's handlers run meanwhile
+        assert chrome.find_elements(By.CSS_SELECTOR, card)
+        assert chrome.find_element(By.ID, "open-count").text == "1 open"
