@@ -19,6 +19,7 @@ folds. The goal is the project's: mean video AUC >= 0.90 and accuracy >= 0.85; e
     python -m benchmarks.real_quality --data DIR --groups DIR/groups.json          # 5 folds, ~7 min each alone
     python -m benchmarks.real_quality --data DIR --quick                           # 2 folds, 5 epochs
     python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
+    python -m benchmarks.real_quality --data DIR --init PRE/best.pt                # every round fine-tunes PRE
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
         str(run),
         "--no-progress",
     ]
-    _cli(train + ["--frame-cache", str(opts.frame_cache), *sets], here / "train.log", threads)
+    init = ["--init", str(opts.init)] if opts.init else []
+    _cli(train + ["--frame-cache", str(opts.frame_cache), *init, *sets], here / "train.log", threads)
     train_s = time.perf_counter() - start
     evaluate = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(data / "test")]
     _cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
@@ -260,7 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--frame-cache", type=Path, help="frame cache shared by the rounds (default: WORK/frames)"
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="every round fine-tunes from this checkpoint (i3dmtn train --init), e.g. a run pretrained elsewhere",
+    )
     opts = parser.parse_args(argv)
+    if opts.init is not None and not opts.init.is_file():
+        parser.error(f"--init {opts.init}: no such checkpoint file (best.pt or last.pt of an earlier run)")
     folds = resolve_split_options(parser, opts, 2 if opts.quick else 0)
     if opts.quick:
         opts.overrides = ["epochs=5", *opts.overrides]

