@@ -44,6 +44,7 @@ class _Signals:
     def __init__(self) -> None:
         self.runtime: Any = None
         self.count = 0
+        self.startup_signal = ""  # the first signal that arrived during start-up, by name
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -59,6 +60,7 @@ class _Signals:
         self.count += 1
         name = signal.Signals(signum).name
         if self.runtime is None:
+            self.startup_signal = self.startup_signal or name
             raise _StartupStopped(name)
         log.info("%s: stopping%s", name, " (already stopping)" if self.count > 1 else "")
         # from another thread: this handler runs in the main thread, which may hold the stop event's lock at the
@@ -174,14 +176,16 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
+    usage = (UsageError, SourceSpecError)
     try:
         return _run(args, signals)
-    except (UsageError, SourceSpecError) as exc:
-        return _error(str(exc), 2)
-    except (BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error) as exc:
-        return _error(str(exc), 1)
-    except ClipError as exc:
-        return _error(str(exc), 1)
+    except (*usage, BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error,
+            ClipError) as exc:
+        if signals.startup_signal:
+            # the stop raised inside a C extension's import (ONNX Runtime's, say) comes back as that import's
+            # error ("initialization failed"): it is the signal, not a fault
+            raise _StartupStopped(signals.startup_signal) from None
+        return _error(str(exc), 2 if isinstance(exc, usage) else 1)
 
 
 if __name__ == "__main__":

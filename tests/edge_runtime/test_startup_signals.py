@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,40 @@ def test_a_signal_while_the_models_load_exits_zero_and_keeps_the_outbox(bundle, 
     assert "during start-up" in log
     with Outbox(outbox) as box:
         assert box.backlog == 3
+
+
+# ``edge-runtime``'s own arguments (no interpreter, no module); nothing is opened: ``_run`` is replaced
+_IN_PROCESS_ARGV = runtime_argv(Path("bundle"), 9, Path("outbox.sqlite"), ["hall=calm.mp4"])[3:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_that_resurfaces_as_an_import_error_still_exits_zero(monkeypatch, capsys, sig):
+    """A signal inside a C extension's import comes back as that import's error (CI saw ONNX Runtime's
+    "initialization failed" once): start-up stopped, exit 0, no error line."""
+    from edge_runtime import cli
+    from edge_runtime.backends.base import BackendUnavailable
+
+    def run_interrupted_in_an_import(args, signals):
+        try:
+            signals(sig, None)  # the handler, as Python calls it inside the extension's initialisation
+        except BaseException as exc:  # what the extension's init turns any exception into
+            raise BackendUnavailable(f"cannot be imported (initialization failed): {exc}") from exc
+        raise AssertionError("the handler did not raise")
+
+    monkeypatch.setattr(cli, "_run", run_interrupted_in_an_import)
+    before = signal.getsignal(sig)
+    assert cli.main(_IN_PROCESS_ARGV) == 0
+    assert "error" not in capsys.readouterr().err
+    assert signal.getsignal(sig) is before  # the handlers were restored
+
+
+def test_a_real_backend_error_without_a_signal_still_exits_one(monkeypatch, capsys):
+    from edge_runtime import cli
+    from edge_runtime.backends.base import BackendUnavailable
+
+    def run_failing(args, signals):
+        raise BackendUnavailable("the onnxruntime backend needs the Python package 'onnxruntime'")
+
+    monkeypatch.setattr(cli, "_run", run_failing)
+    assert cli.main(_IN_PROCESS_ARGV) == 1
+    assert "edge-runtime: error: the onnxruntime backend needs" in capsys.readouterr().err
