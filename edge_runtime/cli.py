@@ -176,11 +176,11 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
     from .outbox_file import OutboxError
     from .sources import SourceError, SourceSpecError
 
-    usage = (UsageError, SourceSpecError)
+    usage = (UsageError, SourceSpecError)  # exit 2; the rest exit 1
+    failures = (BundleError, OutboxError, ProfileError, BackendError, SourceError, ClipError)
     try:
         return _run(args, signals)
-    except (*usage, BundleError, OutboxError, ProfileError, BackendError, SourceError, OSError, sqlite3.Error,
-            ClipError) as exc:
+    except (*usage, *failures, OSError, sqlite3.Error) as exc:
         if signals.startup_signal:
             # the stop raised inside a C extension's import (ONNX Runtime's, say) comes back as that import's
             # error ("initialization failed"): it is the signal, not a fault
