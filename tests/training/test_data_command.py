@@ -65,6 +65,17 @@ def test_prints_a_table_of_counts_and_says_each_clip_is_its_own_group(
     assert "16 symbolic links" in out and "split.json" in out
 
 
+def test_test_1_makes_a_held_out_set_and_says_how_to_evaluate_it(src: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "held-out"
+    assert main(["data", "prepare", str(src), "--out", str(out_dir), "--test", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  ")}
+    assert set(rows) == {"split", "test", "all"} and rows["test"] == ["8", "8", "16", "16"]
+    assert f"i3dmtn evaluate --test_path {out_dir / 'test'}" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["split.json", "test"]
+    assert {c["split"] for c in read_split(out_dir)["clips"]} == {"test"}
+
+
 def test_with_groups_it_counts_groups_per_split(src: Path, tmp_path: Path, capsys) -> None:
     groups = _groups(src, tmp_path / "groups.json")
     assert main(["data", "prepare", str(src), "--out", str(tmp_path / "out"), "--groups", str(groups),
@@ -137,6 +148,12 @@ def _bad_cases(src: Path, tmp_path: Path, videos: dict[str, Path]) -> dict[str, 
             "--resplit applies only to a SRC with its own",
         ),
         "test with a kept split": ([str(rwf), *out, "--test", "0.2"], "--test: SRC's own split is kept"),
+        "test 1 with val": (
+            [str(src), *out, "--test", "1", "--val", "0.2"],
+            "--test 1 puts every clip in test/",
+        ),
+        "test over 1": ([str(src), *out, "--test", "1.5"], "(or --test 1 alone)"),
+        "test 1 resplit": ([str(src), *out, "--test", "1", "--resplit"], "--resplit applies only"),
     }
 
 
@@ -144,7 +161,8 @@ CASES = [
     "src missing", "no videos", "unknown layout", "groups name a missing clip", "groups miss a clip",
     "groups file missing", "groups malformed JSON", "groups not an object", "val zero", "val not a number",
     "test negative", "fractions sum", "val nan", "seed", "anomaly without normal", "glob matches nothing",
-    "out not empty", "resplit without own split", "test with a kept split",
+    "out not empty", "resplit without own split", "test with a kept split", "test 1 with val", "test over 1",
+    "test 1 resplit",
 ]  # fmt: skip
 
 

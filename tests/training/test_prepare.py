@@ -107,6 +107,17 @@ def test_resplit_pools_the_source_split(tmp_path: Path, videos) -> None:
     assert result.split_note.startswith("pooled SRC's own split")
 
 
+def test_test_1_pools_a_source_split_into_test_only(tmp_path: Path, videos) -> None:
+    src = _rwf(tmp_path / "src", videos, test=True)
+    result = _prepare(src, tmp_path / "out", test=1.0)
+    assert {c.split for c in result.clips} == {"test"} and len(result.clips) == 30
+    assert result.counts() == {"test": {"normal": 15, "anomaly": 15, "groups": 30}}
+    assert "SRC's own split (test, train, val) pooled" in result.split_note
+    assert set(find_splits(tmp_path / "out")) == {"test"}
+    records, skipped = scan_videos(tmp_path / "out" / "test")  # what i3dmtn evaluate reads
+    assert len(records) == 30 and not skipped
+
+
 def test_kept_split_refuses_a_group_spanning_its_source_splits(tmp_path: Path, videos) -> None:
     src = _rwf(tmp_path / "src", videos)
     rels = [c.rel for c in find_clips(src).clips]

@@ -46,6 +46,7 @@ examples:
   i3dmtn data prepare ~/data/surveillance-fight --groups ~/data/surveillance-fight/groups.json --out data/fight
   i3dmtn data prepare ~/data/RWF-2000 --out data/rwf --val 0.1
   i3dmtn data prepare ~/data/HockeyFights --out data/hockey --val 0.2 --test 0.2 --seed 3
+  i3dmtn data prepare ~/data/new-cameras --out data/held-out --test 1   # evaluate on data/held-out/test
   i3dmtn data prepare ~/clips --anomaly 'fights/**/*.mp4' --normal 'calm/*.mp4' --out data/mine
 """
 
@@ -98,7 +99,10 @@ def _add_prepare_input(group: argparse._ArgumentGroup) -> None:
 def _add_prepare_split(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--val", metavar="F", help="share of clips for val/, 0 < F < 1 (default: 0.15)")
     group.add_argument(
-        "--test", metavar="F", help="share of clips for test/, 0 <= F < 1; 0 makes no test/ (default: 0.15)"
+        "--test",
+        metavar="F",
+        help="share of clips for test/, 0 <= F < 1 (default: 0.15); 0 makes no test/; 1 puts every clip in "
+        "test/ (a held-out data set for i3dmtn evaluate --test_path OUT/test)",
     )
     group.add_argument("--seed", default="0", metavar="N", help="random seed of the split (default: 0)")
     group.add_argument(

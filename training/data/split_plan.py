@@ -39,17 +39,20 @@ def plan_split(opts: PrepareOptions, layout: Layout) -> SplitPlan:
     """The plan for ``opts``: one fold of a k-fold, the source's own split kept, or seeded fractions."""
     if opts.folds is not None or opts.fold is not None:
         return _fold_plan(opts, layout)
-    val = DEFAULT_FRACTIONS["val"] if opts.val is None else opts.val
-    test = DEFAULT_FRACTIONS["test"] if opts.test is None else opts.test
-    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
-        raise DatasetError(
-            f"fractions must satisfy 0 < --val, 0 <= --test, --val + --test < 1; got {val}, {test}"
-        )
-    own = layout.source_splits
     if opts.resplit and layout.name != "split-folders":
         raise DatasetError(
             f"--resplit applies only to a SRC with its own train/ val/ folders; SRC has {layout.name}"
         )
+    if opts.test == 1:
+        return _held_out_plan(opts, layout)
+    val = DEFAULT_FRACTIONS["val"] if opts.val is None else opts.val
+    test = DEFAULT_FRACTIONS["test"] if opts.test is None else opts.test
+    if not (0 < val < 1 and 0 <= test < 1 and val + test < 1):
+        raise DatasetError(
+            f"fractions must satisfy 0 < --val, 0 <= --test, --val + --test < 1 (or --test 1 alone); "
+            f"got {val}, {test}"
+        )
+    own = layout.source_splits
     if layout.name == "split-folders" and not opts.resplit:
         return _kept_plan(opts, own, val)
     note = (
@@ -58,6 +61,20 @@ def plan_split(opts: PrepareOptions, layout: Layout) -> SplitPlan:
     if opts.resplit:
         note = f"pooled SRC's own split ({', '.join(own)}) and split anew: {note}"
     return SplitPlan({}, {"train": 1 - val - test, "val": val, "test": test}, note)
+
+
+def _held_out_plan(opts: PrepareOptions, layout: Layout) -> SplitPlan:
+    """``--test 1``: every clip in test/, a held-out set for ``i3dmtn evaluate --test_path OUT/test``."""
+    if opts.val:
+        raise DatasetError(
+            f"--test 1 puts every clip in test/: --val {opts.val:g} would get none; leave it out"
+        )
+    note = (
+        f"every clip in test/ (--test 1), to measure a model on: i3dmtn evaluate --test_path {opts.out}/test"
+    )
+    if layout.source_splits:
+        note += f"; SRC's own split ({', '.join(layout.source_splits)}) pooled"
+    return SplitPlan({}, {"train": 0.0, "val": 0.0, "test": 1.0}, note)
 
 
 def _fold_plan(opts: PrepareOptions, layout: Layout) -> SplitPlan:
