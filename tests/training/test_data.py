@@ -40,6 +40,7 @@ def test_missing_class_folders_is_a_one_line_error_naming_the_path(tmp_path):
     with pytest.raises(DatasetError, match="normal/ or anomaly/") as info:
         _dataset(tmp_path)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+    assert f"i3dmtn data prepare {tmp_path} --out DIR" in str(info.value)  # the way from a downloaded layout
 
 
 def test_class_folders_without_videos_are_an_error(tmp_path):

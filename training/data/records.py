@@ -241,7 +241,11 @@ def list_videos(data_path: str | Path) -> list[tuple[Path, int]]:
         raise DatasetError(f"data path {root} is not a folder; expected {EXPECTED_LAYOUT}")
     present = [name for name in CLASS_DIRS if (root / name).is_dir()]
     if not present:
-        raise DatasetError(f"data path {root} has no normal/ or anomaly/ folder; expected {EXPECTED_LAYOUT}")
+        raise DatasetError(
+            f"data path {root} has no normal/ or anomaly/ folder; expected {EXPECTED_LAYOUT} (a downloaded "
+            f"layout such as fight/ + noFight/: i3dmtn data prepare {root} --out DIR, with --test 1 to evaluate "
+            "on all of it)"
+        )
     videos = [
         (f, CLASS_DIRS[name])
         for name in present
