@@ -287,6 +287,13 @@ def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) 
         )
     if cfg["motion_forest_data"] not in MOTION_FOREST_DATA:
         fail("motion_forest_data", f"one of {MOTION_FOREST_DATA}")
+    if cfg["motion_forest_leaf"] < 1:
+        fail("motion_forest_leaf", "an integer >= 1 (the fewest training windows in a leaf of the forest)")
+    if not cfg["motion_forest_trees"] and cfg["motion_forest_leaf"] != _DEFAULT["motion_forest_leaf"]:
+        fail(
+            "motion_forest_leaf",
+            f"{_DEFAULT['motion_forest_leaf']} (the default) with motion_forest_trees 0: it shapes the forest",
+        )
     if not 0 <= cfg["motion_weight"] <= 1:
         fail("motion_weight", "in [0, 1] (the forest's share of the fused score)")
     if not cfg["motion_forest_trees"] and cfg["motion_weight"] != _DEFAULT["motion_weight"]:

@@ -8,8 +8,8 @@
    ``max(0, i-K+1) .. i`` as the streaming rule forms it (:func:`edge_runtime.motion_fusion.video_window_stats`);
    a window is labelled with its video's label, or, where the video has frame annotations, 1 when a frame of
    its newest snippet is annotated anomalous;
-2. a scikit-learn ``RandomForestClassifier(motion_forest_trees, min_samples_leaf=2)`` fitted on them (seeded
-   by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
+2. a scikit-learn ``RandomForestClassifier(motion_forest_trees, min_samples_leaf=motion_forest_leaf)`` fitted
+   on them (seeded by the config's ``seed``), flattened into plain arrays (:func:`forest_arrays`) and written as
    ``motion_forest.npz`` (:class:`edge_runtime.forest.TreeEnsemble`, no pickles);
 3. the operating threshold of ``best.pt`` and ``last.pt`` chosen on the validation videos with the *fused*
    score of that forest, each video scored whole as ``evaluate`` and the device score it
@@ -63,7 +63,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FOREST_FILE = "motion_forest.npz"
-MIN_SAMPLES_LEAF = 2  # the offline experiment's setting (docs/real-video.md): leaves of one window overfit
 
 
 def forest_arrays(model: Any, stats_version: str = STATS_VERSION) -> TreeEnsemble:
@@ -135,12 +134,12 @@ def training_windows(
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, trees: int, seed: int) -> TreeEnsemble:
-    """The run's forest on windows ``(X, y)``: ``trees`` seeded trees, leaves of at least
-    :data:`MIN_SAMPLES_LEAF` windows, as plain arrays."""
+def fit_forest(x: np.ndarray, y: np.ndarray, trees: int, seed: int, min_leaf: int) -> TreeEnsemble:
+    """The run's forest on windows ``(X, y)``: ``trees`` seeded trees, leaves of at least ``min_leaf`` windows
+    (config key ``motion_forest_leaf``), as plain arrays."""
     from sklearn.ensemble import RandomForestClassifier
 
-    model = RandomForestClassifier(trees, min_samples_leaf=MIN_SAMPLES_LEAF, random_state=seed, n_jobs=1)
+    model = RandomForestClassifier(trees, min_samples_leaf=min_leaf, random_state=seed, n_jobs=1)
     return forest_arrays(model.fit(x, y))
 
 
@@ -166,7 +165,9 @@ def _training_forest(config: Mapping[str, Any], datasets: list[Any], progress: b
         )
     logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
                 config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
-    return fit_forest(x, y, int(config["motion_forest_trees"]), int(config["seed"]))
+    return fit_forest(
+        x, y, int(config["motion_forest_trees"]), int(config["seed"]), int(config["motion_forest_leaf"])
+    )
 
 
 def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:

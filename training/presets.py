@@ -38,6 +38,9 @@ DEFAULT: dict[str, Any] = {
     # a random forest over hand-made statistics of the input flow (edge_runtime.motion_stats), fitted on the
     # training windows after the network trains and fused into the snippet score (flow input only); 0 = none
     "motion_forest_trees": 0,
+    # the fewest training windows in a leaf of the forest (scikit-learn's min_samples_leaf): leaves of one
+    # window learn single clips; acts only with a forest
+    "motion_forest_leaf": 2,
     # the forest's share of the fused score, (1 - w) * network + w * forest; acts only with a forest
     "motion_weight": 0.5,
     # the videos the shipped forest is fitted on: "train+val" refits it on both once the fused threshold and

@@ -130,6 +130,12 @@ def test_flow_short_side_below_the_model_size_is_refused():
         ({"motion_weight": 0.3}, "motion_weight", "with motion_forest_trees 0"),
         ({"input_modality": "flow", "motion_forest_trees": 5, "motion_crops": 2}, "motion_crops", "1 or 3"),
         ({"motion_crops": 3}, "motion_crops", "with motion_forest_trees 0"),
+        (
+            {"input_modality": "flow", "motion_forest_trees": 5, "motion_forest_leaf": 0},
+            "motion_forest_leaf",
+            ">= 1",
+        ),
+        ({"motion_forest_leaf": 10}, "motion_forest_leaf", "with motion_forest_trees 0"),
     ],
 )
 def test_motion_forest_keys_are_checked_in_one_line(overrides, key, expected):

@@ -75,9 +75,10 @@ def flow_run(tmp_path_factory, train_set):
     return config, train, val, out
 
 
-def _forest_run(flow_run, tmp_path, caplog, data, crops=1):
+def _forest_run(flow_run, tmp_path, caplog, data, crops=1, leaf=2):
     """The run copied to ``tmp_path``, its forest fitted with ``motion_forest_data = data`` (and
-    ``motion_crops = crops``): (checkpoint, the windows each forest was fitted on, as logged)."""
+    ``motion_crops = crops``, ``motion_forest_leaf = leaf``): (checkpoint, the windows each forest was fitted
+    on, as logged)."""
     import logging
     import shutil
 
@@ -86,8 +87,8 @@ def _forest_run(flow_run, tmp_path, caplog, data, crops=1):
     from training.trainer import I3D_MTN_Trainer
 
     config, train, val, run = flow_run
-    config = {**config, "motion_forest_data": data, "motion_crops": crops}
-    out = shutil.copytree(run, tmp_path / f"{data}-{crops}")
+    config = {**config, "motion_forest_data": data, "motion_crops": crops, "motion_forest_leaf": leaf}
+    out = shutil.copytree(run, tmp_path / f"{data}-{crops}-{leaf}")
     trainer = I3D_MTN_Trainer(new_model(config), config, output_dir=out, device="cpu", progress=False)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="training.motion_forest"):
@@ -115,6 +116,20 @@ def test_the_shipped_forest_is_refitted_on_train_and_val_at_the_threshold_of_tra
         assert ckpt["motion_forest"]["sha256"] == sha256_file(out / "motion_forest.npz")
         assert load_checkpoint_fusion(out / "best.pt", ckpt) is not None
     assert alone["motion_forest"]["sha256"] != both["motion_forest"]["sha256"]
+
+
+def test_motion_forest_leaf_sets_the_fewest_windows_in_a_leaf(flow_run, tmp_path, caplog):
+    from edge_runtime.forest import load_forest
+
+    config, train, val, _ = flow_run
+    n_windows = len(training_windows(train, config["num_snippets"], progress=False)[1])
+    leaves = {}
+    for leaf in (1, 8):
+        _, out, _ = _forest_run(flow_run, tmp_path, caplog, "train", leaf=leaf)
+        forest = load_forest(out / "motion_forest.npz")
+        leaves[leaf] = int((forest.left < 0).sum())  # over all trees
+    assert leaves[8] <= forest.n_trees * (n_windows // 8)  # a leaf holds 8 windows or more
+    assert leaves[8] < leaves[1]
 
 
 def test_the_threshold_is_chosen_on_whole_validation_videos_as_evaluate_scores_them(
