@@ -89,8 +89,7 @@ def fold_metrics(
     def fitted(clips: list[Path]) -> tuple[Any, int]:  # on the centre crop's windows, as training fits it
         x = np.concatenate([windows[c][0][:, :WINDOW_STATS_SIZE] for c in clips])
         y = np.concatenate([windows[c][1] for c in clips])
-        trees, seed, leaf = (int(config[k]) for k in ("motion_forest_trees", "seed", "motion_forest_leaf"))
-        return fit_forest(x, y, trees, seed, leaf), len(y)
+        return fit_forest(x, y, config), len(y)
 
     def scored(forest: Any, clips: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         labels = np.array([int(windows[c][1].max()) for c in clips])

@@ -134,12 +134,13 @@ def training_windows(
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, trees: int, seed: int, min_leaf: int) -> TreeEnsemble:
-    """The run's forest on windows ``(X, y)``: ``trees`` seeded trees, leaves of at least ``min_leaf`` windows
-    (config key ``motion_forest_leaf``), as plain arrays."""
+def fit_forest(x: np.ndarray, y: np.ndarray, config: Mapping[str, Any]) -> TreeEnsemble:
+    """The run's forest on windows ``(X, y)``: ``motion_forest_trees`` trees seeded by ``seed``, leaves of at
+    least ``motion_forest_leaf`` windows, as plain arrays."""
     from sklearn.ensemble import RandomForestClassifier
 
-    model = RandomForestClassifier(trees, min_samples_leaf=min_leaf, random_state=seed, n_jobs=1)
+    trees, seed, leaf = (int(config[k]) for k in ("motion_forest_trees", "seed", "motion_forest_leaf"))
+    model = RandomForestClassifier(trees, min_samples_leaf=leaf, random_state=seed, n_jobs=1)
     return forest_arrays(model.fit(x, y))
 
 
@@ -165,9 +166,7 @@ def _training_forest(config: Mapping[str, Any], datasets: list[Any], progress: b
         )
     logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
                 config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
-    return fit_forest(
-        x, y, int(config["motion_forest_trees"]), int(config["seed"]), int(config["motion_forest_leaf"])
-    )
+    return fit_forest(x, y, config)
 
 
 def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:
