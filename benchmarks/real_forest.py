@@ -40,7 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.real_quality import DATA_HELP, add_split_arguments, prepare_fold, resolve_split_options
+from benchmarks.real_quality import (
+    DATA_HELP,
+    add_split_arguments,
+    doc_parser,
+    prepare_fold,
+    resolve_split_options,
+)
 from training.data.records import SPLITS
 
 __all__ = ["clip_windows", "fold_metrics", "main", "overall_mean", "repeat_means"]
@@ -150,12 +156,7 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.real_forest",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
+    parser = doc_parser("benchmarks.real_forest", __doc__)
     parser.add_argument("--data", type=Path, help=DATA_HELP)
     add_split_arguments(parser)
     parser.add_argument("--work", type=Path, help="keep every round's data links here")

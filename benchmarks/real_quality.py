@@ -42,10 +42,12 @@ __all__ = [
     "GOAL_ACCURACY",
     "add_split_arguments",
     "default_data",
+    "doc_parser",
     "main",
     "motion_floor_score",
     "prepare_fold",
     "resolve_split_options",
+    "run_cli",
     "run_fold",
     "weight_sweep",
 ]
@@ -71,7 +73,9 @@ def motion_floor_score(path: Path, frame_rate: float) -> float:
     return float(np.abs(np.diff(grey, axis=0)).mean()) if len(grey) > 1 else 0.0
 
 
-def _cli(args: list[str], log: Path, threads: int) -> None:
+def run_cli(args: list[str], log: Path, threads: int) -> None:
+    """``i3dmtn ARGS`` in a child process on ``threads`` threads, its output into ``log``; a failure raises
+    with the log's last lines."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(log, "w") as out:
         proc = subprocess.run(
@@ -87,7 +91,7 @@ def prepare_fold(opts: argparse.Namespace, fold: int, here: Path, threads: int) 
     here.mkdir(parents=True, exist_ok=True)
     prepare = ["data", "prepare", str(opts.data), "--out", str(here / "data"), "--folds", str(opts.folds)]
     prepare += ["--fold", str(fold), "--seed", str(opts.seed), "--val", str(opts.val), "--force"]
-    _cli(prepare + (["--groups", str(opts.groups)] if opts.groups else []), here / "prepare.log", threads)
+    run_cli(prepare + (["--groups", str(opts.groups)] if opts.groups else []), here / "prepare.log", threads)
     return here / "data"
 
 
@@ -142,10 +146,10 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
         "--no-progress",
     ]
     init = ["--init", str(opts.init)] if opts.init else []
-    _cli(train + ["--frame-cache", str(opts.frame_cache), *init, *sets], here / "train.log", threads)
+    run_cli(train + ["--frame-cache", str(opts.frame_cache), *init, *sets], here / "train.log", threads)
     train_s = time.perf_counter() - start
     evaluate = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(data / "test")]
-    _cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
+    run_cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
     report = json.loads((run / "eval" / "report.json").read_text())
     video = report["video_metrics"]
     parts = report.get("motion_forest", {}).get("video_auc", {})
@@ -245,13 +249,19 @@ def resolve_split_options(
     return folds
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.real_quality",
-        description=__doc__.split("\n\n")[0],
+def doc_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m MODULE``: the module docstring's first paragraph as its description, the rest
+    (verbatim) as its epilog."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=doc.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
+        epilog=doc.split("\n\n", 1)[1],
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = doc_parser("benchmarks.real_quality", __doc__)
     parser.add_argument("--data", type=Path, help=DATA_HELP)
     add_split_arguments(parser)
     parser.add_argument(
