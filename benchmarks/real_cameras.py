@@ -123,12 +123,16 @@ def remake_clip(src: Path, dst: Path, condition: Condition) -> Path:
 
 
 def _scores(report: dict[str, Any]) -> dict[str, tuple[int, float]]:
-    return {Path(v["video"]).name: (int(v["label"]), float(v["score"])) for v in report["videos"]}
+    """A report's clips by label and file stem (a re-made ``.avi`` is an ``.mp4``): ``(label, score)``."""
+    return {
+        f"{v['label']}/{Path(v['video']).stem}": (int(v["label"]), float(v["score"]))
+        for v in report["videos"]
+    }
 
 
 def compare_reports(recorded: dict[str, Any], remade: dict[str, Any]) -> dict[str, float]:
     """One fold, one condition: the video AUC and accuracy of both reports at the recorded run's threshold,
-    over the clips both scored, the mean change of a clip's score and the share of decisions that changed."""
+    over the clips both scored, the mean change of a clip's score and how many clips' decisions changed."""
     from sklearn.metrics import roc_auc_score
 
     a, b = _scores(recorded), _scores(remade)

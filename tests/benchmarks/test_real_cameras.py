@@ -57,16 +57,18 @@ def test_night_is_darker_and_an_existing_clip_is_kept(clip, tmp_path):
     assert not list((tmp_path / "night").glob("*.part"))
 
 
-def report(scores, threshold=0.5):
+def report(scores, threshold=0.5, ext="mp4"):
     return {
         "threshold": threshold,
-        "videos": [{"video": f"/x/{n}.mp4", "label": int(n.startswith("fi")), "score": s} for n, s in scores],
+        "videos": [
+            {"video": f"/x/{n}.{ext}", "label": int(n.startswith("fi")), "score": s} for n, s in scores
+        ],
     }
 
 
 def test_the_comparison_counts_changed_decisions_over_the_shared_clips():
-    recorded = report([("fi1", 0.9), ("fi2", 0.6), ("no1", 0.2), ("no2", 0.4), ("no3", 0.1)])
-    # no3 not scored again; the remade report's own threshold is not the run's
+    recorded = report([("fi1", 0.9), ("fi2", 0.6), ("no1", 0.2), ("no2", 0.4), ("no3", 0.1)], ext="avi")
+    # re-made as .mp4; no3 not scored again; the remade report's own threshold is not the run's
     remade_ = report([("fi1", 0.8), ("fi2", 0.4), ("no1", 0.3), ("no2", 0.7)], threshold=0.99)
     out = real_cameras.compare_reports(recorded, remade_)
     assert out["clips"] == 4 and out["changed"] == 2  # fi2 fell under the recorded 0.5, no2 rose over it
