@@ -21,7 +21,7 @@ folds. The goal is the project's: mean video AUC >= 0.90 and accuracy >= 0.85; e
     python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
     python -m benchmarks.real_quality --data DIR --init PRE/best.pt                # every round fine-tunes PRE
     python -m benchmarks.real_quality --data DIR --work WORK; python -m benchmarks.real_cameras --work WORK
-                                          # then the same test clips as other cameras send them (exit 1 = goal missed)
+                                          # then its test clips as other cameras send them (";": real_quality exits 1 while the goal is missed)
 """
 
 from __future__ import annotations
