@@ -9,7 +9,9 @@ Every test clip of every fold is re-made (H.264 with PyAV, into ``WORK/cameras/C
 - ``small``: 320 px wide (the smallest cameras), CRF 23;
 - ``12fps``: 12 frames a second, the source's frames dropped by time;
 - ``noisy``: sensor noise (Gaussian, sigma 8 grey levels, seeded per clip), CRF 23;
-- ``night``: a third of the light and noise of sigma 4, CRF 23.
+- ``night``: a third of the light and noise of sigma 4, CRF 23;
+- ``handheld``: a camera held in a hand or panning: the frame zoomed by 10 % and moved inside that margin by
+  smooth, seeded random pans with jitter (about 0.7 % of the width a frame at 30 fps), CRF 23.
 
 The fold's ``best.pt`` scores them with ``i3dmtn evaluate``, and each condition is compared with the clips as
 recorded (the fold's own ``run/eval/report.json``): video AUC and accuracy at the run's threshold (means over
@@ -18,7 +20,7 @@ Goal: every condition within :data:`GOAL_AUC_DROP` of the recorded AUC, with at 
 the decisions changed; exit status 1 when missed.
 
     python -m benchmarks.real_quality --work WORK      # trains and evaluates the folds, and keeps them
-    python -m benchmarks.real_cameras --work WORK      # ~20 minutes on 2 cores: 5 folds, 6 conditions
+    python -m benchmarks.real_cameras --work WORK      # ~25 minutes on 2 cores: 5 folds, 7 conditions
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ GOAL_AUC_DROP = 0.02
 GOAL_CHANGED = 0.10
 SMALL_WIDTH = 320
 LOW_RATE = 12.0
+HANDHELD_ZOOM = 1.1  # the frame enlarged by 10 %: the margin the camera moves in
+HANDHELD_SPEED = 0.004  # share of the frame a pan's speed changes by, a frame at 30 fps (standard deviation)
 
 Frames = list[np.ndarray]
 
@@ -70,6 +74,24 @@ def _low_rate(frames: Frames, fps: float) -> tuple[Frames, float]:
     return [frames[int(i * fps / LOW_RATE)] for i in range(count)], LOW_RATE
 
 
+def _handheld(frames: Frames, fps: float, rng: np.random.Generator) -> Frames:
+    """The frames as a hand-held camera films them: zoomed by :data:`HANDHELD_ZOOM` and moved by a random
+    pan whose speed decays by a fifth a frame and changes by :data:`HANDHELD_SPEED` (at 30 fps), kept
+    inside the zoom's margin."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    margin = 0.9 * (HANDHELD_ZOOM - 1) / 2
+    position, speed, out = np.zeros(2), np.zeros(2), []
+    for frame in frames:
+        speed = 0.8 * speed + rng.normal(0.0, HANDHELD_SPEED * 30 / fps, 2)
+        position = np.clip(position + speed, -margin, margin)
+        shift = (1 - HANDHELD_ZOOM) * np.array([w, h]) / 2 + position * [w, h]
+        warp = np.array([[HANDHELD_ZOOM, 0, shift[0]], [0, HANDHELD_ZOOM, shift[1]]])
+        out.append(cv2.warpAffine(frame, warp, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
 @dataclass(frozen=True)
 class Condition:
     """How a clip is re-made: its frames and rate through ``change``, then H.264 at ``crf``."""
@@ -87,6 +109,9 @@ CONDITIONS: dict[str, Condition] = {
     "noisy": Condition("sensor noise, sigma 8", 23, lambda f, fps, rng: (_noisy(f, rng, 8.0), fps)),
     "night": Condition(
         "a third of the light, noise 4", 23, lambda f, fps, rng: (_noisy(f, rng, 4.0, 0.35), fps)
+    ),
+    "handheld": Condition(
+        "hand-held: pans and jitter", 23, lambda f, fps, rng: (_handheld(f, fps, rng), fps)
     ),
 }
 

@@ -18,7 +18,8 @@ pixels everywhere. The steps follow the I3D convention (Carreira & Zisserman, 20
      second stream, Carreira & Zisserman 2017). With ``flow_short_side`` (> ``resize_short_side``; 0 = off)
      the flow is computed on frames of that short side, where small limbs still move by whole pixels, and
      then area-resized to the model size (vectors scaled with it, so they stay in pixels of the model-size
-     frame) before the crop;
+     frame) before the crop. With ``flow_camera_motion = "median"`` each flow frame's median vector is
+     subtracted first: a panning or shaking camera moves the whole frame, which is not what people do;
 
 3. layout ``(C, S, H, W)`` for a snippet of ``S`` frames (``C`` = :attr:`PreprocessConfig.channels`).
 
@@ -46,7 +47,9 @@ from .preprocess_config import (
     CONTRACT,
     CONTRACT_V1,
     CONTRACT_V2,
+    CONTRACT_V3,
     CONTRACTS,
+    FLOW_CAMERA_MOTIONS,
     INTERPOLATIONS,
     MODALITIES,
     PreprocessConfig,
@@ -58,7 +61,9 @@ __all__ = [
     "CONTRACTS",
     "CONTRACT_V1",
     "CONTRACT_V2",
+    "CONTRACT_V3",
     "FLOW_BOUND",
+    "FLOW_CAMERA_MOTIONS",
     "MODALITIES",
     "FramePreprocessor",
     "PreprocessConfig",
@@ -203,6 +208,8 @@ class FramePreprocessor:
             flow = np.zeros((*grey.shape, 2), np.float32)  # a stream's first frame (or a new frame size)
         else:
             flow = self._flow.calc(self._prev_grey, grey, None)  # (h', w', 2) pixels
+            if self.cfg.flow_camera_motion == "median":
+                flow -= np.median(flow.reshape(-1, 2), axis=0)
         self._prev_grey = grey
         if self.cfg.flow_short_side:
             flow = _flow_to_model_size(flow, self.cfg)

@@ -19,6 +19,8 @@ __all__ = [
     "CONTRACTS",
     "CONTRACT_V1",
     "CONTRACT_V2",
+    "CONTRACT_V3",
+    "FLOW_CAMERA_MOTIONS",
     "INTERPOLATIONS",
     "MODALITIES",
     "PreprocessConfig",
@@ -27,15 +29,24 @@ __all__ = [
 
 # The names and versions of the contract this module implements; the bundle manifest records one and the
 # runtime refuses a bundle that asks for another. Version 2 added ``frame_rate`` and ``modality``, version 3
-# ``flow_short_side``; a config is written as the lowest version that holds it, so runtimes that predate a
-# version still read the bundles that do not need it.
+# ``flow_short_side``, version 4 ``flow_camera_motion``; a config is written as the lowest version that holds
+# it, so runtimes that predate a version still read the bundles that do not need it.
 CONTRACT_V1 = "i3dmtn.preprocess/1"
 CONTRACT_V2 = "i3dmtn.preprocess/2"
-CONTRACT = "i3dmtn.preprocess/3"
-CONTRACTS = (CONTRACT_V1, CONTRACT_V2, CONTRACT)
-_NEW_FIELDS = {CONTRACT_V2: ("frame_rate", "modality"), CONTRACT: ("flow_short_side",)}  # added by version
+CONTRACT_V3 = "i3dmtn.preprocess/3"
+CONTRACT = "i3dmtn.preprocess/4"
+CONTRACTS = (CONTRACT_V1, CONTRACT_V2, CONTRACT_V3, CONTRACT)
+_NEW_FIELDS = {  # added by version
+    CONTRACT_V2: ("frame_rate", "modality"),
+    CONTRACT_V3: ("flow_short_side",),
+    CONTRACT: ("flow_camera_motion",),
+}
+_DEFAULTS = {"frame_rate": 0.0, "modality": "rgb", "flow_short_side": 0, "flow_camera_motion": "keep"}
 
 MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
+# what the flow keeps of a moving camera: "keep" all of it, or "median": each flow frame minus its median vector
+# (a panning or shaking camera moves the whole frame; people moving cover less than half of it)
+FLOW_CAMERA_MOTIONS = ("keep", "median")
 _FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
 
 _CHANNEL_ORDERS = ("RGB", "BGR")
@@ -59,6 +70,7 @@ class PreprocessConfig:
     frame_rate: float = 0.0  # frames per second the model sees, by timestamp; 0 keeps every decoded frame
     modality: str = "rgb"  # "rgb" frames or "flow" between consecutive frames (module docstring)
     flow_short_side: int = 0  # flow computed on frames of this short side, then resized (0: the model size)
+    flow_camera_motion: str = "keep"  # "median": each flow frame minus its median vector (a moving camera)
     contract: str = ""  # "" = the lowest version that holds these parameters
 
     def __post_init__(self) -> None:
@@ -104,6 +116,12 @@ class PreprocessConfig:
             raise PreprocessError(
                 f"flow_short_side must be 0 or >= resize_short_side ({self.resize_short_side}), got {side}"
             )
+        if self.flow_camera_motion not in FLOW_CAMERA_MOTIONS:
+            raise PreprocessError(
+                f"flow_camera_motion must be one of {FLOW_CAMERA_MOTIONS}, got {self.flow_camera_motion!r}"
+            )
+        if self.flow_camera_motion != "keep" and self.modality != "flow":
+            raise PreprocessError(f"flow_camera_motion is for the flow modality, not {self.modality!r}")
         needed = self._lowest_contract()
         if self.contract == "":
             object.__setattr__(self, "contract", needed)
@@ -118,8 +136,7 @@ class PreprocessConfig:
             )
 
     def _non_default_fields(self) -> set[str]:
-        defaults = {"frame_rate": 0.0, "modality": "rgb", "flow_short_side": 0}
-        return {name for name, default in defaults.items() if getattr(self, name) != default}
+        return {name for name, default in _DEFAULTS.items() if getattr(self, name) != default}
 
     def _lowest_contract(self) -> str:
         used = self._non_default_fields()

@@ -64,6 +64,7 @@ from training.presets import PRESETS as _PRESETS
 logger = logging.getLogger(__name__)
 
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
+FLOW_CAMERA_MOTIONS = ("keep", "median")  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
 MOTION_FOREST_DATA = (
@@ -275,6 +276,10 @@ def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
         fail("flow_short_side", "0 unless input_modality is 'flow'")
     if side and side < cfg["resize_short_side"]:
         fail("flow_short_side", f"0 or >= resize_short_side ({cfg['resize_short_side']})")
+    if cfg["flow_camera_motion"] not in FLOW_CAMERA_MOTIONS:
+        fail("flow_camera_motion", f"one of {FLOW_CAMERA_MOTIONS}")
+    if cfg["flow_camera_motion"] != "keep" and cfg["input_modality"] != "flow":
+        fail("flow_camera_motion", "'keep' unless input_modality is 'flow'")
 
 
 def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
@@ -325,6 +330,7 @@ def to_preprocess_config(config: Mapping[str, Any]) -> Any:
         frame_rate=float(config.get("frame_rate", 0.0)),
         modality=str(config.get("input_modality", "rgb")),
         flow_short_side=int(config.get("flow_short_side", 0)),
+        flow_camera_motion=str(config.get("flow_camera_motion", "keep")),
     )
 
 

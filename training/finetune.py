@@ -48,7 +48,13 @@ ARCHITECTURE_KEYS: tuple[str, ...] = (
 )
 # config keys of the preprocessing contract (training.configs.to_preprocess_config reads them); clip_length
 # and frame_stride are architecture keys
-CONTRACT_KEYS: tuple[str, ...] = ("frame_size", "resize_short_side", "frame_rate", "flow_short_side")
+CONTRACT_KEYS: tuple[str, ...] = (
+    "frame_size",
+    "resize_short_side",
+    "frame_rate",
+    "flow_short_side",
+    "flow_camera_motion",
+)
 
 
 def read_init(path: str | Path) -> dict[str, Any]:

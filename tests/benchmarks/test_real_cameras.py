@@ -57,6 +57,24 @@ def test_night_is_darker_and_an_existing_clip_is_kept(clip, tmp_path):
     assert not list((tmp_path / "night").glob("*.part"))
 
 
+def test_handheld_moves_the_whole_frame_within_the_zoom_and_is_seeded(clip, tmp_path):
+    import cv2
+
+    shaken = read_frames(remade(clip, tmp_path, "handheld"))
+    assert shaken.shape == read_frames(clip).shape  # the same size and frames
+    grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY).astype(np.float32) for f in shaken]
+    steps = [np.hypot(*cv2.phaseCorrelate(a, b)[0]) for a, b in zip(grey[:-1], grey[1:], strict=True)]
+    assert max(steps) > 0.5  # the camera moves (the field is most of the frame, the square a little of it)
+    start, end = (cv2.phaseCorrelate(grey[0], g)[0] for g in (grey[0], grey[-1]))
+    assert np.hypot(*start) < 0.1 and np.hypot(*end) <= 2 * 0.9 * 0.05 * 400 * 1.1  # inside the margin
+    change = real_cameras.CONDITIONS["handheld"].change
+    frames = list(read_frames(clip))
+    once, twice = (change(frames, 30.0, np.random.default_rng(7))[0] for _ in range(2))
+    assert len(once) == len(twice) == len(frames)
+    # seeded (remake_clip seeds it by the clip's name)
+    assert all(np.array_equal(a, b) for a, b in zip(once, twice, strict=True))
+
+
 def report(scores, threshold=0.5, ext="mp4"):
     return {
         "threshold": threshold,

@@ -6,6 +6,7 @@ from edge_runtime.preprocess import (
     CONTRACT,
     CONTRACT_V1,
     CONTRACT_V2,
+    CONTRACT_V3,
     FramePreprocessor,
     PreprocessConfig,
     PreprocessError,
@@ -85,7 +86,8 @@ def test_dict_round_trip_version_2():
 def test_dict_round_trip_version_3():
     cfg = PreprocessConfig.square(32, frame_rate=15, modality="flow", flow_short_side=48)
     d = cfg.to_dict()
-    assert d["contract"] == CONTRACT and d["flow_short_side"] == 48
+    assert d["contract"] == CONTRACT_V3 and d["flow_short_side"] == 48
+    assert "flow_camera_motion" not in d  # runtimes that predate version 4 still read it
     assert PreprocessConfig.from_dict(d) == cfg
     with pytest.raises(PreprocessError, match="unknown preprocessing parameter"):
         PreprocessConfig.from_dict(
@@ -95,9 +97,24 @@ def test_dict_round_trip_version_3():
         PreprocessConfig.square(32, modality="flow", flow_short_side=48, contract=CONTRACT_V2)
 
 
+def test_dict_round_trip_version_4():
+    cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion="median")
+    d = cfg.to_dict()
+    assert d["contract"] == CONTRACT and d["flow_camera_motion"] == "median"
+    assert PreprocessConfig.from_dict(d) == cfg
+    old = PreprocessConfig.square(32, modality="flow", flow_short_side=48).to_dict()
+    assert PreprocessConfig.from_dict(old).flow_camera_motion == "keep"  # a version 3 bundle keeps its flow
+    with pytest.raises(PreprocessError, match="unknown preprocessing parameter"):
+        PreprocessConfig.from_dict({**old, "flow_camera_motion": "median"})
+    with pytest.raises(PreprocessError, match="has no flow_camera_motion"):
+        PreprocessConfig.square(32, modality="flow", flow_camera_motion="median", contract=CONTRACT_V3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
+        ({"flow_camera_motion": "median"}, "flow_camera_motion is for the flow modality"),
+        ({"modality": "flow", "flow_camera_motion": "affine"}, "flow_camera_motion must be one of"),
         ({"flow_short_side": 48}, "for the flow modality"),
         ({"modality": "flow", "flow_short_side": 24}, "0 or >= resize_short_side"),
         ({"modality": "flow", "flow_short_side": -1}, ">= 0"),
@@ -123,6 +140,23 @@ def test_flow_computed_larger_is_resized_to_the_model_size_in_its_pixels():
     assert moved[0].mean() == pytest.approx(2 / 16, rel=0.25) and abs(moved[1].mean()) < 0.02
     # the crop window lies in the model-size frame, as without flow_short_side
     assert np.array_equal(pre.from_resized(working, (0, 0, False)).shape, (2, 32, 32))
+
+
+def test_median_camera_motion_takes_out_a_moving_camera_and_keeps_a_moving_person():
+    cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion="median")
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (48, 64), dtype=np.uint8), (5, 5), 0)
+    frame = np.repeat(texture[:, :, None], 3, axis=2)
+    kept, taken_out = FramePreprocessor(PreprocessConfig.square(32, modality="flow")), FramePreprocessor(cfg)
+    for pre in (kept, taken_out):
+        pre(frame)
+    panned = np.roll(frame, 2, axis=1)  # the whole frame 2 px to the right: the camera moved
+    assert kept(panned)[0].mean() == pytest.approx(1.33 / 16, rel=0.3)
+    assert np.abs(taken_out(panned)).mean() < 0.01  # the camera's motion is gone
+    person = panned.copy()  # a patch (a quarter of the frame) moves on while the camera holds still
+    person[12:36, 16:40] = np.roll(panned, 3, axis=0)[12:36, 16:40]
+    moved = taken_out(person)[1]  # y: the patch moved down, the rest of the frame stayed
+    assert moved[6:18, 8:20].mean() > 0.05 and abs(np.median(moved)) < 0.01
 
 
 def test_version_1_manifest_refuses_version_2_keys():

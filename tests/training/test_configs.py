@@ -103,6 +103,8 @@ def test_wrong_types_are_refused_naming_key_and_types(key, value):
         ("streaming_loss_weight", -1.0),
         ("flow_short_side", -1),
         ("flow_short_side", 112),  # the debug preset's input is RGB
+        ("flow_camera_motion", "median"),  # ... so it has no flow to take a camera's motion out of
+        ("flow_camera_motion", "affine"),
     ],
 )
 def test_out_of_range_values_are_refused(key, value):
@@ -115,6 +117,13 @@ def test_flow_short_side_below_the_model_size_is_refused():
         create_experiment_config(get_config("surveillance"), flow_short_side=64)  # resize_short_side 72
     cfg = create_experiment_config(get_config("surveillance"), flow_short_side=112)
     assert to_preprocess_config(cfg).working_short_side == 112
+
+
+def test_the_camera_motion_setting_reaches_the_preprocessing_contract():
+    assert to_preprocess_config(get_config("surveillance")).flow_camera_motion == "median"
+    kept = create_experiment_config(get_config("surveillance"), flow_camera_motion="keep")
+    assert to_preprocess_config(kept).flow_camera_motion == "keep"
+    assert to_preprocess_config(get_config("debug")).to_dict()["contract"] == "i3dmtn.preprocess/1"
 
 
 @pytest.mark.parametrize(
