@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 
 from edge_runtime.broker import LocalBroker
+
+# A suite started in the background (``nohup make test &``) ignores SIGINT, and every child it starts would
+# inherit that; the tests that press Ctrl-C on a real subprocess (``i3dmtn alerts``) need it delivered. A
+# handler, unlike an ignored signal, is not inherited: the children start with Python's own Ctrl-C handling.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
