@@ -11,7 +11,8 @@ Every test clip of every fold is re-made (H.264 with PyAV, into ``WORK/cameras/C
 - ``noisy``: sensor noise (Gaussian, sigma 8 grey levels, seeded per clip), CRF 23;
 - ``night``: a third of the light and noise of sigma 4, CRF 23;
 - ``handheld``: a camera held in a hand or panning: the frame zoomed by 10 % and moved inside that margin by
-  smooth, seeded random pans with jitter (about 0.7 % of the width a frame at 30 fps), CRF 23.
+  smooth, seeded random pans with jitter (about 0.7 % of the width a frame at 30 fps), CRF 23;
+- ``zooming``: a PTZ camera zooming in by 15 % a second towards a seeded point near the centre, CRF 23.
 
 The fold's ``best.pt`` scores them with ``i3dmtn evaluate``, and each condition is compared with the clips as
 recorded (the fold's own ``run/eval/report.json``): video AUC and accuracy at the run's threshold (means over
@@ -20,7 +21,7 @@ Goal: every condition within :data:`GOAL_AUC_DROP` of the recorded AUC, with at 
 the decisions changed; exit status 1 when missed.
 
     python -m benchmarks.real_quality --work WORK      # trains and evaluates the folds, and keeps them
-    python -m benchmarks.real_cameras --work WORK      # ~25 minutes on 2 cores: 5 folds, 7 conditions
+    python -m benchmarks.real_cameras --work WORK      # ~30 minutes on 2 cores: 5 folds, 8 conditions
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ SMALL_WIDTH = 320
 LOW_RATE = 12.0
 HANDHELD_ZOOM = 1.1  # the frame enlarged by 10 %: the margin the camera moves in
 HANDHELD_SPEED = 0.004  # share of the frame a pan's speed changes by, a frame at 30 fps (standard deviation)
+ZOOM_SPEED = 0.15  # how much larger the picture gets a second while a PTZ camera zooms in
 
 Frames = list[np.ndarray]
 
@@ -92,6 +94,25 @@ def _handheld(frames: Frames, fps: float, rng: np.random.Generator) -> Frames:
     return out
 
 
+def _zooming(frames: Frames, fps: float, rng: np.random.Generator) -> Frames:
+    """The frames as a PTZ camera zooming in films them: enlarged by :data:`ZOOM_SPEED` a second (the first
+    frame as it was) about a point within a tenth of the frame of its centre."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    centre = (w * (0.5 + rng.uniform(-0.1, 0.1)), h * (0.5 + rng.uniform(-0.1, 0.1)))
+    return [
+        cv2.warpAffine(
+            frame,
+            cv2.getRotationMatrix2D(centre, 0.0, 1.0 + ZOOM_SPEED * i / fps),
+            (w, h),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
+        for i, frame in enumerate(frames)
+    ]
+
+
 @dataclass(frozen=True)
 class Condition:
     """How a clip is re-made: its frames and rate through ``change``, then H.264 at ``crf``."""
@@ -112,6 +133,9 @@ CONDITIONS: dict[str, Condition] = {
     ),
     "handheld": Condition(
         "hand-held: pans and jitter", 23, lambda f, fps, rng: (_handheld(f, fps, rng), fps)
+    ),
+    "zooming": Condition(
+        f"a PTZ camera zooming in, {ZOOM_SPEED:.0%}/s", 23, lambda f, fps, rng: (_zooming(f, fps, rng), fps)
     ),
 }
 

@@ -18,8 +18,9 @@ pixels everywhere. The steps follow the I3D convention (Carreira & Zisserman, 20
      second stream, Carreira & Zisserman 2017). With ``flow_short_side`` (> ``resize_short_side``; 0 = off)
      the flow is computed on frames of that short side, where small limbs still move by whole pixels, and
      then area-resized to the model size (vectors scaled with it, so they stay in pixels of the model-size
-     frame) before the crop. With ``flow_camera_motion = "median"`` each flow frame's median vector is
-     subtracted first: a panning or shaking camera moves the whole frame, which is not what people do;
+     frame) before the crop. With ``flow_camera_motion`` (``"median"``, ``"align"``) a panning or shaking
+     camera's motion is taken out of the flow first (:mod:`edge_runtime.camera_motion`): it moves the whole
+     frame, which is not what people do;
 
 3. layout ``(C, S, H, W)`` for a snippet of ``S`` frames (``C`` = :attr:`PreprocessConfig.channels`).
 
@@ -43,6 +44,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .camera_motion import without_camera_motion
 from .preprocess_config import (
     CONTRACT,
     CONTRACT_V1,
@@ -208,8 +210,7 @@ class FramePreprocessor:
             flow = np.zeros((*grey.shape, 2), np.float32)  # a stream's first frame (or a new frame size)
         else:
             flow = self._flow.calc(self._prev_grey, grey, None)  # (h', w', 2) pixels
-            if self.cfg.flow_camera_motion == "median":
-                flow -= np.median(flow.reshape(-1, 2), axis=0)
+            flow = without_camera_motion(self.cfg.flow_camera_motion, self._flow, self._prev_grey, grey, flow)
         self._prev_grey = grey
         if self.cfg.flow_short_side:
             flow = _flow_to_model_size(flow, self.cfg)

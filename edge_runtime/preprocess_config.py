@@ -46,7 +46,7 @@ _DEFAULTS = {"frame_rate": 0.0, "modality": "rgb", "flow_short_side": 0, "flow_c
 MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
 # what the flow keeps of a moving camera: "keep" all of it, or "median": each flow frame minus its median vector
 # (a panning or shaking camera moves the whole frame; people moving cover less than half of it)
-FLOW_CAMERA_MOTIONS = ("keep", "median")
+FLOW_CAMERA_MOTIONS = ("keep", "median", "align")
 _FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
 
 _CHANNEL_ORDERS = ("RGB", "BGR")

@@ -42,6 +42,7 @@ __all__ = [
     "BEST_CHECKPOINTS",
     "INPUT_MODALITIES",
     "CONFIG_NAMES",
+    "FLOW_CAMERA_MOTIONS",
     "MOTION_FOREST_DATA",
     "SAMPLING_MODES",
     "Config",
@@ -64,7 +65,11 @@ from training.presets import PRESETS as _PRESETS
 logger = logging.getLogger(__name__)
 
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
-FLOW_CAMERA_MOTIONS = ("keep", "median")  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS
+FLOW_CAMERA_MOTIONS = (
+    "keep",
+    "median",
+    "align",
+)  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS (a test ties them)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
 MOTION_FOREST_DATA = (

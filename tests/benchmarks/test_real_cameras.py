@@ -75,6 +75,23 @@ def test_handheld_moves_the_whole_frame_within_the_zoom_and_is_seeded(clip, tmp_
     assert all(np.array_equal(a, b) for a, b in zip(once, twice, strict=True))
 
 
+def test_zooming_enlarges_the_picture_by_its_speed_and_is_seeded():
+    still = np.zeros((300, 400, 3), np.uint8)
+    still[130:170, 180:220] = 255  # a 40 px square near the centre, 30 frames of a still camera
+    change = real_cameras.CONDITIONS["zooming"].change
+    zoomed, rate = change([still] * 30, 30.0, np.random.default_rng(7))
+    assert rate == 30.0 and len(zoomed) == 30 and np.array_equal(zoomed[0], still)
+
+    def width(frame):  # the square's width in pixels: the most bright pixels in a row
+        return float((frame[:, :, 0] > 127).sum(axis=1).max())
+
+    growth = [width(f) / 40 for f in zoomed]
+    assert growth[-1] == pytest.approx(1 + real_cameras.ZOOM_SPEED * 29 / 30, abs=0.03)
+    assert all(a <= b + 0.03 for a, b in zip(growth[:-1], growth[1:], strict=True))  # it only grows
+    again, _ = change([still] * 30, 30.0, np.random.default_rng(7))
+    assert all(np.array_equal(x, y) for x, y in zip(zoomed, again, strict=True))  # seeded
+
+
 def report(scores, threshold=0.5, ext="mp4"):
     return {
         "threshold": threshold,

@@ -98,10 +98,11 @@ def test_dict_round_trip_version_3():
 
 
 def test_dict_round_trip_version_4():
-    cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion="median")
-    d = cfg.to_dict()
-    assert d["contract"] == CONTRACT and d["flow_camera_motion"] == "median"
-    assert PreprocessConfig.from_dict(d) == cfg
+    for mode in ("median", "align"):
+        cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion=mode)
+        d = cfg.to_dict()
+        assert d["contract"] == CONTRACT and d["flow_camera_motion"] == mode
+        assert PreprocessConfig.from_dict(d) == cfg
     old = PreprocessConfig.square(32, modality="flow", flow_short_side=48).to_dict()
     assert PreprocessConfig.from_dict(old).flow_camera_motion == "keep"  # a version 3 bundle keeps its flow
     with pytest.raises(PreprocessError, match="unknown preprocessing parameter"):
@@ -142,8 +143,9 @@ def test_flow_computed_larger_is_resized_to_the_model_size_in_its_pixels():
     assert np.array_equal(pre.from_resized(working, (0, 0, False)).shape, (2, 32, 32))
 
 
-def test_median_camera_motion_takes_out_a_moving_camera_and_keeps_a_moving_person():
-    cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion="median")
+@pytest.mark.parametrize("mode", ["median", "align"])
+def test_camera_motion_taken_out_keeps_a_moving_person(mode):
+    cfg = PreprocessConfig.square(32, modality="flow", flow_camera_motion=mode)
     rng = np.random.default_rng(0)
     texture = cv2.GaussianBlur(rng.integers(0, 256, (48, 64), dtype=np.uint8), (5, 5), 0)
     frame = np.repeat(texture[:, :, None], 3, axis=2)

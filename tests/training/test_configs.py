@@ -3,8 +3,10 @@ import sys
 
 import pytest
 
+from edge_runtime.preprocess import FLOW_CAMERA_MOTIONS, MODALITIES, MOTION_CROPS
 from training.configs import (
     CONFIG_NAMES,
+    INPUT_MODALITIES,
     ConfigError,
     config_from_json,
     config_to_json,
@@ -16,6 +18,9 @@ from training.configs import (
     topk_count,
     validate_config,
 )
+from training.configs import (
+    FLOW_CAMERA_MOTIONS as CONFIG_CAMERA_MOTIONS,
+)
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
@@ -23,6 +28,23 @@ def test_every_preset_is_valid_and_named_after_itself(name):
     cfg = get_config(name)
     assert validate_config(cfg) == cfg
     assert cfg["name"] == name
+
+
+def test_configs_copies_of_the_runtimes_choices_are_the_same():
+    # configs stays numpy-free, so it keeps its own copies of these tuples: they must not drift apart
+    assert CONFIG_CAMERA_MOTIONS == FLOW_CAMERA_MOTIONS
+    assert set(INPUT_MODALITIES) == set(MODALITIES)
+    for crops in (0, *MOTION_CROPS, 2):
+        accepted = _accepted(motion_crops=crops, motion_forest_trees=10, input_modality="flow")
+        assert accepted == (crops in MOTION_CROPS)
+
+
+def _accepted(**overrides) -> bool:
+    try:
+        create_experiment_config(get_config("surveillance"), **overrides)
+    except ConfigError:
+        return False
+    return True
 
 
 def test_presets_share_the_same_keys():
@@ -120,9 +142,10 @@ def test_flow_short_side_below_the_model_size_is_refused():
 
 
 def test_the_camera_motion_setting_reaches_the_preprocessing_contract():
-    assert to_preprocess_config(get_config("surveillance")).flow_camera_motion == "median"
-    kept = create_experiment_config(get_config("surveillance"), flow_camera_motion="keep")
-    assert to_preprocess_config(kept).flow_camera_motion == "keep"
+    assert to_preprocess_config(get_config("surveillance")).flow_camera_motion == "align"
+    for mode in ("keep", "median"):
+        other = create_experiment_config(get_config("surveillance"), flow_camera_motion=mode)
+        assert to_preprocess_config(other).flow_camera_motion == mode
     assert to_preprocess_config(get_config("debug")).to_dict()["contract"] == "i3dmtn.preprocess/1"
 
 
