@@ -141,7 +141,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "flow_short_side": 112,
         # a moving camera's own motion taken out: the frame aligned to the previous one by the camera's shift,
         # zoom and turn before the flow (the median vector alone: 0.813 -> 0.850 on the cross-validation); the
-        # same cross-validation at the same AUC with accuracy 0.725 -> 0.766, and its clips re-made as a
+        # same cross-validation at the same AUC (accuracy +0.041 and -0.015 on two fold seeds), and its clips re-made as a
         # hand-held or zooming camera films them lose 0.012 and 0.007 of video AUC instead of 0.067 and 0.045
         # (docs/real-video.md, "Aligned before the flow")
         "flow_camera_motion": "align",
