@@ -44,8 +44,9 @@ _NEW_FIELDS = {  # added by version
 _DEFAULTS = {"frame_rate": 0.0, "modality": "rgb", "flow_short_side": 0, "flow_camera_motion": "keep"}
 
 MODALITIES = {"rgb": 3, "flow": 2}  # model input -> its channels
-# what the flow keeps of a moving camera: "keep" all of it, or "median": each flow frame minus its median vector
-# (a panning or shaking camera moves the whole frame; people moving cover less than half of it)
+# what the flow keeps of a moving camera: "keep" all of it; "median": each flow frame minus its median vector;
+# "align": the frame moved back by the camera's fitted shift, zoom and turn, the flow computed again
+# (edge_runtime.camera_motion; people moving cover less than half of the frame)
 FLOW_CAMERA_MOTIONS = ("keep", "median", "align")
 _FLOW_MIN_SIDE = 16  # OpenCV's DIS flow needs frames of 12 pixels or more
 

@@ -65,11 +65,7 @@ from training.presets import PRESETS as _PRESETS
 logger = logging.getLogger(__name__)
 
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
-FLOW_CAMERA_MOTIONS = (
-    "keep",
-    "median",
-    "align",
-)  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS (a test ties them)
+FLOW_CAMERA_MOTIONS = ("keep", "median", "align")  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS (tested)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
 MOTION_FOREST_DATA = (

@@ -26,8 +26,8 @@ DEFAULT: dict[str, Any] = {
     # (limbs a few pixels wide still move by whole pixels there); 0 computes it at resize_short_side
     "flow_short_side": 0,
     # flow only: a panning or shaking camera's motion taken out (edge_runtime.camera_motion): "median"
-    # subtracts each flow frame's median vector, "align" moves the frame back by it and computes the flow
-    # again; "keep" leaves the flow as computed
+    # subtracts each flow frame's median vector, "align" moves the frame back by the camera's fitted shift,
+    # zoom and turn and computes the flow again; "keep" leaves the flow as computed
     "flow_camera_motion": "keep",
     "width_multiplier": 1.0,  # 1.0 = published I3D widths, so Kinetics checkpoints load by name
     "mtn_hidden_dim": 512,  # channels per MTN branch, as RTFM (its 2048-d features -> 512)
