@@ -25,19 +25,23 @@ class StreamClock:
     frames (:class:`StreamSource`) and its packets (:class:`~edge_runtime.packet_stream.PacketStream`), so
     that the two stay aligned by stream time, not arrival order.
 
-    Through the opening (the first :attr:`SETTLE_S` of stream time) the first presentation time is anchored at
-    the time the stream began opening, so that the burst FFmpeg buffered while opening keeps the stream's
-    spacing; any frame that would be stamped later than it arrived lowers the anchor. After the opening the
-    anchor is the least ``arrival - pts`` seen: no frame arrives before it was sent, so the least delayed one
-    is the best bound, and two sessions of one stream (detect frames and copied packets) agree on it however
-    long each one's server took to send its first frame (the open-time anchor is early by that wait: 0.3 s and
-    0.9 s were measured between two sessions). A presentation time that jumps back, or more than
+    Through the opening the first presentation time is anchored at the time the stream began opening, so that
+    the burst FFmpeg buffered while opening keeps the stream's spacing; any frame that would be stamped later
+    than it arrived lowers the anchor. The opening ends when :attr:`STEADY_FRAMES` frames in a row arrived no
+    less delayed than the least delayed one before (by :attr:`STEADY_TOLERANCE_S`: a burst's frames are each a
+    frame interval less delayed than the last), or at the latest after :attr:`SETTLE_S` of stream time. After it
+    the anchor is the least ``arrival - pts`` seen: no frame arrives before it was sent, so the least delayed
+    one is the best bound, and two sessions of one stream (detect frames and copied packets) agree on it however
+    long each one's server took to send its first frame (the open-time anchor is early by that wait: 0.1–0.9 s
+    were measured between two sessions). A presentation time that jumps back, or more than
     :attr:`REANCHOR_S` ahead, restarts the anchor (the stream restarted); one that repeats (a stream's first
     frames, or one without timing) keeps the previous time, then arrival times. Stamps never go back in time.
     """
 
     REANCHOR_S = 5.0
-    SETTLE_S = 2.0  # stream time after which the opening burst is over (FFmpeg probes 0.3 s of it)
+    SETTLE_S = 2.0  # stream time after which the opening is over however its frames arrived
+    STEADY_FRAMES = 3  # frames in a row whose delay did not fall: the opening burst is over
+    STEADY_TOLERANCE_S = 0.005  # a delay that falls by less is arrival jitter, not a burst
 
     def __init__(self, opened_at: float = 0.0) -> None:
         self.reset(opened_at)
@@ -50,6 +54,8 @@ class StreamClock:
         self._start = 0.0  # the presentation time the anchor began at
         self._repeats = 0  # consecutive stamps with the previous presentation time
         self._pts = 0.0
+        self._steady = 0  # frames in a row whose delay did not fall below the least by the tolerance
+        self._settled = False  # past the opening: the anchor is the least delay
         self.ts = 0.0  # the last stamp
 
     def stamp(self, pts: float, now: float) -> float:
@@ -59,15 +65,20 @@ class StreamClock:
             self._anchor, self._least, self._start = self.opened_at - pts, now - pts, pts
             ts = self.opened_at
         elif self._pts < pts <= self._pts + self.REANCHOR_S:
-            self._least = min(self._least, now - pts)
-            settled = pts - self._start >= self.SETTLE_S
-            self._anchor = self._least if settled else min(self._anchor, now - pts)  # none in the future
+            delay = now - pts
+            self._steady = 0 if delay < self._least - self.STEADY_TOLERANCE_S else self._steady + 1
+            self._least = min(self._least, delay)
+            self._settled = (
+                self._settled or self._steady >= self.STEADY_FRAMES or pts - self._start >= self.SETTLE_S
+            )
+            self._anchor = self._least if self._settled else min(self._anchor, delay)  # none in the future
             ts = self._anchor + pts
         elif repeats:  # no new presentation time
             ts = self.ts if repeats < 3 else now
         else:  # a jump: the stream restarted
             self._anchor = self._least = now - pts
             self._start, ts = pts, now
+            self._steady, self._settled = 0, False
         self._pts, self._repeats = pts, repeats
         self.ts = max(ts, self.ts)  # never back in time
         return self.ts

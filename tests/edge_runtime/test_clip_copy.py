@@ -137,9 +137,9 @@ def test_packets_and_the_decoded_detect_stream_are_aligned_by_stream_time():
     thread). Each detect frame's picture is a copied frame's stamped within 0.5 s of it, all by the same
     offset: measured 0-6 ms on a quiet machine (past the opening each session's anchor is its least delayed
     arrival; with the time its open began as the anchor, 0.9 s once in a full test run: docs/architecture.md).
-    Compared a second past both openings: each session's stamps step once, at its own ``SETTLE_S``, so a window
-    that straddles either step has two offsets (a full test run under load once compared frames 1.97-2.97 s
-    into a session whose packets settled 0.3 s after its detect frames: 0.3, 0.414 and 0.0 s)."""
+    Compared a second past the latest end of both openings (``SETTLE_S``): each session's stamps step once, when
+    its opening ends, so a window that straddles a step has two offsets (a full test run under load once
+    compared frames 1.97-2.97 s into sessions that both settled at 2 s: 0.3, 0.414 and 0.0 s)."""
     with RtspServer({}, live={"/sub": "320x180"}) as server:
         packets = PacketStream(server.url("/sub"), "door", reconnect=FAST).start()
         source = StreamSource(server.url("/sub"), open_timeout_s=5, read_timeout_s=3)

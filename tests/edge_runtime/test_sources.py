@@ -174,23 +174,43 @@ def test_the_burst_buffered_while_opening_keeps_the_streams_spacing():
     opened = 1000.0
     burst = [0.3 - i / 30 for i in range(9)]  # frames 0-8 arrive together at 1000.3
     stamps = _session(StreamClock(opened), opened, burst + [0.004] * 21)
-    np.testing.assert_allclose(np.diff(stamps), 1 / 30, atol=1e-6)
+    steps = np.diff(stamps) - 1 / 30
+    # one step, when the opening ends: the open-time anchor was early by the timely frames' 4 ms delay
+    end = 9 + StreamClock.STEADY_FRAMES - 1
+    np.testing.assert_allclose(steps[end], 0.004, atol=1e-6)
+    np.testing.assert_allclose(np.delete(steps, end), 0.0, atol=1e-6)
     assert all(
         ts <= opened + i / 30 + d for i, (ts, d) in enumerate(zip(stamps, burst + [0.004] * 21, strict=False))
     )
 
 
+def test_the_opening_ends_once_frames_arrive_steadily_not_after_a_fixed_time():
+    """A session whose server waited 0.9 s before its first frame, and sent no burst (a copied packet stream):
+    its open-time anchor is 0.9 s early for the first :attr:`StreamClock.STEADY_FRAMES` frames only; a reader
+    still catching up (each frame less delayed than the last) stays in the opening until ``SETTLE_S``."""
+    sent = 1000.0
+    late = _session(StreamClock(sent - 0.9), sent, [0.004] * 10)
+    steady = StreamClock.STEADY_FRAMES
+    np.testing.assert_allclose(late[:steady], sent - 0.9 + np.arange(steady) / 30, atol=1e-6)
+    np.testing.assert_allclose(late[steady:], sent + np.arange(steady, 10) / 30 + 0.004, atol=1e-6)
+    frames = int(StreamClock.SETTLE_S * 30) + 5
+    catching_up = _session(StreamClock(sent - 0.9), sent, [1.0 - 0.01 * i for i in range(frames)])
+    settle = int(StreamClock.SETTLE_S * 30)
+    np.testing.assert_allclose(catching_up[settle - 1], sent - 0.9 + (settle - 1) / 30, atol=1e-6)
+    assert catching_up[settle] > sent + settle / 30  # past SETTLE_S: the least delay (still falling) anchors
+
+
 def test_two_sessions_agree_after_the_opening_however_long_each_server_took_to_send_its_first_frame():
     """The open-time anchor is early by the server's wait before its first frame (0.9 s in a full test run);
-    past the opening the least delayed arrival sets it, so two sessions of one stream agree within their
-    delays, and the burst still kept the stream's spacing before that."""
+    past the opening (a few frames after the burst) the least delayed arrival sets it, so two sessions of one
+    stream agree within their delays, and the burst still kept the stream's spacing before that."""
     sent = 1000.0  # the wall time the stream's frame 0 was sent to both sessions
     frames = int(StreamClock.SETTLE_S * 30) + 30
     prompt = _session(StreamClock(sent - 0.01), sent, [0.004] * frames)
     slow = _session(StreamClock(sent - 0.9), sent, [0.3 - i / 30 for i in range(9)] + [0.02] * (frames - 9))
     assert slow[0] == pytest.approx(sent - 0.9)  # the opening: anchored at the open (the burst's spacing)
     np.testing.assert_allclose(np.diff(slow[:9]), 1 / 30, atol=1e-6)
-    settled = int(StreamClock.SETTLE_S * 30)
+    settled = 9 + 1 + StreamClock.STEADY_FRAMES  # the burst, the first timely frame, then steady ones
     offsets = np.array(slow[settled:]) - np.array(prompt[settled:])
     assert np.all(np.abs(offsets) <= 0.03), offsets  # the two steady delays' difference, not 0.9 s
     assert np.all(np.diff(slow) >= 0)  # never back in time
