@@ -16,6 +16,10 @@ Beside it, in the same run, the floor any trained detector must clear: a score w
 mean absolute difference of consecutive grey frames (112 px, at the recipe's frame rate), on the same test
 folds. The goal is the project's: mean video AUC >= 0.90 and accuracy >= 0.85; exit status 1 when missed.
 
+Below the table, the source videos with the most errors (fights missed, calm clips alerted, each at its round's
+threshold); ``--plot`` / ``--json`` (by default under ``--work``) write the figure and every clip's out-of-fold
+score (:mod:`benchmarks.real_quality_report`).
+
     python -m benchmarks.real_quality --data DIR --groups DIR/groups.json          # 5 folds, ~7 min each alone
     python -m benchmarks.real_quality --data DIR --quick                           # 2 folds, 5 epochs
     python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
@@ -38,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.real_quality_report import fold_clips, plot_cross_validation, write_json
+from training.source_errors import error_lines
 
 __all__ = [
     "GOAL_AUC",
@@ -162,6 +169,8 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
     floor = [motion_floor_score(r.path, config["frame_rate"]) for r in records]
     return {
         "fold": fold,
+        "clips": fold_clips(data, report),
+        "floor": [{"label": r.label, "score": score} for r, score in zip(records, floor, strict=True)],
         "test_videos": video["n_videos"],
         "auc": video["auc_roc"],
         "ap": video["auc_pr"],
@@ -280,7 +289,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="CHECKPOINT",
         help="every round fine-tunes from this checkpoint (i3dmtn train --init), e.g. a run pretrained elsewhere",
     )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write the figure here: ROC per fold, every clip's score by source video (default: WORK/real_quality.png with --work)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write every round's metrics and clips here (default: WORK/real_quality.json with --work)",
+    )
     opts = parser.parse_args(argv)
+    if opts.work is not None:
+        opts.plot = opts.plot or opts.work / "real_quality.png"
+        opts.json = opts.json or opts.work / "real_quality.json"
     if opts.init is not None and not opts.init.is_file():
         parser.error(f"--init {opts.init}: no such checkpoint file (best.pt or last.pt of an earlier run)")
     folds = resolve_split_options(parser, opts, 2 if opts.quick else 0)
@@ -298,9 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep = _sweep_line(rows)
     if sweep:
         print(sweep)
+    print("\n".join(error_lines(rows)))
     mean_auc = float(np.mean([r["auc"] for r in rows]))
     mean_acc = float(np.mean([r["accuracy"] for r in rows]))
     met = mean_auc >= GOAL_AUC and mean_acc >= GOAL_ACCURACY
+    summary = {"config": opts.config, "set": opts.overrides, "data": str(opts.data), "folds": opts.folds,
+               "seed": opts.seed, "auc": mean_auc, "accuracy": mean_acc, "goal_met": met}  # fmt: skip
+    if opts.json:
+        print(f"rounds and clips: {write_json(opts.json, rows, summary)}")
+    if opts.plot:
+        print(f"figure: {plot_cross_validation(rows, opts.plot)}")
     print(
         f"goal: video AUC >= {GOAL_AUC} and accuracy >= {GOAL_ACCURACY} (grouped {opts.folds}-fold mean): "
         f"{'met' if met else 'NOT met'} (AUC {mean_auc:.3f}, accuracy {mean_acc:.3f}; "

@@ -32,6 +32,7 @@ from edge_runtime.video import iter_frames, probe_video, write_video
 from training.metrics import segments
 
 __all__ = [
+    "save_figure",
     "plot_training_curves",
     "plot_roc_pr",
     "plot_anomaly_scores_timeline",
@@ -50,7 +51,9 @@ _SKIP = {"epoch", "step", "time", "seconds", "duration"}
 ALERT_BGR = (0, 0, 255)  # the banner's colour (pure red in BGR)
 
 
-def _save(fig: Figure, out_path: PathLike | None) -> Path | Figure:
+def save_figure(fig: Figure, out_path: PathLike | None) -> Path | Figure:
+    """Write ``fig`` to ``out_path`` through a temporary file (its folder made) and return the path; without a
+    path, give it an Agg canvas and return it (a notebook shows it)."""
     if out_path is None:
         FigureCanvasAgg(fig)
         return fig
@@ -133,7 +136,7 @@ def plot_training_curves(
         ax.set_xlabel("epoch")
         ax.set_title(titles[name])
         ax.grid(alpha=0.3)
-    return _save(fig, save_path)
+    return save_figure(fig, save_path)
 
 
 def _is_number(value: Any) -> bool:
@@ -179,7 +182,7 @@ def plot_roc_pr(labels: Any, scores: Any, out_path: PathLike, *, threshold: floa
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=9)
-    return _save(fig, out_path)
+    return save_figure(fig, out_path)
 
 
 def plot_anomaly_scores_timeline(
@@ -212,7 +215,7 @@ def plot_anomaly_scores_timeline(
     ax.set_xlim(-0.5, max(s.size - 0.5, 0.5))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8)
-    return _save(fig, save_path)
+    return save_figure(fig, save_path)
 
 
 def visualize_attention_weights(
@@ -262,7 +265,7 @@ def visualize_attention_weights(
             image = ax.imshow(data, aspect="auto", interpolation="nearest", cmap="viridis")
             fig.colorbar(image, ax=ax)
             ax.set(xlabel="snippet", ylabel="video", title=name)
-    return _save(fig, save_path)
+    return save_figure(fig, save_path)
 
 
 def _draw_overlay(frame: np.ndarray, score: float | None, threshold: float, anomalous_gt: bool) -> np.ndarray:

@@ -103,6 +103,35 @@ def test_evaluate_command_prints_a_summary_and_writes_the_report(root, run_dir, 
     assert "video AUC" in printed and "frame AUC" in printed
     assert json.loads((out / "report.json").read_text())["video_metrics"]["n_videos"] == 4
     assert not (out / "roc_pr.png").exists()  # plots only with --visualize
+    assert "errors by source video" not in printed  # a folder without data prepare's split.json
+
+
+def test_evaluate_of_a_prepared_test_folder_names_the_source_videos_with_errors(
+    root, run_dir, tmp_path, capsys
+):
+    # the layout `data prepare --groups` writes: test/ of links to the clips, split.json with their sources
+    clips = []
+    for i, video in enumerate(sorted((root / "test").glob("*/*.mp4"))):
+        link = tmp_path / "data" / "test" / video.parent.name / video.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(video)
+        path = f"test/{video.parent.name}/{video.name}"
+        clips.append({"path": path, "source": f"src/{video.name}", "group": f"scene-{i % 2}"})
+    split = {"options": {"groups": "groups.json"}, "clips": clips}
+    (tmp_path / "data" / "split.json").write_text(json.dumps(split))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path",
+                 str(tmp_path / "data" / "test"), "--output", str(out), "--no-progress"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    report = json.loads((out / "report.json").read_text())
+    group = {c["path"]: c["group"] for c in clips}
+    errors = {"scene-0": 0, "scene-1": 0}
+    for v in report["videos"]:  # a fight under the threshold, or a calm clip at or over it
+        errors[group[f"test/{v['video']}"]] += (v["score"] >= report["threshold"]) != bool(v["label"])
+    heading = [line for line in printed if line.startswith("errors by source video")]
+    assert heading == [f"errors by source video: {sum(n > 0 for n in errors.values())} of 2 sources have one"]
+    named = [line.split(":")[0].strip() for line in printed if line.startswith("  scene-")]
+    assert sorted(named) == sorted(g for g, n in errors.items() if n)
 
 
 @pytest.mark.parametrize("bad", ["model", "test"])

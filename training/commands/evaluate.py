@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "EER, accuracy at the threshold) and frame metrics (frame AUC/AP, temporal IoU, precision@k), write "
         "report.json and print a summary. The threshold is the checkpoint's (chosen on validation). A run with "
         "a motion forest (config key motion_forest_trees) is scored fused, as the device scores it, and the "
-        "report also gives the network-only and forest-only video AUC."
+        "report also gives the network-only and forest-only video AUC. For a test folder of i3dmtn data prepare "
+        "--groups it also names the source videos with the most errors (fights missed, calm clips alerted)."
     )
     parser.add_argument(
         "--model_path", "--model-path", required=True, metavar="PT", help="checkpoint (best.pt)"
@@ -79,5 +80,20 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetError, VideoReadError) as exc:
         raise UsageError(f"--test_path: {exc}") from None
     print(format_summary(report))
+    for line in _source_lines(test_path, report):
+        print(line)
     print(f"report: {output / 'report.json'}")
     return 0
+
+
+def _source_lines(test_path: Path, report: dict) -> list[str]:
+    """Where the errors are by source video, for a test folder that ``data prepare --groups`` wrote (its
+    ``split.json`` names each clip's source), at the report's threshold; nothing for another folder."""
+    from training.source_errors import clips_with_sources, error_lines, read_split
+
+    folder = test_path.resolve()
+    split = read_split(folder)
+    if split is None or not split.get("options", {}).get("groups"):
+        return []
+    clips = clips_with_sources(split, folder.name, report["videos"])
+    return error_lines([{"threshold": report["threshold"], "clips": clips}])
