@@ -45,6 +45,7 @@ def head_windows(
     window: int,
     max_windows: int = 64,
     batch_size: int = 8,
+    progress: bool = True,
 ) -> list[np.ndarray]:
     """Head calibration inputs: for up to ``max_windows`` calibration clips (evenly spread over the set, so
     still stratified), the features of the ``window`` consecutive snippets ending at that clip, ``(1, K', D)``.
@@ -59,7 +60,11 @@ def head_windows(
         by_video.setdefault(clip.video, []).append(clip)
     windows: list[np.ndarray] = []
     for video, vclips in tqdm(
-        by_video.items(), desc="head calibration", unit="video", leave=False, disable=None
+        by_video.items(),
+        desc="head calibration",
+        unit="video",
+        leave=False,
+        disable=None if progress else True,
     ):
         path = root / video
         if sha256_file(path) != vclips[0].sha256:

@@ -169,12 +169,14 @@ def _quota(counts: Sequence[int], total: int) -> list[int]:
 
 
 def _videos_by_label(
-    root: Path, preprocess: PreprocessConfig, snippet_length: int, frame_stride: int
+    root: Path, preprocess: PreprocessConfig, snippet_length: int, frame_stride: int, progress: bool = True
 ) -> dict[int, list[tuple[Path, int, str]]]:
     """The readable training videos per label: ``(path, snippets, SHA-256)``; unreadable ones are warned of."""
     by_label: dict[int, list[tuple[Path, int, str]]] = {0: [], 1: []}
     videos = calibration_videos(root)
-    for path, label in tqdm(videos, desc="calibration videos", unit="video", leave=False, disable=None):
+    for path, label in tqdm(
+        videos, desc="calibration videos", unit="video", leave=False, disable=None if progress else True
+    ):
         try:
             info = probe_video(path)
             samples = len(resample_indices(info.num_frames, info.fps, preprocess.frame_rate))
@@ -202,12 +204,14 @@ def select_calibration_set(
     snippet_length: int,
     frame_stride: int = 1,
     seed: int = 0,
+    progress: bool = True,
 ) -> CalibrationSet:
-    """Choose ``count`` calibration snippets from the training videos of ``data_root`` (see module docstring)."""
+    """Choose ``count`` calibration snippets from the training videos of ``data_root`` (see module docstring);
+    ``progress``: a bar on a terminal."""
     if count < 1:
         raise CalibrationError(f"--calib-snippets must be >= 1, got {count}")
     root = Path(data_root)
-    by_label = _videos_by_label(root, preprocess, snippet_length, frame_stride)
+    by_label = _videos_by_label(root, preprocess, snippet_length, frame_stride, progress)
     if not by_label[0] and not by_label[1]:
         raise CalibrationError(f"--calib-data {root}: no readable training videos")
     rng = np.random.default_rng(seed)
@@ -333,11 +337,20 @@ def snippets_at(path: Path, indices: Sequence[int], cal: CalibrationSet) -> dict
     return out
 
 
-def read_snippets(cal: CalibrationSet, data_root: str | Path, *, verify: bool = True) -> np.ndarray:
-    """All calibration snippets ``(N, 3, S, H, W)`` float32, in the file's clip order (hashes checked)."""
+def read_snippets(
+    cal: CalibrationSet, data_root: str | Path, *, verify: bool = True, progress: bool = True
+) -> np.ndarray:
+    """All calibration snippets ``(N, 3, S, H, W)`` float32, in the file's clip order (hashes checked);
+    ``progress``: a bar on a terminal."""
     order = {id(c): i for i, c in enumerate(cal.clips)}
     out: list[np.ndarray | None] = [None] * len(cal.clips)
-    bar = tqdm(total=len(cal.clips), desc="calibration snippets", unit="snippet", leave=False, disable=None)
+    bar = tqdm(
+        total=len(cal.clips),
+        desc="calibration snippets",
+        unit="snippet",
+        leave=False,
+        disable=None if progress else True,
+    )
     with bar:
         for _, clips, snippets in iter_video_snippets(cal, data_root, verify=verify):
             for clip, snippet in zip(clips, snippets, strict=True):

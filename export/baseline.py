@@ -99,8 +99,11 @@ def bundle_event_policy(bundle: Bundle) -> EventPolicy:
     return event_policy(unset, None, bundle)
 
 
-def score_baseline(bundle: Bundle, records: list[VideoRecord]) -> tuple[VideoScores, dict[str, Any]]:
-    """The old bundle's scores on ``records`` and what it ran as (the report's ``baseline.bundle`` entry)."""
+def score_baseline(
+    bundle: Bundle, records: list[VideoRecord], progress: bool = True
+) -> tuple[VideoScores, dict[str, Any]]:
+    """The old bundle's scores on ``records`` and what it ran as (the report's ``baseline.bundle`` entry);
+    ``progress``: a bar on a terminal."""
     from edge_runtime.models import load_models
     from export.targets import runtime_backend
 
@@ -115,6 +118,7 @@ def score_baseline(bundle: Bundle, records: list[VideoRecord]) -> tuple[VideoSco
             frame_stride=w.frame_stride,
             window=w.num_snippets,
             desc="baseline bundle",
+            progress=progress,
         )["baseline"][0]
     finally:
         models.close()
@@ -136,11 +140,12 @@ def baseline_report(
     new: VideoScores,
     new_policy: EventPolicy,
     new_snippet_frames: int,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """The report's ``baseline`` entry: the old ``bundle`` scored on ``records`` and compared with ``new``
     (the new model's scores of the same records under its ``new_policy``)."""
     log.info("scoring the %d held-out videos with the baseline bundle %s", len(records), bundle.path)
-    old, info = score_baseline(bundle, records)
+    old, info = score_baseline(bundle, records, progress)
     w = bundle.window
     entry = compare_with_baseline(
         old,

@@ -242,13 +242,15 @@ def write_bundle(
     extras: Mapping[str, Path] | None = None,
     overwrite: bool = False,
     on_file: Callable[[str], None] | None = None,
+    progress: bool = True,
 ) -> Path:
     """Write the bundle folder ``out_dir`` atomically and return its absolute path.
 
     ``manifest`` is everything but ``schema`` and ``files`` (``model.created_at`` is filled in when absent);
     ``files`` are copied and hashed; ``extras`` maps names in the bundle (``"report.json"``, ``"plots"``) to
     files or folders to copy as they are. ``on_file(name)`` is called after each file is in the temp folder
-    (progress reporting). Raises :class:`BundleWriteError` / :class:`BundleError` with a one-line message.
+    (progress reporting); ``progress``: a bar on a terminal. Raises :class:`BundleWriteError` /
+    :class:`BundleError` with a one-line message.
     """
     out_dir = Path(out_dir).absolute()
     extras = {str(k): Path(v) for k, v in (extras or {}).items()}
@@ -260,7 +262,7 @@ def write_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     aside: Path | None = None
     try:
-        total = _fill(tmp, doc, copies, extras, on_file, desc=f"writing {out_dir.name}")
+        total = _fill(tmp, doc, copies, extras, on_file, desc=f"writing {out_dir.name}", progress=progress)
         if _check_replaceable(out_dir, overwrite):
             aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
             os.rename(out_dir, aside)
@@ -280,13 +282,15 @@ def write_bundle(
 
 def _fill(
     tmp: Path, doc: dict, copies: list[tuple[Path, str]], extras: Mapping[str, Path],
-    on_file: Callable[[str], None] | None, desc: str,
+    on_file: Callable[[str], None] | None, desc: str, progress: bool = True,
 ) -> int:  # fmt: skip
     """Copy the model files (hashing them) and the extras into ``tmp``, write the manifest with the hashes and
     read the folder back as a bundle; returns the model files' bytes."""
     hashes: dict[str, str] = {}
     total = sum(src.stat().st_size for src, _ in copies)
-    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=None) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=desc, leave=False, disable=None if progress else True
+    ) as bar:
         for src, name in copies:
             hashes[name] = _copy_hashed(src, tmp / name, bar)
             if on_file is not None:

@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration clip choice (default 0)")
+    parser.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bars, not even on a terminal (neither its own nor NNCF's); the stage lines stay",
+    )  # fmt: skip
 
 
 def _options(args: argparse.Namespace):  # -> ExportOptions
@@ -124,7 +128,7 @@ def _options(args: argparse.Namespace):  # -> ExportOptions
         allow_accuracy_drop=args.allow_accuracy_drop, allow_event_loss=args.allow_event_loss,
         accuracy_control=args.accuracy_control,
         overwrite=args.overwrite, seed=args.seed, preset=args.preset, profile=profile.name if profile else None,
-        baseline=args.baseline,
+        baseline=args.baseline, progress=not args.no_progress,
     )  # fmt: skip
 
 

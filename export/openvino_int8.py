@@ -26,8 +26,9 @@ the drop is within ``max_drop``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ import numpy as np
 
 from calibration.adapters import nncf_dataset
 
-__all__ = ["PRESETS", "convert_ir", "quantize_ir", "quantize_ir_with_accuracy_control", "ir_size"]
+__all__ = [
+    "PRESETS",
+    "convert_ir",
+    "ir_size",
+    "nncf_bars",
+    "quantize_ir",
+    "quantize_ir_with_accuracy_control",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,24 @@ def _advanced() -> Any:
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         overflow_fix=OverflowFix.ENABLE,
     )
+
+
+@contextlib.contextmanager
+def nncf_bars(enabled: bool) -> Iterator[None]:
+    """NNCF draws its progress bars with rich, on rich's global console, and has no switch for them: with
+    ``enabled`` false that console is quiet for the block (rich's output only; logging is untouched)."""
+    try:
+        import rich
+    except ImportError:  # no NNCF installed: no bars to quiet
+        yield
+        return
+    console = rich.get_console()
+    quiet = console.quiet
+    console.quiet = quiet or not enabled
+    try:
+        yield
+    finally:
+        console.quiet = quiet
 
 
 def quantize_ir(

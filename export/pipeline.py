@@ -70,6 +70,7 @@ class ExportOptions:
     head_windows: int = 64
     profile: str | None = None
     baseline: Path | None = None  # an older bundle to compare with on the held-out videos (export.baseline)
+    progress: bool = True  # progress bars (its own and NNCF's) where the output is a terminal; False: none
 
 
 @dataclass
@@ -182,7 +183,7 @@ class _Inputs:
     def scoring(self) -> dict[str, Any]:
         """The keyword arguments of :func:`export.scoring.score_with_backends`: the device's streaming rule."""
         return {"preprocess": self.pre, "snippet_length": self.s, "frame_stride": self.stride,
-                "window": self.k, "fusion": self.fusion}  # fmt: skip
+                "window": self.k, "fusion": self.fusion, "progress": self.opts.progress}  # fmt: skip
 
 
 def _prepare(opts: ExportOptions) -> _Inputs:
@@ -219,16 +220,18 @@ def _calibrate(run: _Inputs, work: Path) -> tuple[CalibrationSet, np.ndarray, li
     opts = run.opts
     _stage(0, f"choosing {opts.calib_snippets} snippets from {opts.calib_data} (seed {opts.seed})")
     cal = select_calibration_set(opts.calib_data, count=opts.calib_snippets, preprocess=run.pre,
-                                 snippet_length=run.s, frame_stride=run.stride, seed=opts.seed)  # fmt: skip
+                                 snippet_length=run.s, frame_stride=run.stride, seed=opts.seed,
+                                 progress=opts.progress)  # fmt: skip
     check_disjoint(cal, Path(opts.calib_data), run.test)
     save_calibration_set(cal, work / "calibration_set.json")
-    snippets = read_snippets(cal, opts.calib_data)
+    snippets = read_snippets(cal, opts.calib_data, progress=opts.progress)
 
     def torch_features(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return run.model.backbone(torch.from_numpy(x)).numpy()
 
-    windows = head_windows(cal, opts.calib_data, torch_features, window=run.k, max_windows=opts.head_windows)
+    windows = head_windows(cal, opts.calib_data, torch_features, window=run.k, max_windows=opts.head_windows,
+                           progress=opts.progress)  # fmt: skip
     return cal, snippets, windows
 
 
@@ -317,7 +320,9 @@ def _evaluate(
     if run.baseline is not None:
         from export.baseline import baseline_report
 
-        report["baseline"] = baseline_report(run.baseline, run.test, shipped, policy, run.s * run.stride)
+        report["baseline"] = baseline_report(
+            run.baseline, run.test, shipped, policy, run.s * run.stride, progress=run.opts.progress
+        )
     report.update({"file_sizes_bytes": files.sizes(), "comparison": comparison, "accuracy": accuracy,
                    "backbone_latency_ms_batch1": {**lat, "machine": "this export machine, median of 5"}})  # fmt: skip
     return _Evaluation(report, thr, accuracy, policy_manifest, extras)
@@ -328,6 +333,7 @@ def run_export(opts: ExportOptions) -> ExportResult:
     from calibration.adapters import snippet_batches
     from export.bundle import write_bundle
     from export.onnx import export_onnx
+    from export.openvino_int8 import nncf_bars
     from training.metrics import json_safe
 
     out = Path(opts.out).absolute()
@@ -340,10 +346,11 @@ def run_export(opts: ExportOptions) -> ExportResult:
         _stage(1, "backbone and head to ONNX (opset 17), checked against torch")
         onnx_files = export_onnx(run.model, work, snippets=snippets, windows=windows)
         _stage(2, f"target {opts.target}, precision {opts.precision}")
-        files = quantize_target(
-            opts, onnx_files, snippet_batches(snippets), windows, work, val=run.val, preprocess=run.pre,
-            config=run.config, fusion=run.fusion,
-        )  # fmt: skip
+        with nncf_bars(opts.progress):
+            files = quantize_target(
+                opts, onnx_files, snippet_batches(snippets), windows, work, val=run.val, preprocess=run.pre,
+                config=run.config, fusion=run.fusion,
+            )  # fmt: skip
         result = _evaluate(run, cal, onnx_files, files, snippets, work)
         files.close()
         report_json = json.dumps(json_safe(result.report), indent=2, allow_nan=False)
@@ -354,7 +361,8 @@ def run_export(opts: ExportOptions) -> ExportResult:
                                   precision=opts.precision, threshold=result.threshold, accuracy=result.accuracy,
                                   fps=fps if fps > 0 else 25.0, events=result.policy)  # fmt: skip
         bundle = write_bundle(out, manifest=json_safe(manifest), files=files.specs,
-                              extras={**result.extras, **files.extras}, overwrite=opts.overwrite)  # fmt: skip
+                              extras={**result.extras, **files.extras}, overwrite=opts.overwrite,
+                              progress=opts.progress)  # fmt: skip
         return ExportResult(bundle, result.report)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -63,10 +63,12 @@ def score_with_backends(
     batch_size: int = 8,
     desc: str = "scoring",
     fusion: MotionFusion | None = None,
+    progress: bool = True,
 ) -> dict[str, list[VideoScores]]:
-    """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``."""
+    """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``.
+    ``progress``: a bar on a terminal."""
     results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
-    for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None):
+    for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None if progress else True):
         batches = list(
             iter_snippet_batches(
                 rec.path, snippet_length, preprocess, frame_stride, batch_size, motion_crops(fusion)

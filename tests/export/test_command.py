@@ -63,3 +63,21 @@ def test_an_existing_output_needs_overwrite(capsys, base, tmp_path):
     (tmp_path / "bundle").mkdir()
     code, err = _run(capsys, *base)
     assert code == 2 and "--out" in err and "--overwrite" in err
+
+
+def test_no_progress_draws_no_bar_even_on_a_terminal_neither_its_own_nor_nncfs(
+    untrained_ckpt, synth_root, tmp_path
+):
+    import sys
+    from pathlib import Path
+
+    from tests.terminal_helpers import run_on_a_terminal
+
+    exe = Path(sys.executable).parent / "i3dmtn"
+    argv = [str(exe), "export", "--checkpoint", str(untrained_ckpt), "--calib-data", str(synth_root),
+            "--target", "openvino", "--calib-snippets", "16"]  # fmt: skip
+    drawn = run_on_a_terminal([*argv, "--out", str(tmp_path / "bars")])
+    assert "%|" in drawn and "\u2501" in drawn  # on this terminal tqdm's bars and NNCF's rich bars draw
+    quiet = run_on_a_terminal([*argv, "--out", str(tmp_path / "quiet"), "--no-progress"])
+    assert "stage 6/6" in quiet and (tmp_path / "quiet" / "manifest.json").is_file()
+    assert "%|" not in quiet and "\u2501" not in quiet, quiet  # no bar at all

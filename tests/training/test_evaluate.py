@@ -10,6 +10,7 @@ import torch
 
 from edge_runtime.scoring import streaming_scores
 from edge_runtime.video import probe_video
+from tests.terminal_helpers import run_on_a_terminal
 from tests.training.tiny_data import synth_root, trained_run
 from training.checkpoint import load_checkpoint
 from training.cli import main
@@ -145,34 +146,12 @@ def test_evaluate_command_bad_paths_are_one_line_errors(root, run_dir, tmp_path,
 
 def _evaluate_on_a_terminal(run_dir, root, out, *extra) -> str:
     """`i3dmtn evaluate` with stdout and stderr on a pseudo-terminal (where bars draw); its output."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
     import sys
-    import termios
     from pathlib import Path
 
     exe = Path(sys.executable).parent / "i3dmtn"
-    argv = [str(exe), "evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path", str(root / "test"),
-            "--output", str(out), "--device", "cpu", *extra]  # fmt: skip
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal 120 columns wide
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=300) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
-    return b"".join(chunks).decode(errors="replace")
+    return run_on_a_terminal([str(exe), "evaluate", "--model_path", str(run_dir / "best.pt"), "--test_path",
+                              str(root / "test"), "--output", str(out), "--device", "cpu", *extra])  # fmt: skip
 
 
 def test_evaluate_no_progress_draws_no_bar_even_on_a_terminal(root, run_dir, tmp_path):
