@@ -54,12 +54,19 @@ def constant_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def forest_run(tmp_path_factory, contrast_root) -> Path:
-    """A run of the tiny flow model trained 1 epoch by ``i3dmtn train`` with a 5-tree motion forest."""
+    """A run of the tiny flow model trained 1 epoch by ``i3dmtn train`` with a 5-tree motion forest; what the
+    command printed is in ``stdout.txt`` beside it."""
+    import contextlib
+    import io
+
     from training.cli import main
 
     out = tmp_path_factory.mktemp("forest_run")
     sets = [a for kv in helpers.forest_settings() for a in ("--set", kv)]
     argv = ["train", "--config", "debug", "--data_path", str(contrast_root), "--output", str(out / "run")]
     argv += ["--frame-cache", str(out / "frames"), "--no-progress", *sets]
-    assert main(argv) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    (out / "stdout.txt").write_text(printed.getvalue())
     return out / "run"

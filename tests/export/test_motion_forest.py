@@ -46,6 +46,14 @@ def test_train_writes_the_forest_and_the_checkpoints_name_it(forest_run):
         assert set(ref["val_auc"]) == {"fused", "network", "forest"}
 
 
+def test_train_says_what_best_pt_holds_the_fused_validation_auc_and_its_parts(forest_run):
+    ckpt = read_checkpoint(forest_run / "best.pt")
+    auc = ckpt["motion_forest"]["val_auc"]
+    printed = (forest_run.parent / "stdout.txt").read_text()
+    assert (f"best.pt: epoch 1 of 1, validation video AUC {auc['fused']:.4f} fused (network {auc['network']:.4f}, "
+            f"forest {auc['forest']:.4f}), threshold {ckpt['threshold']:.4f}") in printed  # fmt: skip
+
+
 def test_evaluate_scores_the_share_of_the_network_and_the_forest(scored):
     _, _, fusion, _, results = scored
     assert fusion is not None and fusion.weight == 0.5 and fusion.forest.n_trees == 5

@@ -155,7 +155,12 @@ def test_train_command_writes_the_promised_files(root, tmp_path, capsys):
     assert main([*args, "--no-progress"]) == 0
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     assert (out / "training_curves.png").stat().st_size > 1000
-    assert "trained 1 epochs" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    ckpt = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    summary = (
+        f"best.pt: epoch 1 of 1, validation AUC {ckpt['best_metric']:.4f}, threshold {ckpt['threshold']:.4f}"
+    )
+    assert f"trained 1 epochs -> {out}; {summary}" in printed
 
 
 def test_train_command_splits_a_single_folder_for_validation(root, tmp_path):

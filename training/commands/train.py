@@ -291,6 +291,26 @@ def _starting_model(
     return model, started[0] if started else None
 
 
+def best_summary(best: Path, epochs: int) -> str:
+    """What ``best.pt`` holds, in one line: its epoch, its validation figure (with a motion forest the fused
+    video AUC and its parts, as the threshold was chosen) and its threshold."""
+    import torch
+
+    if not best.is_file():
+        return "no best.pt (no epoch was validated)"
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    forest = ckpt.get("motion_forest")
+    if forest:
+        auc = forest["val_auc"]
+        figure = (f"validation video AUC {auc['fused']:.4f} fused (network {auc['network']:.4f}, "
+                  f"forest {auc['forest']:.4f})")  # fmt: skip
+    else:
+        figure = f"validation AUC {ckpt['best_metric']:.4f}"
+    threshold = ckpt.get("threshold")
+    at = f", threshold {threshold:.4f}" if threshold is not None else ""
+    return f"best.pt: epoch {ckpt['epoch']} of {epochs}, {figure}{at}"
+
+
 def run(args: argparse.Namespace) -> int:
     from training.checkpoint import CheckpointError
     from training.configs import ConfigError
@@ -341,8 +361,7 @@ def run(args: argparse.Namespace) -> int:
         from training.plots import plot_training_curves
 
         plot_training_curves(history, save_path=output / "training_curves.png")
-        best = max((r["val_auc"] for r in history if r["val_auc"] == r["val_auc"]), default=float("nan"))
-        print(f"trained {len(history)} epochs -> {output} (best val_auc {best:.4f})")
+        print(f"trained {len(history)} epochs -> {output}; {best_summary(output / 'best.pt', len(history))}")
     from training.distributed import cleanup_distributed
 
     cleanup_distributed()
