@@ -379,7 +379,7 @@ class I3D_MTN_Trainer:
             self.history.append(epoch_row(self.epoch, train, val, time.perf_counter() - start))
             if self.dist.is_main:
                 self._write(improved)
-            log_epoch(self.history[-1], cfg["epochs"], improved)
+            log_epoch(self.history[-1], cfg["epochs"], improved and cfg["best_checkpoint"] != "last")
             since_best = epochs_since_best(self.history)
             if patience and since_best >= patience:
                 logger.info("early stopping: no better epoch for %d epochs", since_best)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import pytest
@@ -229,7 +230,9 @@ def test_validation_video_score_is_the_devices_streaming_score():
     torch.testing.assert_close(whole, streaming, rtol=1e-5, atol=1e-6)
 
 
-def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(root, tmp_path, monkeypatch):
+def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(
+    root, tmp_path, monkeypatch, caplog
+):
     # real training steps; only the validation figures are scripted, to put a tie where it matters
     scripted = iter([(0.9, 0.5), (1.0, 0.6), (1.0, 0.4), (1.0, 0.45), (0.95, 0.1)])
 
@@ -247,7 +250,10 @@ def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(roo
 
     monkeypatch.setattr(I3D_MTN_Trainer, "validate", validate)
     monkeypatch.setattr(I3D_MTN_Trainer, "_write", spy)
-    history = _fit(root, tmp_path, epochs=5, early_stopping_patience=2)
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        history = _fit(root, tmp_path, epochs=5, early_stopping_patience=2)
+    tagged = [r.getMessage()[6:9] for r in caplog.records if "(best)" in r.getMessage()]
+    assert tagged == ["1/5", "2/5", "3/5"]  # the epochs written to best.pt are the ones tagged
     ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
     assert ckpt["epoch"] == 3 and ckpt["best_loss"] == 0.4  # AUC 1.0 at epochs 2-4; epoch 3's loss is lowest
     assert len(history) == 5  # epochs 4 and 5 are not better: patience 2 lets both run, then the run ends
@@ -256,7 +262,7 @@ def test_best_epoch_is_the_highest_val_auc_and_ties_go_to_the_lower_val_loss(roo
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
 
-def test_best_checkpoint_last_keeps_the_last_epoch_and_its_threshold(root, tmp_path, monkeypatch):
+def test_best_checkpoint_last_keeps_the_last_epoch_and_its_threshold(root, tmp_path, monkeypatch, caplog):
     scripted = iter([(1.0, 0.1, 0.3), (0.5, 0.9, 0.7)])  # epoch 1 would win on validation
 
     def validate(self, dataset):
@@ -264,9 +270,12 @@ def test_best_checkpoint_last_keeps_the_last_epoch_and_its_threshold(root, tmp_p
         return {"auc_roc": auc, "loss": loss, "auc_pr": auc, "optimal_threshold": thr}
 
     monkeypatch.setattr(I3D_MTN_Trainer, "validate", validate)
-    _fit(root, tmp_path, epochs=2, early_stopping_patience=0, best_checkpoint="last")
+    with caplog.at_level(logging.INFO, logger="training.trainer"):
+        _fit(root, tmp_path, epochs=2, early_stopping_patience=0, best_checkpoint="last")
     ckpt = torch.load(tmp_path / "best.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["threshold"] == 0.7
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(epochs) == 2 and not any("(best)" in line for line in epochs)  # every epoch is kept: no tag
 
 
 def test_best_checkpoint_last_refuses_early_stopping_by_name():
