@@ -303,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     if opts.work is not None:
         opts.plot = opts.plot or opts.work / "real_quality.png"
         opts.json = opts.json or opts.work / "real_quality.json"
+    for option, path in (("--plot", opts.plot), ("--json", opts.json)):
+        if path is not None and path.is_dir():  # refused now, not after an hour of training
+            parser.error(f"{option} {path}: is a folder; give the file to write")
     if opts.init is not None and not opts.init.is_file():
         parser.error(f"--init {opts.init}: no such checkpoint file (best.pt or last.pt of an earlier run)")
     folds = resolve_split_options(parser, opts, 2 if opts.quick else 0)

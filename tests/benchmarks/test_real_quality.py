@@ -24,6 +24,8 @@ def test_the_motion_floor_scores_moving_frames_above_still_ones(tmp_path):
         (["--data", "/nonexistent"], "not a folder"),
         (["--only", "7"], "--only: folds must be in 0 .. 4"),
         (["--init", "/nonexistent/best.pt"], "--init /nonexistent/best.pt: no such checkpoint file"),
+        (["--plot", "/tmp"], "--plot /tmp: is a folder; give the file to write"),
+        (["--json", "/tmp"], "--json /tmp: is a folder; give the file to write"),
     ],
 )
 def test_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
