@@ -294,11 +294,11 @@ def _starting_model(
 def best_summary(best: Path, epochs: int) -> str:
     """What ``best.pt`` holds, in one line: its epoch, its validation figure (with a motion forest the fused
     video AUC and its parts, as the threshold was chosen) and its threshold."""
-    import torch
+    from training.checkpoint import read_checkpoint
 
     if not best.is_file():
         return "no best.pt (no epoch was validated)"
-    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(best)
     forest = ckpt.get("motion_forest")
     if forest:
         auc = forest["val_auc"]
