@@ -148,6 +148,7 @@ _NON_NEGATIVE = (
     "augment_crop_jitter",
     "augment_zoom",
     "augment_mixup",
+    "swa_epochs",
 )
 
 
@@ -258,6 +259,10 @@ def _check_training(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> No
         fail("min_lr_ratio", "in [0, 1]")
     if cfg["warmup_epochs"] > cfg["epochs"]:
         fail("warmup_epochs", f"<= epochs ({cfg['epochs']})")
+    if cfg["swa_epochs"] > cfg["epochs"]:
+        fail("swa_epochs", f"<= epochs ({cfg['epochs']})")
+    if cfg["swa_epochs"] and cfg["early_stopping_patience"]:
+        fail("swa_epochs", "0 with early stopping (the averaged weights come after the last epoch)")
 
 
 def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:

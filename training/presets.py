@@ -63,6 +63,9 @@ DEFAULT: dict[str, Any] = {
     "weight_decay": 5e-3,  # RTFM's Adam weight decay
     "warmup_epochs": 2,  # linear warmup: keeps a random head from wrecking pretrained backbone weights
     "min_lr_ratio": 0.01,  # cosine decay floor as a fraction of learning_rate
+    # stochastic weight averaging (training.weight_average): the weights of the last N epochs averaged into
+    # the model that is kept, the learning rate held where that phase begins, BatchNorm measured again; 0 = off
+    "swa_epochs": 0,
     "grad_clip": 1.0,  # max gradient L2 norm (0 disables); MIL losses spike on noisy weak labels
     "grad_accum_steps": 4,  # 8 x 4 = 32 videos per update, RTFM's batch size
     "amp": "auto",  # mixed precision: auto = on with CUDA, off on CPU (one of AMP_MODES)

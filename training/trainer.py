@@ -11,6 +11,9 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
 - an optional streaming consistency term (config key ``streaming_loss_weight``, default 0; the keyword
   argument overrides it; :mod:`training.train_step`): the head's newest score over random prefixes of the
   window should match the full window's score of that snippet. The MTN is causal, so they already match;
+- optional stochastic weight averaging (config key ``swa_epochs``, :mod:`training.weight_average`): the
+  learning rate holds through the last ``swa_epochs`` epochs, their weights are averaged into the model after
+  the last one, and BatchNorm's statistics are measured again on the training data;
 - validation every epoch: the video score is the device's (max over snippets of the streaming score),
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch (highest ``val_auc``, ties going to the lower
   ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good; with
@@ -72,6 +75,7 @@ from training.mixup import mix_batch
 from training.schedule import lr_at
 from training.train_step import TrainStep, outputs_from_head
 from training.validation import gathered_video_metrics, streaming_batch
+from training.weight_average import WeightAverage, recompute_batchnorm, swa_start_step
 
 __all__ = ["I3D_MTN_Trainer", "outputs_from_head"]
 
@@ -111,6 +115,7 @@ class I3D_MTN_Trainer:
         self.started_from: dict[str, Any] | None = None  # a fine-tune's checkpoint (training.finetune)
         self.head_only = False
         self.optimizer: torch.optim.Optimizer | None = None
+        self.swa: WeightAverage | None = None  # the running average of the last swa_epochs epochs' weights
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
@@ -142,6 +147,7 @@ class I3D_MTN_Trainer:
             # head-only training that cut an epoch by about 10%
             fused=self.device.type in ("cpu", "cuda") or None,
         )
+        self.swa = WeightAverage(module) if self.config["swa_epochs"] else None
         self.wrapped: nn.Module = TrainStep(
             self.model, head_only=head_only, num_prefixes=4 if self.streaming_loss_weight > 0 else 0
         )
@@ -173,6 +179,11 @@ class I3D_MTN_Trainer:
         self.best_loss = float(ckpt.get("best_loss", math.inf))  # checkpoints before ties were broken
         self.threshold = ckpt.get("threshold")
         self.history = list(ckpt.get("history", []))
+        if self.swa is not None and ckpt.get("swa") is not None:
+            if self.epoch > self.config["epochs"] - self.config["swa_epochs"]:  # stopped inside the phase
+                self.swa.load_state_dict(ckpt["swa"])
+            else:  # a run extended: its averaging phase is the new last epochs
+                logger.info("%s: its averaged weights are not carried over (the averaging phase moved)", path)
         self.started_from = ckpt.get("started_from")
         if self.dist.is_main and "rng" in ckpt:
             set_rng_state(ckpt["rng"])
@@ -209,8 +220,9 @@ class I3D_MTN_Trainer:
 
     def _set_lr(self, updates_per_epoch: int) -> float:
         cfg = self.config
+        hold = swa_start_step(cfg, updates_per_epoch)  # the averaging phase keeps its first learning rate
         lr = lr_at(
-            self.step,
+            self.step if hold is None else min(self.step, hold),
             total_steps=cfg["epochs"] * updates_per_epoch,
             warmup_steps=round(cfg["warmup_epochs"] * updates_per_epoch),
             base_lr=cfg["learning_rate"],
@@ -284,6 +296,23 @@ class I3D_MTN_Trainer:
             scores += streamed.max(axis=1).tolist()
         return gathered_video_metrics(labels, scores, loss_sum)
 
+    def _average_weights(self, dataset: Dataset) -> None:
+        """The last ``swa_epochs`` epochs' averaged weights into the model, and BatchNorm measured again on
+        ``dataset`` (:mod:`training.weight_average`)."""
+        self.swa.apply()
+        self.wrapped.train()
+        if self.head_only:
+            self.model.backbone.eval()
+        batches = (self._inputs(b) for b in self._loader(dataset, self.epoch, train=True))
+        forward = self.model.head if self.head_only else self.model  # no streaming prefixes: one window each
+        with self._autocast():
+            seen = recompute_batchnorm(self._trained_module(), batches, forward)
+        logger.info(
+            "weights of the last %d epochs averaged; BatchNorm statistics measured again on %d batches",
+            self.swa.count,
+            seen,
+        )
+
     # ------------------------------------------------------------------------------------------- the run
     def _checkpoint(self) -> dict[str, Any]:
         return {
@@ -299,6 +328,7 @@ class I3D_MTN_Trainer:
             "history": json_safe(self.history),
             "rng": rng_state(),
             "started_from": self.started_from,
+            "swa": None if self.swa is None else self.swa.state_dict(),
         }
 
     def _write(self, improved: bool) -> None:
@@ -324,12 +354,11 @@ class I3D_MTN_Trainer:
     ) -> list[dict[str, Any]]:
         """The seed's call: :meth:`fit` for ``num_epochs`` epochs (default: the config's ``epochs``)."""
         if num_epochs is not None:
-            warmup = min(self.config["warmup_epochs"], num_epochs)
-            if warmup != self.config["warmup_epochs"]:
-                logger.info(
-                    "warmup_epochs %s > num_epochs: warming up for %s", self.config["warmup_epochs"], warmup
-                )
-            self.config = validate_config({**self.config, "epochs": num_epochs, "warmup_epochs": warmup})
+            short = {key: min(self.config[key], num_epochs) for key in ("warmup_epochs", "swa_epochs")}
+            for key, value in short.items():
+                if value != self.config[key]:
+                    logger.info("%s %s > num_epochs: %s = %s for this run", key, self.config[key], key, value)
+            self.config = validate_config({**self.config, "epochs": num_epochs, **short})
         return self.fit(train_loader, val_loader, resume=resume)
 
     def fit(
@@ -368,6 +397,10 @@ class I3D_MTN_Trainer:
         while self.epoch < cfg["epochs"]:
             start = time.perf_counter()
             train = self.train_epoch(train_dataset, self.epoch)
+            if self.swa is not None and self.epoch >= cfg["epochs"] - cfg["swa_epochs"]:
+                self.swa.update()
+                if self.epoch + 1 == cfg["epochs"]:
+                    self._average_weights(train_dataset)
             val = self.validate(val_dataset)
             key = selection_key(val["auc_roc"], val["loss"])
             improved = cfg["best_checkpoint"] == "last" or key > (self.best_metric, -self.best_loss)
