@@ -11,9 +11,8 @@ Recipe (RTFM, Tian et al. ICCV 2021, where it applies):
 - an optional streaming consistency term (config key ``streaming_loss_weight``, default 0; the keyword
   argument overrides it; :mod:`training.train_step`): the head's newest score over random prefixes of the
   window should match the full window's score of that snippet. The MTN is causal, so they already match;
-- optional stochastic weight averaging (config key ``swa_epochs``, :mod:`training.weight_average`): the
-  learning rate holds through the last ``swa_epochs`` epochs, their weights are averaged into the model after
-  the last one, and BatchNorm's statistics are measured again on the training data;
+- optional stochastic weight averaging (config key ``swa_epochs``, :mod:`training.weight_average`): the last
+  epochs' weights averaged into the model at a held learning rate, BatchNorm measured again;
 - validation every epoch: the video score is the device's (max over snippets of the streaming score),
   ``val_auc`` its ROC AUC; ``best.pt`` keeps the best epoch (highest ``val_auc``, ties going to the lower
   ``val_loss``: a small validation set reaches AUC 1.0 long before the scores are good; with
@@ -72,10 +71,10 @@ from training.loaders import dataset_of, run_loader
 from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe
 from training.mixup import mix_batch
-from training.schedule import lr_at
+from training.schedule import run_lr
 from training.train_step import TrainStep, outputs_from_head
 from training.validation import gathered_video_metrics, streaming_batch
-from training.weight_average import WeightAverage, recompute_batchnorm, swa_start_step
+from training.weight_average import WeightAverage
 
 __all__ = ["I3D_MTN_Trainer", "outputs_from_head"]
 
@@ -147,7 +146,7 @@ class I3D_MTN_Trainer:
             # head-only training that cut an epoch by about 10%
             fused=self.device.type in ("cpu", "cuda") or None,
         )
-        self.swa = WeightAverage(module) if self.config["swa_epochs"] else None
+        self.swa = WeightAverage(module, self.config) if self.config["swa_epochs"] else None
         self.wrapped: nn.Module = TrainStep(
             self.model, head_only=head_only, num_prefixes=4 if self.streaming_loss_weight > 0 else 0
         )
@@ -180,10 +179,7 @@ class I3D_MTN_Trainer:
         self.threshold = ckpt.get("threshold")
         self.history = list(ckpt.get("history", []))
         if self.swa is not None and ckpt.get("swa") is not None:
-            if self.epoch > self.config["epochs"] - self.config["swa_epochs"]:  # stopped inside the phase
-                self.swa.load_state_dict(ckpt["swa"])
-            else:  # a run extended: its averaging phase is the new last epochs
-                logger.info("%s: its averaged weights are not carried over (the averaging phase moved)", path)
+            self.swa.resume(ckpt["swa"], self.epoch, path)
         self.started_from = ckpt.get("started_from")
         if self.dist.is_main and "rng" in ckpt:
             set_rng_state(ckpt["rng"])
@@ -219,15 +215,7 @@ class I3D_MTN_Trainer:
         return total, logged
 
     def _set_lr(self, updates_per_epoch: int) -> float:
-        cfg = self.config
-        hold = swa_start_step(cfg, updates_per_epoch)  # the averaging phase keeps its first learning rate
-        lr = lr_at(
-            self.step if hold is None else min(self.step, hold),
-            total_steps=cfg["epochs"] * updates_per_epoch,
-            warmup_steps=round(cfg["warmup_epochs"] * updates_per_epoch),
-            base_lr=cfg["learning_rate"],
-            min_lr_ratio=cfg["min_lr_ratio"],
-        )
+        lr = run_lr(self.step, self.config, updates_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
@@ -297,21 +285,13 @@ class I3D_MTN_Trainer:
         return gathered_video_metrics(labels, scores, loss_sum)
 
     def _average_weights(self, dataset: Dataset) -> None:
-        """The last ``swa_epochs`` epochs' averaged weights into the model, and BatchNorm measured again on
-        ``dataset`` (:mod:`training.weight_average`)."""
-        self.swa.apply()
+        """The averaged weights into the model, BatchNorm measured again on ``dataset`` (training.weight_average)."""
         self.wrapped.train()
         if self.head_only:
             self.model.backbone.eval()
         batches = (self._inputs(b) for b in self._loader(dataset, self.epoch, train=True))
-        forward = self.model.head if self.head_only else self.model  # no streaming prefixes: one window each
-        with self._autocast():
-            seen = recompute_batchnorm(self._trained_module(), batches, forward)
-        logger.info(
-            "weights of the last %d epochs averaged; BatchNorm statistics measured again on %d batches",
-            self.swa.count,
-            seen,
-        )
+        with self._autocast():  # the model's own forward: no streaming prefixes, one window each
+            self.swa.finish(batches, self.model.head if self.head_only else self.model)
 
     # ------------------------------------------------------------------------------------------- the run
     def _checkpoint(self) -> dict[str, Any]:
@@ -397,10 +377,8 @@ class I3D_MTN_Trainer:
         while self.epoch < cfg["epochs"]:
             start = time.perf_counter()
             train = self.train_epoch(train_dataset, self.epoch)
-            if self.swa is not None and self.epoch >= cfg["epochs"] - cfg["swa_epochs"]:
-                self.swa.update()
-                if self.epoch + 1 == cfg["epochs"]:
-                    self._average_weights(train_dataset)
+            if self.swa is not None and self.swa.after_epoch(self.epoch):
+                self._average_weights(train_dataset)
             val = self.validate(val_dataset)
             key = selection_key(val["auc_roc"], val["loss"])
             improved = cfg["best_checkpoint"] == "last" or key > (self.best_metric, -self.best_loss)

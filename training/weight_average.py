@@ -3,7 +3,7 @@ Generalization", UAI 2018) for the trainer's config key ``swa_epochs``.
 
 The weights at the end of each of the last ``swa_epochs`` epochs are averaged (``torch.optim.swa_utils.
 AveragedModel``); the learning rate holds at the schedule's value where that phase begins
-(:func:`swa_start_step`), so the averaged weights come from around one region rather than from one point of a
+(:func:`training.schedule.run_lr`), so the averaged weights come from around one region rather than from one point of a
 decay. The averaged weights then replace the trained ones, and BatchNorm's running statistics, which an
 average of weights does not give, are measured again on the training data (:func:`recompute_batchnorm`).
 
@@ -12,6 +12,7 @@ One network comes out, as without averaging: the device runs the same model at t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -19,23 +20,22 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["WeightAverage", "recompute_batchnorm", "swa_start_step"]
+__all__ = ["WeightAverage", "recompute_batchnorm"]
+
+logger = logging.getLogger("training.trainer")
 
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-def swa_start_step(config: Mapping[str, Any], updates_per_epoch: int) -> int | None:
-    """The update from which the learning rate holds still (the averaging phase), or None without one."""
-    epochs = int(config["swa_epochs"])
-    return (int(config["epochs"]) - epochs) * updates_per_epoch if epochs else None
 
 
 class WeightAverage:
     """The running mean of ``module``'s parameters over the epochs passed to :meth:`update`."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, config: Mapping[str, Any] | None = None) -> None:
         self.module = module
         self.average = AveragedModel(module, use_buffers=False)
+        # the averaging phase of a run of ``config``: epochs (0-based) from ``start`` to ``epochs - 1``
+        self.epochs = int(config["epochs"]) if config else 0
+        self.start = self.epochs - int(config["swa_epochs"]) if config else 0
 
     @property
     def count(self) -> int:
@@ -52,6 +52,29 @@ class WeightAverage:
             raise RuntimeError("no weights averaged yet")
         for mine, averaged in zip(self.module.parameters(), self.average.module.parameters(), strict=True):
             mine.copy_(averaged)
+
+    def after_epoch(self, epoch: int) -> bool:
+        """Average in the weights after 0-based ``epoch`` if it is in the phase; True after the run's last."""
+        if epoch >= self.start:
+            self.update()
+        return epoch + 1 == self.epochs
+
+    def finish(self, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:
+        """The average into the module, and its BatchNorm measured again on ``batches``."""
+        self.apply()
+        seen = recompute_batchnorm(self.module, batches, forward)
+        logger.info(
+            "weights of the last %d epochs averaged; BatchNorm statistics measured again on %d batches",
+            self.count,
+            seen,
+        )
+
+    def resume(self, state: Mapping[str, Any], epochs_done: int, source: object) -> None:
+        """Carry a checkpoint's average over if the run stopped inside its phase (not when extended past it)."""
+        if epochs_done > self.start:
+            self.load_state_dict(state)
+        else:
+            logger.info("%s: its averaged weights are not carried over (the averaging phase moved)", source)
 
     def state_dict(self) -> dict[str, Any]:
         return self.average.state_dict()

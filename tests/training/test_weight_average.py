@@ -9,8 +9,9 @@ from torch import nn
 from tests.training.tiny_data import synth_root, tiny_config, video_datasets
 from training.checkpoint import new_model
 from training.configs import ConfigError, create_experiment_config
+from training.schedule import swa_start_step
 from training.trainer import I3D_MTN_Trainer
-from training.weight_average import WeightAverage, recompute_batchnorm, swa_start_step
+from training.weight_average import WeightAverage, recompute_batchnorm
 
 
 @pytest.fixture(scope="module")
