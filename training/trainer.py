@@ -178,8 +178,8 @@ class I3D_MTN_Trainer:
         self.best_loss = float(ckpt.get("best_loss", math.inf))  # checkpoints before ties were broken
         self.threshold = ckpt.get("threshold")
         self.history = list(ckpt.get("history", []))
-        if self.swa is not None and ckpt.get("swa") is not None:
-            self.swa.resume(ckpt["swa"], self.epoch, path)
+        if self.swa is not None:
+            self.swa.resume(ckpt.get("swa"), self.epoch, path)
         self.started_from = ckpt.get("started_from")
         if self.dist.is_main and "rng" in ckpt:
             set_rng_state(ckpt["rng"])

@@ -69,12 +69,25 @@ class WeightAverage:
             seen,
         )
 
-    def resume(self, state: Mapping[str, Any], epochs_done: int, source: object) -> None:
-        """Carry a checkpoint's average over if the run stopped inside its phase (not when extended past it)."""
-        if epochs_done > self.start:
+    def resume(self, state: Mapping[str, Any] | None, epochs_done: int, source: object) -> None:
+        """Carry a checkpoint's average over if the run stopped inside its phase (not when extended past it);
+        a checkpoint without one (written without ``swa_epochs``) resumed inside the phase says how many of
+        the phase's epochs the average will lack."""
+        if epochs_done <= self.start:
+            if state is not None:
+                logger.info(
+                    "%s: its averaged weights are not carried over (the averaging phase moved)", source
+                )
+        elif state is not None:
             self.load_state_dict(state)
         else:
-            logger.info("%s: its averaged weights are not carried over (the averaging phase moved)", source)
+            logger.warning(
+                "%s holds no averaged weights (written without swa_epochs): the average leaves out epochs "
+                "%d-%d of the averaging phase, which ran before the resume",
+                source,
+                self.start + 1,
+                epochs_done,
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return self.average.state_dict()

@@ -118,3 +118,14 @@ def test_a_run_extended_past_its_averaging_phase_averages_its_new_last_epochs(ro
     _fit(root, tmp_path, resume=True, epochs=4, swa_epochs=1)
     ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 4 and int(ckpt["swa"]["n_averaged"]) == 1  # not 2 + 1
+
+
+def test_a_run_given_swa_epochs_inside_its_phase_on_resume_says_what_the_average_lacks(
+    root, tmp_path, caplog
+):
+    _fit(root, tmp_path, epochs=3)
+    with caplog.at_level("WARNING", logger="training.trainer"):
+        _fit(root, tmp_path, resume=True, epochs=4, swa_epochs=3)
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 4 and int(ckpt["swa"]["n_averaged"]) == 1
+    assert "leaves out epochs 2-3 of the averaging phase" in caplog.text
