@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FOREST_FORMAT", "ForestError", "TreeEnsemble", "load_forest"]
+__all__ = ["FOREST_FORMAT", "ForestError", "TreeEnsemble", "load_forest", "forest_mismatch"]
 
 FOREST_FORMAT = "i3dmtn.forest/1"
 _ARRAYS = ("feature", "threshold", "left", "right", "value", "roots")
@@ -143,3 +143,18 @@ def load_forest(path: str | Path) -> TreeEnsemble:
         )
     except ForestError as exc:
         raise ForestError(f"{path}: {str(exc).removeprefix('forest: ')}") from None
+
+
+def forest_mismatch(
+    forest: TreeEnsemble, stats_version: str, n_features: int, name: str = "forest"
+) -> str | None:
+    """Why ``forest`` cannot score the rows this runtime computes (statistics ``stats_version`` of
+    ``n_features`` numbers), in one line naming it ``name``; None when it can."""
+    if forest.stats_version != stats_version:
+        return (
+            f"the {name} was trained on statistics {forest.stats_version!r}; this runtime computes "
+            f"{stats_version!r} (train and export again)"
+        )
+    if forest.n_features != n_features:
+        return f"the {name} takes {forest.n_features} features; its statistics have {n_features}"
+    return None

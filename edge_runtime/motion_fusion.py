@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .forest import TreeEnsemble, load_forest
+from .forest import TreeEnsemble, forest_mismatch, load_forest
 from .motion_stats import (
     STATS_SIZE,
     STATS_VERSION,
@@ -77,15 +77,9 @@ class MotionFusion:
             raise MotionFusionError(f"motion_crops must be one of {MOTION_CROPS}, got {self.crops!r}")
         if not 0.0 <= self.weight <= 1.0:
             raise MotionFusionError(f"motion_weight must be in [0, 1], got {self.weight!r}")
-        if self.forest.stats_version != STATS_VERSION:
-            raise MotionFusionError(
-                f"the forest was trained on statistics {self.forest.stats_version!r}; this runtime computes "
-                f"{STATS_VERSION!r} (train and export again)"
-            )
-        if self.forest.n_features != WINDOW_STATS_SIZE:
-            raise MotionFusionError(
-                f"the forest takes {self.forest.n_features} features; window statistics have {WINDOW_STATS_SIZE}"
-            )
+        mismatch = forest_mismatch(self.forest, STATS_VERSION, WINDOW_STATS_SIZE)
+        if mismatch:
+            raise MotionFusionError(mismatch)
 
     def with_weight(self, weight: float) -> MotionFusion:
         """The same forest at another share: 0 gives the network's scores, 1 the forest's."""
