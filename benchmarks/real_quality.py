@@ -104,10 +104,13 @@ def prepare_fold(opts: argparse.Namespace, fold: int, here: Path, threads: int) 
     return here / "data"
 
 
-def weight_sweep(videos: list[dict[str, Any]], weights=SWEEP_WEIGHTS) -> dict[float, float]:
+def weight_sweep(
+    videos: list[dict[str, Any]], weights=SWEEP_WEIGHTS, *, pose_weight: float = 0.0
+) -> dict[float, float]:
     """The fused video AUC of ``report.json``'s ``videos`` at each ``motion_weight`` in ``weights``: each
-    snippet's score ``(1 - w) * network + w * forest`` (the fused head's rule), a video's the highest. Empty
-    when the report holds no parts (a run without a motion forest)."""
+    snippet's score ``(1 - w) * network + w * forest`` (the fused head's rule; with a pose forest, that times
+    ``1 - pose_weight`` plus ``pose_weight * pose``), a video's the highest. Empty when the report holds no
+    parts (a run without a motion forest)."""
     from sklearn.metrics import roc_auc_score
 
     if not videos or any("parts" not in v for v in videos):
@@ -115,12 +118,15 @@ def weight_sweep(videos: list[dict[str, Any]], weights=SWEEP_WEIGHTS) -> dict[fl
     labels = [v["label"] for v in videos]
     net = [np.asarray(v["parts"]["network"]) for v in videos]
     forest = [np.asarray(v["parts"]["forest"]) for v in videos]
-    return {
-        w: float(
-            roc_auc_score(labels, [((1 - w) * n + w * f).max() for n, f in zip(net, forest, strict=True)])
-        )
-        for w in weights
-    }
+    pose = [np.asarray(v["parts"].get("pose", np.zeros(len(n)))) for v, n in zip(videos, net, strict=True)]
+    p = float(pose_weight)
+
+    def fused(w: float) -> list[float]:
+        return [
+            ((1 - p) * ((1 - w) * n + w * f) + p * q).max() for n, f, q in zip(net, forest, pose, strict=True)
+        ]
+
+    return {w: float(roc_auc_score(labels, fused(w))) for w in weights}
 
 
 def _sweep_line(rows: list[dict[str, Any]]) -> str | None:
@@ -181,36 +187,39 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
         "floor_auc": float(roc_auc_score([r.label for r in records], floor)),
         "network_auc": parts.get("network", float("nan")),
         "forest_auc": parts.get("forest", float("nan")),
-        "weight_auc": weight_sweep(report["videos"]),
+        "pose_auc": parts.get("pose", float("nan")),
+        "weight_auc": weight_sweep(
+            report["videos"], pose_weight=report.get("motion_forest", {}).get("pose_weight", 0.0)
+        ),
     }
 
 
+# the table's figure columns: title, row key, width (a row without the key, or NaN, shows "-")
+_COLUMNS = (
+    ("AUC", "auc", 6), ("AP", "ap", 6), ("acc@val", "accuracy", 7), ("EER", "eer", 6), ("floor", "floor_auc", 6),
+    ("net", "network_auc", 6), ("forest", "forest_auc", 6), ("pose", "pose_auc", 6),
+)  # fmt: skip
+
+
 def _table(rows: list[dict[str, Any]]) -> list[str]:
-    keys = ("auc", "ap", "accuracy", "eer", "floor_auc", "network_auc", "forest_auc")
-
-    def auc(value: float) -> str:
-        return f"{value:6.3f}" if np.isfinite(value) else f"{'-':>6}"
-
-    out = [
-        f"{'fold':>4} {'videos':>6} {'AUC':>6} {'AP':>6} {'acc@val':>7} {'EER':>6} {'floor':>6} {'net':>6} "
-        f"{'forest':>6} {'train':>7}"
-    ]
-    for r in rows:
-        out.append(
-            f"{r['fold']:>4} {r['test_videos']:>6} {r['auc']:6.3f} {r['ap']:6.3f} {r['accuracy']:7.3f} "
-            f"{r['eer']:6.3f} {r['floor_auc']:6.3f} {auc(r['network_auc'])} {auc(r['forest_auc'])} {r['train_s']:6.0f}s"
+    def cells(values: dict[str, float]) -> str:
+        nan = float("nan")
+        return " ".join(
+            f"{values.get(k, nan):{w}.3f}" if np.isfinite(values.get(k, nan)) else f"{'-':>{w}}"
+            for _, k, w in _COLUMNS
         )
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in (*keys, "train_s")}
-    std = {k: float(np.std([r[k] for r in rows])) for k in keys}
+
+    def stat(fn: Any) -> dict[str, float]:
+        return {k: float(fn([r.get(k, float("nan")) for r in rows])) for _, k, _ in _COLUMNS}
+
+    out = [f"{'fold':>4} {'videos':>6} " + " ".join(f"{t:>{w}}" for t, _, w in _COLUMNS) + f" {'train':>7}"]
+    for r in rows:
+        out.append(f"{r['fold']:>4} {r['test_videos']:>6} {cells(r)} {r['train_s']:6.0f}s")
+    mean_train = np.mean([r["train_s"] for r in rows])
     out.append(
-        f"{'mean':>4} {sum(r['test_videos'] for r in rows):>6} {mean['auc']:6.3f} {mean['ap']:6.3f} "
-        f"{mean['accuracy']:7.3f} {mean['eer']:6.3f} {mean['floor_auc']:6.3f} {auc(mean['network_auc'])} "
-        f"{auc(mean['forest_auc'])} {mean['train_s']:6.0f}s"
+        f"{'mean':>4} {sum(r['test_videos'] for r in rows):>6} {cells(stat(np.mean))} {mean_train:6.0f}s"
     )
-    out.append(
-        f"{'std':>4} {'':>6} {std['auc']:6.3f} {std['ap']:6.3f} {std['accuracy']:7.3f} {std['eer']:6.3f} "
-        f"{std['floor_auc']:6.3f} {auc(std['network_auc'])} {auc(std['forest_auc'])}"
-    )
+    out.append(f"{'std':>4} {'':>6} {cells(stat(np.std))}")
     return out
 
 

@@ -17,6 +17,11 @@ With ``crops = 3`` the snippets are those of ``FramePreprocessor(cfg, crops=3)``
 crop's window statistics (:func:`crops_forest`): motion at a wide frame's edge, which the centre crop misses,
 still scores. The forest itself is fitted on centre crops.
 
+With a pose forest (``MotionFusion.pose``, :mod:`edge_runtime.pose_fusion`) each row also carries the
+snippet's pose block, last, and :func:`fused_head` is :func:`~edge_runtime.pose_fusion.pose_head` of the head
+above: ``(1 - pose_weight) * score_j + pose_weight * pose forest``. :meth:`MotionFusion.part` scores one part
+alone (the network, the motion forest, the pose forest) over the same rows.
+
 Without a fusion (``None``) every function here returns its input unchanged: exactly the network's numbers.
 The device's :class:`~edge_runtime.scoring.StreamingScorer`, the export's scoring and accuracy control, the
 evaluation (and so a run's threshold) and the quality benchmark all compose the head this way.
@@ -42,6 +47,7 @@ from .motion_stats import (
     snippets_motion_stats,
     window_motion_stats,
 )
+from .pose_fusion import PoseFusion, pose_head
 from .preprocess import MOTION_CROPS
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "fused_head",
     "load_motion_fusion",
     "motion_crops",
+    "network_features",
     "network_input",
     "video_window_stats",
 ]
@@ -71,6 +78,9 @@ class MotionFusion:
     forest: TreeEnsemble
     weight: float
     crops: int = 1  # horizontal crop positions scored (1: the centre; 3: and the left and right edges)
+    pose: PoseFusion | None = (
+        None  # a pose forest beside it (edge_runtime.pose_fusion), its block last in the rows
+    )
 
     def __post_init__(self) -> None:
         if self.crops not in MOTION_CROPS:
@@ -84,6 +94,28 @@ class MotionFusion:
     def with_weight(self, weight: float) -> MotionFusion:
         """The same forest at another share: 0 gives the network's scores, 1 the forest's."""
         return dataclasses.replace(self, weight=float(weight))
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts of the fused score :meth:`part` can score alone."""
+        return ("network", "forest") + (("pose",) if self.pose is not None else ())
+
+    def part(self, name: str) -> MotionFusion:
+        """The fusion that scores one part alone (same rows): ``"network"``, ``"forest"`` (the motion forest)
+        or ``"pose"`` (the pose forest)."""
+        quiet = self.pose.with_weight(0.0) if self.pose is not None else None
+        if name == "network":
+            return dataclasses.replace(self, weight=0.0, pose=quiet)
+        if name == "forest":
+            return dataclasses.replace(self, weight=1.0, pose=quiet)
+        if name == "pose" and self.pose is not None:
+            return dataclasses.replace(self, pose=self.pose.with_weight(1.0))
+        raise MotionFusionError(f"a part of the fused score is one of {self.parts}, got {name!r}")
+
+    @property
+    def row_tail(self) -> int:
+        """Numbers after the backbone feature in a row: the motion statistics of each crop and a pose block."""
+        return self.crops * STATS_SIZE + (self.pose.block_size if self.pose is not None else 0)
 
 
 def load_motion_fusion(path: str | Path, weight: float, crops: int = 1) -> MotionFusion:
@@ -109,6 +141,11 @@ def _crop_channels(snippets: np.ndarray, crops: int) -> int:
             f"(FramePreprocessor crops={crops}), got shape {tuple(shape)}"
         )
     return 2
+
+
+def network_features(rows: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
+    """The backbone features ``(N, D)`` of rows ``(N, D + tail)`` (:func:`fused_features`, a pose block)."""
+    return rows if fusion is None else rows[..., : -fusion.row_tail]
 
 
 def network_input(snippets: np.ndarray, fusion: MotionFusion | None) -> np.ndarray:
@@ -156,8 +193,8 @@ def crops_forest(forest: TreeEnsemble, windows: np.ndarray, crops: int) -> np.nd
 
 
 def fused_head(net_head: HeadFn, fusion: MotionFusion | None) -> HeadFn:
-    """The streaming rule's head function over fused rows (see the module docstring); without a fusion,
-    ``net_head`` itself."""
+    """The streaming rule's head function over fused rows (see the module docstring); with a pose forest,
+    :func:`~edge_runtime.pose_fusion.pose_head` of it; without a fusion, ``net_head`` itself."""
     if fusion is None:
         return net_head
     w = np.float32(fusion.weight)
@@ -174,7 +211,7 @@ def fused_head(net_head: HeadFn, fusion: MotionFusion | None) -> HeadFn:
         forest = crops_forest(fusion.forest, prefix, fusion.crops).reshape(n, k)  # (n, K')
         return (np.float32(1) - w) * net + w * forest
 
-    return head
+    return pose_head(head, fusion.pose)  # the pose block, when there is one, is the rows' last
 
 
 def video_window_stats(stats: np.ndarray, num_snippets: int) -> np.ndarray:

@@ -51,20 +51,21 @@ class PoseFusionError(ValueError):
 @dataclass(frozen=True)
 class PoseFusion:
     """A forest over window pose statistics, its share ``weight`` of the score, and where the poses come from:
-    every ``every``-th frame of the contract, ``height`` pixels high, of snippets of ``snippet_length``."""
+    every ``every``-th frame of the contract, ``height`` pixels high, of snippets spanning ``snippet_span``
+    contract frames (``S x frame_stride``)."""
 
     forest: TreeEnsemble
     weight: float
-    snippet_length: int
+    snippet_span: int
     every: int = 3
     height: int = 384
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:
             raise PoseFusionError(f"pose_weight must be in [0, 1], got {self.weight!r}")
-        if not 1 <= self.every <= self.snippet_length:
+        if not 1 <= self.every <= self.snippet_span:
             raise PoseFusionError(
-                f"pose_every must be in [1, clip_length = {self.snippet_length}] (each snippet needs a pose "
+                f"pose_every must be in [1, the snippet's span = {self.snippet_span}] (each snippet needs a pose "
                 f"frame), got {self.every!r}"
             )
         mismatch = forest_mismatch(self.forest, POSE_STATS_VERSION, POSE_STATS_SIZE, "pose forest")
@@ -73,7 +74,7 @@ class PoseFusion:
 
     @property
     def slots(self) -> int:
-        return pose_slots(self.snippet_length, self.every)
+        return pose_slots(self.snippet_span, self.every)
 
     @property
     def block_size(self) -> int:
@@ -84,9 +85,9 @@ class PoseFusion:
         return dataclasses.replace(self, weight=float(weight))
 
 
-def pose_slots(snippet_length: int, every: int) -> int:
-    """The most pose frames a snippet of ``snippet_length`` contract frames can hold."""
-    return math.ceil(snippet_length / every)
+def pose_slots(snippet_span: int, every: int) -> int:
+    """The most pose frames a snippet spanning ``snippet_span`` contract frames can hold."""
+    return math.ceil(snippet_span / every)
 
 
 def pose_block_size(slots: int) -> int:
@@ -107,22 +108,22 @@ def pose_block(poses: np.ndarray | Sequence[np.ndarray], aspect: float, slots: i
 
 
 def video_pose_blocks(
-    poses: np.ndarray, num_samples: int, num_snippets: int, fusion: PoseFusion, aspect: float
+    poses: np.ndarray, num_samples: int, num_snippets: int, *, span: int, every: int, aspect: float
 ) -> np.ndarray:
-    """Pose blocks ``(num_snippets, block)`` of a whole video of ``num_samples`` contract frames whose pose
-    frames ``0, every, 2 * every, ...`` gave ``poses`` ``(ceil(num_samples / every), MAX_PEOPLE, POSE_SIZE)``:
-    snippet ``i`` holds those of its frames ``i * S .. (i + 1) * S - 1`` (a padded last snippet, those it
-    has)."""
-    s, every = fusion.snippet_length, fusion.every
+    """Pose blocks ``(num_snippets, pose_block_size(pose_slots(span, every)))`` of a whole video of
+    ``num_samples`` contract frames whose pose frames ``0, every, 2 * every, ...`` gave ``poses``
+    ``(ceil(num_samples / every), MAX_PEOPLE, POSE_SIZE)``: snippet ``i`` holds those of its frames
+    ``i * span .. (i + 1) * span - 1`` (``span``: contract frames per snippet, :attr:`PoseFusion.snippet_span`;
+    a padded last snippet, those it has)."""
     if len(poses) != math.ceil(num_samples / every):
         raise PoseFusionError(
             f"{num_samples} frames every {every} give {math.ceil(num_samples / every)} pose frames, got {len(poses)}"
         )
-    blocks = []
+    slots, blocks = pose_slots(span, every), []
     for i in range(num_snippets):
-        first = math.ceil(i * s / every)  # the snippet's first pose frame, counted in pose frames
-        last = math.ceil(min((i + 1) * s, num_samples) / every)
-        blocks.append(pose_block(poses[first:last], aspect, fusion.slots))
+        first = math.ceil(i * span / every)  # the snippet's first pose frame, counted in pose frames
+        last = math.ceil(min((i + 1) * span, num_samples) / every)
+        blocks.append(pose_block(poses[first:last], aspect, slots))
     return np.stack(blocks)
 
 

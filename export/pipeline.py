@@ -194,6 +194,12 @@ def _prepare(opts: ExportOptions) -> _Inputs:
 
     model, config, ckpt = load_checkpoint(opts.checkpoint)
     fusion = load_checkpoint_fusion(opts.checkpoint, ckpt)  # None: the network's scores alone
+    if fusion is not None and fusion.pose is not None:
+        raise ExportError(
+            f"{opts.checkpoint} has a pose forest (pose_forest_trees {config['pose_forest_trees']}): a bundle "
+            "cannot carry the pose model yet, so the device would not score it; export a run trained with "
+            "pose_forest_trees 0"
+        )
     model.eval()
     pre = to_preprocess_config(config)
     test_dir = _split([opts.eval_data, opts.calib_data], "test")

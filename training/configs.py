@@ -59,6 +59,7 @@ __all__ = [
     "validate_config",
 ]
 
+from training.config_forests import MOTION_FOREST_DATA, check_motion_forest, check_pose_forest
 from training.presets import DEFAULT as _DEFAULT
 from training.presets import PRESETS as _PRESETS
 
@@ -68,10 +69,6 @@ INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (config
 FLOW_CAMERA_MOTIONS = ("keep", "median", "align")  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS (tested)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
-MOTION_FOREST_DATA = (
-    "train+val",
-    "train",
-)  # training.motion_forest: the videos the shipped forest is fitted on
 SAMPLING_MODES = (
     "window",
     "segments",
@@ -218,7 +215,8 @@ def validate_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     _check_training(cfg, fail)
     _check_input(cfg, fail)
-    _check_motion_forest(cfg, fail)
+    check_motion_forest(cfg, fail)
+    check_pose_forest(cfg, fail)
     if cfg["amp"] not in AMP_MODES:
         fail("amp", f"one of {AMP_MODES}")
     if not cfg["name"]:
@@ -286,36 +284,6 @@ def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
         fail("flow_camera_motion", f"one of {FLOW_CAMERA_MOTIONS}")
     if cfg["flow_camera_motion"] != "keep" and cfg["input_modality"] != "flow":
         fail("flow_camera_motion", "'keep' unless input_modality is 'flow'")
-
-
-def _check_motion_forest(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
-    """The motion forest: flow input only, and its weight only with trees."""
-    if cfg["motion_forest_trees"] < 0:
-        fail("motion_forest_trees", "an integer >= 0 (0: no motion forest)")
-    if cfg["motion_forest_trees"] and cfg["input_modality"] != "flow":
-        fail(
-            "motion_forest_trees", "0 with input_modality 'rgb' (the motion statistics are of the input flow)"
-        )
-    if cfg["motion_forest_data"] not in MOTION_FOREST_DATA:
-        fail("motion_forest_data", f"one of {MOTION_FOREST_DATA}")
-    if cfg["motion_forest_leaf"] < 1:
-        fail("motion_forest_leaf", "an integer >= 1 (the fewest training windows in a leaf of the forest)")
-    if not cfg["motion_forest_trees"] and cfg["motion_forest_leaf"] != _DEFAULT["motion_forest_leaf"]:
-        fail(
-            "motion_forest_leaf",
-            f"{_DEFAULT['motion_forest_leaf']} (the default) with motion_forest_trees 0: it shapes the forest",
-        )
-    if not 0 <= cfg["motion_weight"] <= 1:
-        fail("motion_weight", "in [0, 1] (the forest's share of the fused score)")
-    if not cfg["motion_forest_trees"] and cfg["motion_weight"] != _DEFAULT["motion_weight"]:
-        fail(
-            "motion_weight",
-            f"{_DEFAULT['motion_weight']} (the default) with motion_forest_trees 0: it weighs the forest",
-        )
-    if cfg["motion_crops"] not in (1, 3):
-        fail("motion_crops", "1 or 3 (the crop positions the motion forest scores)")
-    if not cfg["motion_forest_trees"] and cfg["motion_crops"] != 1:
-        fail("motion_crops", "1 (the default) with motion_forest_trees 0: it places the forest's crops")
 
 
 def topk_count(num_snippets: int, topk_ratio: float) -> int:

@@ -12,7 +12,9 @@ in one call (for a picture of where it looks; they play no part in the scores).
 With the run's motion forest (:mod:`training.motion_forest`), each snippet's row is ``[feature | motion stats]``
 and the head is fused with the forest (:mod:`edge_runtime.motion_fusion`), as on the device; the report then
 also gives the network-only (weight 0) and forest-only (weight 1) video AUC next to the fused one, so a
-cross-validation can choose ``motion_weight``.
+cross-validation can choose ``motion_weight``. With the run's pose forest (:mod:`training.pose_forest`) each
+row also carries the snippet's pose block, the fused score is ``(1 - pose_weight) * that + pose_weight *
+pose forest`` (:mod:`edge_runtime.pose_fusion`), and the pose forest's own AUC comes with the others.
 
 The threshold is the one chosen on validation data and stored in the checkpoint (``threshold``); a checkpoint
 without one falls back to the test set's own Youden-optimal threshold, and the report says which was used.
@@ -33,14 +35,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, motion_crops, network_input
-from edge_runtime.motion_stats import STATS_SIZE
+from edge_runtime.motion_fusion import (
+    MotionFusion,
+    fused_features,
+    fused_head,
+    motion_crops,
+    network_features,
+    network_input,
+)
+from edge_runtime.pose_fusion import pose_rows
 from edge_runtime.scoring import HeadFn, streaming_scores
 from edge_runtime.snippets import frame_to_snippet
 from edge_runtime.video import VideoReadError
 from training.configs import to_preprocess_config
 from training.data import SkippedVideo, VideoRecord, iter_snippet_batches, scan_videos
 from training.metrics import frame_metrics, json_safe, video_metrics
+from training.pose_forest import pose_source
 
 __all__ = [
     "SCORING",
@@ -122,15 +132,19 @@ def score_video(
 ) -> VideoResult:
     """Streaming scores of one video (see the module docstring)."""
     rows = video_features(model.backbone, record.path, config, device, batch_size, fusion)  # (n, D[+stats])
+    if (
+        fusion is not None and fusion.pose is not None
+    ):  # each snippet's pose block last (edge_runtime.pose_fusion)
+        rows = pose_rows(rows, pose_source(config).blocks(record.path, len(rows)), fusion.pose)
     k, net = int(config["num_snippets"]), torch_head(model.head, device)
     snippet_scores = streaming_scores(fused_head(net, fusion), rows, k, batch_size=64)
     parts = {}
     if fusion is not None:
         parts = {
-            name: streaming_scores(fused_head(net, fusion.with_weight(w)), rows, k, batch_size=64)
-            for name, w in (("network", 0.0), ("forest", 1.0))
+            name: streaming_scores(fused_head(net, fusion.part(name)), rows, k, batch_size=64)
+            for name in fusion.parts
         }
-    feats = rows[:, : -motion_crops(fusion) * STATS_SIZE] if fusion is not None else rows
+    feats = network_features(rows, fusion)
     whole = torch.from_numpy(np.ascontiguousarray(feats[None])).to(device)  # (1, n, D)
     attention = model.head(whole).attention_weights[0].float().cpu().numpy()  # (n,)
     owner = frame_to_snippet(
@@ -285,8 +299,9 @@ def _report(
                 "score": r.video_score,
                 "num_snippets": len(r.snippet_scores),
                 "snippet_scores": r.snippet_scores.tolist(),
-                # with a motion forest, each snippet's network-only and forest-only scores: the fused one is
-                # (1 - motion_weight) * network + motion_weight * forest, so any weight can be scored again
+                # with a motion forest, each snippet's network-only and forest-only (and pose-only) scores: the
+                # fused one is (1 - p) * ((1 - motion_weight) * network + motion_weight * forest) + p * pose
+                # (p: pose_weight, 0 without a pose forest), so any weights can be scored again
                 **({"parts": {name: p.tolist() for name, p in r.parts.items()}} if r.parts else {}),
             }
             for r in results
@@ -296,9 +311,11 @@ def _report(
     if fusion is not None:
         parts = {
             name: video_metrics(labels, np.array([r.parts[name].max() for r in results]))["auc_roc"]
-            for name in ("network", "forest")
+            for name in fusion.parts
         }
         report["motion_forest"] = {"weight": fusion.weight, "video_auc": {"fused": video["auc_roc"], **parts}}
+        if fusion.pose is not None:
+            report["motion_forest"]["pose_weight"] = fusion.pose.weight
     return report
 
 
@@ -323,5 +340,7 @@ def format_summary(report: Mapping[str, Any]) -> str:
         m = report["motion_forest"]
         auc = m["video_auc"]
         rows.append(("network AUC", _fmt(auc["network"]), "forest AUC", _fmt(auc["forest"])))
+        if "pose" in auc:
+            rows.append(("pose AUC", _fmt(auc["pose"]), "pose share", f"{m['pose_weight']:g}"))
         rows.append(("fused with", f"forest share {m['weight']:g}", "", ""))
     return "\n".join(f"{a:<12}{b:>18}    {c:<14}{d:>14}" for a, b, c, d in rows)

@@ -20,15 +20,20 @@
    ``best.pt`` and ``last.pt`` rewritten with the threshold, the AUCs and a reference to the file (name,
    SHA-256, statistics version, weight).
 
-:func:`load_checkpoint_fusion` reads it back for ``evaluate`` and ``export``: the file must be next to the
+With ``pose_forest_trees > 0`` a pose forest is fitted in steps 2 and 4 on the same windows' pose statistics
+and fused in step 3 (:mod:`training.pose_forest`), written as ``pose_forest.npz`` and named by the checkpoints.
+
+:func:`load_checkpoint_fusion` reads them back for ``evaluate`` and ``export``: each file must be next to the
 checkpoint with the SHA-256 the checkpoint names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.bundle import sha256_file
-from edge_runtime.forest import ForestError, TreeEnsemble
+from edge_runtime.forest import ForestError, TreeEnsemble, load_forest
 from edge_runtime.motion_fusion import (
     MotionFusion,
     MotionFusionError,
@@ -45,9 +50,12 @@ from edge_runtime.motion_fusion import (
     video_window_stats,
 )
 from edge_runtime.motion_stats import STATS_VERSION
+from edge_runtime.pose_fusion import PoseFusion, PoseFusionError
+from edge_runtime.pose_stats import POSE_STATS_VERSION
 from edge_runtime.video import VideoReadError
 from training.checkpoint import CheckpointError
 from training.data import DatasetError
+from training.pose_forest import POSE_FOREST_FILE, PoseSource, fit_pose_forest, pose_fusion, pose_source
 from training.video_threshold import checkpoints_at_video_thresholds, save_checkpoints
 
 __all__ = [
@@ -112,17 +120,30 @@ def video_windows(
     return x, np.full(len(snippets), int(record.label), np.int64)
 
 
-def training_windows(
-    dataset: Any, num_snippets: int, *, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: :func:`video_windows` of every video of ``dataset`` (an
-    :class:`~training.data.AnomalyVideoDataset`), unreadable videos skipped with a warning."""
-    xs, ys, skipped = [], [], 0
+@dataclass
+class Windows:
+    """The training windows of some videos: motion statistics ``x``, labels ``y`` and, with a pose forest, the
+    same windows' pose statistics ``pose``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    pose: np.ndarray | None = None
+
+
+def window_sets(
+    dataset: Any, num_snippets: int, poses: PoseSource | None = None, *, progress: bool = True
+) -> Windows:
+    """:func:`video_windows` of every video of ``dataset`` (an :class:`~training.data.AnomalyVideoDataset`)
+    and, with ``poses``, their pose statistics; unreadable videos skipped with a warning."""
+    xs, ys, ps, skipped = [], [], [], 0
     for index in tqdm(range(len(dataset)), desc="motion statistics", unit="video", disable=not progress):
+        path = dataset.records[index].path
         try:
             x, y = video_windows(dataset, index, num_snippets)
+            if poses is not None:
+                ps.append(poses.windows(path, len(x), num_snippets))
         except VideoReadError as exc:
-            logger.warning("motion forest: skipping video %s: %s", dataset.records[index].path, exc)
+            logger.warning("motion forest: skipping video %s: %s", path, exc)
             skipped += 1
             continue
         xs.append(x)
@@ -131,7 +152,15 @@ def training_windows(
         logger.warning("motion forest: %d video(s) skipped (unreadable)", skipped)
     if not xs:
         raise DatasetError("motion_forest_trees: no training video could be read for the motion statistics")
-    return np.concatenate(xs), np.concatenate(ys)
+    return Windows(np.concatenate(xs), np.concatenate(ys), np.concatenate(ps) if poses is not None else None)
+
+
+def training_windows(
+    dataset: Any, num_snippets: int, *, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)``: :func:`video_windows` of every video of ``dataset``, unreadable videos skipped."""
+    windows = window_sets(dataset, num_snippets, progress=progress)
+    return windows.x, windows.y
 
 
 def fit_forest(x: np.ndarray, y: np.ndarray, config: Mapping[str, Any]) -> TreeEnsemble:
@@ -156,56 +185,99 @@ def _reference(path: Path, config: Mapping[str, Any], val: Mapping[str, float]) 
     }
 
 
-def _training_forest(config: Mapping[str, Any], datasets: list[Any], progress: bool) -> TreeEnsemble:
-    """The seeded forest of the windows of ``datasets`` (step 2 of the module docstring)."""
-    parts = [training_windows(d, int(config["num_snippets"]), progress=progress) for d in datasets]
-    x, y = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def _pose_reference(path: Path, pose: PoseFusion, config: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "stats_version": POSE_STATS_VERSION,
+        "weight": pose.weight,
+        "every": pose.every,
+        "height": pose.height,
+        "trees": int(config["pose_forest_trees"]),
+    }
+
+
+def _training_forests(
+    config: Mapping[str, Any], datasets: list[Any], progress: bool
+) -> tuple[TreeEnsemble, PoseFusion | None]:
+    """The seeded motion forest of the windows of ``datasets`` and, with ``pose_forest_trees``, the pose
+    forest of the same windows (step 2 of the module docstring)."""
+    posing = pose_source(config) if config["pose_forest_trees"] else None
+    parts = [window_sets(d, int(config["num_snippets"]), posing, progress=progress) for d in datasets]
+    y = np.concatenate([p.y for p in parts])
     if len(set(y.tolist())) < 2:
         raise DatasetError(
             f"motion_forest_trees: the training windows hold one class only ({len(y)} windows)"
         )
     logger.info("fitting the motion forest: %d trees on %d windows (%d anomalous)",
                 config["motion_forest_trees"], len(y), int(y.sum()))  # fmt: skip
-    return fit_forest(x, y, config)
+    forest = fit_forest(np.concatenate([p.x for p in parts]), y, config)
+    if posing is None:
+        return forest, None
+    logger.info("fitting the pose forest: %d trees", config["pose_forest_trees"])
+    return forest, pose_fusion(config, fit_pose_forest(np.concatenate([p.pose for p in parts]), y, config))
+
+
+def _write(forest: TreeEnsemble, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    forest.save(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def fit_motion_forest(trainer: Any, train_set: Any, val_set: Any, *, progress: bool = True) -> Path:
-    """Fit the run's forest and attach it to ``best.pt`` and ``last.pt`` (steps 1-4 of the module docstring).
-    Every rank fits the same seeded forests (the validation is shared); rank 0 writes."""
+    """Fit the run's forests and attach them to ``best.pt`` and ``last.pt`` (steps 1-4 of the module
+    docstring; the pose forest beside the motion forest, :mod:`training.pose_forest`). Every rank fits the same
+    seeded forests (the validation is shared); rank 0 writes."""
     config, out = trainer.config, trainer.output_dir
-    forest = _training_forest(config, [train_set], progress)  # fitted on centre crops
-    fusion = MotionFusion(forest, float(config["motion_weight"]), int(config["motion_crops"]))
+    forest, pose = _training_forests(config, [train_set], progress)  # fitted on centre crops
+    fusion = MotionFusion(forest, float(config["motion_weight"]), int(config["motion_crops"]), pose)
     checkpoints, same = checkpoints_at_video_thresholds(trainer, val_set, fusion)
     for name, (_, val) in checkpoints.items():
-        logger.info("%s with the motion forest: validation AUC fused %.4f, network %.4f, forest %.4f",
-                    name, val["fused"], val["network"], val["forest"])  # fmt: skip
-    forest = fusion.forest
+        logger.info("%s with the forests: validation AUC %s", name,
+                    ", ".join(f"{part} {auc:.4f}" for part, auc in val.items()))  # fmt: skip
     if config["motion_forest_data"] == "train+val" and len(val_set):
-        forest = _training_forest(config, [train_set, val_set], progress)
+        forest, pose = _training_forests(config, [train_set, val_set], progress)
     path = out / FOREST_FILE
     if trainer.dist.is_main:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        forest.save(tmp)
-        os.replace(tmp, path)
+        _write(forest, path)
+        pose_ref = (
+            _pose_reference(_write(pose.forest, out / POSE_FOREST_FILE), pose, config) if pose else None
+        )
         for ckpt, val in checkpoints.values():
             ckpt["motion_forest"] = _reference(path, config, val)
+            if pose_ref is not None:
+                ckpt["pose_forest"] = pose_ref
         save_checkpoints(out, {name: ckpt for name, (ckpt, _) in checkpoints.items()}, same)
     return path
 
 
+def _named_file(checkpoint: str | Path, ref: Mapping[str, Any], default: str, what: str) -> Path:
+    """The file a checkpoint's reference ``ref`` names beside it, checked against its SHA-256."""
+    path = Path(checkpoint).parent / str(ref.get("file", default))
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {checkpoint} names the {what} {path}, which is missing")
+    if sha256_file(path) != ref.get("sha256"):
+        raise CheckpointError(f"{path} changed since checkpoint {checkpoint} was written (SHA-256 differs)")
+    return path
+
+
 def load_checkpoint_fusion(checkpoint: str | Path, ckpt: Mapping[str, Any]) -> MotionFusion | None:
-    """The motion forest a checkpoint names (None when it names none), checked against its SHA-256; raises
-    :class:`~training.checkpoint.CheckpointError` naming the file."""
+    """The forests a checkpoint names (None when it names no motion forest; its pose forest, if any, as the
+    fusion's ``pose``), each checked against its SHA-256; raises :class:`~training.checkpoint.CheckpointError`
+    naming the file."""
     ref = ckpt.get("motion_forest")
     if not ref:
         return None
-    path = Path(checkpoint).parent / str(ref.get("file", FOREST_FILE))
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {checkpoint} names the motion forest {path}, which is missing")
-    if sha256_file(path) != ref.get("sha256"):
-        raise CheckpointError(f"{path} changed since checkpoint {checkpoint} was written (SHA-256 differs)")
+    path = _named_file(checkpoint, ref, FOREST_FILE, "motion forest")
+    pose_ref = ckpt.get("pose_forest")
     try:
         weight = float(ref.get("weight", ckpt["config"]["motion_weight"]))
-        return load_motion_fusion(path, weight, int(ref.get("crops", 1)))
-    except (ForestError, MotionFusionError) as exc:
+        fusion = load_motion_fusion(path, weight, int(ref.get("crops", 1)))
+        if not pose_ref:
+            return fusion
+        pose_path = _named_file(checkpoint, pose_ref, POSE_FOREST_FILE, "pose forest")
+        pose = pose_fusion(ckpt["config"], load_forest(pose_path), float(pose_ref["weight"]))
+    except (ForestError, MotionFusionError, PoseFusionError) as exc:
         raise CheckpointError(str(exc)) from None
+    return dataclasses.replace(fusion, pose=pose)

@@ -56,6 +56,17 @@ DEFAULT: dict[str, Any] = {
     # on centre crops, the network still sees only the centre): a wide frame's edges are half of its width
     # (forest alone: video AUC 0.807 -> 0.826 on the real folds, docs/real-video.md). Acts only with a forest
     "motion_crops": 1,
+    # several people's poses (MoveNet MultiPose, fetched by `i3dmtn pose fetch`): a second forest over window
+    # statistics of the people's poses (edge_runtime.pose_stats), fitted beside the motion forest and fused as
+    # (1 - pose_weight) * (network with motion forest) + pose_weight * pose forest; 0 = none (needs a motion forest)
+    "pose_forest_trees": 0,
+    "pose_forest_leaf": 2,  # the fewest training windows in a leaf of the pose forest; acts only with it
+    "pose_weight": 0.4,  # the pose forest's share (0.4 the best of 0.25 / 0.4 / 0.5 on two fold seeds, docs)
+    # the pose model sees every 3rd frame of the contract (5 fps at 15): better than every frame on the
+    # cross-validation (a wrist's move over 0.2 s is less noise) and a third of the work (docs/real-video.md)
+    "pose_every": 3,
+    "pose_height": 384,  # pixels high the pose model sees a frame at (256 px found fewer people and gained nothing)
+    "pose_model": "",  # its OpenVINO IR; "" = where `i3dmtn pose fetch` puts it
     # ---- training ----
     "epochs": 50,  # enough for the head to converge on a UCF-Crime-sized set; early stopping ends sooner
     "batch_size": 8,  # videos per step; K*S = 512 frames each is heavy end to end at 224 px

@@ -42,12 +42,13 @@ def validation_video_scores(
     trainer: Any, val_set: Any, fusion: MotionFusion | None = None
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(labels, scores)`` of the validation videos, each scored whole: ``scores["network"]`` (with ``fusion``,
-    ``"fused"``, ``"network"`` and ``"forest"``), one video score each. Unreadable videos are warned and skipped."""
+    ``"fused"`` and each of its parts, ``"network"``, ``"forest"`` and with a pose forest ``"pose"``), one video
+    score each. Unreadable videos are warned and skipped."""
     if isinstance(val_set, FeatureDataset):
         if fusion is not None:
             raise ValueError("the motion forest needs the videos' flow; head-only runs hold features")
         return _head_only_scores(trainer, val_set)
-    names = ("fused", "network", "forest") if fusion is not None else ("network",)
+    names = ("fused", *fusion.parts) if fusion is not None else ("network",)
     labels: list[int] = []
     scores: dict[str, list[float]] = {name: [] for name in names}
     for record in val_set.records:

@@ -94,3 +94,24 @@ def test_the_sweep_line_gives_each_weights_mean_over_the_folds_and_nothing_witho
     rows = [{"weight_auc": {0.0: 0.7, 0.75: 0.8}}, {"weight_auc": {0.0: 0.8, 0.75: 0.9}}]
     assert real_quality._sweep_line(rows).endswith("0: 0.750  0.75: 0.850")
     assert real_quality._sweep_line([*rows, {"weight_auc": {}}]) is None
+
+
+def test_the_table_and_the_weight_sweep_take_a_pose_forest_in():
+    from sklearn.metrics import roc_auc_score
+
+    row = {"fold": 0, "test_videos": 40, "auc": 0.8, "ap": 0.8, "accuracy": 0.8, "eer": 0.2,
+           "floor_auc": 0.7, "network_auc": 0.743, "forest_auc": 0.812, "pose_auc": 0.701, "train_s": 100}  # fmt: skip
+    table = real_quality._table([row])
+    assert table[0].split()[9] == "pose" and table[1].split()[9] == "0.701"
+    rng = np.random.default_rng(1)
+    videos = [
+        {"label": i % 2, "parts": {k: rng.random(n).tolist() for k in ("network", "forest", "pose")}}
+        for i, n in enumerate((3, 5, 4, 6, 2, 7))
+    ]
+    sweep = real_quality.weight_sweep(videos, (0.5,), pose_weight=0.4)
+    fused = [
+        max(0.6 * (0.5 * a + 0.5 * b) + 0.4 * c for a, b, c in zip(*v["parts"].values(), strict=True))
+        for v in videos
+    ]
+    assert sweep[0.5] == pytest.approx(roc_auc_score([v["label"] for v in videos], fused))
+    assert sweep != real_quality.weight_sweep(videos, (0.5,))  # the pose part counts only with its weight

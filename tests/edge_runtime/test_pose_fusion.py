@@ -51,26 +51,26 @@ def fusion() -> PoseFusion:
     x = np.stack([window_pose_stats(_poses(6, seed), aspect=16 / 9) for seed in range(60)])
     y = (x[:, 2] > 0.5).astype(int)  # "anomalous": two people in most frames
     model = sklearn_ensemble.RandomForestClassifier(10, min_samples_leaf=2, random_state=0).fit(x, y)
-    return PoseFusion(forest_arrays(model, POSE_STATS_VERSION), 0.5, snippet_length=S, every=EVERY)
+    return PoseFusion(forest_arrays(model, POSE_STATS_VERSION), 0.5, snippet_span=S, every=EVERY)
 
 
 def test_a_snippets_block_holds_the_pose_frames_among_its_frames(fusion):
     num_samples = 20  # snippets 0-7, 8-15, 16-19 (padded); pose frames 0, 3, ..., 18
     poses = np.zeros((7, MAX_PEOPLE, POSE_SIZE), np.float32)
     poses[:, 0, 0] = np.arange(7) * 3  # each pose frame marked with its contract frame
-    blocks = video_pose_blocks(poses, num_samples, 3, fusion, aspect=4 / 3)
+    blocks = video_pose_blocks(poses, num_samples, 3, span=S, every=EVERY, aspect=4 / 3)
     assert blocks.shape == (3, fusion.block_size)
     held = [window_poses(b[None])[0][:, 0, 0].tolist() for b in blocks]
     assert held == [[0, 3, 6], [9, 12, 15], [18]]
     assert window_poses(blocks)[1] == pytest.approx(4 / 3)
     with pytest.raises(PoseFusionError, match="give 7 pose frames, got 6"):
-        video_pose_blocks(poses[:6], num_samples, 3, fusion, aspect=1.0)
+        video_pose_blocks(poses[:6], num_samples, 3, span=S, every=EVERY, aspect=1.0)
 
 
 def test_the_fused_score_is_the_share_of_the_inner_head_and_the_pose_forest(fusion):
     n = 5
     poses, feats = _poses(14, 1), np.random.default_rng(2).normal(size=(n, D)).astype(np.float32)
-    rows = pose_rows(feats, video_pose_blocks(poses, 40, n, fusion, 16 / 9), fusion)
+    rows = pose_rows(feats, video_pose_blocks(poses, 40, n, span=S, every=EVERY, aspect=16 / 9), fusion)
     assert rows.shape == (n, D + fusion.block_size)
     scores = streaming_scores(pose_head(_net, fusion), rows, K)
     for i in range(n):  # snippet i's window: snippets max(0, i-K+1)..i, their pose frames in order
@@ -85,7 +85,7 @@ def test_the_pose_head_is_causal_so_streaming_equals_the_whole_clip(fusion):
     n = 6
     rows = pose_rows(
         np.random.default_rng(3).normal(size=(n, D)).astype(np.float32),
-        video_pose_blocks(_poses(16, 4), 48, n, fusion, 1.5),
+        video_pose_blocks(_poses(16, 4), 48, n, span=S, every=EVERY, aspect=1.5),
         fusion,
     )
     head = pose_head(_net, fusion)
@@ -97,7 +97,7 @@ def test_the_pose_head_is_causal_so_streaming_equals_the_whole_clip(fusion):
 def test_without_a_pose_forest_or_at_weight_0_the_inner_head_scores(fusion):
     feats = np.random.default_rng(5).normal(size=(4, D)).astype(np.float32)
     assert pose_head(_net, None) is _net and pose_rows(feats, None, None) is feats
-    rows = pose_rows(feats, video_pose_blocks(_poses(11, 6), 32, 4, fusion, 1.0), fusion)
+    rows = pose_rows(feats, video_pose_blocks(_poses(11, 6), 32, 4, span=S, every=EVERY, aspect=1.0), fusion)
     np.testing.assert_allclose(
         streaming_scores(pose_head(_net, fusion.with_weight(0.0)), rows, K), streaming_scores(_net, feats, K)
     )
@@ -108,11 +108,11 @@ def test_without_a_pose_forest_or_at_weight_0_the_inner_head_scores(fusion):
 
 def test_a_forest_or_setting_that_does_not_fit_is_refused(fusion):
     with pytest.raises(PoseFusionError, match="pose_every must be in"):
-        PoseFusion(fusion.forest, 0.5, snippet_length=2, every=3)
+        PoseFusion(fusion.forest, 0.5, snippet_span=2, every=3)
     with pytest.raises(PoseFusionError, match=r"pose_weight must be in \[0, 1\]"):
         fusion.with_weight(1.5)
     with pytest.raises(PoseFusionError, match="trained on statistics 'motion-stats/1'"):
-        PoseFusion(_retagged(fusion.forest, "motion-stats/1"), 0.5, snippet_length=S)
+        PoseFusion(_retagged(fusion.forest, "motion-stats/1"), 0.5, snippet_span=S)
     with pytest.raises(PoseFusionError, match="a pose block"):
         pose_rows(np.zeros((2, D), np.float32), np.zeros((2, 3), np.float32), fusion)
     assert fusion.forest.n_features == POSE_STATS_SIZE

@@ -176,6 +176,36 @@ def test_motion_forest_keys_are_checked_in_one_line(overrides, key, expected):
     assert expected in str(exc.value) and "\n" not in str(exc.value)
 
 
+_POSE = {"input_modality": "flow", "motion_forest_trees": 5, "pose_forest_trees": 5}
+
+
+@pytest.mark.parametrize(
+    "overrides, key, expected",
+    [
+        ({**_POSE, "pose_forest_trees": -1}, "pose_forest_trees", "an integer >= 0"),
+        ({**_POSE, "motion_forest_trees": 0}, "pose_forest_trees", "beside the motion forest"),
+        ({**_POSE, "pose_forest_leaf": 0}, "pose_forest_leaf", ">= 1"),
+        ({**_POSE, "pose_weight": -0.1}, "pose_weight", "in [0, 1]"),
+        ({**_POSE, "clip_length": 8, "pose_every": 9}, "pose_every", "clip_length x frame_stride = 8"),
+        ({**_POSE, "pose_height": 300}, "pose_height", "a multiple of 32"),
+        ({"pose_weight": 0.2}, "pose_weight", "with pose_forest_trees 0"),
+        ({"pose_every": 2}, "pose_every", "with pose_forest_trees 0"),
+        ({"pose_height": 256}, "pose_height", "with pose_forest_trees 0"),
+        ({"pose_model": "m.xml"}, "pose_model", "with pose_forest_trees 0"),
+        ({"pose_forest_leaf": 4}, "pose_forest_leaf", "with pose_forest_trees 0"),
+    ],
+)
+def test_pose_forest_keys_are_checked_in_one_line(overrides, key, expected):
+    with pytest.raises(ConfigError, match=key) as exc:
+        create_experiment_config(get_config("debug"), **overrides)
+    assert expected in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_pose_forest_beside_the_motion_forest_is_accepted():
+    config = create_experiment_config(get_config("surveillance"), pose_forest_trees=50, pose_every=2)
+    assert config["pose_forest_trees"] == 50 and config["pose_every"] == 2 and config["pose_weight"] == 0.4
+
+
 def test_surveillance_fuses_a_motion_forest_and_the_others_have_none():
     assert get_config("surveillance")["motion_forest_trees"] == 500
     assert 0 <= get_config("surveillance")["motion_weight"] <= 1
