@@ -8,6 +8,11 @@ A :class:`SnippetWindow` takes frames at the contract's frame rate by timestamp
 arrives. Consecutive snippets do not overlap, as in training. A stream's unfinished tail is never padded
 (whole-clip scoring pads the last snippet; a live camera just waits for more frames).
 
+With a :class:`SnippetPoses` (a bundle with a pose forest) the window also runs the pose model on the contract's
+frames ``t`` with ``t % every == 0`` (counted since the reset, repeats included), on the frame as decoded, and
+each snippet carries its pose block (:func:`edge_runtime.pose_fusion.pose_block`): the blocks whole-clip
+scoring builds from the same frames (:func:`~edge_runtime.pose_fusion.video_pose_blocks`).
+
 A :class:`FeatureRing` holds the newest ``K`` backbone features of one camera; the head runs over them.
 
 >>> import numpy as np
@@ -20,15 +25,17 @@ A :class:`FeatureRing` holds the newest ``K`` backbone features of one camera; t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from .pose_fusion import pose_block, pose_slots
 from .preprocess import FramePreprocessor, PreprocessConfig
 from .resample import FrameResampler
 from .snippets import snippet_span
 
-__all__ = ["FeatureRing", "Snippet", "SnippetWindow"]
+__all__ = ["FeatureRing", "Snippet", "SnippetPoses", "SnippetWindow"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,39 @@ class Snippet:
     first_ts: float  # timestamp of its first frame
     last_ts: float  # timestamp of its last (S-th kept) frame
     last_frame: np.ndarray  # that last frame as BGR uint8 (h, w, 3), as pushed (small from a capture)
+    poses: np.ndarray | None = (
+        None  # with a SnippetPoses: the snippet's pose block (edge_runtime.pose_fusion)
+    )
+
+
+class SnippetPoses:
+    """The pose frames of the snippet being collected: ``model`` (a frame -> its poses, e.g.
+    :class:`edge_runtime.pose_model.PoseModel`) on every ``every``-th contract frame of snippets spanning
+    ``span`` contract frames."""
+
+    def __init__(self, model: Callable[[np.ndarray], np.ndarray], every: int, span: int) -> None:
+        if not 1 <= every <= span:
+            raise ValueError(
+                f"pose every must be in [1, {span}] (each snippet needs a pose frame), got {every}"
+            )
+        self.model, self.every, self.slots = model, every, pose_slots(span, every)
+        self.reset()
+
+    def reset(self) -> None:
+        self._poses: list[np.ndarray] = []
+        self._aspect = 1.0
+
+    def take(self, sample: int, frame: np.ndarray) -> None:
+        """The contract's frame number ``sample`` (since the reset): posed when it is a pose frame."""
+        if sample % self.every == 0:
+            self._poses.append(self.model(frame))
+            self._aspect = frame.shape[1] / frame.shape[0]
+
+    def block(self) -> np.ndarray:
+        """The finished snippet's pose block; the next snippet starts empty."""
+        block = pose_block(self._poses, self._aspect, self.slots)
+        self._poses = []
+        return block
 
 
 class SnippetWindow:
@@ -53,10 +93,16 @@ class SnippetWindow:
         frame_stride: keep every ``frame_stride``-th frame (1 keeps all).
         crops: crop positions each snippet carries (:class:`~edge_runtime.preprocess.FramePreprocessor`; 3
             for a motion forest that scores the side crops too, the bundle's ``motion_crops``).
+        poses: with a pose forest, its pose frames (:class:`SnippetPoses`); each snippet carries its block.
     """
 
     def __init__(
-        self, preprocess_cfg: PreprocessConfig, snippet_length: int, frame_stride: int = 1, crops: int = 1
+        self,
+        preprocess_cfg: PreprocessConfig,
+        snippet_length: int,
+        frame_stride: int = 1,
+        crops: int = 1,
+        poses: SnippetPoses | None = None,
     ) -> None:
         self.span = snippet_span(snippet_length, frame_stride)  # frames of video per snippet (validates both)
         self.cfg = preprocess_cfg
@@ -64,12 +110,15 @@ class SnippetWindow:
         self.frame_stride = frame_stride
         self._resampler = FrameResampler(preprocess_cfg.frame_rate)
         self._pre = FramePreprocessor(preprocess_cfg, crops)
+        self._poses = poses
         self.reset()
 
     def reset(self) -> None:
         """Forget the partly filled snippet and restart the frame count (e.g. after a camera reconnect)."""
         self._resampler.reset()
         self._pre.reset()
+        if self._poses is not None:
+            self._poses.reset()
         self._frames_seen = 0  # frames taken (at the contract's rate) since the reset
         self._snippets = 0  # snippets handed out since the reset
         self._kept: list[np.ndarray] = []  # preprocessed frames of the current snippet, each (C, H, W)
@@ -87,18 +136,32 @@ class SnippetWindow:
         """Frames of the next snippet collected so far (0 .. S-1)."""
         return len(self._kept)
 
-    def push(self, frame_bgr: np.ndarray, timestamp: float, *, resized: bool = False) -> Snippet | None:
+    def push(
+        self,
+        frame_bgr: np.ndarray,
+        timestamp: float,
+        *,
+        resized: bool = False,
+        full: np.ndarray | None = None,
+    ) -> Snippet | None:
         """Add one BGR uint8 frame (any size; ``resized``: already through
-        :func:`~edge_runtime.preprocess.resize_frame`, as the capture thread shrinks it); return the snippet
-        it completes, else None.
+        :func:`~edge_runtime.preprocess.resize_frame`, as the capture thread shrinks it; ``full``: then the
+        frame as decoded, which the pose model needs); return the snippet it completes, else None.
 
         A frame the resampler repeats (a source slower than the contract's rate) fills several samples; it
         completes at most one snippet unless it fills more than ``S * stride`` of them (a source below
         ``rate / (S * stride)`` fps, 2 fps for the surveillance recipe), and then only the newest snippet
         is returned.
         """
+        pose_frame = frame_bgr if not resized else full
+        if self._poses is not None and pose_frame is None:
+            raise ValueError(
+                "a window with a pose model needs the frame as decoded (full=) with a resized frame"
+            )
         completed: Snippet | None = None
         for _ in range(self._resampler.count(timestamp)):
+            if self._poses is not None:
+                self._poses.take(self._frames_seen, pose_frame)
             snippet = self._take(frame_bgr, float(timestamp), resized)
             completed = snippet or completed
         return completed
@@ -113,10 +176,15 @@ class SnippetWindow:
         frame, timestamp, resized = self._last
         pad = self._last_model if self._last_model is not None else self._model_frame(frame, resized)
         self._kept += [pad] * (self.snippet_length - len(self._kept))
-        snippet = Snippet(np.stack(self._kept, axis=1), self._snippets, self._first_ts, timestamp, frame)
+        snippet = Snippet(
+            np.stack(self._kept, axis=1), self._snippets, self._first_ts, timestamp, frame, self._pose_block()
+        )
         self._snippets += 1
         self._kept = []
         return snippet
+
+    def _pose_block(self) -> np.ndarray | None:
+        return self._poses.block() if self._poses is not None else None
 
     def _model_frame(self, frame_bgr: np.ndarray, resized: bool) -> np.ndarray:
         return self._pre.from_resized(frame_bgr) if resized else self._pre(frame_bgr)
@@ -142,6 +210,7 @@ class SnippetWindow:
             first_ts=self._first_ts,
             last_ts=timestamp,
             last_frame=frame_bgr,
+            poses=self._pose_block(),
         )
         self._snippets += 1
         self._kept = []

@@ -64,9 +64,10 @@ def check_pose_forest(cfg: dict[str, Any], fail: Fail) -> None:
         fail("pose_forest_leaf", "an integer >= 1 (the fewest training windows in a leaf of the pose forest)")
     if not 0 <= cfg["pose_weight"] <= 1:
         fail("pose_weight", "in [0, 1] (the pose forest's share of the score)")
-    span = cfg["clip_length"] * cfg["frame_stride"]
-    if not 1 <= cfg["pose_every"] <= span:
-        fail("pose_every", f"in [1, clip_length x frame_stride = {span}] (every snippet needs a pose frame)")
+    if cfg["pose_forest_trees"] and cfg["frame_stride"] != 1:
+        fail("frame_stride", "1 with a pose forest (a snippet's pose frames are those of its consecutive frames)")
+    if not 1 <= cfg["pose_every"] <= cfg["clip_length"]:
+        fail("pose_every", f"in [1, clip_length = {cfg['clip_length']}] (every snippet needs a pose frame)")
     if cfg["pose_height"] < _POSE_ALIGN or cfg["pose_height"] % _POSE_ALIGN:
         fail("pose_height", f"a multiple of {_POSE_ALIGN}, >= {_POSE_ALIGN} (the pose model's input height)")
     for key, does in (
