@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,10 @@ from edge_runtime.bundle_manifest import (
     parse_motion_forest,
     parse_window,
 )
-from edge_runtime.forest import ForestError
+from edge_runtime.bundle_pose import PoseForestEntry, parse_pose_forest
+from edge_runtime.forest import ForestError, load_forest
 from edge_runtime.motion_fusion import MotionFusion, MotionFusionError, load_motion_fusion
+from edge_runtime.pose_fusion import PoseFusion, PoseFusionError
 from edge_runtime.preprocess import PreprocessConfig, PreprocessError
 
 if TYPE_CHECKING:
@@ -71,6 +73,7 @@ _TOP_LEVEL = (
     "threshold",
     "event_policy",
     "motion_forest",
+    "pose_forest",
     "files",
     "accuracy",
     "report",
@@ -102,16 +105,26 @@ class Bundle:
     calibration_set: Path | None = None
     event_policy: BundleEventPolicy | None = None  # None: a bundle from before it, the runtime's defaults
     motion_forest: MotionForestEntry | None = None  # None: the network's scores alone
+    pose_forest: PoseForestEntry | None = None  # beside the motion forest: several people's poses; None: none
 
     def motion_fusion(self) -> MotionFusion | None:
-        """The motion forest at its weight, for :class:`~edge_runtime.scoring.StreamingScorer` (None without)."""
+        """The motion forest at its weight, with the pose forest when there is one, for
+        :class:`~edge_runtime.scoring.StreamingScorer` (None without a motion forest)."""
         if self.motion_forest is None:
             return None
         try:
             forest = self.motion_forest
-            return load_motion_fusion(forest.path, forest.weight, forest.crops)
+            fusion = load_motion_fusion(forest.path, forest.weight, forest.crops)
         except (ForestError, MotionFusionError) as exc:
             raise BundleError(f"{self.path}: motion_forest: {exc}") from None
+        if self.pose_forest is None:
+            return fusion
+        p = self.pose_forest
+        try:
+            pose = PoseFusion(load_forest(p.path), p.weight, self.window.snippet_length, p.every, p.height)
+        except (ForestError, PoseFusionError) as exc:
+            raise BundleError(f"{self.path}: pose_forest: {exc}") from None
+        return replace(fusion, pose=pose)
 
     @property
     def motion_crops(self) -> int:
@@ -240,6 +253,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         accuracy.choice("event_gate", GATES)
     policy = f.get("event_policy", dict, None)
     forest = f.get("motion_forest", dict, None)
+    pose = f.get("pose_forest", dict, None)
     return Bundle(
         path=root,
         manifest=dict(data),
@@ -258,6 +272,9 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         event_policy=parse_event_policy(policy, where) if policy is not None else None,
         motion_forest=parse_motion_forest(forest, root, where, preprocess.modality)
         if forest is not None
+        else None,
+        pose_forest=parse_pose_forest(pose, root, where, window.snippet_length, forest is not None)
+        if pose is not None
         else None,
     )
 
@@ -316,6 +333,8 @@ def load_bundle(path: Path | str, *, verify_hashes: bool = True) -> Bundle:
     if bundle.motion_forest is not None:
         forest = bundle.motion_forest
         _check_file(folder, forest.path, forest.sha256 if verify_hashes else None, "motion_forest file")
+    for path, sha256, what in bundle.pose_forest.files if bundle.pose_forest is not None else ():
+        _check_file(folder, path, sha256 if verify_hashes else None, what)
     for extra, key in ((bundle.report, "report"), (bundle.calibration_set, "calibration_set")):
         if extra is not None:
             _check_file(folder, extra, None, f"{key} file")

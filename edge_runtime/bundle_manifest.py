@@ -206,11 +206,11 @@ def check_started_from(model: Field) -> None:
         raise f.error(f"{f.name('epoch')} must be an integer >= 0, got {f.obj['epoch']}")
 
 
-def check_sha256(f: Field) -> str:
-    """The object's ``sha256``: 64 lowercase hex digits."""
-    value = f.get("sha256", str)
+def check_sha256(f: Field, key: str = "sha256") -> str:
+    """The object's ``sha256`` (or ``key``): 64 lowercase hex digits."""
+    value = f.get(key, str)
     if not _SHA256_RE.match(value):
-        raise f.error(f"{f.name('sha256')} must be 64 lowercase hex digits, got {value!r}")
+        raise f.error(f"{f.name(key)} must be 64 lowercase hex digits, got {value!r}")
     return value
 
 

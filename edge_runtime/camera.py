@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from .packet_stream import PacketStream
 from .preprocess import resize_frame
 from .record import RecordStream
 from .sources import FrameSource
-from .window import SnippetWindow
+from .window import SnippetPoses, SnippetWindow
 
 __all__ = ["RECORD_ALIGN_S", "Camera"]
 
@@ -41,7 +42,8 @@ class Camera:
     """One camera's pipeline state (used from the runtime's loop thread)."""
 
     def __init__(self, name: str, source: FrameSource, bundle: Bundle, machine: EventStateMachine,
-                 max_queue: int, clips: CameraClips | None = None, clip_settings: Any = None) -> None:  # fmt: skip
+                 max_queue: int, clips: CameraClips | None = None, clip_settings: Any = None,
+                 pose_model: Callable[[np.ndarray], np.ndarray] | None = None) -> None:  # fmt: skip
         self.name = name
         self.clips = clips
         live_record = clips is not None and source.record is not None and source.live
@@ -70,8 +72,12 @@ class Camera:
             else None
         )
         self.record_offset_ms: float | None = None  # record frame time - detect frame time, last snapshot
-        w = bundle.window
-        self.window = SnippetWindow(bundle.preprocess, w.snippet_length, w.frame_stride, bundle.motion_crops)
+        w, pose = bundle.window, bundle.pose_forest
+        # with a pose forest, the pose model (shared by the cameras: the loop runs them one at a time)
+        poses = SnippetPoses(pose_model, pose.every, w.snippet_length) if pose and pose_model else None
+        self.window = SnippetWindow(
+            bundle.preprocess, w.snippet_length, w.frame_stride, bundle.motion_crops, poses
+        )
         self.machine = machine
         self.segment = 0
         self.last_ts = 0.0

@@ -48,6 +48,7 @@ from .display import ScoreDisplay
 from .events import EventPolicy, EventStateMachine
 from .models import LoadedModels
 from .mqtt import MqttPublisher
+from .pose_model import PoseModel
 from .scoring import StreamingScorer
 from .sources import FrameSource
 from .stats import RuntimeStats
@@ -101,6 +102,11 @@ class Runtime:
         self.bundle, self.models, self.publisher, self.config = bundle, models, publisher, config
         info = {**bundle.model_info(), "precision": models.precision, "backend": models.backend}
         self.clip_store = ClipStore.open(config.clips, config.clips_folder) if config.clips else None
+        pose = bundle.pose_forest  # several people's poses: one pose model for every camera
+        pose_model = PoseModel(pose.model, pose.height) if pose is not None else None
+        if pose is not None:
+            log.info("several people's poses: %s on every %d frame(s), %d px high, their forest's share %g",
+                     pose.model.name, pose.every, pose.height, pose.weight)  # fmt: skip
         self.cameras = {
             name: Camera(
                 name,
@@ -110,6 +116,7 @@ class Runtime:
                 config.max_queue,
                 self._camera_clips(name, src),
                 config.clips,
+                pose_model,
             )  # fmt: skip
             for name, src in cameras
         }
@@ -221,7 +228,9 @@ class Runtime:
                     self.scorer.reset(cam.name)
                 cam.last_ts = frame.timestamp
                 started = time.perf_counter()
-                snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk)
+                # the pose model needs the frame as decoded; one a lagging reader let go: the newest
+                full = frame.full if frame.full is not None else cam.capture.newest_full()
+                snippet = cam.window.push(frame.image, frame.timestamp, resized=frame.shrunk, full=full)
                 self.stats.frame(cam.name, time.perf_counter() - started)
                 cam.feed_clips(frame)
                 if snippet is not None:
@@ -231,7 +240,8 @@ class Runtime:
         return ready, consumed
 
     def _score(self, ready: dict[str, Snippet]) -> None:
-        scores = self.scorer.score({name: s.array for name, s in ready.items()})
+        poses = {name: s.poses for name, s in ready.items() if s.poses is not None}
+        scores = self.scorer.score({name: s.array for name, s in ready.items()}, poses or None)
         self.stats.batch(len(ready))
         produced: dict[str, list[dict[str, Any]]] = {}
         for name, snippet in ready.items():

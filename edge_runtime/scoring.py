@@ -35,6 +35,7 @@ import numpy as np
 
 from .backends.base import Backend
 from .motion_fusion import MotionFusion, fused_features, fused_head, network_input
+from .pose_fusion import pose_rows
 from .preprocess import MODALITIES
 from .window import FeatureRing
 
@@ -209,7 +210,8 @@ class StreamingScorer:
         head_output: the head output holding per-snippet scores.
         latency_window: calls kept for the latency percentiles.
         motion: the bundle's motion forest: the ring holds ``[feature | motion stats]`` rows and the score is
-            the fused one (:mod:`edge_runtime.motion_fusion`); None: the network's score.
+            the fused one (:mod:`edge_runtime.motion_fusion`); None: the network's score. With its pose forest
+            (``motion.pose``) each row also carries the snippet's pose block, given to :meth:`score`.
     """
 
     def __init__(
@@ -262,8 +264,12 @@ class StreamingScorer:
         if camera not in self.cameras:
             raise ScoringError(f"unknown camera {camera!r}; this scorer has {list(self.cameras)}")
 
-    def score(self, snippets: Mapping[str, np.ndarray]) -> dict[str, float]:
-        """Score the snippets ``{camera: (3,S,H,W)}`` ready now; returns ``{camera: newest snippet score}``."""
+    def score(
+        self, snippets: Mapping[str, np.ndarray], poses: Mapping[str, np.ndarray] | None = None
+    ) -> dict[str, float]:
+        """Score the snippets ``{camera: (3,S,H,W)}`` ready now (with a pose forest, and their pose blocks
+        ``{camera: block}``, :attr:`~edge_runtime.window.Snippet.poses`); returns ``{camera: newest snippet
+        score}``."""
         if not snippets:
             return {}
         for camera in snippets:
@@ -280,6 +286,13 @@ class StreamingScorer:
         t_backbone = time.perf_counter()
         feats, calls = _backbone_features(self.backbone, net_batch, self.max_batch)  # (N, D)
         feats = fused_features(feats, batch, self.motion)  # (N, D + stats) with a motion forest
+        pose = self.motion.pose if self.motion is not None else None
+        if pose is not None:
+            if poses is None or set(names) - set(poses):
+                raise ScoringError(
+                    "a pose forest scores snippets with their pose blocks: poses= names none here"
+                )
+            feats = pose_rows(feats, np.stack([poses[c] for c in names]), pose)  # (N, D + stats + block)
         self.backbone_s += time.perf_counter() - t_backbone
         self.backbone_calls += calls
         for camera, feature in zip(names, feats, strict=True):

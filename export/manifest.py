@@ -15,7 +15,9 @@ from typing import Any
 
 from edge_runtime.bundle import sha256_file
 
-__all__ = ["build_manifest"]
+__all__ = ["build_manifest", "pose_extras"]
+
+POSE_DIR = "pose"  # the bundle's folder of the pose model's IR
 
 
 def _forest_entry(ckpt: dict) -> dict:
@@ -26,6 +28,31 @@ def _forest_entry(ckpt: dict) -> dict:
     crops = int(ref.get("crops", 1))  # written only when 3: a runtime without side crops refuses it
     return {"file": FOREST_FILE, "sha256": ref["sha256"], "stats_version": ref["stats_version"],
             "weight": float(ref["weight"]), **({"crops": crops} if crops != 1 else {})}  # fmt: skip
+
+
+def pose_extras(ckpt: dict, config: dict, checkpoint: Path) -> dict[str, Path]:
+    """The files a bundle with the checkpoint's pose forest holds beside its models, bundle name -> source
+    (:func:`export.bundle.write_bundle`'s extras): the forest, and the pose model's IR in ``pose/``."""
+    from training.pose_forest import POSE_FOREST_FILE, pose_model_path
+
+    xml = pose_model_path(config)
+    return {
+        POSE_FOREST_FILE: Path(checkpoint).parent / ckpt["pose_forest"]["file"],
+        f"{POSE_DIR}/{xml.name}": xml,
+        f"{POSE_DIR}/{xml.with_suffix('.bin').name}": xml.with_suffix(".bin"),
+    }
+
+
+def _pose_entry(config: dict, ckpt: dict, checkpoint: Path) -> dict:
+    """The manifest's ``pose_forest`` entry (edge_runtime.bundle_pose) for the checkpoint's pose forest."""
+    ref = ckpt["pose_forest"]
+    forest, xml, weights = pose_extras(ckpt, config, checkpoint).items()  # (bundle name, source) each
+    return {
+        "file": forest[0], "sha256": ref["sha256"], "stats_version": ref["stats_version"],
+        "weight": float(ref["weight"]), "every": int(ref["every"]), "height": int(ref["height"]),
+        "model": {"file": xml[0], "sha256": sha256_file(xml[1]),
+                  "weights": weights[0], "weights_sha256": sha256_file(weights[1])},
+    }  # fmt: skip
 
 
 def _model_entry(config: dict, ckpt: dict, checkpoint: Path) -> dict[str, Any]:
@@ -72,6 +99,7 @@ def build_manifest(
         "threshold": threshold,
         **({"event_policy": events} if events else {}),
         **({"motion_forest": _forest_entry(ckpt)} if ckpt.get("motion_forest") else {}),
+        **({"pose_forest": _pose_entry(config, ckpt, Path(checkpoint))} if ckpt.get("pose_forest") else {}),
         "accuracy": accuracy,
         "report": "report.json",
         "calibration_set": "calibration_set.json",

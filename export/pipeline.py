@@ -33,7 +33,7 @@ from calibration.select import (
     select_calibration_set,
 )
 from edge_runtime.bundle import sha256_file
-from export.manifest import build_manifest
+from export.manifest import build_manifest, pose_extras
 from export.scoring import VideoScores
 from export.targets import TargetFiles, quantize_target, runtime_backend
 from training.data import DatasetError, VideoRecord, find_splits, scan_videos
@@ -180,10 +180,20 @@ class _Inputs:
         return int(self.config["frame_stride"])
 
     @property
+    def poses(self) -> Any:
+        """With a pose forest, the pose blocks of a whole video, ``(path, num_snippets) -> blocks``; else None."""
+        if self.fusion is None or self.fusion.pose is None:
+            return None
+        from training.pose_forest import pose_source
+
+        return pose_source(self.config).blocks
+
+    @property
     def scoring(self) -> dict[str, Any]:
         """The keyword arguments of :func:`export.scoring.score_with_backends`: the device's streaming rule."""
         return {"preprocess": self.pre, "snippet_length": self.s, "frame_stride": self.stride,
-                "window": self.k, "fusion": self.fusion, "progress": self.opts.progress}  # fmt: skip
+                "window": self.k, "fusion": self.fusion, "poses": self.poses,
+                "progress": self.opts.progress}  # fmt: skip
 
 
 def _prepare(opts: ExportOptions) -> _Inputs:
@@ -194,12 +204,6 @@ def _prepare(opts: ExportOptions) -> _Inputs:
 
     model, config, ckpt = load_checkpoint(opts.checkpoint)
     fusion = load_checkpoint_fusion(opts.checkpoint, ckpt)  # None: the network's scores alone
-    if fusion is not None and fusion.pose is not None:
-        raise ExportError(
-            f"{opts.checkpoint} has a pose forest (pose_forest_trees {config['pose_forest_trees']}): a bundle "
-            "cannot carry the pose model yet, so the device would not score it; export a run trained with "
-            "pose_forest_trees 0"
-        )
     model.eval()
     pre = to_preprocess_config(config)
     test_dir = _split([opts.eval_data, opts.calib_data], "test")
@@ -319,6 +323,10 @@ def _evaluate(
         extras[FOREST_FILE] = Path(opts.checkpoint).parent / run.ckpt["motion_forest"]["file"]
         report["motion_forest"] = {"weight": run.fusion.weight, "trees": run.fusion.forest.n_trees,
                                    "scores": "fused (network and forest) for FP32 and INT8 alike"}  # fmt: skip
+    if run.fusion is not None and run.fusion.pose is not None:
+        extras.update(pose_extras(run.ckpt, run.config, Path(opts.checkpoint)))
+        report["pose_forest"] = {"weight": run.fusion.pose.weight, "trees": run.fusion.pose.forest.n_trees,
+                                 "every": run.fusion.pose.every, "height": run.fusion.pose.height}  # fmt: skip
     comparison, accuracy, shipped = _gates(run, files, scored, thr, policy, report, work)
     if opts.precision != "fp32":
         lat["int8"] = latency_ms(variants["int8"][0], snippets)

@@ -12,14 +12,16 @@ the forest is the same for FP32 and INT8, so the gate compares fused with fused.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.backends.base import Backend
 from edge_runtime.motion_fusion import MotionFusion, fused_features, fused_head, motion_crops, network_input
+from edge_runtime.pose_fusion import pose_rows
 from edge_runtime.preprocess import PreprocessConfig
 from edge_runtime.scoring import backbone_features, backend_head, streaming_scores
 from edge_runtime.snippets import complete_snippets, frame_to_snippet
@@ -63,10 +65,12 @@ def score_with_backends(
     batch_size: int = 8,
     desc: str = "scoring",
     fusion: MotionFusion | None = None,
+    poses: Callable[[Path, int], np.ndarray] | None = None,
     progress: bool = True,
 ) -> dict[str, list[VideoScores]]:
     """Score ``records`` with each ``name -> (backbone, [head, ...])``; returns ``name -> [VideoScores per head]``.
-    ``progress``: a bar on a terminal."""
+    ``poses``: with a pose forest, a whole video's pose blocks ``(path, num_snippets) -> blocks``
+    (``training.pose_forest.PoseSource.blocks``). ``progress``: a bar on a terminal."""
     results = {name: [VideoScores() for _ in heads] for name, (_, heads) in models.items()}
     for rec in tqdm(records, desc=desc, unit="video", leave=False, disable=None if progress else True):
         batches = list(
@@ -87,6 +91,10 @@ def score_with_backends(
                     for b in batches
                 ]
             )
+            if fusion is not None and fusion.pose is not None:
+                if poses is None:
+                    raise ValueError("a pose forest scores videos with their pose blocks: poses= is None")
+                feats = pose_rows(feats, poses(rec.path, len(feats)), fusion.pose)
             for out, head in zip(results[name], heads, strict=True):
                 snip = streaming_scores(fused_head(backend_head(head), fusion), feats, window)
                 out.keys.append(rec.key)

@@ -130,30 +130,40 @@ def _ac_validate(
 
     from edge_runtime.backends import create_backend
     from edge_runtime.motion_fusion import fused_features, fused_head, motion_crops, network_input
+    from edge_runtime.pose_fusion import pose_rows
     from edge_runtime.scoring import backend_head, streaming_scores
     from training.data import iter_snippet_batches
 
     s, stride, k = int(config["clip_length"]), int(config["frame_stride"]), int(config["num_snippets"])
+    pose = fusion.pose if fusion is not None else None
     items = [
         (
             np.concatenate(
                 list(iter_snippet_batches(r.path, s, preprocess, stride, 8, motion_crops(fusion)))
             ),
-            r.label,
+            r,
         )
         for r in val
     ]
+    if pose is not None:  # each video's pose blocks (training.pose_forest), as export's scoring adds them
+        from training.pose_forest import pose_source
+
+        blocks = pose_source(config).blocks
+        items = [(snippets, (r.label, blocks(r.path, len(snippets)))) for snippets, r in items]
+    else:
+        items = [(snippets, (r.label, None)) for snippets, r in items]
     head = fused_head(backend_head(create_backend("onnxruntime", onnx_files.head, device="CPU")), fusion)
 
     def validate(compiled: Any, data: Any) -> float:
         scores, labels = [], []
-        for snippets, label in data:
+        for snippets, (label, poses) in data:
             net = np.ascontiguousarray(network_input(snippets, fusion))  # the centre crop
             feats = fused_features(
                 np.concatenate([compiled(net[i : i + 8])[compiled.output(0)] for i in range(0, len(net), 8)]),
                 snippets,
                 fusion,
             )
+            feats = pose_rows(feats, poses, pose)
             scores.append(float(streaming_scores(head, np.asarray(feats, np.float32), k).max()))
             labels.append(label)
         if len(set(labels)) < 2:  # NNCF ranks layers on small subsets: a one-class subset has no AUC

@@ -65,7 +65,10 @@ def check_pose_forest(cfg: dict[str, Any], fail: Fail) -> None:
     if not 0 <= cfg["pose_weight"] <= 1:
         fail("pose_weight", "in [0, 1] (the pose forest's share of the score)")
     if cfg["pose_forest_trees"] and cfg["frame_stride"] != 1:
-        fail("frame_stride", "1 with a pose forest (a snippet's pose frames are those of its consecutive frames)")
+        fail(
+            "frame_stride",
+            "1 with a pose forest (a snippet's pose frames are those of its consecutive frames)",
+        )
     if not 1 <= cfg["pose_every"] <= cfg["clip_length"]:
         fail("pose_every", f"in [1, clip_length = {cfg['clip_length']}] (every snippet needs a pose frame)")
     if cfg["pose_height"] < _POSE_ALIGN or cfg["pose_height"] % _POSE_ALIGN:

@@ -30,7 +30,7 @@ from training.data import DatasetError
 from training.data.pose_cache import PoseCache
 from training.pose.model_store import PoseModelError, cache_dir, find_pose_model
 
-__all__ = ["POSE_FOREST_FILE", "PoseSource", "pose_fusion", "pose_source"]
+__all__ = ["POSE_FOREST_FILE", "PoseSource", "pose_fusion", "pose_model_path", "pose_source"]
 
 POSE_FOREST_FILE = "pose_forest.npz"
 
@@ -97,9 +97,15 @@ def _source(root: str, model: str, frame_rate: float, every: int, height: int, s
     return PoseSource(Path(root), Path(model), frame_rate=frame_rate, every=every, height=height, span=span)
 
 
+def pose_model_path(config: Mapping[str, Any]) -> Path:
+    """The run's pose model (OpenVINO IR ``.xml``): ``pose_model``, else the one ``i3dmtn pose fetch`` wrote;
+    raises :class:`~training.data.DatasetError` (one line) when there is none."""
+    return _model_path(str(config["pose_model"]))
+
+
 def pose_source(config: Mapping[str, Any]) -> PoseSource:
     """The run's pose source (one per model and parameters in a process, so its cache's keys are hashed once)."""
-    model = _model_path(str(config["pose_model"]))
+    model = pose_model_path(config)
     span = int(config["clip_length"]) * int(config["frame_stride"])
     every, height = int(config["pose_every"]), int(config["pose_height"])
     return _source(str(cache_dir() / "poses"), str(model), float(config["frame_rate"]), every, height, span)

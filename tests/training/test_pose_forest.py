@@ -1,5 +1,5 @@
 """The pose forest of a run: fitted beside the motion forest on the same windows, named by the checkpoints,
-scored as its share of the fused score, refused where it cannot act yet (a bundle)."""
+scored as its share of the fused score (the bundle and the device: tests/export/test_pose_bundle.py)."""
 
 from __future__ import annotations
 
@@ -79,15 +79,3 @@ def test_a_pose_forest_without_the_pose_model_is_one_line(tmp_path, monkeypatch)
         pose_source(tiny_config(**POSE))
     with pytest.raises(DatasetError, match="pose_model': .*nothing.xml does not exist"):
         pose_source(tiny_config(**POSE, pose_model=str(tmp_path / "nothing.xml")))
-
-
-def test_export_refuses_a_run_with_a_pose_forest_in_one_line(pose_run, tmp_path, capsys):
-    from training.cli import main
-
-    _, _, out, _, _ = pose_run
-    data = out.parent  # never read: the checkpoint is refused first
-    argv = ["export", "--checkpoint", str(out / "best.pt"), "--target", "onnx", "--calib-data", str(data)]
-    assert main([*argv, "--out", str(tmp_path / "bundle"), "--no-progress"]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "has a pose forest (pose_forest_trees 3)" in err[0], err
-    assert not (tmp_path / "bundle").exists()
