@@ -79,3 +79,23 @@ def test_a_pose_forest_without_the_pose_model_is_one_line(tmp_path, monkeypatch)
         pose_source(tiny_config(**POSE))
     with pytest.raises(DatasetError, match="pose_model': .*nothing.xml does not exist"):
         pose_source(tiny_config(**POSE, pose_model=str(tmp_path / "nothing.xml")))
+
+
+def test_train_without_the_pose_model_says_so_before_any_epoch(tmp_path, monkeypatch, capsys):
+    from training.cli import main
+
+    monkeypatch.setenv("I3DMTN_CACHE_DIR", str(tmp_path / "empty"))
+    sets = [f"{k}={v}" for k, v in POSE.items()]
+    argv = [
+        "train",
+        "--config",
+        "debug",
+        "--data_path",
+        str(tmp_path / "no_data"),
+        "--output",
+        str(tmp_path / "r"),
+    ]
+    assert main([*argv, *(a for kv in sets for a in ("--set", kv))]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run `i3dmtn pose fetch`" in err[0], err
+    assert not (tmp_path / "r" / "best.pt").exists()

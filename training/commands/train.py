@@ -330,6 +330,10 @@ def run(args: argparse.Namespace) -> int:
     output = _output(args, config, init_ckpt)
     frame_cache = _frame_cache(args, config)
     try:
+        if config["pose_forest_trees"]:  # the pose model is needed after the epochs: say now if it is missing
+            from training.pose_forest import pose_model_path
+
+            pose_model_path(config)
         train_set, val_set = build_datasets(
             config, args.data_path, args.features, frame_cache=frame_cache, progress=not args.no_progress
         )
