@@ -174,10 +174,11 @@ def _run_reporting_errors(args: argparse.Namespace, signals: _Signals) -> int:
     from .bundle import BundleError
     from .clip_writer import ClipError
     from .outbox_file import OutboxError
+    from .pose_model import PoseModelError
     from .sources import SourceError, SourceSpecError
 
     usage = (UsageError, SourceSpecError)  # exit 2; the rest exit 1
-    failures = (BundleError, OutboxError, ProfileError, BackendError, SourceError, ClipError)
+    failures = (BundleError, OutboxError, ProfileError, BackendError, SourceError, ClipError, PoseModelError)
     try:
         return _run(args, signals)
     except (*usage, *failures, OSError, sqlite3.Error) as exc:
