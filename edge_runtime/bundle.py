@@ -273,7 +273,7 @@ def parse_manifest(data: Any, root: Path | str, *, where: str | None = None) -> 
         motion_forest=parse_motion_forest(forest, root, where, preprocess.modality)
         if forest is not None
         else None,
-        pose_forest=parse_pose_forest(pose, root, where, window.snippet_length, forest is not None)
+        pose_forest=parse_pose_forest(pose, root, where, window, forest is not None)
         if pose is not None
         else None,
     )

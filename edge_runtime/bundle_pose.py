@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .bundle_manifest import Field, check_relative_path, check_sha256
+from .bundle_manifest import Field, Window, check_relative_path, check_sha256
 
 __all__ = ["PoseForestEntry", "parse_pose_forest"]
 
@@ -55,23 +55,25 @@ def _file(f: Field, key: str, suffix: str) -> Path:
     return Path(rel)
 
 
-def parse_pose_forest(
-    obj: Any, root: Path, where: str, snippet_length: int, has_motion: bool
-) -> PoseForestEntry:
-    """The manifest's ``pose_forest``, checked; ``snippet_length``: the window's ``S`` (a snippet needs a pose
-    frame), ``has_motion``: whether the manifest has the ``motion_forest`` it is fused with."""
+def parse_pose_forest(obj: Any, root: Path, where: str, window: Window, has_motion: bool) -> PoseForestEntry:
+    """The manifest's ``pose_forest``, checked against the ``window`` (a snippet of ``S`` consecutive frames
+    needs a pose frame); ``has_motion``: whether the manifest has the ``motion_forest`` it is fused with."""
     from .pose_stats import POSE_STATS_VERSION  # the statistics this runtime computes
 
     f = Field(obj, "pose_forest", where)
     f.only(("file", "sha256", "stats_version", "weight", "every", "height", "model"))
     if not has_motion:
         raise f.error("pose_forest needs a motion_forest (the pose forest is fused beside it)")
+    if window.frame_stride != 1:
+        raise f.error(
+            f"pose_forest needs window.frame_stride 1 (a snippet's consecutive frames), got {window.frame_stride}"
+        )
     version = f.text("stats_version")
     if version != POSE_STATS_VERSION:
         raise f.error(
             f"{f.name('stats_version')} must be {POSE_STATS_VERSION!r} (this runtime's), got {version!r}"
         )
-    every = f.positive_int("every", snippet_length)
+    every = f.positive_int("every", window.snippet_length)
     height = f.positive_int("height", 4096)
     if height % 32:
         raise f.error(f"{f.name('height')} must be a multiple of 32 (the pose model's input), got {height}")

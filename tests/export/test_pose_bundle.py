@@ -113,9 +113,13 @@ def test_a_tampered_pose_model_or_a_pose_forest_without_its_motion_forest_is_ref
     with pytest.raises(BundleError, match="pose/echo.bin changed since export"):
         load_bundle(copy)
     doc = json.loads((bundle.bundle / "manifest.json").read_text())
+    strided = json.loads(json.dumps(doc))
     del doc["motion_forest"]
     with pytest.raises(BundleError, match="pose_forest needs a motion_forest"):
         parse_manifest(doc, bundle.bundle, where="manifest.json")
+    strided["window"]["frame_stride"] = 2
+    with pytest.raises(BundleError, match="pose_forest needs window.frame_stride 1"):
+        parse_manifest(strided, bundle.bundle, where="manifest.json")
 
 
 def test_edge_runtime_poses_its_cameras_frames_and_scores_as_evaluate(
