@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 from edge_runtime.usage import UsageError
 from training.commands.common import add_config_arguments, config_from_args
@@ -26,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint", metavar="PT", help="take the backbone (and config) from this checkpoint"
     )
     add_config_arguments(parser, default=None)
+    parser.add_argument(
+        "--i3d_weights",
+        "--i3d-weights",
+        metavar="PT",
+        help="the backbone's weights from an I3D checkpoint (e.g. the Kinetics-400 RGB weights of `i3dmtn "
+        "weights fetch`) instead of an untrained one; `train --features` loads the same file",
+    )
     parser.add_argument(
         "--data_path",
         "--data-path",
@@ -50,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
 
+def _load_i3d(model, path: str) -> None:
+    from training.model import load_i3d_file
+
+    try:
+        load_i3d_file(model.backbone, path, strict=False)
+    except ValueError as exc:
+        raise UsageError(f"--i3d_weights: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from training.checkpoint import CheckpointError, load_checkpoint, new_model
     from training.data import DatasetError
@@ -62,8 +79,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--shard: {exc}") from None
     if args.checkpoint:
-        if args.overrides or args.config:
-            raise UsageError("--checkpoint gives the model and config: leave out --config and --set")
+        if args.overrides or args.config or args.i3d_weights:
+            raise UsageError(
+                "--checkpoint gives the model and config: leave out --config, --set and --i3d_weights"
+            )
         try:
             model, config, _ = load_checkpoint(args.checkpoint)
         except CheckpointError as exc:
@@ -73,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
         args.config = args.config or "default"
         config = config_from_args(args)
         model = new_model(config)  # untrained (seeded): the same config gives the same features
-        source = {"config": config["name"], "seed": config["seed"], "untrained": True}
-        logger.warning("no --checkpoint: features of an untrained backbone (config %r)", config["name"])
+        if args.i3d_weights:
+            source = {"config": config["name"], "i3d_weights": str(Path(args.i3d_weights).absolute())}
+            _load_i3d(model, args.i3d_weights)
+        else:
+            source = {"config": config["name"], "seed": config["seed"], "untrained": True}
+            logger.warning("no --checkpoint: features of an untrained backbone (config %r)", config["name"])
     device = args.device
     if device is None and "LOCAL_RANK" in os.environ:
         import torch

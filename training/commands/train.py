@@ -193,6 +193,13 @@ def _model_for_features(config: dict[str, Any], features: Path, init: Any = None
             k.removeprefix("backbone."): v for k, v in ckpt["model"].items() if k.startswith("backbone.")
         }
         load_model_state(model.backbone, backbone, source["checkpoint"])
+    elif "i3d_weights" in source:  # `i3dmtn features --i3d_weights`: the same file, checked by the hash below
+        from training.model import load_i3d_file
+
+        try:
+            load_i3d_file(model.backbone, source["i3d_weights"], strict=False)
+        except ValueError as exc:
+            raise UsageError(f"--features {features}: its backbone's weights: {exc}") from None
     check_contract(features, index, contract_for(model.backbone, config))
     return model
 
