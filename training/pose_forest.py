@@ -28,7 +28,8 @@ from edge_runtime.resample import resample_indices
 from edge_runtime.video import probe_video
 from training.data import DatasetError
 from training.data.pose_cache import PoseCache
-from training.pose.model_store import PoseModelError, cache_dir, find_pose_model
+from training.pose.model_store import PoseModelError, find_pose_model
+from training.user_cache import cache_dir
 
 __all__ = ["POSE_FOREST_FILE", "PoseSource", "pose_fusion", "pose_model_path", "pose_source"]
 

