@@ -24,6 +24,7 @@ score (:mod:`benchmarks.real_quality_report`).
     python -m benchmarks.real_quality --data DIR --quick                           # 2 folds, 5 epochs
     python -m benchmarks.real_quality --data DIR --set width_multiplier=0.25 --jobs 2
     python -m benchmarks.real_quality --data DIR --init PRE/best.pt                # every round fine-tunes PRE
+    python -m benchmarks.real_quality --data DIR --config kinetics --i3d-weights PT  # a head on Kinetics features
     python -m benchmarks.real_quality --data DIR --work WORK; python -m benchmarks.real_cameras --work WORK
                                           # then its test clips as other cameras send them (";": real_quality exits 1 while the goal is missed)
 """
@@ -43,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.real_features import round_features
 from benchmarks.real_quality_report import fold_clips, plot_cross_validation, write_json
 from training.source_errors import error_lines
 
@@ -150,18 +152,15 @@ def run_fold(opts: argparse.Namespace, fold: int, work: Path, threads: int) -> d
     data, run = prepare_fold(opts, fold, here, threads), here / "run"
     sets = [a for kv in opts.overrides for a in ("--set", kv)]
     start = time.perf_counter()
-    train = [
-        "train",
-        "--config",
-        opts.config,
-        "--data_path",
-        str(data),
-        "--output",
-        str(run),
-        "--no-progress",
-    ]
+    train = ["train", "--config", opts.config, "--output", str(run), "--no-progress"]
+    if opts.i3d_weights:  # the pretrained backbone's features once per clip, the head trained on them
+        feats = round_features(run_cli, work=work, data=data, here=here, config=opts.config, sets=sets,
+                               weights=opts.i3d_weights, threads=threads)  # fmt: skip
+        train += ["--features", str(feats)]
+    else:
+        train += ["--data_path", str(data), "--frame-cache", str(opts.frame_cache)]
     init = ["--init", str(opts.init)] if opts.init else []
-    run_cli(train + ["--frame-cache", str(opts.frame_cache), *init, *sets], here / "train.log", threads)
+    run_cli(train + [*init, *sets], here / "train.log", threads)
     train_s = time.perf_counter() - start
     evaluate = ["evaluate", "--model_path", str(run / "best.pt"), "--test_path", str(data / "test")]
     run_cli(evaluate + ["--output", str(run / "eval"), "--no-progress"], here / "evaluate.log", threads)
@@ -299,6 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         help="every round fine-tunes from this checkpoint (i3dmtn train --init), e.g. a run pretrained elsewhere",
     )
     parser.add_argument(
+        "--i3d-weights",
+        type=Path,
+        metavar="PT",
+        help="a recipe on a pretrained backbone (e.g. `i3dmtn weights fetch`'s, with --config kinetics): every "
+        "round trains its head on the backbone's features (i3dmtn features --i3d_weights, then train --features), "
+        "each clip's computed once for all rounds",
+    )
+    parser.add_argument(
         "--plot",
         type=Path,
         help="write the figure here: ROC per fold, every clip's score by source video (default: WORK/real_quality.png with --work)",
@@ -315,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     for option, path in (("--plot", opts.plot), ("--json", opts.json)):
         if path is not None and path.is_dir():  # refused now, not after an hour of training
             parser.error(f"{option} {path}: is a folder; give the file to write")
+    if opts.i3d_weights is not None and not opts.i3d_weights.is_file():
+        parser.error(f"--i3d-weights {opts.i3d_weights}: no such file (`i3dmtn weights fetch` writes one)")
     if opts.init is not None and not opts.init.is_file():
         parser.error(f"--init {opts.init}: no such checkpoint file (best.pt or last.pt of an earlier run)")
     folds = resolve_split_options(parser, opts, 2 if opts.quick else 0)

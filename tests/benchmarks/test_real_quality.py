@@ -24,6 +24,7 @@ def test_the_motion_floor_scores_moving_frames_above_still_ones(tmp_path):
         (["--data", "/nonexistent"], "not a folder"),
         (["--only", "7"], "--only: folds must be in 0 .. 4"),
         (["--init", "/nonexistent/best.pt"], "--init /nonexistent/best.pt: no such checkpoint file"),
+        (["--i3d-weights", "/nonexistent/i3d.pt"], "--i3d-weights /nonexistent/i3d.pt: no such file"),
         (["--plot", "/tmp"], "--plot /tmp: is a folder; give the file to write"),
         (["--json", "/tmp"], "--json /tmp: is a folder; give the file to write"),
     ],

@@ -71,13 +71,20 @@ def test_debug_trains_on_windows_and_the_published_presets_on_segments():
     assert {get_config(n)["snippet_sampling"] for n in ("default", "fight", "violence")} == {"segments"}
 
 
+def test_kinetics_takes_the_published_i3d_input_and_trains_a_small_head():
+    cfg = get_config("kinetics")
+    assert (cfg["input_modality"], cfg["frame_size"], cfg["width_multiplier"]) == ("rgb", 224, 1.0)
+    assert cfg["clip_length"] * cfg["num_snippets"] >= 32 and cfg["frame_rate"] == 15.0
+    assert cfg["motion_forest_trees"] == 0 and cfg["snippet_sampling"] == "window"
+
+
 def test_get_config_returns_a_fresh_copy():
     get_config("default")["epochs"] = 999
     assert get_config("default")["epochs"] != 999
 
 
 def test_unknown_config_name_lists_the_known_names():
-    with pytest.raises(ConfigError, match="known configs: default, fight, violence, surveillance, debug"):
+    with pytest.raises(ConfigError, match="known configs: default, fight, violence, surveillance, kinetics, debug"):
         get_config("nope")
 
 
