@@ -84,7 +84,9 @@ def test_get_config_returns_a_fresh_copy():
 
 
 def test_unknown_config_name_lists_the_known_names():
-    with pytest.raises(ConfigError, match="known configs: default, fight, violence, surveillance, kinetics, debug"):
+    with pytest.raises(
+        ConfigError, match="known configs: default, fight, violence, surveillance, kinetics, debug"
+    ):
         get_config("nope")
 
 
