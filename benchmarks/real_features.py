@@ -5,13 +5,15 @@ A recipe on a pretrained backbone trains its head on cached features (``i3dmtn f
 test/), so each round's cache is laid out from one store of per-clip feature files, and ``i3dmtn features``
 computes only the clips the store lacks (the first round: all of them). The store is one folder per recipe
 (the config, its ``--set`` values and the weights file), and rounds run at once take turns at this step, so no
-clip's features are computed twice.
+clip's features are computed twice. A round's cache is laid out anew each time (a work folder reused with
+another fold seed must not keep the earlier split's clips in train/).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,9 @@ def round_features(
     --i3d_weights weights``, its clips taken from the recipe's store where it has them; returns it."""
     store, feats = _store(work, config, sets, weights), here / "features"
     with _TURN:
+        shutil.rmtree(
+            feats, ignore_errors=True
+        )  # laid out anew: an earlier split's clips must not stay in it
         for split in _SPLITS:
             for video in (data / split).glob("*/*"):
                 name = f"{video.name}.npy"
