@@ -36,7 +36,9 @@ from training.data import (
 )
 from training.evaluate import video_features
 from training.feature_cache import (
+    FEATURE_SUFFIX,
     INDEX_FILE,
+    LABELS_SUFFIX,
     FeatureCacheError,
     atomic_save_npy,
     backbone_sha256,
@@ -162,8 +164,10 @@ def extract_features(
     backbone = backbone.to(device).eval()
     contract = contract_for(backbone, config)
     rank, world = shard
-    jobs = _video_jobs(data_path)[rank::world]
+    all_jobs = _video_jobs(data_path)
+    jobs = all_jobs[rank::world]
     _prepare(out_dir, contract, overwrite, world > 1, {"source": dict(source or {})})
+    _drop_stale(out_dir, {key for key, *_ in all_jobs})
     annotations: dict[Path, dict] = {}
     summary = ExtractSummary(total=len(jobs))
     bar = tqdm(
@@ -195,6 +199,22 @@ def extract_features(
     logger.info("features in %s: %d written, %d already cached, %d unreadable (shard %d/%d)",
                 out_dir, summary.written, summary.existing, len(summary.failed), rank, world)  # fmt: skip
     return summary
+
+
+def _drop_stale(out_dir: Path, keys: set[str]) -> None:
+    """Remove the cached features of videos no longer under the data path (e.g. a data set split again into
+    the same folders): ``train --features`` reads every file of the cache, and a clip moved to test/ must not
+    stay in train/."""
+    removed = 0
+    for feat in list(out_dir.rglob(f"*{FEATURE_SUFFIX}")):
+        key = feat.relative_to(out_dir).as_posix()[: -len(FEATURE_SUFFIX)]
+        if feat.name.endswith(LABELS_SUFFIX) or key in keys:
+            continue
+        feat.unlink()
+        feature_paths(out_dir, key)[1].unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        logger.warning("feature cache %s: removed %d videos no longer under the data path", out_dir, removed)
 
 
 def _folder_annotations(folder: Path) -> dict:

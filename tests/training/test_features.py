@@ -115,6 +115,26 @@ def test_other_backbone_weights_are_refused_then_rebuilt_with_overwrite(root, co
     )
 
 
+def test_a_video_split_again_leaves_no_stale_features(root, config, model, tmp_path):
+    data, out = tmp_path / "data", tmp_path / "feats"
+    videos = sorted((root / "train").glob("*/*.mp4"))[:3]
+    for video in videos:
+        (data / "train" / video.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / "train" / video.parent.name / video.name).symlink_to(video)
+    _extract(model, config, data, out)
+    moved = data / "train" / videos[0].parent.name / videos[0].name
+    (data / "test" / videos[0].parent.name).mkdir(parents=True)
+    moved.rename(data / "test" / videos[0].parent.name / videos[0].name)  # the data set split again
+    summary = _extract(model, config, data, out)
+    assert summary.written == 1 and summary.existing == 2
+    stale = out / "train" / videos[0].parent.name / videos[0].name
+    assert (
+        not stale.with_name(stale.name + ".npy").exists()
+        and not stale.with_name(stale.name + ".labels.npy").exists()
+    )
+    assert len(FeatureDataset(out, "train", num_snippets=2).items) == 2
+
+
 def test_other_preprocessing_is_refused(root, config, model, tmp_path):
     _extract(model, config, root / "val", tmp_path)
     with pytest.raises(FeatureCacheError, match="preprocess"):
