@@ -25,14 +25,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from training.user_cache import CACHE_ENV, cache_dir
+from training.user_cache import CACHE_ENV, build_folder, cache_dir
 
 __all__ = [
     "CACHE_ENV",
@@ -167,31 +165,15 @@ def ensure_pose_model(
     from training.pose.npm import resolve_registry
 
     registry = resolve_registry(registry)
-    _check_replaceable(folder, pin)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    except OSError as exc:
-        raise PoseModelError(f"{folder}: cannot create it ({exc.strerror or exc})") from None
-    try:
-        _build(work, pin, registry, progress)
-        _put_in_place(work, folder)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    build_folder(
+        folder,
+        {f"{pin.name}.xml", f"{pin.name}.bin", RECORD_FILE},
+        "the pose model",
+        lambda work: _build(work, pin, registry, progress),
+        PoseModelError,
+    )
     logger.info("%s %s is in %s", pin.name, pin.version, folder)
     return folder / f"{pin.name}.xml"
-
-
-def _check_replaceable(folder: Path, pin: PoseModelPin) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise PoseModelError(f"{folder}: exists and is not a folder")
-    ours = {f"{pin.name}.xml", f"{pin.name}.bin", RECORD_FILE}
-    others = sorted(p.name for p in folder.iterdir() if p.name not in ours) if folder.is_dir() else []
-    if others:
-        raise PoseModelError(
-            f"{folder}: holds other files ({', '.join(others[:3])}); give an empty or new folder for the pose model"
-        )
 
 
 def _build(work: Path, pin: PoseModelPin, registry: str, progress: bool) -> None:
@@ -263,21 +245,6 @@ def _record(pin: PoseModelPin, registry: str, model: Any, xml: Path) -> dict[str
         "inputs": [port(p) for p in model.inputs],
         "outputs": [port(p) for p in model.outputs],
     }
-
-
-def _put_in_place(work: Path, folder: Path) -> None:
-    """Rename the finished ``work`` folder to ``folder``, replacing a previous one (only ours: checked)."""
-    work.chmod(0o755)  # mkdtemp made it private
-    try:
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-            os.replace(work, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, folder)
-    except OSError as exc:
-        raise PoseModelError(f"{folder}: cannot put the model in place ({exc.strerror or exc})") from None
 
 
 def _sha256(path: Path) -> str:

