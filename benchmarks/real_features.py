@@ -4,7 +4,7 @@ A recipe on a pretrained backbone trains its head on cached features (``i3dmtn f
 ``i3dmtn train --features``). Every round of a k-fold cross-validation holds every clip (in train/, val/ or
 test/), so each round's cache is laid out from one store of per-clip feature files, and ``i3dmtn features``
 computes only the clips the store lacks (the first round: all of them). The store is one folder per recipe
-(the config, its ``--set`` values and the weights file), and rounds run at once take turns at this step, so no
+(the config, its ``--set`` values, the weights file and the cache's format and snippet rule), and rounds run at once take turns at this step, so no
 clip's features are computed twice. A round's cache is laid out anew each time (a work folder reused with
 another fold seed must not keep the earlier split's clips in train/).
 """
@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from training.feature_cache import FEATURES_FORMAT, SNIPPET_RULE
+
 __all__ = ["round_features"]
 
 _TURN = threading.Lock()  # one round at a time lays out, extracts and stores its features
@@ -25,7 +27,8 @@ _SPLITS = ("train", "val", "test")
 
 
 def _store(work: Path, config: str, sets: list[str], weights: Path) -> Path:
-    key = "\n".join([config, *sets, str(weights.resolve())]).encode()
+    """The recipe's store: a store of clips computed under an earlier cache format or snippet rule is not it."""
+    key = "\n".join([config, *sets, str(weights.resolve()), FEATURES_FORMAT, SNIPPET_RULE]).encode()
     return work / "features-store" / hashlib.sha256(key).hexdigest()[:16]
 
 

@@ -6,7 +6,8 @@ A :class:`SnippetWindow` takes frames at the contract's frame rate by timestamp
 ``i*S*stride + stride*j``, ``j < S``), preprocesses each kept frame once with the stream's
 :class:`edge_runtime.preprocess.FramePreprocessor`, and hands out a snippet as soon as its ``S``-th frame
 arrives. Consecutive snippets do not overlap, as in training. A stream's unfinished tail is never padded
-(whole-clip scoring pads the last snippet; a live camera just waits for more frames).
+(a live camera just waits for more frames; whole-clip scoring pads only a video shorter than one snippet,
+:mod:`edge_runtime.snippets`).
 
 With a :class:`SnippetPoses` (a bundle with a pose forest) the window also runs the pose model on the contract's
 frames ``t`` with ``t % every == 0`` (counted since the reset, repeats included), on the frame as decoded, and
@@ -167,11 +168,12 @@ class SnippetWindow:
         return completed
 
     def flush(self) -> Snippet | None:
-        """End of a video: the partly filled snippet, padded with the last frame taken (as
+        """End of a video shorter than one snippet: its frames, padded with the last frame taken (as
         :func:`edge_runtime.snippets.snippet_frame_indices` clamps whole-clip scoring to the last frame: for
-        flow, that frame's flow from its predecessor); None if there is none. A live camera never calls this:
-        it waits for more frames."""
-        if not self._kept or self._last is None:
+        flow, that frame's flow from its predecessor); None when a snippet was completed since the reset (the
+        unfinished tail of a longer video is left out, :mod:`edge_runtime.snippets`) or nothing was taken. A
+        live camera never calls this: it waits for more frames."""
+        if not self._kept or self._last is None or self._snippets:
             return None
         frame, timestamp, resized = self._last
         pad = self._last_model if self._last_model is not None else self._model_frame(frame, resized)

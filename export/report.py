@@ -55,7 +55,8 @@ def _metrics(scores: VideoScores, threshold: float) -> dict[str, Any]:
 def count_events(scores: VideoScores, snippet_frames: int, policy: EventPolicy) -> list[int]:
     """Events (``start`` messages) the device would raise on each video: snippet ``i``'s score arrives when
     its last frame does, at ``(i + 1) * snippet_frames / fps`` seconds; only the snippets the device scores
-    (``scores.complete``: a file's padded last snippet never reaches the device's event rules)."""
+    (``scores.complete``: the padded snippet of a file shorter than one snippet never reaches the device's
+    event rules)."""
     counts = []
     whole = scores.complete or [len(s) for s in scores.snippet_scores]
     # the state machine's per-event INFO lines would read like a live camera's

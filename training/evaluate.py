@@ -2,7 +2,7 @@
 
 Scoring is the edge runtime's streaming rule (:func:`edge_runtime.scoring.streaming_scores`, with the torch
 head as its head function, :func:`torch_head`): the backbone runs once over every snippet of the whole video
-(the last snippet padded, :mod:`edge_runtime.snippets`), then for each snippet ``i`` the head scores the
+(its complete snippets, a video shorter than one snippet padded: :mod:`edge_runtime.snippets`), then for each snippet ``i`` the head scores the
 window of the last ``K`` features ``[i-K+1, i]`` (fewer at the start, as the device's ring before it fills)
 and the snippet's score is the window's **newest** snippet score. A frame's
 score is its snippet's score; a video's score is the **max** over its snippets, which is exactly whether the

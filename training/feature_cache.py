@@ -6,9 +6,10 @@ Layout written by ``i3dmtn features`` (one ``.npy`` pair per video, named after 
     out/[split/]normal/x.mp4.npy               float32 (n, D): backbone feature of each of the n snippets
     out/[split/]normal/x.mp4.labels.npy        int8 (num_frames,): per-frame 0/1, all -1 when unknown
 
-``index.json`` records the preprocessing contract, the snippet length ``S``, the frame stride, the feature
-size ``D`` and the SHA-256 of the backbone's weights. A cache is reused only when all of them match; features
-of another backbone or preprocessing would silently train a head for a model that is never deployed.
+``index.json`` records the preprocessing contract, the snippet length ``S``, the frame stride, which snippets a
+video has (``snippets``: :mod:`edge_runtime.snippets`' rule; an index without it was written when every tail
+was padded), the feature size ``D`` and the SHA-256 of the backbone's weights. A cache is reused only when all
+of them match; features of another backbone or preprocessing would silently train a head for a model that is never deployed.
 No pickle anywhere: plain ``.npy`` arrays and JSON.
 """
 
@@ -40,6 +41,8 @@ __all__ = [
 
 FEATURES_FORMAT = "i3dmtn.features/1"
 INDEX_FILE = "index.json"
+# which snippets a video has (edge_runtime.snippets): its complete ones, or one padded when it has none
+SNIPPET_RULE = "complete"
 FEATURE_SUFFIX = ".npy"
 LABELS_SUFFIX = ".labels.npy"
 
@@ -67,6 +70,7 @@ def feature_contract(
         "preprocess": dict(preprocess),
         "clip_length": int(clip_length),
         "frame_stride": int(frame_stride),
+        "snippets": SNIPPET_RULE,
         "feature_dim": int(feature_dim),
         "backbone_sha256": backbone_hash,
     }
@@ -83,7 +87,7 @@ def read_index(features_dir: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise FeatureCacheError(f"{path}: cannot read the feature cache index ({exc})") from None
-    expected = set(feature_contract({}, 1, 1, 1, ""))
+    expected = set(feature_contract({}, 1, 1, 1, "")) - {"snippets"}  # older caches: a contract change
     if not isinstance(data, dict) or data.get("format") != FEATURES_FORMAT or not expected <= set(data):
         raise FeatureCacheError(
             f"{path}: expected a {FEATURES_FORMAT} index with keys {sorted(expected)}, got "

@@ -1,14 +1,28 @@
 import numpy as np
 import pytest
 
-from edge_runtime.snippets import frame_to_snippet, num_snippets, snippet_frame_indices, snippet_span
+from edge_runtime.snippets import (
+    complete_snippets,
+    frame_to_snippet,
+    num_snippets,
+    snippet_frame_indices,
+    snippet_span,
+)
 
 
 def test_span_and_count():
     assert snippet_span(16, 2) == 32
     assert num_snippets(64, 16) == 4
-    assert num_snippets(65, 16) == 5
+    # the unfinished tail is left out, as a camera playing the video leaves it
+    assert num_snippets(79, 16) == 4
+    assert num_snippets(5, 16) == 1  # a video shorter than one snippet has one, padded
     assert num_snippets(0, 16) == 0
+
+
+def test_whole_clip_snippets_are_a_played_files_complete_ones():
+    for n in (5, 16, 31, 32, 33, 100):
+        complete = complete_snippets(n, 16)
+        assert num_snippets(n, 16) == (complete if complete else 1)
 
 
 def test_indices_with_stride_and_padding():

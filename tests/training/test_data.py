@@ -239,13 +239,18 @@ def test_window_dataset_items_hold_consecutive_frames(root):
     assert (np.diff(idx) == 1).all()
 
 
-def test_preprocess_video_holds_every_snippet_padded(root):
+def test_preprocess_video_holds_every_complete_snippet_and_pads_only_a_short_video(root):
     path = next((root / "test" / "anomaly").glob("*.mp4"))
-    x = preprocess_video(path, 5, frame_size=32).numpy()
-    n = num_snippets(32, 5)
-    assert x.shape == (3, n * 5, 32, 32)
     frames = read_frames(path)
-    np.testing.assert_allclose(x[:, -1], preprocess_clip(frames[-1:], PreprocessConfig.square(32))[:, 0])
+    cfg = PreprocessConfig.square(32)
+    x = preprocess_video(path, 5, frame_size=32).numpy()  # 32 frames: 6 snippets, the 2-frame tail left out
+    assert len(frames) == 32 and num_snippets(32, 5) == 6
+    assert x.shape == (3, 6 * 5, 32, 32)
+    np.testing.assert_allclose(x[:, -1], preprocess_clip(frames[29:30], cfg)[:, 0])
+    short = preprocess_video(path, 40, frame_size=32).numpy()  # shorter than one snippet: one, padded
+    assert short.shape == (3, 40, 32, 32)
+    np.testing.assert_allclose(short[:, 31:], np.repeat(short[:, 31:32], 9, axis=1))
+    np.testing.assert_allclose(short[:, -1], preprocess_clip(frames[-1:], cfg)[:, 0])
 
 
 def test_split_records_is_seeded_and_stratified(root):
@@ -294,8 +299,8 @@ def test_flow_snippets_of_a_file_equal_a_camera_streaming_it_at_its_fps(tmp_path
         for i, f in enumerate(read_frames(path))
         if (s := window.push(resize_frame(f, cfg), t0 + i / fps, resized=True))
     ]
-    assert len(whole) == int(np.ceil(len(resample_indices(len(frames), fps, 15.0)) / 4))
-    assert len(streamed) == len(resample_indices(len(frames), fps, 15.0)) // 4  # a camera never pads
-    for a, b in zip(streamed, whole, strict=False):
+    # a camera never pads; whole-clip scoring leaves the unfinished tail out as the camera does
+    assert len(whole) == len(streamed) == len(resample_indices(len(frames), fps, 15.0)) // 4
+    for a, b in zip(streamed, whole, strict=True):
         np.testing.assert_array_equal(a, b)
     assert whole[1].shape == (2, 4, 32, 32) and np.abs(whole[1]).mean() > 0.02  # the motion is there

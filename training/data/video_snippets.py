@@ -1,7 +1,7 @@
 """Every snippet of a whole video, preprocessed, without holding the whole decoded video in memory.
 
 Used by feature caching, evaluation and calibration: the frames of snippet ``i`` are exactly
-:func:`edge_runtime.snippets.snippet_frame_indices` (the last snippet padded with the video's last frame),
+:func:`edge_runtime.snippets.snippet_frame_indices` (a video shorter than one snippet padded with its last frame),
 but the video is decoded once, sequentially, and each snippet is yielded as soon as it is complete.
 """
 
@@ -39,8 +39,8 @@ def iter_video_snippets(
     positions each carries, :class:`~edge_runtime.preprocess.FramePreprocessor`).
 
     The frames go through the device's own :class:`edge_runtime.window.SnippetWindow`, timed ``i / fps`` as
-    the device's file source times them, so whole-clip scoring sees the pixels the device sees; the last,
-    partial snippet is padded (:meth:`~edge_runtime.window.SnippetWindow.flush`).
+    the device's file source times them, so whole-clip scoring sees the pixels the device sees; a video shorter
+    than one snippet gives one, padded (:meth:`~edge_runtime.window.SnippetWindow.flush`).
     Raises :class:`edge_runtime.video.VideoReadError` (naming the file) if the video cannot be decoded.
     """
     fps = file_fps(probe_video(path, verify=False).fps)
@@ -82,7 +82,7 @@ def preprocess_video(
     frame_stride: int = 1,
 ) -> torch.Tensor:
     """A whole video as model input: a float32 tensor ``(3, T', H, W)`` with ``T' = n * clip_length`` for its
-    ``n`` snippets (the last one padded), so ``model(preprocess_video(path).unsqueeze(0))`` scores it.
+    ``n`` snippets (:func:`edge_runtime.snippets.num_snippets`), so ``model(preprocess_video(path).unsqueeze(0))`` scores it.
 
     Holds the whole preprocessed video in memory; for long videos use :func:`iter_snippet_batches`.
     """
