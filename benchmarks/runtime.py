@@ -5,7 +5,10 @@ process, against a real broker:
 
 a. frames per second end to end (one file source, as fast as possible) vs the backbone alone (the limit);
 b. how many 30 fps cameras one process sustains without dropping frames (file sources played in real time),
-   and the CPU share at that count;
+   and the CPU share at that count; a trial lasts at least ten times what a camera's queue holds
+   (:func:`edge_runtime.runtime.default_queue`; not with ``--quick``), so a loop that falls a tenth behind the
+   cameras fills it and drops (a bundle of 2.1-s snippets queues 3.2 s: 8-s trials hid a loop that fell behind
+   at 8 cameras);
 c. the CPU share used by one live 30 fps camera;
 d. latency from the last frame of a "fight" snippet to the MQTT ``start`` at a subscriber (``min_duration 0``);
 e. backbone passes of streaming (one per snippet) vs re-scoring the whole K-snippet window every snippet;
@@ -53,13 +56,14 @@ from edge_runtime.models import LoadedModels, load_models
 from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
-from edge_runtime.runtime import Runtime, RuntimeConfig
+from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue
 from edge_runtime.sources import FileSource
 from edge_runtime.video import write_video
 
 log = logging.getLogger(__name__)
 
 CAMERA_GOAL, CPU_GOAL, RATIO_GOAL, LATENCY_GOAL_MS = 8, 0.15, 0.5, 250.0
+TRIAL_QUEUES = 10  # (b): a trial lasts at least this many times a camera's queue
 
 
 def _video(path: Path, pattern: list[tuple[float, int]]) -> Path:
@@ -134,9 +138,17 @@ def bench_throughput(ctx: dict[str, Any], snippets: int) -> dict[str, Any]:
             "backbone_calls": runtime.scorer.backbone_calls, "loop": loop_shares(runtime, wall)}  # fmt: skip
 
 
-def bench_cameras(ctx: dict[str, Any], seconds: float, max_cameras: int) -> dict[str, Any]:
-    """Add 30 fps real-time cameras until frames drop; the CPU share of the one-camera run and of the largest
-    count without drops, and where that run's loop spent its time."""
+def trial_seconds(bundle: Bundle, seconds: float, queues: float = TRIAL_QUEUES) -> float:
+    """How long a trial of (b) lasts: ``seconds``, or ``queues`` times a camera's queue if longer."""
+    return max(seconds, queues * default_queue(bundle) / FPS)
+
+
+def bench_cameras(
+    ctx: dict[str, Any], seconds: float, max_cameras: int, *, queues: float = TRIAL_QUEUES
+) -> dict[str, Any]:
+    """Add 30 fps real-time cameras until frames drop (each trial :func:`trial_seconds` long); the CPU share of
+    the one-camera run and of the largest count without drops, and where that run's loop spent its time."""
+    seconds = trial_seconds(ctx["bundle"], seconds, queues)
     video = _scene(ctx, "live", seconds)
     sustained, cpu_one, trials = 0, float("nan"), []
     best: dict[str, Any] = {}
@@ -156,6 +168,7 @@ def bench_cameras(ctx: dict[str, Any], seconds: float, max_cameras: int) -> dict
     return {
         "sustained": sustained,
         "cap": max_cameras,
+        "trial_s": seconds,
         "cpu_share_one": cpu_one,
         "best": best,
         "trials": trials,
@@ -210,7 +223,8 @@ def _cameras(b: dict[str, Any], cores: int) -> str:
     trials = " ".join(f"{t['cameras']}:{t['dropped']}" for t in b["trials"])
     capped = b["trials"] and b["trials"][-1]["dropped"] == 0
     cpu = f"CPU {b['best']['cpu_share']:.0%} of {cores} cores at {b['sustained']}; " if b["best"] else ""
-    return f"{b['sustained']}{'+ (cap reached)' if capped else ''}; {cpu}dropped frames per trial {trials}"
+    trial = f" ({b['trial_s']:.0f} s each)" if "trial_s" in b else ""
+    return f"{b['sustained']}{'+ (cap reached)' if capped else ''}; {cpu}dropped frames per trial{trial} {trials}"
 
 
 def _shares(loop: dict[str, float]) -> str:
@@ -356,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=4 if opts.bundle is None else 3, desc="runtime benchmark") as bar:
             res["a"] = bench_throughput(ctx, snippets=6 if quick else 16)
             bar.update()
-            res["b"] = bench_cameras(ctx, seconds=3.0 if quick else 8.0, max_cameras=opts.max_cameras)
+            res["b"] = bench_cameras(ctx, seconds=3.0 if quick else 8.0, max_cameras=opts.max_cameras,
+                                     queues=0 if quick else TRIAL_QUEUES)  # fmt: skip
             bar.update()
             if opts.bundle is None:
                 res["d"] = bench_latency(ctx, events=2 if quick else 6)

@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace, signals: _Signals) -> int:
         settings = MqttSettings.from_args(args)
     except (SchemaError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    if not 1 <= args.max_queue <= MAX_QUEUE:
+    if args.max_queue is not None and not 1 <= args.max_queue <= MAX_QUEUE:
         raise UsageError(f"--max-queue must be in [1, {MAX_QUEUE}], got {args.max_queue}")
     setup_logging(args.log_format, args.log_level, secrets=[settings.password or ""])
     profile = load_profile(args.device_profile) if args.device_profile else None

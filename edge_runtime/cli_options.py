@@ -103,8 +103,9 @@ def _add_camera_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--realtime", action="store_true",
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
-    src.add_argument("--max-queue", type=int, default=32, metavar="N",
-                     help=f"frames buffered per camera before the oldest is dropped (default 32, at most {MAX_QUEUE})")  # fmt: skip
+    src.add_argument("--max-queue", type=int, metavar="N",
+                     help=f"frames buffered per camera before the oldest is dropped, at most {MAX_QUEUE} (default: "
+                     "1.5 snippets' time of a 30 fps camera, at least 32: 96 for a bundle of 2.1-s snippets)")  # fmt: skip
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:

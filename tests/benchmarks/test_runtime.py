@@ -9,12 +9,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.runtime import bench_cameras, frames_per_snippet, parse_options, rows, table
+from benchmarks.runtime import (
+    TRIAL_QUEUES,
+    bench_cameras,
+    frames_per_snippet,
+    parse_options,
+    rows,
+    table,
+    trial_seconds,
+)
 from benchmarks.runtime_models import CAMERA_FRAME, DARK, FPS, flat_frames, moving_frames
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import load_bundle
 from edge_runtime.models import load_models
 from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig
+from edge_runtime.runtime import default_queue
 from tests.edge_runtime.runtime_helpers import S, make_bundle
 
 RATE = 15.0
@@ -83,7 +92,7 @@ def test_camera_search_on_a_flow_bundle_reports_drops_cpu_and_loop_shares(flow_b
     try:
         with LocalBroker() as broker:
             ctx = {"bundle": bundle, "models": models, "broker": broker, "work": tmp_path, "scene": "moving"}
-            result = bench_cameras(ctx, seconds=1.0, max_cameras=2)
+            result = bench_cameras(ctx, seconds=1.0, max_cameras=2, queues=0)
     finally:
         models.close()
     # a 1 s video never fills a capture queue of 32 frames: no drops, the search reaches its cap
@@ -96,6 +105,14 @@ def test_camera_search_on_a_flow_bundle_reports_drops_cpu_and_loop_shares(flow_b
         assert all(share > 0 for share in loop.values()) and sum(loop.values()) < 1
         assert loop["idle"] > loop["backbone"]  # a tiny model on 30 fps cameras mostly waits for frames
     assert (tmp_path / "live-moving-1.mp4").is_file()
+
+
+def test_a_camera_trial_lasts_ten_times_a_cameras_queue(flow_bundle, tmp_path):
+    bundle = load_bundle(flow_bundle)
+    queue_s = default_queue(bundle) / FPS
+    assert trial_seconds(bundle, 1.0) == pytest.approx(TRIAL_QUEUES * queue_s) and TRIAL_QUEUES == 10
+    assert trial_seconds(bundle, 1000.0) == 1000.0  # never shorter than asked
+    assert trial_seconds(bundle, 1.0, queues=0) == 1.0  # --quick
 
 
 def _results(sustained: int, cap: int, cpu_one: float) -> dict:

@@ -1,0 +1,60 @@
+"""How many frames a camera's capture queue holds: by default 1.5 snippets' time of a 30 fps camera."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edge_runtime.bundle import load_bundle
+from edge_runtime.bundle_manifest import Window
+from edge_runtime.cli_options import MAX_QUEUE
+from edge_runtime.events import EventPolicy
+from edge_runtime.models import load_models
+from edge_runtime.mqtt import MqttPublisher
+from edge_runtime.mqtt_settings import MqttSettings
+from edge_runtime.outbox import Outbox
+from edge_runtime.preprocess import PreprocessConfig
+from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue
+from edge_runtime.sources import FileSource
+from tests.edge_runtime.runtime_helpers import DARK, make_bundle, make_video
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return load_bundle(make_bundle(tmp_path_factory.mktemp("queue_bundle")))
+
+
+def _with(bundle, snippet_length: int, stride: int, rate: float):
+    window = Window(snippet_length, 1, stride, 30.0)
+    return dataclasses.replace(bundle, window=window, preprocess=PreprocessConfig.square(8, frame_rate=rate))
+
+
+@pytest.mark.parametrize(
+    ("snippet_length", "stride", "rate", "frames"),
+    [
+        (32, 1, 15.0, 96),  # the kinetics recipe: 2.13 s snippets -> 1.5 x 64 frames of a 30 fps camera
+        (16, 1, 15.0, 48),  # 1.07 s
+        (8, 1, 0.0, 32),  # the camera's own frames: 8 of them, so the least queue, 32
+        (128, 32, 0.0, MAX_QUEUE),  # never more than the option allows
+    ],
+)
+def test_default_queue_holds_one_and_a_half_snippets_of_a_30_fps_camera(
+    bundle, snippet_length, stride, rate, frames
+):
+    assert default_queue(_with(bundle, snippet_length, stride, rate)) == frames
+
+
+def test_runtime_gives_each_camera_the_bundles_queue_unless_told(bundle, tmp_path):
+    video = make_video(tmp_path / "calm.mp4", [(1, DARK)])
+    slow = _with(bundle, bundle.window.snippet_length, 1, 1.0)
+    models = load_models(bundle, precision="fp32", backend="onnxruntime")
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        publisher = MqttPublisher(MqttSettings(port=1), "dev", outbox)
+        for config, expected in (
+            (RuntimeConfig("dev", EventPolicy(0.5)), default_queue(slow)),
+            (RuntimeConfig("dev", EventPolicy(0.5), max_queue=7), 7),
+        ):
+            runtime = Runtime(slow, models, [("cam", FileSource(video))], publisher, config)
+            assert runtime.cameras["cam"].capture.max_queue == expected
+    assert default_queue(slow) == 180  # 4 frames at 1 fps: 4 s of a 30 fps camera, 1.5 times
