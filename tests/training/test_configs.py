@@ -73,7 +73,7 @@ def test_debug_trains_on_windows_and_the_published_presets_on_segments():
 
 def test_kinetics_takes_the_published_i3d_input_and_trains_a_small_head():
     cfg = get_config("kinetics")
-    assert (cfg["input_modality"], cfg["frame_size"], cfg["width_multiplier"]) == ("rgb", 224, 1.0)
+    assert (cfg["input_modality"], cfg["frame_size"], cfg["width_multiplier"]) == ("rgb", 256, 1.0)
     assert cfg["clip_length"] * cfg["num_snippets"] >= 32 and cfg["frame_rate"] == 15.0
     assert cfg["motion_forest_trees"] == 0 and cfg["snippet_sampling"] == "window"
 
