@@ -4,8 +4,8 @@ A recipe on a pretrained backbone trains its head on cached features (``i3dmtn f
 ``i3dmtn train --features``). Every round of a k-fold cross-validation holds every clip (in train/, val/ or
 test/), so each round's cache is laid out from one store of per-clip feature files, and ``i3dmtn features``
 computes only the clips the store lacks (the first round: all of them). The store is one folder per recipe
-(the config, its ``--set`` values, the weights file and the cache's format and snippet rule), and rounds run at once take turns at this step, so no
-clip's features are computed twice. A round's cache is laid out anew each time (a work folder reused with
+(the config, its ``--set`` values, the weights file and the cache's format and snippet rule), and rounds run
+at once take turns at this step, so no clip's features are computed twice. A round's cache is laid out anew each time (a work folder reused with
 another fold seed must not keep the earlier split's clips in train/).
 """
 
