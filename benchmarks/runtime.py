@@ -56,7 +56,7 @@ from edge_runtime.models import LoadedModels, load_models
 from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
-from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue
+from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue, queue_seconds
 from edge_runtime.sources import FileSource
 from edge_runtime.video import write_video
 
@@ -140,7 +140,7 @@ def bench_throughput(ctx: dict[str, Any], snippets: int) -> dict[str, Any]:
 
 def trial_seconds(bundle: Bundle, seconds: float, queues: float = TRIAL_QUEUES) -> float:
     """How long a trial of (b) lasts: ``seconds``, or ``queues`` times a camera's queue if longer."""
-    return max(seconds, queues * default_queue(bundle) / FPS)
+    return max(seconds, queues * queue_seconds(bundle, default_queue(bundle)))
 
 
 def bench_cameras(

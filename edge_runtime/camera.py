@@ -1,7 +1,8 @@
 """One camera's pipeline in the runtime: its capture thread, record stream, snippet window, event machine and
 event clips, and where each of its pictures comes from.
 
-The detect stream's capture thread shrinks each frame to the model's input size as it decodes it. The
+The detect stream's capture thread resamples to the contract's frame rate and shrinks each frame the model
+takes to its input size as it decodes it. The
 pictures people look at come from larger frames: the event snapshot is the record stream's frame nearest in
 time to the snippet's last frame (within ``RECORD_ALIGN_S``), else the detect frame as decoded. Event clip
 frames (:class:`~edge_runtime.clip_frames.ClipFramer`, at ``[clips] max_height`` and ``fps``) are made by the
@@ -52,8 +53,9 @@ class Camera:
         # Frames are made as small as the model needs in the capture thread: the queue holds small frames.
         shrink = functools.partial(resize_frame, cfg=bundle.preprocess)
         self.capture = CaptureThread(
-            source, name, max_queue=max_queue, shrink=shrink, clip_frame=detect_framer
-        )
+            source, name, max_queue=max_queue, shrink=shrink, clip_frame=detect_framer,
+            frame_rate=bundle.preprocess.frame_rate,
+        )  # fmt: skip
         self.record = (
             RecordStream(source.record, name, clip_frame=record_framer) if source.record is not None else None
         )

@@ -104,8 +104,9 @@ def _add_camera_arguments(p: argparse.ArgumentParser) -> None:
                      help="play video files at their own fps, like a live camera (default: as fast as possible)")  # fmt: skip
     src.add_argument("--loop", action="store_true", help="restart video files at their end (never ends)")
     src.add_argument("--max-queue", type=int, metavar="N",
-                     help=f"frames buffered per camera before the oldest is dropped, at most {MAX_QUEUE} (default: "
-                     "1.5 snippets' time of a 30 fps camera, at least 32: 96 for a bundle of 2.1-s snippets)")  # fmt: skip
+                     help=f"frames buffered per camera before the oldest is dropped, at most {MAX_QUEUE}; frames at "
+                     "the model's frame rate (the others are skipped before the queue). Default: 1.5 snippets, at "
+                     "least 32: 48 for a bundle of 32-frame snippets, 3.2 s at 15 fps")  # fmt: skip
 
 
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:

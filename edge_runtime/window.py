@@ -144,10 +144,14 @@ class SnippetWindow:
         *,
         resized: bool = False,
         full: np.ndarray | None = None,
+        samples: int | None = None,
     ) -> Snippet | None:
         """Add one BGR uint8 frame (any size; ``resized``: already through
         :func:`~edge_runtime.preprocess.resize_frame`, as the capture thread shrinks it; ``full``: then the
         frame as decoded, which the pose model needs); return the snippet it completes, else None.
+        ``samples``: how many samples of the contract's rate the frame fills, when the caller resampled
+        (a capture thread with ``frame_rate``: it skips the other frames before decoding them fully); None:
+        the window's own resampler counts them from ``timestamp``. A window is fed one way or the other.
 
         A frame the resampler repeats (a source slower than the contract's rate) fills several samples; it
         completes at most one snippet unless it fills more than ``S * stride`` of them (a source below
@@ -160,7 +164,7 @@ class SnippetWindow:
                 "a window with a pose model needs the frame as decoded (full=) with a resized frame"
             )
         completed: Snippet | None = None
-        for _ in range(self._resampler.count(timestamp)):
+        for _ in range(self._resampler.count(timestamp) if samples is None else samples):
             if self._poses is not None:
                 self._poses.take(self._frames_seen, pose_frame)
             snippet = self._take(frame_bgr, float(timestamp), resized)

@@ -109,7 +109,7 @@ def test_camera_search_on_a_flow_bundle_reports_drops_cpu_and_loop_shares(flow_b
 
 def test_a_camera_trial_lasts_ten_times_a_cameras_queue(flow_bundle, tmp_path):
     bundle = load_bundle(flow_bundle)
-    queue_s = default_queue(bundle) / FPS
+    queue_s = default_queue(bundle) / bundle.preprocess.frame_rate
     assert trial_seconds(bundle, 1.0) == pytest.approx(TRIAL_QUEUES * queue_s) and TRIAL_QUEUES == 10
     assert trial_seconds(bundle, 1000.0) == 1000.0  # never shorter than asked
     assert trial_seconds(bundle, 1.0, queues=0) == 1.0  # --quick

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.capture import FULL_FRAMES_KEPT, START_BACKLOG, BackoffPolicy, CaptureThread
+from edge_runtime.clip_frames import ClipFramer
 from edge_runtime.preprocess import PreprocessConfig, resize_frame
 from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError
 from edge_runtime.stream_source import StreamSource
@@ -267,3 +268,41 @@ def test_without_shrink_a_frame_is_its_own_full_image():
     cap.join(timeout=20)
     frame = _drain(cap)[0]
     assert frame.full is frame.image and not frame.shrunk
+
+
+def _source_indices(frames, fps):
+    """Each frame's position in the video, from its timestamp (a file's frames are ``1 / fps`` apart)."""
+    return [round((f.timestamp - frames[0].timestamp) * fps) for f in frames]
+
+
+def test_with_a_frame_rate_the_frames_it_skips_are_neither_shrunk_nor_queued(clip):
+    shrunk = []
+    shrink = functools.partial(resize_frame, cfg=SMALL)
+    with CaptureThread(FileSource(clip), "cam0", shrink=lambda f: shrunk.append(f) or shrink(f),
+                       frame_rate=25.0) as cap:  # fmt: skip
+        assert cap.join(timeout=20)
+        frames = _drain(cap)
+    assert _source_indices(frames, 50) == list(range(0, 20, 2))  # 50 fps -> 25 fps: every other frame
+    assert [f.samples for f in frames] == [1] * 10 and all(f.shrunk for f in frames)
+    assert len(shrunk) == 10 and (cap.stats.frames_read, cap.stats.frames_skipped) == (20, 10)
+
+
+def test_a_source_slower_than_the_frame_rate_has_its_frames_fill_several_samples(clip):
+    with CaptureThread(FileSource(clip), "cam0", frame_rate=100.0) as cap:
+        assert cap.join(timeout=20)
+        frames = _drain(cap)
+    assert [f.samples for f in frames] == [1] + [2] * 19 and cap.stats.frames_skipped == 0
+
+
+def test_a_frame_the_rate_skips_is_still_queued_for_its_clip_frame_and_not_shrunk(clip):
+    shrink = functools.partial(resize_frame, cfg=SMALL)
+    framer = ClipFramer(max_height=16, fps=10.0)  # every fifth frame of the 50 fps video
+    with CaptureThread(FileSource(clip), "cam0", shrink=shrink, clip_frame=framer, frame_rate=25.0) as cap:
+        assert cap.join(timeout=20)
+        frames = _drain(cap)
+    taken = {i: f for i, f in zip(_source_indices(frames, 50), frames, strict=True)}
+    assert sorted(taken) == sorted(set(range(0, 20, 2)) | {5, 15})
+    assert [i for i, f in taken.items() if f.clip is not None] == [0, 5, 10, 15]
+    assert {i for i, f in taken.items() if f.samples == 0} == {5, 15}
+    assert all(f.shrunk == (f.samples == 1) for f in frames) and taken[5].image.shape == (16, 16, 3)
+    assert cap.stats.frames_skipped == 20 - len(frames)

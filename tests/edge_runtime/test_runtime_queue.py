@@ -1,4 +1,4 @@
-"""How many frames a camera's capture queue holds: by default 1.5 snippets' time of a 30 fps camera."""
+"""How many frames a camera's capture queue holds: by default 1.5 snippets of frames at the contract's rate."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
 from edge_runtime.preprocess import PreprocessConfig
-from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue
+from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue, queue_seconds
 from edge_runtime.sources import FileSource
 from tests.edge_runtime.runtime_helpers import DARK, make_bundle, make_video
 
@@ -31,18 +31,20 @@ def _with(bundle, snippet_length: int, stride: int, rate: float):
 
 
 @pytest.mark.parametrize(
-    ("snippet_length", "stride", "rate", "frames"),
+    ("snippet_length", "stride", "rate", "frames", "seconds"),
     [
-        (32, 1, 15.0, 96),  # the kinetics recipe: 2.13 s snippets -> 1.5 x 64 frames of a 30 fps camera
-        (16, 1, 15.0, 48),  # 1.07 s
-        (8, 1, 0.0, 32),  # the camera's own frames: 8 of them, so the least queue, 32
-        (128, 32, 0.0, MAX_QUEUE),  # never more than the option allows
+        (32, 1, 15.0, 48, 3.2),  # the kinetics recipe: 2.13 s snippets -> 1.5 x 32 frames at 15 fps
+        (16, 1, 15.0, 32, 32 / 15),  # 24 frames: the least queue, 32
+        (8, 1, 0.0, 32, 32 / 30),  # a bundle without a frame rate: a 30 fps camera's own frames
+        (128, 32, 0.0, MAX_QUEUE, 10.0),  # never more than the option allows
     ],
 )
-def test_default_queue_holds_one_and_a_half_snippets_of_a_30_fps_camera(
-    bundle, snippet_length, stride, rate, frames
+def test_default_queue_holds_one_and_a_half_snippets_at_the_contracts_rate(
+    bundle, snippet_length, stride, rate, frames, seconds
 ):
-    assert default_queue(_with(bundle, snippet_length, stride, rate)) == frames
+    with_window = _with(bundle, snippet_length, stride, rate)
+    assert default_queue(with_window) == frames
+    assert queue_seconds(with_window, frames) == pytest.approx(seconds)
 
 
 def test_runtime_gives_each_camera_the_bundles_queue_unless_told(bundle, tmp_path):
@@ -57,4 +59,4 @@ def test_runtime_gives_each_camera_the_bundles_queue_unless_told(bundle, tmp_pat
         ):
             runtime = Runtime(slow, models, [("cam", FileSource(video))], publisher, config)
             assert runtime.cameras["cam"].capture.max_queue == expected
-    assert default_queue(slow) == 180  # 4 frames at 1 fps: 4 s of a 30 fps camera, 1.5 times
+    assert default_queue(slow) == 32  # 1.5 snippets of 4 frames, raised to the least queue
