@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,7 +23,7 @@ import numpy as np
 from .resample import file_fps
 from .stream_decoders import opencv_has_gstreamer
 from .urls import mask_passwords
-from .video import VideoReadError, iter_frames, probe_video
+from .video import VideoReadError, iter_grabbed, probe_video
 
 __all__ = [
     "CameraSource",
@@ -230,6 +230,7 @@ class FileSource(FrameSource):
 
     Timestamps are the open time plus the frame's position in the video (``n / fps``), so they are evenly
     spaced whatever the decoding speed. With ``loop`` the video restarts at its end and never ends.
+    :meth:`grab` decodes a frame and :meth:`retrieve` converts it to BGR, as a stream's do.
     """
 
     kind = "file"
@@ -238,7 +239,8 @@ class FileSource(FrameSource):
         self.path = Path(path)
         self.realtime, self.loop = realtime, loop
         self.fps = 0.0
-        self._frames: Iterator[np.ndarray] | None = None
+        self._frames: Iterator[Callable[[], np.ndarray | None]] | None = None  # decoded, not yet converted
+        self._retrieve: Callable[[], np.ndarray | None] = lambda: None  # the frame grab() took
         self._served = 0  # frames returned since open (across loops)
         self._t0_wall = 0.0
         self._t0_mono = 0.0
@@ -259,20 +261,24 @@ class FileSource(FrameSource):
         self.fps = file_fps(info.fps)
         if info.fps <= 0:
             log.warning("%s does not state its fps; timing it at %.0f fps", self.path, self.fps)
-        self._frames = iter_frames(self.path)
+        self._frames = iter_grabbed(self.path)
         self._served = 0
         self._t0_wall, self._t0_mono = time.time(), time.monotonic()
 
     def read(self) -> np.ndarray | None:
+        self.grab()
+        return self.retrieve()
+
+    def grab(self) -> None:
         if self._frames is None:
             raise SourceError(f"{self.description} is not open")
         try:
-            frame = next(self._frames)
+            self._retrieve = next(self._frames)
         except StopIteration:
             if not self.loop:
                 raise SourceEnded(str(self.path)) from None
-            self._frames = iter_frames(self.path)
-            frame = next(self._frames)
+            self._frames = iter_grabbed(self.path)
+            self._retrieve = next(self._frames)
         except VideoReadError as exc:
             raise SourceError(str(exc)) from None
         if self.realtime:
@@ -280,7 +286,11 @@ class FileSource(FrameSource):
             if wait > 0:
                 time.sleep(wait)
         self._served += 1
-        return frame
+
+    def retrieve(self) -> np.ndarray | None:
+        if self._frames is None:
+            raise SourceError(f"{self.description} is not open")
+        return self._retrieve()
 
     def timestamp(self) -> float:
         return self._t0_wall + (self._served - 1) / self.fps

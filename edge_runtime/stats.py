@@ -104,6 +104,7 @@ class RuntimeStats:
                 "frames": self.frames[cam],
                 "snippets": self.snippets[cam],
                 "dropped_frames": cap.frames_dropped,
+                "skipped_frames": cap.frames_skipped,
                 "stream_fps": cap.stream_fps,
                 "reconnects": cap.reconnects,
                 "events": self.events_started[cam],

@@ -25,9 +25,10 @@ decode and some containers only estimate it from duration x fps. So:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = [
     "VideoInfo",
     "probe_video",
     "read_frames",
+    "iter_grabbed",
     "iter_frames",
     "write_video",
 ]
@@ -179,36 +181,65 @@ def read_frames(path: str | Path, indices: Sequence[int] | np.ndarray | None = N
     return np.stack([got[i] for i in idx.tolist()])
 
 
-def _decode_all(p: Path, cap: cv2.VideoCapture, header: int) -> Iterator[np.ndarray]:
+def _grab_all(p: Path, cap: cv2.VideoCapture, header: int) -> Iterator[Callable[[], np.ndarray | None]]:
+    """Each frame decoded in turn, as the function that converts it to BGR (valid until the next frame)."""
     n = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            break
+    while cap.grab():
         n += 1
-        yield frame
+        yield _retriever(cap)
     if header and n < header:
         raise VideoReadError(
             f"video {p} is truncated or corrupt: decoded {n} of the {header} frames its header promises"
         )
 
 
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Yield the frames of a video one by one (BGR uint8 ``(H, W, 3)``), without holding them all.
+def _retriever(cap: cv2.VideoCapture) -> Callable[[], np.ndarray | None]:
+    def retrieve() -> np.ndarray | None:
+        ok, frame = cap.retrieve()
+        return frame if ok else None
 
-    A generator: errors (missing file, unreadable, truncated) are raised as :class:`VideoReadError` when
-    iteration reaches them, the open/first one on the first ``next()``.
-    """
+    return retrieve
+
+
+def _decode_all(p: Path, cap: cv2.VideoCapture, header: int) -> Iterator[np.ndarray]:
+    """Each frame in turn as BGR; a frame that decodes but does not convert is a corrupt video."""
+    for i, retrieve in enumerate(_grab_all(p, cap, header)):
+        frame = retrieve()
+        if frame is None:
+            raise VideoReadError(f"video {p} is corrupt: frame {i} cannot be decoded")
+        yield frame
+
+
+def _iterate(
+    path: str | Path, frames: Callable[[Path, cv2.VideoCapture, int], Iterator[Any]]
+) -> Iterator[Any]:
     p, cap = _open(path)
     try:
         n = 0
-        for frame in _decode_all(p, cap, _header_count(cap)):
+        for frame in frames(p, cap, _header_count(cap)):
             n += 1
             yield frame
         if n == 0:
             raise VideoReadError(f"video {p} has no decodable frames")
     finally:
         cap.release()
+
+
+def iter_grabbed(path: str | Path) -> Iterator[Callable[[], np.ndarray | None]]:
+    """Decode the frames of a video one by one without converting them: yields, per frame, the function that
+    returns it as BGR uint8 ``(H, W, 3)`` (None if it cannot be converted), valid until the next frame. A
+    reader that skips frames (a capture thread at the model's frame rate) converts only the ones it keeps.
+    Errors as :func:`iter_frames`."""
+    return _iterate(path, _grab_all)
+
+
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Yield the frames of a video one by one (BGR uint8 ``(H, W, 3)``), without holding them all.
+
+    A generator: errors (missing file, unreadable, truncated, a frame that does not convert) are raised as
+    :class:`VideoReadError` when iteration reaches them, the open/first one on the first ``next()``.
+    """
+    return _iterate(path, _decode_all)
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, fourcc: str = "mp4v") -> int:

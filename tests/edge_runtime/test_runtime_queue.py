@@ -60,3 +60,18 @@ def test_runtime_gives_each_camera_the_bundles_queue_unless_told(bundle, tmp_pat
             runtime = Runtime(slow, models, [("cam", FileSource(video))], publisher, config)
             assert runtime.cameras["cam"].capture.max_queue == expected
     assert default_queue(slow) == 32  # 1.5 snippets of 4 frames, raised to the least queue
+
+
+def test_the_runtime_takes_a_cameras_frames_at_the_contracts_rate_and_skips_the_others(bundle, tmp_path):
+    video = make_video(tmp_path / "calm.mp4", [(2, DARK)], fps=30.0)  # 60 frames
+    half = _with(bundle, bundle.window.snippet_length, 1, 15.0)
+    models = load_models(half, precision="fp32", backend="onnxruntime")
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        publisher = MqttPublisher(MqttSettings(port=1), "dev", outbox)
+        runtime = Runtime(
+            half, models, [("cam", FileSource(video))], publisher, RuntimeConfig("dev", EventPolicy(0.5))
+        )
+        runtime.run()
+    capture = runtime.cameras["cam"].capture.stats
+    assert (capture.frames_read, capture.frames_skipped, runtime.stats.frames["cam"]) == (60, 30, 30)
+    assert runtime.stats.snippets["cam"] == 30 // half.window.snippet_length  # whole snippets at 15 fps
