@@ -29,7 +29,7 @@ With ``frame_rate`` (the runtime passes the contract's) the thread also resample
 (:class:`~edge_runtime.resample.FrameResampler`, the rule every frame source follows): a frame the contract's
 rate skips (every other frame of a 30 fps camera for a 15 fps model) is grabbed, timed and counted
 (:attr:`CaptureStats.frames_skipped`) but neither converted to BGR, shrunk nor queued, unless its clip frame
-is wanted (then it is queued with :attr:`Frame.samples` 0 and not shrunk). Each queued frame says how many
+is wanted (then it is queued with :attr:`Frame.samples` 0, its clip frame and an empty image). Each queued frame says how many
 samples of the contract's rate it fills, which the snippet window takes as given. The queue then holds
 frames at the model's rate, and the conversion and the resize (1.6 ms a 640x360 frame, the capture's largest
 cost) are spent on the frames the model sees.
@@ -61,6 +61,7 @@ __all__ = ["FULL_FRAMES_KEPT", "BackoffPolicy", "CaptureStats", "CaptureThread",
 
 log = logging.getLogger(__name__)
 
+_NO_IMAGE = np.zeros((0, 0, 3), np.uint8)  # the image of a frame queued for its clip frame only
 START_BACKLOG = 150  # live frames held before the consumer starts: 5 s at 30 fps (small frames when shrunk)
 FULL_FRAMES_KEPT = 2  # live sources: full-size images of the newest frames only (a 1080p one is 6 MB)
 _FPS_WINDOW = 64  # frames the measured frame rate is taken over: about 2 s of a 30 fps camera
@@ -117,7 +118,8 @@ class Frame:
     shrunk: bool = False  # True when ``image`` went through ``shrink``
     clip: RingFrame | None = None  # its event-clip frame (``clip_frame``), None when the clip rate skips it
     samples: int = 1  # samples of the contract's frame rate it fills (``frame_rate``): 0 when it is queued
-    # for its clip frame only, 2 or more when a camera slower than the contract's rate has it repeated
+    # for its clip frame only (``image`` then empty, ``full`` None), 2 or more when a camera slower than the
+    # contract's rate has it repeated
 
 
 @dataclass
@@ -368,11 +370,12 @@ class CaptureThread:
                 log.info("%s: resolution changed from %s to %s", self.name, self._shape[:2], image.shape[:2])
             self._shape = image.shape
             frame = Frame(
-                self.name, self._index, timestamp, small, self._stats.reconnects,
+                self.name, self._index, timestamp, small if samples else _NO_IMAGE, self._stats.reconnects,
                 shrunk=shrink, clip=framed, samples=samples,
             )  # fmt: skip
             self._newest_full = image
-            self._full[frame.index] = image
+            if samples:  # a frame queued for its clip frame only holds no image: the queue stays small
+                self._full[frame.index] = image
             while self.source.live and len(self._full) > FULL_FRAMES_KEPT:
                 self._full.popitem(last=False)
             self._index += 1
