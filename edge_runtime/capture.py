@@ -29,10 +29,11 @@ With ``frame_rate`` (the runtime passes the contract's) the thread also resample
 (:class:`~edge_runtime.resample.FrameResampler`, the rule every frame source follows): a frame the contract's
 rate skips (every other frame of a 30 fps camera for a 15 fps model) is grabbed, timed and counted
 (:attr:`CaptureStats.frames_skipped`) but neither converted to BGR, shrunk nor queued, unless its clip frame
-is wanted (then it is queued with :attr:`Frame.samples` 0, its clip frame and an empty image). Each queued frame says how many
-samples of the contract's rate it fills, which the snippet window takes as given. The queue then holds
-frames at the model's rate, and the conversion and the resize (1.6 ms a 640x360 frame, the capture's largest
-cost) are spent on the frames the model sees.
+is wanted (then it is queued with :attr:`Frame.samples` 0, its clip frame and an empty image). Each queued
+frame says how many samples of the contract's rate it fills (an empty frame's samples go to the next good
+frame, skipped or not, as the window's own resampler would give them), which the snippet window takes as given. The queue then
+holds frames at the model's rate, and the conversion and the resize (1.6 ms a 640x360 frame, the capture's
+largest cost) are spent on the frames the model sees.
 
 >>> from edge_runtime.sources import FileSource  # doctest: +SKIP
 >>> with CaptureThread(FileSource("clip.mp4"), "door") as cap:  # doctest: +SKIP
@@ -189,6 +190,7 @@ class CaptureThread:
         self._shape: tuple[int, ...] | None = None
         self._rate = RateMeter()
         self._samples = FrameResampler(frame_rate)  # samples each frame fills at the contract's rate
+        self._owed = 0  # samples of empty frames since the last good one: the next good frame fills them
 
     # -- consumer side ------------------------------------------------------------------------------------------
     def start(self) -> CaptureThread:
@@ -298,7 +300,7 @@ class CaptureThread:
                     timestamp = self.source.timestamp()
                     samples = self._samples.count(timestamp)
                     clip = self.clip_frame is not None and self.clip_frame.wants(timestamp)
-                    image = self.source.retrieve() if samples or clip else None
+                    image = self.source.retrieve() if samples or clip or self._owed else None
                 except SourceEnded:
                     log.info("%s: %s ended", self.name, self.source.description)
                     return
@@ -310,12 +312,13 @@ class CaptureThread:
                     attempt = self._reopen(attempt)
                     last_good = time.monotonic()
                     continue
-                if not (samples or clip):
+                if not (samples or clip or self._owed):
                     attempt, last_good = 0, time.monotonic()
                     self._skipped(timestamp)
                     continue
                 bgr = _as_bgr(image) if image is not None and image.size else None
                 if bgr is None:
+                    self._owed += samples
                     with self._cond:
                         self._stats.empty_frames += 1
                     if self.source.live and time.monotonic() - last_good > self.stall_timeout:
@@ -328,6 +331,7 @@ class CaptureThread:
                         self._stop.wait(0.005)  # a source that returns empty frames at once: do not spin
                     continue
                 attempt, last_good = 0, time.monotonic()
+                samples, self._owed = samples + self._owed, 0
                 self._put(bgr, timestamp, samples, clip)
         finally:
             self._finish()
@@ -346,6 +350,7 @@ class CaptureThread:
             self._stats.declared_fps = declared
             self._rate.clear()  # a reopened stream's rate is measured afresh
             self._samples.reset()  # and resampled afresh, as the window restarts at the new segment
+            self._owed = 0
         rate = f" ({declared:g} fps declared)" if declared else ""
         log.info("%s: %s %s%s", self.name, verb, self.source.description, rate)
 

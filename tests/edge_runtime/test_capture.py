@@ -11,6 +11,7 @@ import pytest
 from edge_runtime.capture import FULL_FRAMES_KEPT, START_BACKLOG, BackoffPolicy, CaptureThread
 from edge_runtime.clip_frames import ClipFramer
 from edge_runtime.preprocess import PreprocessConfig, resize_frame
+from edge_runtime.resample import FrameResampler
 from edge_runtime.sources import CameraSource, FileSource, FrameSource, SourceEnded, SourceError
 from edge_runtime.stream_source import StreamSource
 from edge_runtime.video import write_video
@@ -307,3 +308,30 @@ def test_a_frame_the_rate_skips_is_still_queued_for_its_clip_frame_and_not_shrun
     assert all(f.shrunk == (f.samples == 1) for f in frames)
     assert taken[5].image.size == 0 and taken[5].full is None  # the queue holds no picture for it
     assert cap.stats.frames_skipped == 20 - len(frames)
+
+
+class TimedScript(ScriptedSource):
+    """A scripted source whose frames are ``1 / fps`` apart."""
+
+    def __init__(self, script, fps):
+        super().__init__(script, live=False)
+        self.fps, self.served = fps, 0
+
+    def grab(self):
+        super().grab()
+        self.served += 1
+
+    def timestamp(self):
+        return (self.served - 1) / self.fps
+
+
+def test_an_empty_frames_samples_go_to_the_next_good_frame_as_the_windows_resampler_gives_them():
+    script = [_image(i) for i in range(8)]
+    script[2] = None  # 30 fps -> 15 fps takes frames 0, 2, 4, 6; frame 2 is empty
+    cap = CaptureThread(TimedScript(script, 30.0), "cam0", frame_rate=15.0).start()
+    assert cap.join(timeout=20)
+    frames = _drain(cap)
+    assert [(int(f.image[0, 0, 0]), f.samples) for f in frames] == [(0, 1), (3, 1), (4, 1), (6, 1)]
+    window = FrameResampler(15.0)  # what the window counted from every good frame's timestamp
+    assert [window.count(i / 30) for i in (0, 1, 3, 4, 5, 6, 7)] == [1, 0, 1, 1, 0, 1, 0]
+    assert (cap.stats.empty_frames, cap.stats.frames_skipped) == (1, 3)
