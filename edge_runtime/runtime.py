@@ -381,6 +381,7 @@ class Runtime:
             k: body[k]
             for k in (
                 "frames",
+                "skipped_frames",
                 "snippets",
                 "dropped_frames",
                 "backbone_calls",

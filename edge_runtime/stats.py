@@ -117,6 +117,7 @@ class RuntimeStats:
             "frames": sum(self.frames.values()),
             "snippets": sum(self.snippets.values()),
             "dropped_frames": sum(c["dropped_frames"] for c in cameras.values()),
+            "skipped_frames": sum(c["skipped_frames"] for c in cameras.values()),
             "reconnects": sum(c["reconnects"] for c in cameras.values()),
             "batches": self.batches,
             "batched_calls": self.batched,

@@ -106,8 +106,12 @@ def test_prepare_train_evaluate_export_and_run_on_real_clips(real_source, tmp_pa
     for p in clips:
         info = probe_video(p)
         expected += len(resample_indices(info.num_frames, info.fps, 15.0)) // 8
-    finished = re.search(r"finished: frames=(\d+) snippets=(\d+) dropped_frames=(\d+)", runtime.stderr)
+    finished = re.search(
+        r"finished: frames=(\d+) skipped_frames=(\d+) snippets=(\d+) dropped_frames=(\d+)", runtime.stderr
+    )
     assert finished, runtime.stderr[-2000:]
-    frames, snippets, dropped = map(int, finished.groups())
-    assert frames == sum(probe_video(p).num_frames for p in clips) and dropped == 0
+    frames, skipped, snippets, dropped = map(int, finished.groups())
+    # every frame read: the ones 15 fps takes went to the model, the others were skipped before conversion
+    assert frames + skipped == sum(probe_video(p).num_frames for p in clips) and dropped == 0
+    assert skipped > 0  # the clips of more than 15 fps
     assert snippets == expected
