@@ -6,7 +6,7 @@ process, against a real broker:
 a. frames per second end to end (one file source, as fast as possible) vs the backbone alone (the limit);
 b. how many 30 fps cameras one process sustains without dropping frames (file sources played in real time),
    and the CPU share at that count; a trial lasts at least ten times what a camera's queue holds
-   (:func:`edge_runtime.runtime.default_queue`; not with ``--quick``), so a loop that falls a tenth behind the
+   (:func:`edge_runtime.capture_queue.default_queue`; not with ``--quick``), so a loop that falls a tenth behind the
    cameras fills it and drops (a bundle of 2.1-s snippets queues 3.2 s: 8-s trials hid a loop that fell behind
    at 8 cameras);
 c. the CPU share used by one live 30 fps camera;
@@ -51,12 +51,13 @@ from benchmarks.runtime_models import BRIGHT, DARK, FPS, build_bundle, flat_fram
 from edge_runtime.backends import BackendError
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import Bundle, BundleError, load_bundle
+from edge_runtime.capture_queue import default_queue, queue_seconds
 from edge_runtime.events import EventPolicy
 from edge_runtime.models import LoadedModels, load_models
 from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
-from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue, queue_seconds
+from edge_runtime.runtime import Runtime, RuntimeConfig
 from edge_runtime.sources import FileSource
 from edge_runtime.video import write_video
 

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .capture import BackoffPolicy
+from .reader_policy import BackoffPolicy
 from .reader_thread import ReaderThread
 from .stream_source import RTSP_FFMPEG_OPTIONS, StreamClock
 from .urls import redact_url

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .capture import BackoffPolicy, RateMeter
 from .clip_frames import ClipFramer, RingFrame
+from .reader_policy import BackoffPolicy, RateMeter
 from .reader_thread import ReaderThread
 from .sources import FrameSource, SourceEnded, SourceError
 

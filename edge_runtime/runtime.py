@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from devices.clip_settings import ClipSettings
 from .bundle import Bundle
 from .camera import Camera
 from .capture import CaptureThread
-from .cli_options import MAX_QUEUE
+from .capture_queue import default_queue
 from .clip_store import ClipStore
 from .clips import CameraClips
 from .display import ScoreDisplay
@@ -56,37 +55,13 @@ from .sources import FrameSource
 from .stats import RuntimeStats
 from .window import Snippet
 
-__all__ = ["Runtime", "RuntimeConfig", "default_queue", "queue_seconds"]
+__all__ = ["Runtime", "RuntimeConfig"]
 
 log = logging.getLogger(__name__)
 
 _IDLE_WAIT_S = 0.005  # nothing queued on any camera: sleep this long (a 30 fps frame is 33 ms)
 _STOP_WAIT_S = 1.0  # at stop, wait this long in all for the capture threads (the rest are daemons)
 _MAX_FRAMES_PER_PASS = 256  # per camera: bounds one pass, so other cameras and stats are not starved
-_MIN_QUEUE = 32  # frames a camera's queue holds at least
-_QUEUE_SNIPPETS = 1.5  # ... and by default this many snippets' frames
-_CAMERA_FPS = 30.0  # a bundle without a frame rate takes every frame of a camera at (commonly) this rate
-
-
-def default_queue(bundle: Bundle) -> int:
-    """Frames a camera's capture queue holds by default: 1.5 snippets, at least 32, at most ``MAX_QUEUE``.
-
-    The capture thread queues frames at the contract's rate (it skips the others before converting them), so
-    1.5 snippets of frames are 1.5 snippets' time, at any camera rate at or above the contract's (a slower
-    camera's frames are repeated: they hold more). The loop sends the snippets completed in one pass to one
-    backbone call, and cameras started together complete theirs together; near full load that call lasts up
-    to a snippet's time while every camera keeps capturing. A queue shorter than that drops frames with CPU
-    to spare: the ``kinetics`` bundle's 2.1-s snippets dropped frames at 5 cameras of 2 cores while the loop
-    was idle 63 % of the time with 4, with a queue of 32 frames of a 30 fps camera.
-    """
-    w = bundle.window
-    return min(MAX_QUEUE, max(_MIN_QUEUE, math.ceil(_QUEUE_SNIPPETS * w.snippet_length * w.frame_stride)))
-
-
-def queue_seconds(bundle: Bundle, frames: int) -> float:
-    """The time a capture queue of ``frames`` holds: frames at the contract's rate (a bundle without one:
-    a 30 fps camera's)."""
-    return frames / (bundle.preprocess.frame_rate or _CAMERA_FPS)
 
 
 @dataclass

@@ -21,9 +21,9 @@ from benchmarks.runtime import (
 from benchmarks.runtime_models import CAMERA_FRAME, DARK, FPS, flat_frames, moving_frames
 from edge_runtime.broker import LocalBroker
 from edge_runtime.bundle import load_bundle
+from edge_runtime.capture_queue import default_queue
 from edge_runtime.models import load_models
 from edge_runtime.preprocess import FramePreprocessor, PreprocessConfig
-from edge_runtime.runtime import default_queue
 from tests.edge_runtime.runtime_helpers import S, make_bundle
 
 RATE = 15.0

@@ -8,6 +8,7 @@ import pytest
 
 from edge_runtime.bundle import load_bundle
 from edge_runtime.bundle_manifest import Window
+from edge_runtime.capture_queue import default_queue, queue_seconds
 from edge_runtime.cli_options import MAX_QUEUE
 from edge_runtime.events import EventPolicy
 from edge_runtime.models import load_models
@@ -15,7 +16,7 @@ from edge_runtime.mqtt import MqttPublisher
 from edge_runtime.mqtt_settings import MqttSettings
 from edge_runtime.outbox import Outbox
 from edge_runtime.preprocess import PreprocessConfig
-from edge_runtime.runtime import Runtime, RuntimeConfig, default_queue, queue_seconds
+from edge_runtime.runtime import Runtime, RuntimeConfig
 from edge_runtime.sources import FileSource
 from tests.edge_runtime.runtime_helpers import DARK, make_bundle, make_video
 
