@@ -49,6 +49,7 @@ __all__ = [
     "SAMPLING_MODES",
     "Config",
     "ConfigError",
+    "check_training_mode",
     "DEFAULTS",
     "config_from_json",
     "config_to_json",
@@ -286,6 +287,15 @@ def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
         fail("flow_camera_motion", f"one of {FLOW_CAMERA_MOTIONS}")
     if cfg["flow_camera_motion"] != "keep" and cfg["input_modality"] != "flow":
         fail("flow_camera_motion", "'keep' unless input_modality is 'flow'")
+
+
+def check_training_mode(config: Mapping[str, Any], *, head_only: bool) -> None:
+    """Refuse the keys that need head-only training on cached features when training end to end."""
+    if config["standardize_features"] and not head_only:
+        raise ConfigError(
+            "config key standardize_features needs head-only training on a frozen backbone's cached features "
+            "(i3dmtn train --features): a backbone that trains moves the statistics"
+        )
 
 
 def topk_count(num_snippets: int, topk_ratio: float) -> int:

@@ -111,6 +111,10 @@ class FeatureDataset(Dataset):
             self._memory_bytes += feats.nbytes + frames.nbytes
         return loaded
 
+    def snippet_features(self) -> np.ndarray:
+        """Every snippet feature of every video, ``(n, D)`` (the statistics ``standardize_features`` uses)."""
+        return np.concatenate([self.load(i)[0] for i in range(len(self))]).astype(np.float32, copy=False)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         key, label = self.items[index]
         feats, frame_labels = self.load(index)

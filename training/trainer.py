@@ -62,7 +62,7 @@ from training.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from training.configs import save_config, validate_config
+from training.configs import check_training_mode, save_config, validate_config
 from training.distributed import DistInfo, barrier, init_distributed
 from training.epochs import epoch_row, epochs_since_best, log_epoch, selection_key
 from training.feature_dataset import FeatureDataset
@@ -153,6 +153,16 @@ class I3D_MTN_Trainer:
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.wrapped, device_ids=ids)
+
+    def _measure_features(self, dataset: Dataset) -> None:
+        """The head's standardisation from the training set's snippet features (a fine-tune keeps its
+        checkpoint's, which its head was trained with; a resumed run gets its own back from ``last.pt``)."""
+        if self.started_from is not None:
+            logger.info("standardize_features: the --init checkpoint's feature statistics are kept")
+            return
+        features = dataset.snippet_features()
+        self.model.head.set_feature_statistics(torch.from_numpy(features))
+        logger.info("standardize_features: mean and scale of %d training snippets", len(features))
 
     def _seed(self) -> None:
         seed = int(self.config["seed"]) + 1000 * self.dist.rank
@@ -359,6 +369,9 @@ class I3D_MTN_Trainer:
             )
         self._setup(isinstance(dataset_of(train_dataset), FeatureDataset))
         self._seed()
+        check_training_mode(self.config, head_only=self.head_only)
+        if self.config["standardize_features"]:
+            self._measure_features(dataset_of(train_dataset))
         if resume:
             self._resume(self.output_dir / "last.pt")
         if self.dist.is_main:

@@ -13,6 +13,7 @@ from tests.training.test_features import CLI_SETS
 from tests.training.tiny_data import synth_root, tiny_config, trained_run, video_datasets
 from training.checkpoint import CheckpointError, load_checkpoint, new_model
 from training.cli import main
+from training.configs import ConfigError
 from training.model import build_model
 from training.schedule import lr_at
 from training.trainer import I3D_MTN_Trainer
@@ -129,6 +130,48 @@ def test_head_only_training_changes_the_head_not_the_backbone(root, run_dir, tmp
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("head."))
 
 
+def _standardized_run(root, tmp_path, started_from=None):
+    """Head-only training of a standardising head on a fresh backbone's features; (trainer, train set)."""
+    from training.commands.train import build_datasets
+    from training.features import extract_features
+
+    config = tiny_config(epochs=1, standardize_features=True)
+    model = new_model(config)
+    extract_features(model.backbone, config, root, tmp_path / "feats", device="cpu", progress=False)
+    train, val = build_datasets(config, None, tmp_path / "feats")
+    trainer = I3D_MTN_Trainer(model, config, output_dir=tmp_path / "run", device="cpu", progress=False)
+    trainer.started_from = started_from
+    if started_from:  # a fine-tune's head comes with its own statistics
+        model.head.feature_mean.fill_(5.0)
+    trainer.fit(train, val)
+    return trainer, train
+
+
+def test_head_only_training_standardizes_with_the_training_snippets(root, tmp_path):
+    trainer, train = _standardized_run(root, tmp_path)
+    features = torch.from_numpy(train.snippet_features()).double()
+    assert len(features) > len(train)  # every snippet of every training video, not one per video
+    head = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["model"]
+    torch.testing.assert_close(head["head.feature_mean"], features.mean(0).float())
+    std = features.std(0, unbiased=False)
+    varies = std > 1e-6  # a fresh backbone has dead channels: those keep a scale of 1
+    assert varies.sum() > len(std) // 2
+    torch.testing.assert_close(head["head.feature_scale"][varies], 1 / std[varies].float())
+    assert (head["head.feature_scale"][~varies] == 1).all()
+    model, config, _ = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert config["standardize_features"] and model.head.standardize
+
+
+def test_a_fine_tune_keeps_its_checkpoints_feature_statistics(root, tmp_path):
+    trainer, _ = _standardized_run(root, tmp_path, started_from={"checkpoint": "earlier.pt"})
+    assert (trainer.model.head.feature_mean == 5.0).all()
+
+
+def test_standardize_features_is_refused_end_to_end(root, tmp_path):
+    with pytest.raises(ConfigError, match="standardize_features needs head-only training"):
+        _fit(root, tmp_path, standardize_features=True)
+
+
 def test_schedule_warms_up_decays_by_cosine_and_stays_at_the_floor():
     kw = {"total_steps": 100, "warmup_steps": 10, "base_lr": 1e-3, "min_lr_ratio": 0.1}
     warm = [lr_at(s, **kw) for s in range(10)]
@@ -196,6 +239,7 @@ def test_train_command_resume_extends_the_run(root, tmp_path):
         (["--set", "no_such_key=1"], "no_such_key"),
         (["--set", "epochs"], "KEY=VALUE"),
         (["--set", "motion_forest_trees=5"], "input_modality 'rgb'"),
+        (["--set", "standardize_features=true"], "standardize_features needs head-only training"),
         (
             ["--features", "feats", "--set", "input_modality=flow", "--set", "motion_forest_trees=5"],
             "motion_forest_trees needs the videos' flow",

@@ -255,6 +255,8 @@ def _output(args: argparse.Namespace, config: dict, init_ckpt: dict | None) -> P
 
 def _frame_cache(args: argparse.Namespace, config: dict) -> Path | None:
     """The frame cache folder (None: no cache), after refusing the options that do not go together."""
+    from training.configs import ConfigError, check_training_mode
+
     if args.frame_cache and args.no_frame_cache:
         raise UsageError("--frame-cache and --no-frame-cache exclude each other")
     if args.features and (args.frame_cache or args.no_frame_cache):
@@ -265,6 +267,10 @@ def _frame_cache(args: argparse.Namespace, config: dict) -> Path | None:
             "--features has no snippets to compute motion statistics of: --set motion_forest_trees=0 (with "
             "motion_weight and motion_crops at their defaults)"
         )
+    try:
+        check_training_mode(config, head_only=bool(args.features))
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     if args.features and args.i3d_weights:
         raise UsageError("--i3d_weights does not apply with --features: the cache fixes the backbone")
     if args.features or args.no_frame_cache or not args.data_path:

@@ -56,6 +56,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
         "dropout",
         "frame_stride",
         "scorer_layers",
+        "standardize_features",
     )
 }
 MODEL_KEYS: tuple[str, ...] = tuple(MODEL_DEFAULTS)
@@ -72,6 +73,10 @@ _INTS = {
 
 def _value(config: Mapping[str, Any], key: str) -> Any:
     value = config.get(key, MODEL_DEFAULTS[key])
+    if isinstance(MODEL_DEFAULTS[key], bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"model config {key!r} must be true or false, got {value!r}")
+        return value
     if key in _INTS:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"model config {key!r} must be an integer, got {value!r}")
@@ -126,5 +131,6 @@ def model_config(model: I3D_MTN_AnomalyDetector) -> dict[str, Any]:
         "dropout": model.head.dropout.p,
         "frame_stride": model.frame_stride,
         "scorer_layers": model.head.scorer_layers,
+        "standardize_features": model.head.standardize,
         "input_modality": {v: k for k, v in INPUT_CHANNELS.items()}[model.backbone.in_channels],
     }

@@ -133,8 +133,58 @@ def test_a_flow_model_takes_two_input_channels_and_rebuilds_as_flow():
 
 
 @pytest.mark.parametrize(
-    "key, value", [("clip_length", "16"), ("mtn_num_scales", 2.5), ("width_multiplier", None)]
+    "key, value",
+    [("clip_length", "16"), ("mtn_num_scales", 2.5), ("width_multiplier", None), ("standardize_features", 1)],
 )
 def test_build_model_names_a_badly_typed_key(key, value):
     with pytest.raises(ValueError, match=f"model config '{key}' must be"):
         build_model({**TINY, key: value})
+
+
+def _standardized_head(features: torch.Tensor) -> AnomalyHead:
+    torch.manual_seed(0)
+    head = AnomalyHead(features.shape[1], hidden_dim=16, attention_dim=8, standardize=True).eval()
+    head.set_feature_statistics(features)
+    return head
+
+
+def test_a_standardizing_head_is_the_plain_head_on_standardized_features():
+    torch.manual_seed(1)
+    train = torch.randn(50, 12) * torch.linspace(0.01, 3, 12) + torch.linspace(-2, 5, 12)
+    head = _standardized_head(train)
+    plain = AnomalyHead(12, hidden_dim=16, attention_dim=8).eval()
+    plain.load_state_dict({k: v for k, v in head.state_dict().items() if not k.startswith("feature_")})
+    mean, std = train.double().mean(0), train.double().std(0, unbiased=False)
+    torch.testing.assert_close(head.feature_mean, mean.float())
+    torch.testing.assert_close(head.feature_scale, (1 / std).float())
+    x = torch.randn(3, 4, 12) * 2 + 1
+    with torch.no_grad():
+        torch.testing.assert_close(head(x).snippet_scores, plain(((x - mean) / std).float()).snippet_scores)
+
+
+def test_a_feature_that_never_varies_keeps_a_scale_of_one():
+    train = torch.randn(20, 6)
+    train[:, 2] = 0.75
+    head = _standardized_head(train)
+    assert head.feature_scale[2] == 1.0 and head.feature_mean[2] == 0.75
+    assert torch.isfinite(head(torch.randn(1, 2, 6)).snippet_scores).all()
+
+
+def test_feature_statistics_are_refused_without_standardize_or_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="standardize_features is off"):
+        AnomalyHead(6, hidden_dim=16, attention_dim=8).set_feature_statistics(torch.randn(5, 6))
+    head = AnomalyHead(6, hidden_dim=16, attention_dim=8, standardize=True)
+    for bad in (torch.randn(5, 7), torch.randn(1, 6), torch.randn(5)):
+        with pytest.raises(ValueError, match="feature statistics need"):
+            head.set_feature_statistics(bad)
+
+
+def test_the_standardizing_head_rebuilds_from_its_config_with_its_statistics():
+    model = build_model({**TINY, "clip_length": S, "standardize_features": True})
+    model.head.set_feature_statistics(torch.randn(10, model.feature_dim) + 3)
+    config = model_config(model)
+    assert config["standardize_features"] is True
+    rebuilt = build_model(config)
+    rebuilt.load_state_dict(model.state_dict())
+    torch.testing.assert_close(rebuilt.head.feature_mean, model.head.feature_mean)
+    assert "head.feature_scale" not in build_model({**TINY, "clip_length": S}).state_dict()

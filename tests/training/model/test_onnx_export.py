@@ -10,10 +10,14 @@ from training.model.detector import HeadOutput, I3D_MTN_AnomalyDetector
 S = 8
 
 
-@pytest.fixture(scope="module")
-def model() -> I3D_MTN_AnomalyDetector:
+@pytest.fixture(scope="module", params=[False, True], ids=["raw", "standardized"])
+def model(request) -> I3D_MTN_AnomalyDetector:
     torch.manual_seed(0)
-    model = I3D_MTN_AnomalyDetector(S, width_multiplier=1 / 16, mtn_hidden_dim=16, mil_attention_dim=8).eval()
+    model = I3D_MTN_AnomalyDetector(
+        S, width_multiplier=1 / 16, mtn_hidden_dim=16, mil_attention_dim=8, standardize_features=request.param
+    ).eval()
+    if request.param:  # statistics far from the identity: the exported head must carry them
+        model.head.set_feature_statistics(torch.rand(40, model.feature_dim) * 0.2 + 0.5)
     # Non-trivial running statistics and an active non-local branch, as after training.
     with torch.no_grad():
         model.backbone(torch.randn(1, 3, S, 32, 32))
