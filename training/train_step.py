@@ -13,7 +13,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["TrainStep", "outputs_from_head"]
+__all__ = ["TrainStep", "amp_dtype", "outputs_from_head"]
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of config key ``amp`` on ``device`` (None: full precision)."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16  # amp "on" on CPU
 
 
 def outputs_from_head(head_out: object, clip_length: int) -> dict[str, torch.Tensor]:

@@ -30,7 +30,8 @@ defaults to ``runs/<config name>`` as for ``i3dmtn train``.
 
 Two modes, picked from the training set: :class:`~training.data.AnomalyVideoDataset` items (``clips``) train
 the whole model; :class:`~training.feature_dataset.FeatureDataset` items (``features``) train ``model.head``
-only, with the backbone frozen (the checkpoint still holds the whole model). Under ``torchrun`` the trained
+only, with the backbone frozen (the checkpoint still holds the whole model; with ``standardize_features`` the head
+first takes the training snippets' mean and spread). Under ``torchrun`` the trained
 module is wrapped in DistributedDataParallel and the data sharded with a DistributedSampler; rank 0 writes.
 """
 
@@ -72,7 +73,7 @@ from training.losses import AnomalyLoss, safe_bce
 from training.metrics import json_safe
 from training.mixup import mix_batch
 from training.schedule import run_lr
-from training.train_step import TrainStep, outputs_from_head
+from training.train_step import TrainStep, amp_dtype, outputs_from_head
 from training.validation import gathered_video_metrics, streaming_batch
 from training.weight_average import WeightAverage
 
@@ -115,18 +116,10 @@ class I3D_MTN_Trainer:
         self.head_only = False
         self.optimizer: torch.optim.Optimizer | None = None
         self.swa: WeightAverage | None = None  # the running average of the last swa_epochs epochs' weights
-        self.amp_dtype = self._amp_dtype()
+        self.amp_dtype = amp_dtype(self.config["amp"], self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
     # ------------------------------------------------------------------------------------------- set-up
-    def _amp_dtype(self) -> torch.dtype | None:
-        mode, kind = self.config["amp"], self.device.type
-        if mode == "off" or (mode == "auto" and kind != "cuda"):
-            return None
-        if kind == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16  # amp "on" on CPU
-
     def _trained_module(self) -> nn.Module:
         return self.model.head if self.head_only else self.model
 
@@ -153,16 +146,6 @@ class I3D_MTN_Trainer:
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.wrapped = DistributedDataParallel(self.wrapped, device_ids=ids)
-
-    def _measure_features(self, dataset: Dataset) -> None:
-        """The head's standardisation from the training set's snippet features (a fine-tune keeps its
-        checkpoint's, which its head was trained with; a resumed run gets its own back from ``last.pt``)."""
-        if self.started_from is not None:
-            logger.info("standardize_features: the --init checkpoint's feature statistics are kept")
-            return
-        features = dataset.snippet_features()
-        self.model.head.set_feature_statistics(torch.from_numpy(features))
-        logger.info("standardize_features: mean and scale of %d training snippets", len(features))
 
     def _seed(self) -> None:
         seed = int(self.config["seed"]) + 1000 * self.dist.rank
@@ -370,8 +353,9 @@ class I3D_MTN_Trainer:
         self._setup(isinstance(dataset_of(train_dataset), FeatureDataset))
         self._seed()
         check_training_mode(self.config, head_only=self.head_only)
-        if self.config["standardize_features"]:
-            self._measure_features(dataset_of(train_dataset))
+        if self.config["standardize_features"] and self.started_from is None:  # a fine-tune keeps its own
+            features = dataset_of(train_dataset).snippet_features()  # every training snippet's
+            self.model.head.set_feature_statistics(torch.from_numpy(features))
         if resume:
             self._resume(self.output_dir / "last.pt")
         if self.dist.is_main:
