@@ -353,7 +353,8 @@ class I3D_MTN_Trainer:
         self._setup(isinstance(dataset_of(train_dataset), FeatureDataset))
         self._seed()
         check_training_mode(self.config, head_only=self.head_only)
-        if self.config["standardize_features"] and self.started_from is None:  # a fine-tune keeps its own
+        # a fine-tune keeps its checkpoint's statistics, a resumed run gets its own back from last.pt
+        if self.config["standardize_features"] and self.started_from is None and not resume:
             features = dataset_of(train_dataset).snippet_features()  # every training snippet's
             self.model.head.set_feature_statistics(torch.from_numpy(features))
         if resume:
