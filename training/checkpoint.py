@@ -148,7 +148,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path} is not a checkpoint of this project (no {CHECKPOINT_FORMAT} format / model keys)"
         )
     try:
-        ckpt["config"] = config_from_json(json.dumps(ckpt.get("config", {})), source=str(path))
+        ckpt["config"] = config_from_json(json.dumps(ckpt.get("config", {})), source=str(path), saved=True)
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {path} has a bad config: {exc}") from None
     return ckpt

@@ -70,6 +70,7 @@ logger = logging.getLogger(__name__)
 
 INPUT_MODALITIES = ("rgb", "flow")  # edge_runtime.preprocess.MODALITIES (configs stay numpy-free)
 FLOW_CAMERA_MOTIONS = ("keep", "median", "align")  # edge_runtime.preprocess.FLOW_CAMERA_MOTIONS (tested)
+INTERPOLATIONS = ("area", "cubic", "linear")  # edge_runtime.preprocess_config.INTERPOLATIONS (tested)
 AMP_MODES = ("auto", "on", "off")  # auto: mixed precision on CUDA, off on CPU
 BEST_CHECKPOINTS = ("val_auc", "last")  # training.trainer
 SAMPLING_MODES = (
@@ -287,6 +288,8 @@ def _check_input(cfg: dict[str, Any], fail: Callable[[str, str], None]) -> None:
         fail("flow_camera_motion", f"one of {FLOW_CAMERA_MOTIONS}")
     if cfg["flow_camera_motion"] != "keep" and cfg["input_modality"] != "flow":
         fail("flow_camera_motion", "'keep' unless input_modality is 'flow'")
+    if cfg["interpolation"] not in INTERPOLATIONS:
+        fail("interpolation", f"one of {INTERPOLATIONS}")
 
 
 def check_training_mode(config: Mapping[str, Any], *, head_only: bool) -> None:
@@ -317,6 +320,7 @@ def to_preprocess_config(config: Mapping[str, Any]) -> Any:
         modality=str(config.get("input_modality", "rgb")),
         flow_short_side=int(config.get("flow_short_side", 0)),
         flow_camera_motion=str(config.get("flow_camera_motion", "keep")),
+        interpolation=str(config.get("interpolation", "area")),
     )
 
 
@@ -325,10 +329,19 @@ def config_to_json(config: Mapping[str, Any]) -> str:
     return json.dumps(validate_config(config), indent=2, sort_keys=True) + "\n"
 
 
-def config_from_json(text: str, *, source: str = "<string>") -> dict[str, Any]:
+# keys a preset sets otherwise than the project behaved before the key existed, with that behaviour: a saved
+# config without one of them was written before it (config_from_json)
+ADDED_KEYS: dict[str, Any] = {"standardize_features": False, "interpolation": "area"}
+
+
+def config_from_json(text: str, *, source: str = "<string>", saved: bool = False) -> dict[str, Any]:
     """Read a config from JSON text; keys it lacks come from its preset (``name``) or ``default``.
 
-    Filling lets a checkpoint written before a key was added still load; the filled keys are logged.
+    Filling lets a checkpoint written before a key was added still load; the filled keys are logged. A
+    ``saved`` config (a checkpoint's: the project writes every key it has) that lacks a key of
+    :data:`ADDED_KEYS` was written before the key existed, and takes the value that behaves as the project
+    did then, not its preset's newer one (a ``kinetics`` checkpoint of before ``standardize_features`` has
+    no statistics in its head).
     """
     try:
         data = json.loads(text)
@@ -338,6 +351,11 @@ def config_from_json(text: str, *, source: str = "<string>") -> dict[str, Any]:
         raise ConfigError(f"{source}: a config must be a JSON object, got {_type_name(data)}")
     base = get_config(data["name"] if data.get("name") in _PRESETS else "default")
     filled = sorted(set(base) - set(data))
+    before = {k: v for k, v in ADDED_KEYS.items() if k in filled} if saved else {}
+    if before:
+        logger.info("%s: written before keys %s existed: %s", source, sorted(before), before)
+        data = {**before, **data}
+    filled = [k for k in filled if k not in before]
     if filled:
         logger.info("%s: keys %s not given, taken from the %r preset", source, filled, base["name"])
     try:

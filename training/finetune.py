@@ -54,6 +54,7 @@ CONTRACT_KEYS: tuple[str, ...] = (
     "frame_rate",
     "flow_short_side",
     "flow_camera_motion",
+    "interpolation",
 )
 
 

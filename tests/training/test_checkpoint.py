@@ -64,3 +64,21 @@ def test_a_state_dict_keeps_its_module_versions(tmp_path):
     state = torch.nn.BatchNorm1d(2).state_dict()
     path = save_checkpoint(tmp_path / "m.pt", {"model": state, "config": {}})
     assert torch.load(path, weights_only=True)["model"]._metadata == state._metadata
+
+
+def test_a_kinetics_checkpoint_written_before_the_standardised_head_still_loads(tmp_path):
+    # the kinetics preset standardises its head's input now; a checkpoint of it written before has no
+    # statistics in its head and a config without the key: it loads as it was trained
+    from training.checkpoint import load_checkpoint, save_checkpoint
+    from training.configs import create_experiment_config, get_config
+    from training.model import build_model
+
+    config = create_experiment_config(
+        get_config("kinetics"), width_multiplier=0.125, standardize_features=False
+    )
+    model = build_model(config)
+    old = {k: v for k, v in config.items() if k not in ("standardize_features", "interpolation")}
+    path = save_checkpoint(tmp_path / "old.pt", {"model": model.state_dict(), "config": old})
+    loaded, read, _ = load_checkpoint(path)
+    assert read["standardize_features"] is False and read["interpolation"] == "area"
+    assert not any("feature_mean" in k for k in loaded.state_dict())

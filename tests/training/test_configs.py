@@ -4,7 +4,9 @@ import sys
 import pytest
 
 from edge_runtime.preprocess import FLOW_CAMERA_MOTIONS, MODALITIES, MOTION_CROPS
+from edge_runtime.preprocess_config import INTERPOLATIONS
 from training.configs import (
+    ADDED_KEYS,
     CONFIG_NAMES,
     INPUT_MODALITIES,
     ConfigError,
@@ -21,6 +23,9 @@ from training.configs import (
 from training.configs import (
     FLOW_CAMERA_MOTIONS as CONFIG_CAMERA_MOTIONS,
 )
+from training.configs import (
+    INTERPOLATIONS as CONFIG_INTERPOLATIONS,
+)
 
 
 @pytest.mark.parametrize("name", CONFIG_NAMES)
@@ -33,6 +38,7 @@ def test_every_preset_is_valid_and_named_after_itself(name):
 def test_configs_copies_of_the_runtimes_choices_are_the_same():
     # configs stays numpy-free, so it keeps its own copies of these tuples: they must not drift apart
     assert CONFIG_CAMERA_MOTIONS == FLOW_CAMERA_MOTIONS
+    assert CONFIG_INTERPOLATIONS == tuple(sorted(INTERPOLATIONS))
     assert set(INPUT_MODALITIES) == set(MODALITIES)
     for crops in (0, *MOTION_CROPS, 2):
         accepted = _accepted(motion_crops=crops, motion_forest_trees=10, input_modality="flow")
@@ -136,6 +142,7 @@ def test_wrong_types_are_refused_naming_key_and_types(key, value):
         ("flow_short_side", 112),  # the debug preset's input is RGB
         ("flow_camera_motion", "median"),  # ... so it has no flow to take a camera's motion out of
         ("flow_camera_motion", "affine"),
+        ("interpolation", "nearest"),
     ],
 )
 def test_out_of_range_values_are_refused(key, value):
@@ -243,6 +250,30 @@ def test_json_missing_keys_are_filled_from_the_named_preset():
     data = get_config("debug")
     del data["frame_size"]
     assert config_from_json(json.dumps(data))["frame_size"] == get_config("debug")["frame_size"]
+
+
+def test_a_saved_config_without_a_newer_key_behaves_as_before_the_key():
+    # a kinetics checkpoint written before standardize_features and interpolation existed: its head has no
+    # statistics and its frames were area-shrunk, whatever the preset says now
+    data = create_experiment_config(get_config("kinetics"), standardize_features=True, interpolation="linear")
+    for key in ADDED_KEYS:
+        del data[key]
+    saved = config_from_json(json.dumps(data), saved=True)
+    assert {k: saved[k] for k in ADDED_KEYS} == ADDED_KEYS
+    assert to_preprocess_config(saved).interpolation == "area"
+    # a config written by hand names a preset and takes the rest from it
+    by_hand = config_from_json(json.dumps(data))
+    assert by_hand["standardize_features"] == get_config("kinetics")["standardize_features"]
+    assert (
+        config_from_json(json.dumps({**data, "interpolation": "linear"}), saved=True)["interpolation"]
+        == "linear"
+    )
+
+
+def test_the_interpolation_reaches_the_preprocessing_contract():
+    assert to_preprocess_config(get_config("default")).interpolation == "area"
+    linear = create_experiment_config(get_config("default"), interpolation="linear")
+    assert to_preprocess_config(linear).interpolation == "linear"
 
 
 def test_bad_json_names_the_source():
