@@ -12,7 +12,8 @@ to a run, and read back without any code of ours (``json.load``). Presets:
 - ``surveillance``: real surveillance clips trained from scratch on a CPU (no pretrained video weights): a
   small flow I3D at 15 fps (docs/real-video.md has the runs behind each choice).
 - ``kinetics``: real surveillance clips on the published Kinetics-400 I3D RGB weights, frozen, at 256 px and
-  15 fps, with a small head trained on their cached features, standardised (``standardize_features``).
+  15 fps (frames shrunk linearly: ``interpolation``), with a small head trained on their cached features,
+  standardised (``standardize_features``).
 - ``debug``: a tiny model on tiny frames that trains on a CPU in minutes on the synthetic videos (tests, CI).
 
 The values, with the reason for each, are in :mod:`training.presets`; this module reads and checks them.

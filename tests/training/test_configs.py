@@ -274,6 +274,7 @@ def test_the_interpolation_reaches_the_preprocessing_contract():
     assert to_preprocess_config(get_config("default")).interpolation == "area"
     linear = create_experiment_config(get_config("default"), interpolation="linear")
     assert to_preprocess_config(linear).interpolation == "linear"
+    assert to_preprocess_config(get_config("kinetics")).interpolation == "linear"
 
 
 def test_bad_json_names_the_source():
