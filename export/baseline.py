@@ -17,7 +17,8 @@ false alarms that went away, new false alarms, fights lost, fights gained; and b
 
 The old bundle must cut the videos into the same snippets: the same preprocessing contract (modality, crop,
 resize, frame rate, flow side, normalisation) and the same snippet length and frame stride; its head's window
-``K`` may differ (each bundle streams with its own).
+``K`` may differ (each bundle streams with its own), and so may the ``interpolation`` that shrinks the frames
+(each bundle scores its own pixels of the same frames).
 """
 
 from __future__ import annotations
@@ -57,12 +58,15 @@ class BaselineError(ValueError):
     """A ``--baseline`` that is not a bundle or cannot score the same clips; the message is one line."""
 
 
+_OWN_PIXELS = ("contract", "interpolation")  # may differ: the version label, how each bundle shrinks frames
+
+
 def _contract_differences(old: PreprocessConfig, new: PreprocessConfig) -> list[str]:
-    """The preprocessing fields (not the contract's version label) whose values differ."""
+    """The preprocessing fields whose values differ, but for :data:`_OWN_PIXELS`."""
     return [
         f"{f.name} {getattr(old, f.name)!r} (this model: {getattr(new, f.name)!r})"
         for f in dataclasses.fields(PreprocessConfig)
-        if f.name != "contract" and getattr(old, f.name) != getattr(new, f.name)
+        if f.name not in _OWN_PIXELS and getattr(old, f.name) != getattr(new, f.name)
     ]
 
 

@@ -10,8 +10,9 @@ import shutil
 import numpy as np
 import pytest
 
+from edge_runtime.bundle import load_bundle
 from edge_runtime.events import EventPolicy
-from export.baseline import CHANGES, compare_with_baseline
+from export.baseline import CHANGES, compare_with_baseline, open_baseline
 from export.scoring import VideoScores
 from tests.export import helpers
 from training.cli import main
@@ -144,3 +145,16 @@ def test_a_baseline_that_cuts_other_snippets_is_refused_by_name(
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "cannot score the same clips" in err and "frame_rate 15.0 (this model: 0.0)" in err
+
+
+def test_a_baseline_that_shrinks_frames_otherwise_is_compared(tmp_path, old_bundle):
+    """Frames shrunk by another interpolation are the same frames cut into the same snippets: each bundle
+    scores its own pixels of them (a kinetics bundle of before its preset took linear is compared)."""
+    other = tmp_path / "old_linear"
+    shutil.copytree(old_bundle, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["preprocess"]["interpolation"] = "linear"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    ours = load_bundle(old_bundle)
+    opened = open_baseline(other, ours.preprocess, ours.window.snippet_length, ours.window.frame_stride)
+    assert (opened.preprocess.interpolation, ours.preprocess.interpolation) == ("linear", "area")
